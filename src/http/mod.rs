@@ -1,0 +1,58 @@
+//! The sans-IO HTTP/1.1 core: bytes in, response bytes out.
+//!
+//! Nothing here touches a socket, a thread or a clock; the time is passed in as
+//! [`Now`]. A concurrency model reads into [`Conn::read_buf`], calls
+//! [`Conn::commit_read`], writes [`Conn::output`] and closes when
+//! [`Conn::is_finished`] says so.
+
+mod chunked;
+mod conn;
+mod date;
+mod limits;
+mod request;
+mod response;
+mod status;
+
+pub use chunked::{ChunkedDecoder, Decoded};
+pub use conn::{Conn, Phase};
+pub use date::{render as render_date, DateCache, IMF_FIXDATE_LEN};
+pub use limits::{Limits, MAX_HEADERS_CAP};
+pub use request::{parse_head, Framing, Head, HeadParse, Request, Version};
+pub use response::{encode, encode_continue, ConnectionHeader, Reply};
+pub use status::Status;
+
+use std::time::{Instant, SystemTime};
+
+/// The current time, read by a model and handed to the core.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Monotonic time, for deadlines.
+    pub instant: Instant,
+    /// Seconds since the Unix epoch, for the `Date` header.
+    pub unix_secs: u64,
+}
+
+impl Now {
+    /// Reads both clocks (two vDSO calls, no syscall).
+    pub fn read() -> Now {
+        Now {
+            instant: Instant::now(),
+            unix_secs: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// Appends a complete response carrying `status`, its reason phrase as body and
+/// `Connection: close`: what a model sends when it refuses a connection (503).
+pub fn encode_rejection(out: &mut Vec<u8>, status: Status, unix_secs: u64) {
+    let date = render_date(unix_secs);
+    encode(
+        out,
+        &Reply::plain(status),
+        &date,
+        ConnectionHeader::Close,
+        true,
+    );
+}

@@ -1,0 +1,9 @@
+//! servelab: one sans-IO HTTP/1.1 core served by several concurrency models,
+//! a load generator that hides nothing, and a benchmark harness.
+
+pub mod http;
+pub mod load;
+pub mod models;
+pub mod route;
+pub mod signal;
+pub mod units;

@@ -1,0 +1,86 @@
+//! v3, acceptors + fixed worker pool: N acceptor threads, each owning its own
+//! listening socket bound to the same address with SO_REUSEPORT (the kernel
+//! spreads new connections over them), hand accepted connections to one
+//! fixed-size pool of workers through a bounded queue. A worker serves a
+//! connection to its end, keep-alive included, then takes the next.
+//!
+//! The thread count is fixed whatever the load: acceptors + pool size (+ the
+//! process's main thread). The price: a worker is held by a connection for as
+//! long as it stays open, so with more open keep-alive connections than
+//! workers the surplus waits in the queue until a worker frees up; when the
+//! queue is full, new connections are answered 503.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use super::{bind, reject, serve_connection, LiveCount, Shared};
+use crate::http::Status;
+
+pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
+    let config = &shared.config;
+    let acceptors = match config.acceptors {
+        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Bind them all before starting any thread; the first fixes the port when
+    // port 0 was asked for.
+    let first = bind(config.addr, true, config.backlog)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![Arc::new(first)];
+    for _ in 1..acceptors {
+        listeners.push(Arc::new(bind(addr, true, config.backlog)?));
+    }
+
+    // A bounded channel preallocates its slots: no allocation per connection.
+    // When every acceptor has stopped, the senders drop and the workers' recv
+    // fails once the queue is drained.
+    let (sender, receiver) = mpsc::sync_channel::<TcpStream>(config.queue);
+    let receiver = Arc::new(Mutex::new(receiver));
+    for _ in 0..config.pool_size.max(1) {
+        let (live, shared, receiver) = (
+            LiveCount::enter(shared),
+            Arc::clone(shared),
+            Arc::clone(&receiver),
+        );
+        thread::Builder::new()
+            .name("v3-worker".into())
+            .spawn(move || {
+                let _live = live;
+                while let Some(stream) = next_connection(&receiver) {
+                    serve_connection(stream, &shared);
+                }
+            })?;
+    }
+    for (i, listener) in listeners.iter().enumerate() {
+        let (live, shared, listener, sender) = (
+            LiveCount::enter(shared),
+            Arc::clone(shared),
+            Arc::clone(listener),
+            sender.clone(),
+        );
+        thread::Builder::new()
+            .name(format!("v3-acceptor-{i}"))
+            .spawn(move || {
+                let _live = live;
+                accept_loop(&shared, &listener, &sender);
+            })?;
+    }
+    Ok(listeners)
+}
+
+fn accept_loop(shared: &Shared, listener: &TcpListener, queue: &SyncSender<TcpStream>) {
+    while let Some(stream) = shared.accept(listener) {
+        match queue.try_send(stream) {
+            Ok(()) => {}
+            Err(TrySendError::Full(stream)) => reject(stream, Status::ServiceUnavailable),
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+fn next_connection(queue: &Mutex<Receiver<TcpStream>>) -> Option<TcpStream> {
+    queue.lock().ok()?.recv().ok()
+}
