@@ -17,6 +17,7 @@ const MAX_EXTENSION_BYTES: usize = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Size,
+    SizeBws,
     Extension,
     SizeLf,
     Data(u64),
@@ -99,8 +100,11 @@ impl ChunkedDecoder {
                 self.size = self.size << 4 | u64::from(hex_value(b));
                 Size
             }
-            (Size, b';' | b' ' | b'\t') if self.size_digits > 0 => Extension,
-            (Size, b'\r') if self.size_digits > 0 => SizeLf,
+            (Size, b' ' | b'\t') if self.size_digits > 0 => SizeBws,
+            (Size, b';') if self.size_digits > 0 => Extension,
+            (Size | SizeBws, b'\r') if self.size_digits > 0 => SizeLf,
+            (SizeBws, b' ' | b'\t') => SizeBws,
+            (SizeBws, b';') => Extension,
             (Extension, b'\r') => SizeLf,
             (Extension, b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => {
                 self.extension_bytes += 1;
@@ -160,7 +164,7 @@ mod tests {
 
     #[test]
     fn whole_body_with_extensions_and_trailers() {
-        let body = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\nA \r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nGET";
+        let body = b"4 ; ext=1\r\nWiki\r\n5\r\npedia\r\nA \r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nGET";
         let d = decode_all(body).unwrap();
         assert!(d.done);
         assert_eq!(&body[d.consumed..], b"GET");
@@ -189,6 +193,7 @@ mod tests {
             b"0\r\n\r\r",
             b"11111111111111111\r\n",
             b"3;\x01\r\n",
+            b"5 6\r\n",
         ] {
             assert_eq!(decode_all(bad), Err(Status::BadRequest), "{bad:?}");
         }

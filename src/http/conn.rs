@@ -121,9 +121,14 @@ impl<H: Handler> Conn<H> {
             return; // the stream is no longer read; see `linger`
         }
         self.end += n;
-        let phase_before = self.phase();
+        let (phase_before, answered_before) = (self.phase(), self.output.len());
         self.process(now);
-        if self.phase() != phase_before || self.phase() == Phase::Body {
+        // A head's deadline runs from its first byte; every other phase's from
+        // the latest progress (a request answered, body bytes read).
+        let same_head = phase_before == Phase::Head
+            && self.phase() == Phase::Head
+            && self.output.len() == answered_before;
+        if !same_head {
             self.phase_since = now.instant;
         }
         if self.start == self.end {
@@ -328,6 +333,8 @@ impl<H: Handler> Conn<H> {
         encode(&mut self.output, &d.reply, date, d.connection, d.with_body);
         if !d.keep_alive {
             self.closing = true;
+            // Pipelined bytes after a closing request are never read.
+            self.linger = self.start < self.end;
         }
     }
 
