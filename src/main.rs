@@ -11,7 +11,7 @@ use servelab::models::{Model, Server, ServerConfig};
 use servelab::signal::TerminationSignals;
 use servelab::units::{parse_duration, parse_size};
 
-/// One HTTP/1.1 core, many concurrency models, and the tools to measure them.
+/// One HTTP/1.1 core served by several concurrency models, and a load generator.
 #[derive(Parser)]
 #[command(name = "servelab", version, about)]
 struct Cli {
@@ -64,7 +64,8 @@ struct ServeArgs {
     /// threaded: stack size of each connection thread.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     thread_stack: u64,
-    /// pool: acceptor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU.
+    /// pool: acceptor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU
+    /// this process may run on.
     #[arg(long, env = "WORKERS", default_value_t = 0)]
     acceptors: usize,
     /// pool: worker threads serving connections.

@@ -189,6 +189,44 @@ impl Shared {
     }
 }
 
+/// Spawns a named server thread that shutdown waits for. `stack` overrides the
+/// default stack size. On error (the kernel refused a thread) `body` is dropped.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    name: String,
+    stack: Option<usize>,
+    body: impl FnOnce(&Arc<Shared>) + Send + 'static,
+) -> io::Result<()> {
+    // Counted before the spawn so that shutdown cannot miss a starting thread.
+    let live = LiveCount::enter(shared);
+    let mut builder = std::thread::Builder::new().name(name);
+    if let Some(bytes) = stack {
+        builder = builder.stack_size(bytes);
+    }
+    builder.spawn(move || {
+        let shared = Arc::clone(&live.0);
+        body(&shared);
+        drop(live);
+    })?;
+    Ok(())
+}
+
+/// Binds one listener and runs `accept_loop` over it on a thread named `name`:
+/// the start of every model with a single accepting thread.
+pub(crate) fn start_single_acceptor(
+    shared: &Arc<Shared>,
+    name: &str,
+    accept_loop: fn(&Arc<Shared>, &TcpListener),
+) -> io::Result<Vec<Arc<TcpListener>>> {
+    let config = &shared.config;
+    let listener = Arc::new(bind(config.addr, false, config.backlog)?);
+    let accepting = Arc::clone(&listener);
+    spawn(shared, name.into(), None, move |shared| {
+        accept_loop(shared, &accepting)
+    })?;
+    Ok(vec![listener])
+}
+
 /// Binds a listening socket. `reuse_port` sets SO_REUSEPORT so that several
 /// sockets can share the address and the kernel spreads connections over them.
 pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, backlog: i32) -> io::Result<TcpListener> {
@@ -366,12 +404,11 @@ pub(crate) struct LiveCount {
 }
 
 /// Held by a thread for its whole life.
-pub(crate) struct LiveGuard(Arc<Shared>);
+struct LiveGuard(Arc<Shared>);
 
 impl LiveCount {
-    /// Counts one more thread until the returned guard drops. Call it before
-    /// spawning, so that shutdown cannot miss a thread that has not started yet.
-    pub(crate) fn enter(shared: &Arc<Shared>) -> LiveGuard {
+    /// Counts one more thread until the returned guard drops.
+    fn enter(shared: &Arc<Shared>) -> LiveGuard {
         *shared.threads.count.lock().unwrap() += 1;
         LiveGuard(Arc::clone(shared))
     }

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use super::{bind, reject, serve_connection, LiveCount, Shared};
+use super::{bind, reject, serve_connection, spawn, Shared};
 use crate::http::Status;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
@@ -40,33 +40,18 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     let (sender, receiver) = mpsc::sync_channel::<TcpStream>(config.queue);
     let receiver = Arc::new(Mutex::new(receiver));
     for _ in 0..config.pool_size.max(1) {
-        let (live, shared, receiver) = (
-            LiveCount::enter(shared),
-            Arc::clone(shared),
-            Arc::clone(&receiver),
-        );
-        thread::Builder::new()
-            .name("v3-worker".into())
-            .spawn(move || {
-                let _live = live;
-                while let Some(stream) = next_connection(&receiver) {
-                    serve_connection(stream, &shared);
-                }
-            })?;
+        let receiver = Arc::clone(&receiver);
+        spawn(shared, "v3-worker".into(), None, move |shared| {
+            while let Some(stream) = next_connection(&receiver) {
+                serve_connection(stream, shared);
+            }
+        })?;
     }
     for (i, listener) in listeners.iter().enumerate() {
-        let (live, shared, listener, sender) = (
-            LiveCount::enter(shared),
-            Arc::clone(shared),
-            Arc::clone(listener),
-            sender.clone(),
-        );
-        thread::Builder::new()
-            .name(format!("v3-acceptor-{i}"))
-            .spawn(move || {
-                let _live = live;
-                accept_loop(&shared, &listener, &sender);
-            })?;
+        let (listener, sender) = (Arc::clone(listener), sender.clone());
+        spawn(shared, format!("v3-acceptor-{i}"), None, move |shared| {
+            accept_loop(shared, &listener, &sender)
+        })?;
     }
     Ok(listeners)
 }

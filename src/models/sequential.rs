@@ -8,22 +8,15 @@
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::thread;
 
-use super::{bind, serve_connection, LiveCount, Shared};
+use super::{serve_connection, start_single_acceptor, Shared};
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
-    let config = &shared.config;
-    let listener = Arc::new(bind(config.addr, false, config.backlog)?);
-    let live = LiveCount::enter(shared);
-    let (shared, accepting) = (Arc::clone(shared), Arc::clone(&listener));
-    thread::Builder::new()
-        .name("v1-sequential".into())
-        .spawn(move || {
-            let _live = live;
-            while let Some(stream) = shared.accept(&accepting) {
-                serve_connection(stream, &shared);
-            }
-        })?;
-    Ok(vec![listener])
+    start_single_acceptor(shared, "v1-sequential", accept_loop)
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    while let Some(stream) = shared.accept(listener) {
+        serve_connection(stream, shared);
+    }
 }

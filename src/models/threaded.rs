@@ -9,23 +9,12 @@ use std::io;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
 
-use super::{bind, reject, serve_connection, LiveCount, Shared};
+use super::{reject, serve_connection, spawn, start_single_acceptor, Shared};
 use crate::http::Status;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
-    let config = &shared.config;
-    let listener = Arc::new(bind(config.addr, false, config.backlog)?);
-    let live = LiveCount::enter(shared);
-    let (shared, accepting) = (Arc::clone(shared), Arc::clone(&listener));
-    thread::Builder::new()
-        .name("v2-acceptor".into())
-        .spawn(move || {
-            let _live = live;
-            accept_loop(&shared, &accepting);
-        })?;
-    Ok(vec![listener])
+    start_single_acceptor(shared, "v2-acceptor", accept_loop)
 }
 
 fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
@@ -40,18 +29,13 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
         }
         open.fetch_add(1, Ordering::AcqRel);
         let slot = OpenSlot(Arc::clone(&open));
-        let live = LiveCount::enter(shared);
-        let shared = Arc::clone(shared);
-        let spawned = thread::Builder::new()
-            .name("v2-conn".into())
-            .stack_size(config.thread_stack)
-            .spawn(move || {
-                let (_live, _slot) = (live, slot);
-                serve_connection(stream, &shared);
-            });
+        let stack = Some(config.thread_stack);
         // If the kernel refuses another thread, the closure (and with it the
-        // connection, its slot and its live count) is dropped: closed at once.
-        drop(spawned);
+        // connection and its slot) is dropped: the connection closes at once.
+        let _ = spawn(shared, "v2-conn".into(), stack, move |shared| {
+            serve_connection(stream, shared);
+            drop(slot);
+        });
     }
 }
 
