@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use servelab::http::Limits;
 use servelab::models::Model;
 
 // ---------------------------------------------------------------------------
@@ -162,6 +163,217 @@ fn expect_100_continue(model: Model) {
     c.assert_open();
 }
 
+// ---------------------------------------------------------------------------
+// Errors: the status, `Connection: close`, and the server closing the
+// connection (the rest of the stream cannot be trusted).
+
+/// Limits small enough that the limit tests send little data.
+fn small_limits() -> Limits {
+    Limits {
+        max_request_line: 64,
+        max_header_bytes: 128,
+        max_headers: 4,
+        max_body: 1024,
+        ..Limits::default()
+    }
+}
+
+/// Sends `request` to a fresh server with `limits` and asserts the exact
+/// error response for `code`, with `Connection: close`, then the close.
+fn assert_rejected(model: Model, limits: Limits, request: &[u8], code: u16, reason: &str) {
+    let server = start_with(model, config_with(limits));
+    let mut c = server.connect();
+    c.send(request);
+    let r = c.read_response();
+    assert_eq!(
+        r.masked(),
+        plain_response(code, reason, None, Some("close")),
+        "request {:?}",
+        String::from_utf8_lossy(request)
+    );
+    c.assert_closed();
+}
+
+fn content_length_with_transfer_encoding_is_400(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\
+                Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn differing_content_lengths_are_400(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn bad_chunk_size_is_400(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn long_request_line_is_414(model: Model) {
+    let req = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(64));
+    assert_rejected(model, small_limits(), req.as_bytes(), 414, "URI Too Long");
+}
+
+fn request_line_at_the_limit_is_served(model: Model) {
+    // 64 bytes exactly: "GET /" + 50 + " HTTP/1.1" (9) = 64.
+    let line = format!("GET /{} HTTP/1.1", "a".repeat(50));
+    assert_eq!(line.len(), 64);
+    let server = start_with(model, config_with(small_limits()));
+    let mut c = server.connect();
+    let r = c.request(format!("{line}\r\nHost: t\r\n\r\n").as_bytes());
+    assert_eq!(r.status, 404);
+    c.assert_open();
+}
+
+fn large_header_section_is_431(model: Model) {
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(150)
+    );
+    let reason = "Request Header Fields Too Large";
+    assert_rejected(model, small_limits(), req.as_bytes(), 431, reason);
+}
+
+fn too_many_header_fields_is_431(model: Model) {
+    let req = b"GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+    let reason = "Request Header Fields Too Large";
+    assert_rejected(model, small_limits(), req, 431, reason);
+}
+
+/// Only the head is sent: the declared length alone must be refused, without
+/// the server waiting for a body it will not accept.
+fn declared_body_over_limit_is_413(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 413, "Content Too Large");
+}
+
+fn chunked_body_over_limit_is_413(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n801\r\n";
+    assert_rejected(model, small_limits(), req, 413, "Content Too Large");
+}
+
+fn unknown_transfer_coding_is_501(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 501, "Not Implemented");
+}
+
+fn http2_request_line_is_505(model: Model) {
+    let req = b"GET / HTTP/2.0\r\nHost: t\r\n\r\n";
+    assert_rejected(
+        model,
+        small_limits(),
+        req,
+        505,
+        "HTTP Version Not Supported",
+    );
+}
+
+fn http11_without_host_is_400(model: Model) {
+    let req = b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn space_before_colon_is_400(model: Model) {
+    let req = b"GET / HTTP/1.1\r\nHost : t\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn obs_fold_is_400(model: Model) {
+    let req = b"GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n  continued\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn bare_cr_is_400(model: Model) {
+    let req = b"GET / HTTP/1.1\r\nHost: t\rX: 1\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+fn control_character_in_header_value_is_400(model: Model) {
+    let req = b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x01b\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+/// Broken framing is found before routing: `POST /` would be 405, but a
+/// request whose length cannot be trusted is 400.
+fn post_with_broken_framing_is_400_not_405(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 400, "Bad Request");
+}
+
+/// The defaults: an 8 KiB request line is fine, one byte more is 414.
+fn default_limits_request_line(model: Model) {
+    let limit = Limits::default().max_request_line;
+    assert_eq!(limit, 8 * 1024);
+    let target = |len: usize| format!("/{}", "a".repeat(len - "GET  HTTP/1.1".len() - 1));
+    let server = start(model);
+    let mut c = server.connect();
+    let ok = format!("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", target(limit));
+    assert_eq!(ok.find('\r'), Some(limit));
+    assert_eq!(c.request(ok.as_bytes()).status, 404);
+    drop(c);
+    let over = format!("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", target(limit + 1));
+    assert_rejected(
+        model,
+        Limits::default(),
+        over.as_bytes(),
+        414,
+        "URI Too Long",
+    );
+}
+
+/// The defaults: a header section over 8 KiB is 431.
+fn default_limits_header_section(model: Model) {
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(8 * 1024)
+    );
+    let reason = "Request Header Fields Too Large";
+    assert_rejected(model, Limits::default(), req.as_bytes(), 431, reason);
+}
+
+// ---------------------------------------------------------------------------
+// Keep-alive rules
+
+fn http11_keeps_alive_by_default(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    for _ in 0..3 {
+        assert_eq!(c.request(GET).masked(), OK_RESPONSE);
+    }
+}
+
+fn connection_close_is_honoured(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    let r = c.request(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.masked(), plain_response(200, "OK", None, Some("close")));
+    c.assert_closed();
+}
+
+fn http10_closes_by_default(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    let r = c.request(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_ne!(r.header("Connection"), Some("keep-alive"));
+    c.assert_closed();
+}
+
+fn http10_keep_alive_is_honoured(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    let req = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    let r = c.request(req);
+    assert_eq!(
+        r.masked(),
+        plain_response(200, "OK", None, Some("keep-alive"))
+    );
+    let r = c.request(req);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+}
+
 per_model!(
     get_root_exact_bytes,
     unknown_path_is_404_and_kept_open,
@@ -175,4 +387,27 @@ per_model!(
     pipelined_post_with_body_then_get,
     pipelined_chunked_post_then_get,
     expect_100_continue,
+    content_length_with_transfer_encoding_is_400,
+    differing_content_lengths_are_400,
+    bad_chunk_size_is_400,
+    long_request_line_is_414,
+    request_line_at_the_limit_is_served,
+    large_header_section_is_431,
+    too_many_header_fields_is_431,
+    declared_body_over_limit_is_413,
+    chunked_body_over_limit_is_413,
+    unknown_transfer_coding_is_501,
+    http2_request_line_is_505,
+    http11_without_host_is_400,
+    space_before_colon_is_400,
+    obs_fold_is_400,
+    bare_cr_is_400,
+    control_character_in_header_value_is_400,
+    post_with_broken_framing_is_400_not_405,
+    default_limits_request_line,
+    default_limits_header_section,
+    http11_keeps_alive_by_default,
+    connection_close_is_honoured,
+    http10_closes_by_default,
+    http10_keep_alive_is_honoured,
 );
