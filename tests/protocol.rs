@@ -6,6 +6,12 @@
 mod common;
 
 use common::*;
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use servelab::http::Limits;
 use servelab::models::Model;
 
@@ -374,6 +380,141 @@ fn http10_keep_alive_is_honoured(model: Model) {
     assert_eq!(r.header("Connection"), Some("keep-alive"));
 }
 
+// ---------------------------------------------------------------------------
+// Timeouts, with short configured values. Lower bounds show the deadline was
+// waited for; upper bounds are loose and only tell one deadline from another.
+
+/// `limits` with the two deadlines set.
+fn deadlines(header_read_ms: u64, idle_ms: u64) -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_millis(header_read_ms),
+        idle_timeout: Duration::from_millis(idle_ms),
+        ..Limits::default()
+    }
+}
+
+/// Asserts `elapsed` is at least `at_least` (less 10% for timer rounding)
+/// and below `below`.
+fn assert_waited(elapsed: Duration, at_least: Duration, below: Duration) {
+    assert!(
+        elapsed >= at_least * 9 / 10 && elapsed < below,
+        "took {elapsed:?}, expected about {at_least:?} and under {below:?}"
+    );
+}
+
+/// After a response, a silent keep-alive connection is closed once
+/// idle_timeout passes, with no bytes (an idle close is not a 408).
+fn idle_keep_alive_connection_is_closed(model: Model) {
+    let idle = Duration::from_millis(200);
+    let server = start_with(model, config_with(deadlines(5_000, 200)));
+    let mut c = server.connect();
+    assert_eq!(c.request(GET).status, 200);
+    let since = Instant::now();
+    c.assert_closed();
+    assert_waited(since.elapsed(), idle, Duration::from_secs(4));
+}
+
+/// A connection that never sends a byte is idle too.
+fn silent_new_connection_is_closed(model: Model) {
+    let server = start_with(model, config_with(deadlines(5_000, 200)));
+    let since = Instant::now();
+    let mut c = server.connect();
+    c.assert_closed();
+    assert_waited(
+        since.elapsed(),
+        Duration::from_millis(200),
+        Duration::from_secs(4),
+    );
+}
+
+/// A begun head that stops arriving is answered 408 with `Connection: close`
+/// after header_read_timeout (well before the idle timeout), then closed.
+fn partial_head_gets_408(model: Model) {
+    let server = start_with(model, config_with(deadlines(200, 5_000)));
+    let mut c = server.connect();
+    let since = Instant::now();
+    c.send(b"GET / HTTP/1.1\r\nHo");
+    let r = c.read_response();
+    assert_waited(
+        since.elapsed(),
+        Duration::from_millis(200),
+        Duration::from_secs(4),
+    );
+    assert_eq!(
+        r.masked(),
+        plain_response(408, "Request Timeout", None, Some("close"))
+    );
+    c.assert_closed();
+}
+
+/// A slowloris client sending one header byte every 50 ms does not extend
+/// the header deadline: it still gets 408 at header_read_timeout.
+fn slowloris_is_cut_off_at_header_read_timeout(model: Model) {
+    let server = start_with(model, config_with(deadlines(300, 5_000)));
+    let mut c = server.connect();
+    let since = Instant::now();
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let mut stream = c.stream.try_clone().unwrap();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // Bounded: 200 bytes at 50 ms is 10 s, far past any deadline here.
+            for _ in 0..200 {
+                if stop.load(Ordering::Relaxed) || stream.write_all(b"a").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let r = c.read_response();
+    let elapsed = since.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    trickle.join().unwrap();
+    assert_waited(elapsed, Duration::from_millis(300), Duration::from_secs(4));
+    assert_eq!(r.status, 408);
+    assert_eq!(r.header("Connection"), Some("close"));
+    c.assert_closed();
+}
+
+// ---------------------------------------------------------------------------
+// Graceful shutdown in-process
+
+/// With an idle keep-alive connection open, shutdown returns true well
+/// within shutdown_timeout, the client sees EOF, and the port is closed.
+fn shutdown_closes_idle_keep_alive_connections(model: Model) {
+    let server = start(model); // shutdown_timeout 3 s
+    let addr = server.addr();
+    let mut c = server.connect();
+    assert_eq!(c.request(GET).status, 200);
+    let since = Instant::now();
+    assert!(server.shutdown(), "some thread did not finish");
+    assert!(
+        since.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        since.elapsed()
+    );
+    c.assert_closed();
+    assert!(TcpStream::connect(addr).is_err(), "still accepting");
+}
+
+/// A request the server has received when shutdown begins is still
+/// answered before the connection closes. The connection has already been
+/// served once, so it is surely registered with a thread (not queued).
+fn shutdown_still_answers_received_request(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    assert_eq!(c.request(GET).status, 200);
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    // Loopback delivers into the server's receive queue within the write;
+    // the pause only makes that certain on a loaded machine.
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(server.shutdown());
+    assert_eq!(c.read_response().status, 404);
+    c.assert_closed();
+}
+
 per_model!(
     get_root_exact_bytes,
     unknown_path_is_404_and_kept_open,
@@ -410,4 +551,10 @@ per_model!(
     connection_close_is_honoured,
     http10_closes_by_default,
     http10_keep_alive_is_honoured,
+    idle_keep_alive_connection_is_closed,
+    silent_new_connection_is_closed,
+    partial_head_gets_408,
+    slowloris_is_cut_off_at_header_read_timeout,
+    shutdown_closes_idle_keep_alive_connections,
+    shutdown_still_answers_received_request,
 );
