@@ -478,6 +478,22 @@ fn slowloris_is_cut_off_at_header_read_timeout(model: Model) {
     c.assert_closed();
 }
 
+/// The header deadline runs from the first byte of a head, not from the
+/// start of the idle period before it: a keep-alive connection that idles
+/// longer than header_read_timeout and then sends a head in two pieces is
+/// served, not answered 408.
+fn header_deadline_starts_with_the_head_not_the_idle_period(model: Model) {
+    let server = start_with(model, config_with(deadlines(200, 5_000)));
+    let mut c = server.connect();
+    assert_eq!(c.request(GET).status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(b"GET / HTTP/1.1\r\n");
+    // Let the first piece be read on its own before the rest arrives.
+    std::thread::sleep(Duration::from_millis(30));
+    c.send(b"Host: t\r\n\r\n");
+    assert_eq!(c.read_response().masked(), OK_RESPONSE);
+}
+
 // ---------------------------------------------------------------------------
 // Graceful shutdown in-process
 
@@ -555,6 +571,7 @@ per_model!(
     silent_new_connection_is_closed,
     partial_head_gets_408,
     slowloris_is_cut_off_at_header_read_timeout,
+    header_deadline_starts_with_the_head_not_the_idle_period,
     shutdown_closes_idle_keep_alive_connections,
     shutdown_still_answers_received_request,
 );

@@ -120,8 +120,10 @@ impl<H: Handler> Conn<H> {
         if self.closing {
             return; // the stream is no longer read; see `linger`
         }
-        self.end += n;
+        // Read the phase before counting the new bytes: they are what turns
+        // Idle into Head, and that transition must start the head deadline.
         let phase_before = self.phase();
+        self.end += n;
         self.process(now);
         if self.phase() != phase_before || self.phase() == Phase::Body {
             self.phase_since = now.instant;
