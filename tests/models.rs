@@ -74,8 +74,9 @@ fn v1_second_client_is_served_after_first_idles_out() {
     };
     let server = start_with(Model::Sequential, config_with(limits));
     let mut first = server.connect();
-    assert_eq!(first.request(GET).status, 200);
+    // Before the request, so a sound lower bound on the first one's idle end.
     let first_idle_since = Instant::now();
+    assert_eq!(first.request(GET).status, 200);
 
     let mut second = server.connect();
     second.send(GET);

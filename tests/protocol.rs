@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use servelab::http::Limits;
+use servelab::http::{render_date, Limits};
 use servelab::models::Model;
 
 // ---------------------------------------------------------------------------
@@ -27,6 +27,28 @@ fn get_root_exact_bytes(model: Model) {
     c.send(GET);
     c.finish_writing();
     assert_eq!(mask_date(&c.read_until_close()), OK_RESPONSE);
+}
+
+/// The Date value is the current time, not just well-formed (the second may
+/// tick between the server's clock read and ours).
+fn date_header_is_current(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    let before = unix_now();
+    let r = c.request(GET);
+    let after = unix_now();
+    let date = r.header("Date").expect("Date header");
+    assert!(
+        (before..=after).any(|t| date.as_bytes() == render_date(t)),
+        "Date {date:?} is not between {before} and {after}"
+    );
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn unknown_path_is_404_and_kept_open(model: Model) {
@@ -408,8 +430,10 @@ fn idle_keep_alive_connection_is_closed(model: Model) {
     let idle = Duration::from_millis(200);
     let server = start_with(model, config_with(deadlines(5_000, 200)));
     let mut c = server.connect();
-    assert_eq!(c.request(GET).status, 200);
+    // Taken before the request: the server's idle period starts after it,
+    // so this is a sound lower bound however late this thread wakes up.
     let since = Instant::now();
+    assert_eq!(c.request(GET).status, 200);
     c.assert_closed();
     assert_waited(since.elapsed(), idle, Duration::from_secs(4));
 }
@@ -533,6 +557,7 @@ fn shutdown_still_answers_received_request(model: Model) {
 
 per_model!(
     get_root_exact_bytes,
+    date_header_is_current,
     unknown_path_is_404_and_kept_open,
     post_root_is_405_with_allow_and_kept_open,
     head_root_has_no_body,
@@ -575,3 +600,28 @@ per_model!(
     shutdown_closes_idle_keep_alive_connections,
     shutdown_still_answers_received_request,
 );
+
+/// The Date check behind every exact-bytes comparison rejects what is not a
+/// 29-byte IMF-fixdate (else a broken Date would be masked away unseen).
+#[test]
+fn date_mask_rejects_malformed_dates() {
+    assert!(is_imf_fixdate(b"Sun, 06 Nov 1994 08:49:37 GMT"));
+    for bad in [
+        &b"Sun, 06 Nov 1994 08:49:37 UTC"[..],
+        b"Sunday, 06-Nov-94 08:49:37 GMT",
+        b"Sun, 6 Nov 1994 08:49:37 GMT",
+        b"Sun, 06 Nov 1994 24:49:37 GMT",
+        b"Sun, 00 Nov 1994 08:49:37 GMT",
+        b"Xyz, 06 Nov 1994 08:49:37 GMT",
+    ] {
+        assert!(!is_imf_fixdate(bad), "{:?}", String::from_utf8_lossy(bad));
+    }
+    let good = b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+    assert_eq!(mask_date(good), "HTTP/1.1 200 OK\r\nDate: <date>\r\n\r\n");
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nDate: yesterday\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMTX\r\n\r\n",
+    ] {
+        assert!(std::panic::catch_unwind(|| mask_date(bad)).is_err());
+    }
+}
