@@ -174,6 +174,51 @@ fn pipelined_chunked_post_then_get(model: Model) {
     c.assert_open();
 }
 
+/// Empty lines between pipelined requests are skipped (RFC 9112 §2.2), and
+/// HEAD drops the body of a 404 too.
+fn pipelined_with_empty_lines_and_head_404(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    c.send(b"\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n\r\n\r\nHEAD /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send(GET);
+    c.finish_writing();
+    let not_found = plain_response(404, "Not Found", None, None);
+    let head = not_found.strip_suffix("Not Found").unwrap();
+    assert_eq!(
+        mask_date(&c.read_until_close()),
+        format!("{not_found}{head}{OK_RESPONSE}")
+    );
+}
+
+/// A body larger than one read buffer, sent in several writes, is drained
+/// exactly; the next request on the connection is answered.
+fn large_body_across_reads_then_get(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    let body_len = 100_000;
+    c.send(format!("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: {body_len}\r\n\r\n").as_bytes());
+    let chunk = [b'z'; 10_000];
+    for _ in 0..body_len / chunk.len() {
+        c.send(&chunk);
+    }
+    assert_eq!(c.read_response().status, 404);
+    c.assert_open();
+}
+
+/// Responses already owed are sent before the error that ends the
+/// connection, in order.
+fn valid_requests_then_error_in_one_write(model: Model) {
+    let server = start(model);
+    let mut c = server.connect();
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/9.9\r\n\r\n");
+    assert_eq!(c.read_response().masked(), OK_RESPONSE);
+    assert_eq!(c.read_response().status, 404);
+    let r = c.read_response();
+    assert_eq!(r.status, 505);
+    assert_eq!(r.header("Connection"), Some("close"));
+    c.assert_closed();
+}
+
 /// `Expect: 100-continue` with the body withheld: the interim response comes
 /// first, then, once the body is sent, the final one.
 fn expect_100_continue(model: Model) {
@@ -267,6 +312,33 @@ fn too_many_header_fields_is_431(model: Model) {
     let req = b"GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
     let reason = "Request Header Fields Too Large";
     assert_rejected(model, small_limits(), req, 431, reason);
+}
+
+/// With `Expect: 100-continue`, a declared body over the limit is refused
+/// at once: no `100 Continue` invites the client to send it.
+fn expect_continue_over_limit_is_413_without_continue(model: Model) {
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n";
+    assert_rejected(model, small_limits(), req, 413, "Content Too Large");
+}
+
+/// A body that stops arriving is answered 408 once idle_timeout passes
+/// without progress.
+fn stalled_body_gets_408(model: Model) {
+    let server = start_with(model, config_with(deadlines(5_000, 200)));
+    let mut c = server.connect();
+    let since = Instant::now();
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf");
+    let r = c.read_response();
+    assert_waited(
+        since.elapsed(),
+        Duration::from_millis(200),
+        Duration::from_secs(4),
+    );
+    assert_eq!(
+        r.masked(),
+        plain_response(408, "Request Timeout", None, Some("close"))
+    );
+    c.assert_closed();
 }
 
 /// Only the head is sent: the declared length alone must be refused, without
@@ -569,6 +641,11 @@ per_model!(
     pipelined_post_with_body_then_get,
     pipelined_chunked_post_then_get,
     expect_100_continue,
+    pipelined_with_empty_lines_and_head_404,
+    large_body_across_reads_then_get,
+    valid_requests_then_error_in_one_write,
+    expect_continue_over_limit_is_413_without_continue,
+    stalled_body_gets_408,
     content_length_with_transfer_encoding_is_400,
     differing_content_lengths_are_400,
     bad_chunk_size_is_400,
