@@ -261,6 +261,39 @@ fn v3_full_queue_gets_503() {
     assert_eq!(queued.read_response().status, 200);
 }
 
+/// Shutdown does not wait on connections still queued for a worker: it
+/// returns true promptly, the served one sees EOF and the queued one is
+/// closed (today without a response; a complete one would be fine too).
+#[test]
+fn v3_shutdown_with_a_queued_connection() {
+    let config = ServerConfig {
+        acceptors: 1,
+        pool_size: 1,
+        queue: 4,
+        ..config()
+    };
+    let server = start_with(Model::Pool, config);
+    let mut served = server.connect();
+    assert_eq!(served.request(GET).status, 200);
+    let mut queued = server.connect();
+    queued.send(GET);
+    queued.assert_silent(Duration::from_millis(100));
+    let since = Instant::now();
+    assert!(server.shutdown());
+    assert!(
+        since.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        since.elapsed()
+    );
+    served.assert_closed();
+    let rest = queued.read_until_close();
+    assert!(
+        rest.is_empty() || mask_date(&rest) == OK_RESPONSE,
+        "queued connection got {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
 /// With 4 acceptors, 4 sockets listen on the one port (SO_REUSEPORT), and
 /// 200 concurrent connections spread over them are all answered.
 #[test]
