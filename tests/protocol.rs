@@ -422,6 +422,62 @@ fn default_limits_request_line(model: Model) {
     );
 }
 
+/// The defaults, both at once: an 8,192-byte request line and an 8,192-byte
+/// header section (its final CRLF included) make the largest head accepted.
+fn head_exactly_at_both_default_limits_is_served(model: Model) {
+    let limits = Limits::default();
+    let line = format!("GET /{} HTTP/1.1", "a".repeat(limits.max_request_line - 14));
+    assert_eq!(line.len(), limits.max_request_line);
+    let filler = limits.max_header_bytes - "Host: t\r\nX: \r\n\r\n".len();
+    let headers = format!("Host: t\r\nX: {}\r\n\r\n", "v".repeat(filler));
+    assert_eq!(headers.len(), limits.max_header_bytes);
+    let server = start(model);
+    let mut c = server.connect();
+    let r = c.request(format!("{line}\r\n{headers}").as_bytes());
+    assert_eq!(r.status, 404);
+    c.assert_open();
+    drop(c);
+    // One byte more in the header section is 431.
+    let over = format!("{line}\r\n{}", headers.replacen("X: ", "X: v", 1));
+    let reason = "Request Header Fields Too Large";
+    assert_rejected(model, limits, over.as_bytes(), 431, reason);
+}
+
+/// Exactly max_headers fields are accepted (one more is 431, above).
+fn header_count_at_the_limit_is_served(model: Model) {
+    let server = start_with(model, config_with(small_limits()));
+    let mut c = server.connect();
+    let r = c.request(b"GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+    assert_eq!(r.status, 200);
+    c.assert_open();
+}
+
+/// Many pipelined requests, written by one thread while another reads, all
+/// answered in order: the output batching never reorders or drops one.
+fn many_pipelined_requests_with_concurrent_reader(model: Model) {
+    const N: usize = 2_000;
+    let server = start(model);
+    let mut c = server.connect();
+    let mut writer = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for i in 0..N {
+            let path = if i % 3 == 1 { "/x" } else { "/" };
+            all.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        }
+        // Several writes of odd sizes, so requests straddle reads.
+        for piece in all.chunks(1_337) {
+            writer.write_all(piece).unwrap();
+        }
+    });
+    for i in 0..N {
+        let expected = if i % 3 == 1 { 404 } else { 200 };
+        assert_eq!(c.read_response().status, expected, "response {i}");
+    }
+    sender.join().unwrap();
+    c.assert_open();
+}
+
 /// The defaults: a header section over 8 KiB is 431.
 fn default_limits_header_section(model: Model) {
     let req = format!(
@@ -665,6 +721,9 @@ per_model!(
     post_with_broken_framing_is_400_not_405,
     default_limits_request_line,
     default_limits_header_section,
+    head_exactly_at_both_default_limits_is_served,
+    header_count_at_the_limit_is_served,
+    many_pipelined_requests_with_concurrent_reader,
     http11_keeps_alive_by_default,
     connection_close_is_honoured,
     http10_closes_by_default,
