@@ -219,6 +219,32 @@ fn valid_requests_then_error_in_one_write(model: Model) {
     c.assert_closed();
 }
 
+/// Many pipelined requests, written by one thread while another reads, all
+/// answered in order: the output batching never reorders or drops one.
+fn many_pipelined_requests_with_concurrent_reader(model: Model) {
+    const N: usize = 2_000;
+    let server = start(model);
+    let mut c = server.connect();
+    let mut writer = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for i in 0..N {
+            let path = if i % 3 == 1 { "/x" } else { "/" };
+            all.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        }
+        // Several writes of odd sizes, so requests straddle reads.
+        for piece in all.chunks(1_337) {
+            writer.write_all(piece).unwrap();
+        }
+    });
+    for i in 0..N {
+        let expected = if i % 3 == 1 { 404 } else { 200 };
+        assert_eq!(c.read_response().status, expected, "response {i}");
+    }
+    sender.join().unwrap();
+    c.assert_open();
+}
+
 /// `Expect: 100-continue` with the body withheld: the interim response comes
 /// first, then, once the body is sent, the final one.
 fn expect_100_continue(model: Model) {
@@ -321,26 +347,6 @@ fn expect_continue_over_limit_is_413_without_continue(model: Model) {
     assert_rejected(model, small_limits(), req, 413, "Content Too Large");
 }
 
-/// A body that stops arriving is answered 408 once idle_timeout passes
-/// without progress.
-fn stalled_body_gets_408(model: Model) {
-    let server = start_with(model, config_with(deadlines(5_000, 200)));
-    let mut c = server.connect();
-    let since = Instant::now();
-    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf");
-    let r = c.read_response();
-    assert_waited(
-        since.elapsed(),
-        Duration::from_millis(200),
-        Duration::from_secs(4),
-    );
-    assert_eq!(
-        r.masked(),
-        plain_response(408, "Request Timeout", None, Some("close"))
-    );
-    c.assert_closed();
-}
-
 /// Only the head is sent: the declared length alone must be refused, without
 /// the server waiting for a body it will not accept.
 fn declared_body_over_limit_is_413(model: Model) {
@@ -422,6 +428,25 @@ fn default_limits_request_line(model: Model) {
     );
 }
 
+/// Exactly max_headers fields are accepted (one more is 431, above).
+fn header_count_at_the_limit_is_served(model: Model) {
+    let server = start_with(model, config_with(small_limits()));
+    let mut c = server.connect();
+    let r = c.request(b"GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+    assert_eq!(r.status, 200);
+    c.assert_open();
+}
+
+/// The defaults: a header section over 8 KiB is 431.
+fn default_limits_header_section(model: Model) {
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(8 * 1024)
+    );
+    let reason = "Request Header Fields Too Large";
+    assert_rejected(model, Limits::default(), req.as_bytes(), 431, reason);
+}
+
 /// The defaults, both at once: an 8,192-byte request line and an 8,192-byte
 /// header section (its final CRLF included) make the largest head accepted.
 fn head_exactly_at_both_default_limits_is_served(model: Model) {
@@ -441,51 +466,6 @@ fn head_exactly_at_both_default_limits_is_served(model: Model) {
     let over = format!("{line}\r\n{}", headers.replacen("X: ", "X: v", 1));
     let reason = "Request Header Fields Too Large";
     assert_rejected(model, limits, over.as_bytes(), 431, reason);
-}
-
-/// Exactly max_headers fields are accepted (one more is 431, above).
-fn header_count_at_the_limit_is_served(model: Model) {
-    let server = start_with(model, config_with(small_limits()));
-    let mut c = server.connect();
-    let r = c.request(b"GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
-    assert_eq!(r.status, 200);
-    c.assert_open();
-}
-
-/// Many pipelined requests, written by one thread while another reads, all
-/// answered in order: the output batching never reorders or drops one.
-fn many_pipelined_requests_with_concurrent_reader(model: Model) {
-    const N: usize = 2_000;
-    let server = start(model);
-    let mut c = server.connect();
-    let mut writer = c.stream.try_clone().unwrap();
-    let sender = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for i in 0..N {
-            let path = if i % 3 == 1 { "/x" } else { "/" };
-            all.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
-        }
-        // Several writes of odd sizes, so requests straddle reads.
-        for piece in all.chunks(1_337) {
-            writer.write_all(piece).unwrap();
-        }
-    });
-    for i in 0..N {
-        let expected = if i % 3 == 1 { 404 } else { 200 };
-        assert_eq!(c.read_response().status, expected, "response {i}");
-    }
-    sender.join().unwrap();
-    c.assert_open();
-}
-
-/// The defaults: a header section over 8 KiB is 431.
-fn default_limits_header_section(model: Model) {
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
-        "b".repeat(8 * 1024)
-    );
-    let reason = "Request Header Fields Too Large";
-    assert_rejected(model, Limits::default(), req.as_bytes(), 431, reason);
 }
 
 // ---------------------------------------------------------------------------
@@ -627,6 +607,26 @@ fn slowloris_is_cut_off_at_header_read_timeout(model: Model) {
     assert_waited(elapsed, Duration::from_millis(300), Duration::from_secs(4));
     assert_eq!(r.status, 408);
     assert_eq!(r.header("Connection"), Some("close"));
+    c.assert_closed();
+}
+
+/// A body that stops arriving is answered 408 once idle_timeout passes
+/// without progress.
+fn stalled_body_gets_408(model: Model) {
+    let server = start_with(model, config_with(deadlines(5_000, 200)));
+    let mut c = server.connect();
+    let since = Instant::now();
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf");
+    let r = c.read_response();
+    assert_waited(
+        since.elapsed(),
+        Duration::from_millis(200),
+        Duration::from_secs(4),
+    );
+    assert_eq!(
+        r.masked(),
+        plain_response(408, "Request Timeout", None, Some("close"))
+    );
     c.assert_closed();
 }
 
