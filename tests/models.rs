@@ -106,7 +106,11 @@ fn v2_survives_2000_concurrent_keep_alive_connections() {
     const CONNECTIONS: usize = 2_000;
     const BATCH: usize = 200;
     // Client and server descriptors share this process: 4,000 plus slack.
-    assert!(raise_fd_limit() >= 2 * CONNECTIONS as u64 + 100);
+    let limit = raise_fd_limit();
+    assert!(
+        limit >= 2 * CONNECTIONS as u64 + 100,
+        "RLIMIT_NOFILE hard limit {limit} is too low for this test; raise it (ulimit -Hn)"
+    );
     let limits = Limits {
         idle_timeout: Duration::from_secs(30),
         ..Limits::default()
