@@ -1,0 +1,95 @@
+//! Tests of the real `servelab` binary: the CLI, the startup line and the
+//! exit on SIGTERM after a graceful shutdown.
+
+#[macro_use]
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use servelab::models::Model;
+
+/// Serves a GET, then exits 0 within a few seconds of SIGTERM (after the
+/// graceful shutdown), with a keep-alive connection still open.
+fn serves_then_exits_zero_on_sigterm(model: Model) {
+    let mut server = ServeProcess::start(model, &[]);
+    let mut c = Client::connect(server.addr);
+    assert_eq!(c.request(GET).masked(), OK_RESPONSE);
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(4))
+        .expect("servelab did not exit within 4 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    c.assert_closed();
+}
+
+/// SIGINT (Ctrl-C) is a graceful shutdown too.
+fn exits_zero_on_sigint(model: Model) {
+    let mut server = ServeProcess::start(model, &[]);
+    let mut c = Client::connect(server.addr);
+    assert_eq!(c.request(GET).status, 200);
+    drop(c);
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(4))
+        .expect("servelab did not exit within 4 s of SIGINT");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// The CLI flags reach the server: a tiny --max-request-line gives 414.
+fn limit_flags_are_applied(model: Model) {
+    let server = ServeProcess::start(model, &["--max-request-line", "16"]);
+    let mut c = Client::connect(server.addr);
+    let r = c.request(b"GET /0123456789abcdef HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 414);
+    c.assert_closed();
+}
+
+per_model!(
+    serves_then_exits_zero_on_sigterm,
+    exits_zero_on_sigint,
+    limit_flags_are_applied,
+);
+
+/// `servelab serve --help` documents every flag.
+#[test]
+fn serve_help_mentions_every_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_servelab"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("run servelab serve --help");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let missing: Vec<&str> = [
+        "--model",
+        "--addr",
+        "--max-request-line",
+        "--max-header-bytes",
+        "--max-headers",
+        "--max-body",
+        "--header-read-timeout",
+        "--idle-timeout",
+        "--backlog",
+        "--max-connections",
+        "--thread-stack",
+        "--acceptors",
+        "--pool-size",
+        "--queue",
+        "--shutdown-timeout",
+    ]
+    .into_iter()
+    .filter(|flag| !help.contains(&format!("{flag} ")))
+    .collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{help}");
+}
+
+/// A malformed flag value is refused with a non-zero exit, not ignored.
+#[test]
+fn bad_flag_value_fails() {
+    let out = Command::new(env!("CARGO_BIN_EXE_servelab"))
+        .args(["serve", "--idle-timeout", "soon", "--addr", "127.0.0.1:0"])
+        .output()
+        .expect("run servelab");
+    assert!(!out.status.success());
+}
