@@ -13,7 +13,7 @@ Needs: cargo build --release; wrk (Debian package) for the throughput part.
 import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, time
 
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "servelab")
-MODELS = ["sequential", "threaded", "pool"]
+MODELS = ["sequential", "threaded", "pool", "event"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 

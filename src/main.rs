@@ -33,7 +33,7 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value = "sequential")]
     model: Model,
     /// Listen address [default: 127.0.0.1 and the model's port: 9001 sequential,
-    /// 9002 threaded, 9003 pool].
+    /// 9002 threaded, 9003 pool, 9004 event].
     #[arg(long)]
     addr: Option<SocketAddr>,
     /// Longest request line (bytes) before 414.
@@ -58,7 +58,7 @@ struct ServeArgs {
     /// Listen backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: i32,
-    /// threaded: open connections past which new ones get 503.
+    /// threaded, event: open connections past which new ones get 503.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
     /// threaded: stack size of each connection thread.
@@ -74,6 +74,10 @@ struct ServeArgs {
     /// pool: accepted connections waiting for a worker, past which new ones get 503.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     queue: u64,
+    /// event: reactor threads, each with its own SO_REUSEPORT socket and epoll
+    /// loop; 0 = one per CPU this process may run on.
+    #[arg(long, default_value_t = 0)]
+    reactors: usize,
     /// How long SIGINT/SIGTERM waits for in-flight work before exiting anyway.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
@@ -99,6 +103,7 @@ impl ServeArgs {
             acceptors: self.acceptors,
             pool_size: self.pool_size as usize,
             queue: self.queue as usize,
+            reactors: self.reactors,
             shutdown_timeout: self.shutdown_timeout,
             ..ServerConfig::new(addr)
         }

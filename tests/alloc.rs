@@ -185,7 +185,7 @@ fn core_allocations(trace: bool) -> u64 {
         let out = conn.output();
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         let n = out.len();
-        conn.consume_output(n);
+        conn.consume_output(n, Now::read());
         assert!(!conn.is_closing());
     };
     for _ in 0..WARM_UP {

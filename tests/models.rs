@@ -1,6 +1,6 @@
 //! What distinguishes the models: v1's one-at-a-time service, v2's thread per
 //! connection and its cap, v3's fixed thread count, bounded queue and
-//! SO_REUSEPORT acceptors.
+//! SO_REUSEPORT acceptors, v4's fixed reactors that no single client can block.
 
 mod common;
 
@@ -142,11 +142,15 @@ fn v2_survives_2000_concurrent_keep_alive_connections() {
 /// `Connection: close` and is closed; once a slot frees, service resumes.
 #[test]
 fn v2_over_max_connections_gets_503_then_recovers() {
+    over_max_connections_gets_503_then_recovers(Model::Threaded);
+}
+
+fn over_max_connections_gets_503_then_recovers(model: Model) {
     let config = ServerConfig {
         max_connections: 4,
         ..config()
     };
-    let server = start_with(Model::Threaded, config);
+    let server = start_with(model, config);
     // Each answered once, so each surely has its thread running.
     let mut held: Vec<Client> = (0..4).map(|_| server.connect()).collect();
     for c in &mut held {
@@ -302,16 +306,20 @@ fn v3_shutdown_with_a_queued_connection() {
 /// 200 concurrent connections spread over them are all answered.
 #[test]
 fn v3_acceptors_share_the_port() {
-    const CONNECTIONS: usize = 200;
     let config = ServerConfig {
         acceptors: 4,
         pool_size: 16,
         // Room for every connection: this test is about the acceptors, not
         // the 503 on a full queue (tested above).
-        queue: CONNECTIONS,
+        queue: 200,
         ..config()
     };
-    let server = start_with(Model::Pool, config);
+    listeners_share_the_port(Model::Pool, config);
+}
+
+fn listeners_share_the_port(model: Model, config: ServerConfig) {
+    const CONNECTIONS: usize = 200;
+    let server = start_with(model, config);
     assert_eq!(listening_sockets(server.addr().port()), 4);
 
     let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| server.connect()).collect();
@@ -334,4 +342,79 @@ fn v1_and_v2_listen_on_one_socket() {
         let server = start(model);
         assert_eq!(listening_sockets(server.addr().port()), 1, "{model:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// v4 event
+
+/// The cap and its 503 work as in v2.
+#[test]
+fn v4_over_max_connections_gets_503_then_recovers() {
+    over_max_connections_gets_503_then_recovers(Model::Event);
+}
+
+/// With 4 reactors, 4 sockets listen on the one port and 200 concurrent
+/// connections spread over them are all answered.
+#[test]
+fn v4_reactors_share_the_port() {
+    let config = ServerConfig {
+        reactors: 4,
+        ..config()
+    };
+    listeners_share_the_port(Model::Event, config);
+}
+
+/// The thread count is the reactors + the main thread, whatever the number
+/// of connections.
+#[test]
+fn v4_thread_count_is_fixed_under_500_connections() {
+    const CONNECTIONS: usize = 500;
+    raise_fd_limit();
+    let server = ServeProcess::start(Model::Event, &["--reactors", "2"]);
+    let expected = 2 + 1;
+    assert_eq!(thread_count(server.pid()), expected, "before load");
+    let mut clients: Vec<Client> = (0..CONNECTIONS)
+        .map(|_| Client::connect(server.addr))
+        .collect();
+    for c in &mut clients {
+        assert_eq!(c.request(GET).status, 200);
+    }
+    assert_eq!(
+        thread_count(server.pid()),
+        expected,
+        "with 500 connections open"
+    );
+}
+
+/// One reactor, and a client that pipelines far more requests than the
+/// socket buffers hold (about 12 MB of responses) without reading any: the
+/// reactor stops reading that client (back-pressure) instead of blocking on
+/// it, so another client is answered meanwhile; then every one of the stuck
+/// client's responses arrives, in order, none lost.
+#[test]
+fn v4_client_that_does_not_read_blocks_nobody() {
+    const REQUESTS: usize = 100_000;
+    let config = ServerConfig {
+        reactors: 1,
+        ..config()
+    };
+    let server = start_with(Model::Event, config);
+    let mut stuck = server.connect();
+    let mut writer = stuck.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let batch = [GET; 100].concat();
+        for _ in 0..REQUESTS / 100 {
+            writer.write_all(&batch).unwrap();
+        }
+    });
+    // Give the flood time to fill every buffer on the way.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut other = server.connect();
+    assert_eq!(other.request(GET).status, 200, "second client answered");
+
+    for i in 0..REQUESTS {
+        assert_eq!(stuck.read_response().status, 200, "response {i}");
+    }
+    sender.join().unwrap();
+    stuck.assert_open();
 }

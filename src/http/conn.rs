@@ -65,6 +65,9 @@ pub struct Conn<H> {
     closing: bool,
     linger: bool,
     phase_since: Instant,
+    /// When output last made progress (or became pending): a client that
+    /// stops reading its responses is given up on after an idle timeout.
+    write_since: Instant,
 }
 
 impl<H: Handler> Conn<H> {
@@ -84,6 +87,7 @@ impl<H: Handler> Conn<H> {
             closing: false,
             linger: false,
             phase_since: now.instant,
+            write_since: now.instant,
         }
     }
 
@@ -123,8 +127,12 @@ impl<H: Handler> Conn<H> {
         // Read the phase before counting the new bytes: they are what turns
         // Idle into Head, and that transition must start the head deadline.
         let (phase_before, answered_before) = (self.phase(), self.output.len());
+        let output_was_empty = self.output().is_empty();
         self.end += n;
         self.process(now);
+        if output_was_empty {
+            self.write_since = now.instant;
+        }
         // A head's deadline runs from its first byte; every other phase's from
         // the latest progress (a request answered, body bytes read).
         let same_head = phase_before == Phase::Head
@@ -156,12 +164,18 @@ impl<H: Handler> Conn<H> {
         &self.output[self.output_pos..]
     }
 
-    /// Records that the first `n` bytes of [`Conn::output`] were written.
-    pub fn consume_output(&mut self, n: usize) {
+    /// Records that the first `n` bytes of [`Conn::output`] were written at
+    /// `now`. Once all output is written, an idle connection's idle time
+    /// counts from then (a head's deadline still runs from its first byte).
+    pub fn consume_output(&mut self, n: usize, now: Now) {
         self.output_pos += n;
+        self.write_since = now.instant;
         if self.output_pos == self.output.len() {
             self.output.clear();
             self.output_pos = 0;
+            if self.phase() != Phase::Head {
+                self.phase_since = now.instant;
+            }
         }
     }
 
@@ -192,10 +206,14 @@ impl<H: Handler> Conn<H> {
         }
     }
 
-    /// When the current phase times out: idle connections after
+    /// When the connection times out: with output pending, after an idle
+    /// timeout without write progress; otherwise idle connections after
     /// [`Limits::idle_timeout`], a begun head after
     /// [`Limits::header_read_timeout`], a body after an idle timeout without progress.
     pub fn deadline(&self) -> Instant {
+        if !self.output().is_empty() {
+            return self.write_since + self.limits.idle_timeout;
+        }
         let allowed = match self.phase() {
             Phase::Head => self.limits.header_read_timeout,
             Phase::Idle | Phase::Body => self.limits.idle_timeout,
@@ -204,8 +222,15 @@ impl<H: Handler> Conn<H> {
     }
 
     /// The model saw [`Conn::deadline`] pass: a begun request is answered 408,
-    /// an idle connection is simply closed.
+    /// an idle connection is simply closed, and so is one whose client stopped
+    /// reading its responses (what it was owed is dropped).
     pub fn on_timeout(&mut self, now: Now) {
+        if !self.output().is_empty() {
+            self.output.clear();
+            self.output_pos = 0;
+            self.closing = true;
+            return;
+        }
         if self.closing {
             return;
         }
@@ -403,7 +428,7 @@ mod tests {
             c.feed(&input[from..cut], now);
             out.extend_from_slice(c.output());
             let n = c.output().len();
-            c.consume_output(n);
+            c.consume_output(n, now);
             from = cut;
         }
         (out, c.is_closing())
@@ -547,8 +572,36 @@ mod tests {
         assert!(head.is_closing() && !head.is_finished());
         assert!(head.needs_linger());
         let n = head.output().len();
-        head.consume_output(n);
+        head.consume_output(n, now);
         assert!(head.is_finished());
+    }
+
+    /// With output pending the deadline follows write progress; a client that
+    /// stops reading is dropped without its responses; once all output is
+    /// written the idle time counts from the last write.
+    #[test]
+    fn stalled_writes_time_out_and_idle_time_starts_after_the_last_write() {
+        let limits = Limits {
+            idle_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let t0 = Instant::now();
+        let mut c = conn(limits, fixed_now(t0));
+        let t1 = t0 + Duration::from_secs(1);
+        c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", fixed_now(t1));
+        assert_eq!(c.deadline(), t1 + Duration::from_secs(5));
+        let t2 = t0 + Duration::from_secs(3);
+        c.consume_output(10, fixed_now(t2));
+        assert_eq!(c.deadline(), t2 + Duration::from_secs(5));
+        let t3 = t0 + Duration::from_secs(4);
+        let rest = c.output().len();
+        c.consume_output(rest, fixed_now(t3));
+        assert_eq!(c.phase(), Phase::Idle);
+        assert_eq!(c.deadline(), t3 + Duration::from_secs(5));
+
+        c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", fixed_now(t3));
+        c.on_timeout(fixed_now(t3 + Duration::from_secs(5)));
+        assert!(c.output().is_empty() && c.is_finished());
     }
 
     #[test]

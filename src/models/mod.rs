@@ -4,6 +4,7 @@
 //!
 //! A model only moves bytes between sockets and [`crate::http::Conn`].
 
+mod event;
 mod pool;
 mod sequential;
 mod threaded;
@@ -29,11 +30,18 @@ pub enum Model {
     Threaded,
     /// v3: SO_REUSEPORT acceptor threads feeding a fixed worker pool.
     Pool,
+    /// v4: one epoll reactor per core, each with its own SO_REUSEPORT socket.
+    Event,
 }
 
 impl Model {
     /// Every model, in version order.
-    pub const ALL: [Model; 3] = [Model::Sequential, Model::Threaded, Model::Pool];
+    pub const ALL: [Model; 4] = [
+        Model::Sequential,
+        Model::Threaded,
+        Model::Pool,
+        Model::Event,
+    ];
 
     /// The seed's port for this model (9001 for v1, ...).
     pub fn default_port(self) -> u16 {
@@ -41,6 +49,7 @@ impl Model {
             Model::Sequential => 9001,
             Model::Threaded => 9002,
             Model::Pool => 9003,
+            Model::Event => 9004,
         }
     }
 
@@ -50,6 +59,7 @@ impl Model {
             Model::Sequential => "sequential",
             Model::Threaded => "threaded",
             Model::Pool => "pool",
+            Model::Event => "event",
         }
     }
 }
@@ -63,7 +73,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Listen backlog.
     pub backlog: i32,
-    /// v2: open connections past which new ones get 503.
+    /// v2 and v4: open connections past which new ones get 503.
     pub max_connections: usize,
     /// v2: stack size of each connection thread, in bytes.
     pub thread_stack: usize,
@@ -73,6 +83,8 @@ pub struct ServerConfig {
     pub pool_size: usize,
     /// v3: accepted connections waiting for a worker, past which new ones get 503.
     pub queue: usize,
+    /// v4: reactor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU.
+    pub reactors: usize,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_timeout: Duration,
 }
@@ -89,6 +101,7 @@ impl ServerConfig {
             acceptors: 0,
             pool_size: 256,
             queue: 1024,
+            reactors: 0,
             shutdown_timeout: Duration::from_secs(5),
         }
     }
@@ -111,6 +124,7 @@ impl Server {
             Model::Sequential => sequential::start(&shared)?,
             Model::Threaded => threaded::start(&shared)?,
             Model::Pool => pool::start(&shared)?,
+            Model::Event => event::start(&shared)?,
         };
         Ok(Server {
             model,
@@ -253,12 +267,14 @@ pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.idle_timeout));
     let mut read_timeout = None;
-    let mut conn = Conn::new(SeedRoutes, limits, Now::read());
+    // One clock read per socket read; writes follow at once and reuse it.
+    let mut now = Now::read();
+    let mut conn = Conn::new(SeedRoutes, limits, now);
     loop {
         while !conn.output().is_empty() {
             match stream.write(conn.output()) {
                 Ok(0) => return,
-                Ok(n) => conn.consume_output(n),
+                Ok(n) => conn.consume_output(n, now),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return, // peer gone or write timeout
             }
@@ -279,7 +295,10 @@ pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             read_timeout = Some(wait);
         }
         match stream.read(conn.read_buf()) {
-            Ok(n) => conn.commit_read(n, Now::read()),
+            Ok(n) => {
+                now = Now::read();
+                conn.commit_read(n, now);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -299,7 +318,7 @@ pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
 
 /// Most bytes and time spent draining a peer's unread input before closing.
 const LINGER_BYTES: usize = 256 * 1024;
-const LINGER_TIME: Duration = Duration::from_millis(500);
+pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
 
 /// Sends FIN, then reads and discards what the peer still sends (bounded),
 /// so that closing does not turn into an RST that destroys our last response.
@@ -356,7 +375,7 @@ pub(crate) struct Registration<'a> {
 
 impl Connections {
     /// Registers `stream`; `None` when the server is stopping.
-    pub(crate) fn register(&self, stream: &TcpStream) -> Option<Registration<'_>> {
+    pub(crate) fn register(&self, stream: &impl AsRawFd) -> Option<Registration<'_>> {
         let mut set = self.inner.lock().unwrap();
         if set.stopping {
             return None;

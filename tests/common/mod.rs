@@ -22,7 +22,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The placeholder that [`mask_date`] puts where a valid `Date` value was.
 pub const DATE_MASK: &str = "<date>";
 
-/// Generates `mod sequential`, `mod threaded` and `mod pool`, each with one
+/// Generates `mod sequential`, `mod threaded`, `mod pool` and `mod event`, each with one
 /// `#[test]` per listed function `fn name(model: Model)`, so that a single
 /// suite runs against every model and `cargo test` names each pair.
 #[allow(unused_macros)] // models.rs and alloc.rs compile this module too
@@ -36,6 +36,9 @@ macro_rules! per_model {
         }
         mod pool {
             $( #[test] fn $name() { super::$name(servelab::models::Model::Pool) } )*
+        }
+        mod event {
+            $( #[test] fn $name() { super::$name(servelab::models::Model::Event) } )*
         }
     };
 }
