@@ -23,14 +23,12 @@ pub struct LoadArgs {
     /// Target URL, http only, e.g. http://127.0.0.1:9002/
     pub url: String,
     /// Connections to keep open.
-    #[arg(short = 'c', long, default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, default_value_t = 100, value_parser = at_least_one)]
     pub connections: u64,
     /// Load threads, each running its own event loop over its share of the
     /// connections; more threads than connections are clamped to the
     /// connection count, with a note.
-    #[arg(short = 't', long, default_value_t = 1,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 't', long, default_value_t = 1, value_parser = at_least_one)]
     pub threads: u64,
     /// Recorded duration, e.g. 10s, 500ms, 1m.
     #[arg(short = 'd', long, default_value = "10s", value_parser = positive_duration)]
@@ -46,9 +44,9 @@ pub struct LoadArgs {
     /// timeout and its connection is replaced.
     #[arg(long, default_value = "2s", value_parser = positive_duration)]
     pub timeout: Duration,
-    /// Requests in flight per connection, written together in one write.
-    #[arg(long, default_value_t = 1,
-          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    /// Requests in flight per connection, written together in one write
+    /// (at most 1024).
+    #[arg(long, default_value_t = 1, value_parser = pipeline_depth)]
     pub pipeline: u64,
     /// Open loop: send this many requests/s in total, spread evenly over the
     /// connections, and measure latency from the intended send times
@@ -84,6 +82,21 @@ impl LoadArgs {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+fn pipeline_depth(text: &str) -> Result<u64, String> {
+    match at_least_one(text)? {
+        n if n > 1024 => Err("must be at most 1024".to_string()),
+        n => Ok(n),
     }
 }
 
