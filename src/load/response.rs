@@ -1,12 +1,15 @@
 //! Sans-IO framing of a response stream: where each response ends, its status
 //! and whether the server will close. Bodies are skipped, never buffered.
 
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use crate::http::{ChunkedDecoder, Limits};
 
 /// Header slots on the stack for one response head.
 const MAX_RESPONSE_HEADERS: usize = 64;
+/// Longest head remembered by the same-head fast path.
+const CACHED_HEAD: usize = 256;
 
 /// A response whose end has been reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +53,37 @@ enum State {
     UntilEof,
 }
 
+/// How a head says its body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    None,
+    Length(u64),
+    Chunked,
+    UntilEof,
+}
+
+impl Body {
+    fn state(self) -> State {
+        match self {
+            Body::None => State::Head,
+            Body::Length(n) => State::Length(n),
+            Body::Chunked => State::Chunked(ChunkedDecoder::default()),
+            Body::UntilEof => State::UntilEof,
+        }
+    }
+}
+
+/// The last final head parsed, byte for byte, and what it decided. A server
+/// under load sends the same head again and again (until its `Date` ticks),
+/// and identical bytes frame identically: a compare replaces a parse.
+#[derive(Clone, Debug)]
+struct HeadCache {
+    bytes: [u8; CACHED_HEAD],
+    len: usize,
+    completed: Completed,
+    body: Body,
+}
+
 /// Frames the responses of one connection, in order.
 #[derive(Clone, Debug)]
 pub struct ResponseParser {
@@ -58,6 +92,7 @@ pub struct ResponseParser {
     head_request: bool,
     max_head: usize,
     limits: Limits,
+    cache: HeadCache,
 }
 
 impl ResponseParser {
@@ -78,6 +113,15 @@ impl ResponseParser {
                 header_read_timeout: Duration::MAX,
                 idle_timeout: Duration::MAX,
                 ..Limits::default()
+            },
+            cache: HeadCache {
+                bytes: [0; CACHED_HEAD],
+                len: 0,
+                completed: Completed {
+                    status: 0,
+                    close: false,
+                },
+                body: Body::None,
             },
         }
     }
@@ -162,9 +206,20 @@ impl ResponseParser {
     /// Parses one head; returns its length and whether it was an interim
     /// (1xx) response, and sets up the body state.
     fn parse_head(&mut self, input: &[u8]) -> Result<Option<(usize, bool)>, FramingError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        let len = match response.parse(input) {
+        let cached = self.cache.len;
+        if cached > 0 && input.len() >= cached && input[..cached] == self.cache.bytes[..cached] {
+            self.current = self.cache.completed;
+            self.state = self.cache.body.state();
+            return Ok(Some((cached, false)));
+        }
+        let mut headers =
+            [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            input,
+            &mut headers,
+        ) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if input.len() >= self.max_head => {
                 return Err(FramingError::HeadTooLarge)
@@ -211,24 +266,31 @@ impl ResponseParser {
             }
         }
         let no_body = self.head_request || status == 204 || status == 304;
-        self.state = if no_body {
-            State::Head
+        let body = if no_body {
+            Body::None
         } else if chunked {
-            State::Chunked(ChunkedDecoder::default())
+            Body::Chunked
         } else if other_coding {
             close = true;
-            State::UntilEof
+            Body::UntilEof
         } else {
             match length {
-                Some(0) => State::Head,
-                Some(n) => State::Length(n),
+                Some(0) => Body::None,
+                Some(n) => Body::Length(n),
                 None => {
                     close = true;
-                    State::UntilEof
+                    Body::UntilEof
                 }
             }
         };
         self.current = Completed { status, close };
+        self.state = body.state();
+        if len <= CACHED_HEAD {
+            self.cache.bytes[..len].copy_from_slice(&input[..len]);
+            self.cache.len = len;
+            self.cache.completed = self.current;
+            self.cache.body = body;
+        }
         Ok(Some((len, false)))
     }
 }
@@ -295,6 +357,32 @@ HTTP/1.0 200 OK\r\n\r\nuntil the end";
         fn any_split_frames_the_same(cuts in proptest::collection::vec(0usize..400, 0..12)) {
             prop_assert_eq!(frame(MIXED, &cuts).unwrap(), frame(MIXED, &[]).unwrap());
         }
+    }
+
+    #[test]
+    fn the_same_head_fast_path_only_takes_identical_heads() {
+        let stream = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK\
+HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK\
+HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n0123456789012345678901\
+HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK\
+HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK";
+        let got = frame(stream, &[]).unwrap();
+        assert_eq!(
+            statuses(&got),
+            [
+                (200, false),
+                (200, false),
+                (200, false),
+                (200, false),
+                (200, true)
+            ]
+        );
+        // A cached head must not match a stream that merely starts like it.
+        let mut p = ResponseParser::new(false, 8192);
+        p.advance(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+            .unwrap();
+        let s = p.advance(b"HTTP/1.1 200 OK\r\nContent-Length: 2").unwrap();
+        assert_eq!((s.consumed, s.completed), (0, None));
     }
 
     #[test]
