@@ -31,6 +31,9 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             config.threads, config.connections
         ));
     }
+    if let Some(note) = raise_fd_limit(config.connections as u64 + 64) {
+        notes.push(note);
+    }
     let one = encode(&config.method, &config.target, &config.headers);
     let plan = Plan {
         addr,
@@ -125,6 +128,36 @@ fn probe(addrs: &[SocketAddr]) -> Result<SocketAddr, LoadError> {
     Err(LoadError::Connect {
         addrs: addrs.to_vec(),
         why: last,
+    })
+}
+
+/// Raises the soft open-files limit towards `wanted` (one descriptor per
+/// connection plus a margin); says so when the hard limit stops it short,
+/// since connections past it would fail with "too many open files".
+fn raise_fd_limit(wanted: u64) -> Option<String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur >= wanted {
+        return None;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
+    let reached = if ok { raised.rlim_cur } else { limit.rlim_cur };
+    (reached < wanted).then(|| {
+        format!(
+            "the open-files limit is {reached}: connections past it will fail to connect \
+             (raise it with ulimit -n)"
+        )
     })
 }
 
