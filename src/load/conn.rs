@@ -327,6 +327,13 @@ impl Conn {
                 self.start = 0;
             }
             let space = self.buf.len() - self.end;
+            if space == 0 {
+                // Unreachable while the parser refuses heads longer than the
+                // buffer, but an empty read would look like end of stream.
+                ctx.counters.parse_errors += u64::from(now >= ctx.plan.record_from_ns);
+                self.fail(ctx, now);
+                return;
+            }
             let Some(stream) = &mut self.stream else {
                 return;
             };

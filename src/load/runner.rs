@@ -57,10 +57,11 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
                 let rate = config
                     .rate
                     .map(|r| r * share as f64 / config.connections as f64);
+                let offset_ns = config.rate.map_or(0.0, |r| i as f64 * 1e9 / r);
                 let plan = &plan;
                 std::thread::Builder::new()
                     .name(format!("load-{i}"))
-                    .spawn_scoped(scope, move || worker::run(plan, share, rate))
+                    .spawn_scoped(scope, move || worker::run(plan, share, rate, offset_ns))
             })
             .collect();
         handles

@@ -12,14 +12,19 @@
 /// The schedule of one thread.
 #[derive(Clone, Copy, Debug)]
 pub struct Schedule {
+    offset_ns: f64,
     period_ns: f64,
     connections: u64,
 }
 
 impl Schedule {
-    /// A schedule at `rate` requests/s dealt over `connections` connections.
-    pub fn new(rate: f64, connections: usize) -> Schedule {
+    /// A schedule at `rate` requests/s dealt over `connections` connections,
+    /// starting `offset_ns` after the start of the run (threads start one
+    /// total-rate period apart, so that their schedules interleave instead of
+    /// all firing together).
+    pub fn new(rate: f64, connections: usize, offset_ns: f64) -> Schedule {
         Schedule {
+            offset_ns,
             period_ns: 1e9 / rate,
             connections: connections as u64,
         }
@@ -28,7 +33,7 @@ impl Schedule {
     /// Nanoseconds after the start at which thread-wide slot `k` is due.
     #[inline]
     pub fn slot_time(&self, k: u64) -> u64 {
-        (k as f64 * self.period_ns) as u64
+        (self.offset_ns + k as f64 * self.period_ns) as u64
     }
 
     /// When the `m`-th slot of connection `conn` is due.
@@ -50,7 +55,7 @@ mod tests {
 
     #[test]
     fn slots_are_dealt_round_robin_at_the_rate() {
-        let s = Schedule::new(1000.0, 4);
+        let s = Schedule::new(1000.0, 4, 0.0);
         assert_eq!(s.slot_time(0), 0);
         assert_eq!(s.slot_time(1000), 1_000_000_000);
         assert_eq!(s.owner(6), 2);
@@ -59,5 +64,6 @@ mod tests {
             .take_while(|&k| s.slot_time(k) < 1_000_000_000)
             .count();
         assert_eq!(in_one_second, 1000);
+        assert_eq!(Schedule::new(1000.0, 4, 500.0).slot_time(1), 1_000_500);
     }
 }

@@ -70,8 +70,13 @@ impl Ctx<'_> {
 }
 
 /// Runs `connections` connections until the end of the plan; `rate` is this
-/// thread's share of the open-loop rate.
-pub fn run(plan: &Plan, connections: usize, rate: Option<f64>) -> io::Result<ThreadStats> {
+/// thread's share of the open-loop rate and `offset_ns` when its schedule starts.
+pub fn run(
+    plan: &Plan,
+    connections: usize,
+    rate: Option<f64>,
+    offset_ns: f64,
+) -> io::Result<ThreadStats> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(connections.clamp(16, 1024));
     let timer = match rate {
@@ -92,7 +97,7 @@ pub fn run(plan: &Plan, connections: usize, rate: Option<f64>) -> io::Result<Thr
     let mut ctx = Ctx {
         plan,
         registry: &registry,
-        schedule: rate.map(|r| Schedule::new(r, connections)),
+        schedule: rate.map(|r| Schedule::new(r, connections, offset_ns)),
         counters: Counters::default(),
         latency: new_histogram(),
         uncorrected: rate.map(|_| new_histogram()),
