@@ -120,7 +120,9 @@ impl Object {
         } else if value.fract() == 0.0 && value.abs() < 9e15 {
             format!("{}", value as i64)
         } else {
-            format!("{value:.3}")
+            // Shortest text that reads back as the same number; never an
+            // exponent, which JSON would allow but some readers mishandle.
+            format!("{value}")
         };
         self.raw(key, &text);
     }
@@ -167,9 +169,9 @@ mod tests {
         assert_eq!(quote("a\"b\\c\n\u{1}"), r#""a\"b\\c\n\u0001""#);
         let mut o = Object::default();
         o.num("i", 3.0);
-        o.num("f", 0.12345);
+        o.num("f", 0.125);
         o.num("n", f64::NAN);
         o.opt("none", None);
-        assert_eq!(o.finish(), r#"{"i":3,"f":0.123,"n":null,"none":null}"#);
+        assert_eq!(o.finish(), r#"{"i":3,"f":0.125,"n":null,"none":null}"#);
     }
 }
