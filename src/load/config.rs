@@ -1,0 +1,97 @@
+//! What a load run does: the library-facing configuration.
+
+use std::time::Duration;
+
+use super::error::LoadError;
+use super::request::{check_method, parse_header};
+use super::target::Target;
+
+/// Everything [`super::run_load`] needs. Build one with [`LoadConfig::new`]
+/// and change the public fields; [`LoadConfig::validate`] runs before a load.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// The URL to load.
+    pub target: Target,
+    /// Request method (default `GET`).
+    pub method: String,
+    /// Extra request headers, `(name, value)`; a `Host` here replaces the URL's.
+    pub headers: Vec<(String, String)>,
+    /// Connections kept open (default 100).
+    pub connections: usize,
+    /// Load threads, each with its own event loop (default 1). More threads
+    /// than connections are clamped to the connection count.
+    pub threads: usize,
+    /// The recorded part of the run (default 10 s).
+    pub duration: Duration,
+    /// Load applied before recording starts (default 0).
+    pub warmup: Duration,
+    /// How long a request may wait for its response (default 2 s).
+    pub timeout: Duration,
+    /// Requests in flight per connection, written together (default 1).
+    pub pipeline: usize,
+    /// Open loop at this many requests/s over all connections; `None` is
+    /// closed loop (each connection sends as soon as its responses arrive).
+    pub rate: Option<f64>,
+    /// Allow a target outside loopback.
+    pub allow_remote: bool,
+}
+
+impl LoadConfig {
+    /// The defaults (those of `servelab load`) aimed at `url`.
+    pub fn new(url: &str) -> Result<LoadConfig, LoadError> {
+        Ok(LoadConfig {
+            target: Target::parse(url)?,
+            method: "GET".to_string(),
+            headers: Vec::new(),
+            connections: 100,
+            threads: 1,
+            duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(2),
+            pipeline: 1,
+            rate: None,
+            allow_remote: false,
+        })
+    }
+
+    /// Adds a `Name: value` header, checked.
+    pub fn header(&mut self, text: &str) -> Result<(), LoadError> {
+        self.headers.push(parse_header(text)?);
+        Ok(())
+    }
+
+    /// Checks every setting; the error names the flag to fix.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let bad = |why: &str| Err(LoadError::InvalidConfig(why.to_string()));
+        if self.connections == 0 {
+            return bad("connections (-c) must be at least 1");
+        }
+        if self.threads == 0 {
+            return bad("threads (-t) must be at least 1");
+        }
+        if self.pipeline == 0 {
+            return bad("--pipeline must be at least 1");
+        }
+        if self.duration.is_zero() {
+            return bad("duration (-d) must be longer than 0");
+        }
+        if self.timeout.is_zero() {
+            return bad("--timeout must be longer than 0");
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return bad("--rate must be a positive number of requests per second");
+            }
+        }
+        check_method(&self.method)?;
+        for (name, value) in &self.headers {
+            parse_header(&format!("{name}: {value}"))?;
+        }
+        Ok(())
+    }
+
+    /// The thread count actually used: at most one thread per connection.
+    pub fn effective_threads(&self) -> usize {
+        self.threads.min(self.connections).max(1)
+    }
+}

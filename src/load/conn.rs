@@ -1,0 +1,478 @@
+//! One connection slot of a load thread: its socket (replaced when it ends),
+//! read buffer, response parser and the send times of its requests in flight.
+//!
+//! Responses on a connection come back in request order (HTTP/1.1), so the
+//! in-flight requests form a FIFO queue: each completed response pops the
+//! oldest send time. Everything here is allocated once per slot and reused
+//! across reconnects.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::response::{Completed, ResponseParser};
+use super::worker::Ctx;
+
+/// Read buffer per connection; a response head must fit in it.
+pub const READ_BUF: usize = 16 * 1024;
+/// How long to wait before retrying a connection attempt that failed, so that
+/// a server that refuses does not turn the generator into a busy loop.
+pub const CONNECT_RETRY_NS: u64 = 10_000_000;
+
+/// A request on the wire, waiting for its response.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    /// When it was meant to go out (open loop) or went out (closed loop), in
+    /// ns since the run's start: latency is measured from here.
+    intended: u64,
+    /// When it was actually written.
+    sent: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// No socket; open one at `retry_at`.
+    Closed { retry_at: u64 },
+    /// Nonblocking connect under way since `since`.
+    Connecting { since: u64 },
+    /// Connected.
+    Open,
+}
+
+/// One connection slot.
+pub struct Conn {
+    index: usize,
+    stream: Option<TcpStream>,
+    state: State,
+    /// Registered for WRITABLE too (while connecting or with a write pending).
+    want_write: bool,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    parser: ResponseParser,
+    inflight: VecDeque<InFlight>,
+    /// Bytes `write_from..write_to` of the preencoded requests still to write.
+    write_from: usize,
+    write_to: usize,
+    /// Responses completed in the recorded window.
+    completed: u64,
+    /// Open loop: the next of this connection's schedule slots to send.
+    next_slot: u64,
+}
+
+impl Conn {
+    /// A closed slot, `index` within its thread, to connect at time 0.
+    pub fn new(index: usize, pipeline: usize, head_request: bool) -> Conn {
+        Conn {
+            index,
+            stream: None,
+            state: State::Closed { retry_at: 0 },
+            want_write: false,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            parser: ResponseParser::new(head_request, READ_BUF),
+            inflight: VecDeque::with_capacity(pipeline),
+            write_from: 0,
+            write_to: 0,
+            completed: 0,
+            next_slot: 0,
+        }
+    }
+
+    /// Responses this slot completed in the recorded window.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Starts a nonblocking connect.
+    pub fn connect(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        let attempt = TcpStream::connect(ctx.plan.addr).and_then(|mut stream| {
+            stream.set_nodelay(true)?;
+            ctx.registry.register(
+                &mut stream,
+                Token(self.index),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(stream)
+        });
+        match attempt {
+            Ok(stream) => {
+                self.stream = Some(stream);
+                self.want_write = true;
+                self.state = State::Connecting { since: now };
+            }
+            Err(_) => self.connect_failed(ctx, now),
+        }
+    }
+
+    /// Handles a readiness event for this slot's socket.
+    pub fn on_event(&mut self, ctx: &mut Ctx<'_>, event: &Event, now: u64) {
+        match self.state {
+            State::Closed { .. } => {}
+            State::Connecting { .. } => self.finish_connect(ctx, event, now),
+            State::Open => {
+                if event.is_writable() && self.write_from < self.write_to && !self.flush(ctx, now) {
+                    return;
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.on_readable(ctx, now);
+                }
+            }
+        }
+    }
+
+    /// Periodic check: timeouts of requests and connects, and retries.
+    pub fn sweep(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        let timeout = ctx.plan.timeout_ns;
+        match self.state {
+            State::Closed { retry_at } if now >= retry_at => self.connect(ctx, now),
+            State::Closed { .. } => {}
+            State::Connecting { since } if now.saturating_sub(since) >= timeout => {
+                self.close();
+                self.connect_failed(ctx, now);
+            }
+            State::Connecting { .. } => {}
+            State::Open => {
+                let Some(oldest) = self.inflight.front() else {
+                    return;
+                };
+                if now.saturating_sub(oldest.sent) < timeout {
+                    return;
+                }
+                // The oldest is overdue: the connection is stuck. Requests as
+                // old as the timeout are timeouts; younger ones behind them
+                // are lost with the connection.
+                let record_from = ctx.plan.record_from_ns;
+                for p in self.inflight.drain(..) {
+                    if p.intended >= record_from {
+                        if now.saturating_sub(p.sent) >= timeout {
+                            ctx.counters.timeouts += 1;
+                        } else {
+                            ctx.counters.aborted += 1;
+                        }
+                    }
+                }
+                self.reconnect(ctx, now);
+            }
+        }
+    }
+
+    /// Sends what this slot may send now: in closed loop, enough to bring
+    /// its in-flight requests up to the pipeline depth; in open loop, its
+    /// schedule slots that are due, as far as the pipeline depth allows.
+    pub fn fill(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        if self.state != State::Open || self.write_from < self.write_to {
+            return;
+        }
+        let room = ctx.plan.pipeline - self.inflight.len();
+        let record_from = ctx.plan.record_from_ns;
+        let mut count = 0;
+        match ctx.schedule {
+            None => {
+                while count < room {
+                    self.inflight.push_back(InFlight {
+                        intended: now,
+                        sent: now,
+                    });
+                    count += 1;
+                }
+                if now >= record_from {
+                    ctx.counters.sent += count as u64;
+                }
+            }
+            Some(schedule) => {
+                while count < room {
+                    let due = schedule.conn_slot_time(self.index, self.next_slot);
+                    if due > now || due >= ctx.plan.end_ns {
+                        break;
+                    }
+                    self.inflight.push_back(InFlight {
+                        intended: due,
+                        sent: now,
+                    });
+                    if due >= record_from {
+                        ctx.counters.sent += 1;
+                    }
+                    self.next_slot += 1;
+                    count += 1;
+                }
+            }
+        }
+        if count > 0 {
+            self.write_from = 0;
+            self.write_to = count * ctx.plan.request_len;
+            self.flush(ctx, now);
+        }
+    }
+
+    /// The run is over: requests still in flight are unanswered, and in
+    /// open loop, slots in the window this slot never got to send are counted.
+    pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
+        let record_from = ctx.plan.record_from_ns;
+        let unanswered = self
+            .inflight
+            .iter()
+            .filter(|p| p.intended >= record_from)
+            .count();
+        ctx.counters.unanswered += unanswered as u64;
+        if let Some(schedule) = ctx.schedule {
+            let mut m = self.next_slot;
+            loop {
+                let due = schedule.conn_slot_time(self.index, m);
+                if due >= ctx.plan.end_ns {
+                    break;
+                }
+                if due >= record_from {
+                    ctx.counters.not_sent += 1;
+                }
+                m += 1;
+            }
+        }
+        self.inflight.clear();
+        self.close();
+    }
+
+    fn finish_connect(&mut self, ctx: &mut Ctx<'_>, event: &Event, now: u64) {
+        let Some(stream) = &self.stream else { return };
+        let connected = match stream.take_error() {
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => Some(true),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected && !event.is_error() => None,
+                Err(_) => Some(false),
+            },
+            _ => Some(false),
+        };
+        match connected {
+            None => {}
+            Some(false) => {
+                self.close();
+                self.connect_failed(ctx, now);
+            }
+            Some(true) => {
+                self.state = State::Open;
+                if self.set_want_write(ctx, false, now) {
+                    self.fill(ctx, now);
+                }
+            }
+        }
+    }
+
+    fn connect_failed(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        if now >= ctx.plan.record_from_ns {
+            ctx.counters.connect_errors += 1;
+        }
+        self.stream = None;
+        self.state = State::Closed {
+            retry_at: now + CONNECT_RETRY_NS,
+        };
+    }
+
+    /// Writes pending request bytes; false if the connection failed.
+    fn flush(&mut self, ctx: &mut Ctx<'_>, now: u64) -> bool {
+        let Some(stream) = &mut self.stream else {
+            return false;
+        };
+        while self.write_from < self.write_to {
+            match stream.write(&ctx.plan.requests[self.write_from..self.write_to]) {
+                Ok(n) => self.write_from += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.want_write || self.set_want_write(ctx, true, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    if now >= ctx.plan.record_from_ns {
+                        ctx.counters.write_errors += 1;
+                    }
+                    self.fail(ctx, now);
+                    return false;
+                }
+            }
+        }
+        self.write_from = 0;
+        self.write_to = 0;
+        !self.want_write || self.set_want_write(ctx, false, now)
+    }
+
+    /// Changes the registration; false (and the slot reconnects) on failure.
+    fn set_want_write(&mut self, ctx: &mut Ctx<'_>, want: bool, now: u64) -> bool {
+        let Some(stream) = &mut self.stream else {
+            return false;
+        };
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if ctx
+            .registry
+            .reregister(stream, Token(self.index), interest)
+            .is_err()
+        {
+            self.fail(ctx, now);
+            return false;
+        }
+        self.want_write = want;
+        true
+    }
+
+    fn on_readable(&mut self, ctx: &mut Ctx<'_>, mut now: u64) {
+        loop {
+            if self.end == self.buf.len() && self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let space = self.buf.len() - self.end;
+            if space == 0 {
+                // Unreachable while the parser refuses heads longer than the
+                // buffer, but an empty read would look like end of stream.
+                ctx.counters.parse_errors += u64::from(now >= ctx.plan.record_from_ns);
+                self.fail(ctx, now);
+                return;
+            }
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            match stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    now = ctx.now();
+                    self.on_eof(ctx, now);
+                    return;
+                }
+                Ok(n) => {
+                    now = ctx.now();
+                    if now >= ctx.plan.record_from_ns {
+                        ctx.counters.bytes_read += n as u64;
+                    }
+                    self.end += n;
+                    if !self.process(ctx, now) {
+                        return;
+                    }
+                    // A short read emptied the socket: the edge-triggered
+                    // registration reports the next data, so skip the read
+                    // that would only say EAGAIN.
+                    if n < space {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    if now >= ctx.plan.record_from_ns {
+                        ctx.counters.read_errors += 1;
+                    }
+                    self.fail(ctx, now);
+                    return;
+                }
+            }
+        }
+        self.fill(ctx, now);
+    }
+
+    /// Frames the buffered responses; false if the connection was replaced.
+    fn process(&mut self, ctx: &mut Ctx<'_>, now: u64) -> bool {
+        loop {
+            let step = match self.parser.advance(&self.buf[self.start..self.end]) {
+                Ok(step) => step,
+                Err(_) => {
+                    if now >= ctx.plan.record_from_ns {
+                        ctx.counters.parse_errors += 1;
+                    }
+                    self.fail(ctx, now);
+                    return false;
+                }
+            };
+            self.start += step.consumed;
+            match step.completed {
+                Some(done) => {
+                    if !self.complete(ctx, done, now) {
+                        return false;
+                    }
+                    if done.close {
+                        self.fail(ctx, now);
+                        return false;
+                    }
+                }
+                None if step.consumed == 0 => break,
+                None => {}
+            }
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        true
+    }
+
+    /// Matches a response to the oldest request in flight and records it.
+    #[inline]
+    fn complete(&mut self, ctx: &mut Ctx<'_>, done: Completed, now: u64) -> bool {
+        let Some(request) = self.inflight.pop_front() else {
+            // A response nobody asked for: the stream cannot be trusted.
+            if now >= ctx.plan.record_from_ns {
+                ctx.counters.parse_errors += 1;
+            }
+            self.fail(ctx, now);
+            return false;
+        };
+        if request.intended >= ctx.plan.record_from_ns {
+            ctx.counters.responses += 1;
+            ctx.counters.count_status(done.status);
+            self.completed += 1;
+            ctx.latency
+                .saturating_record(now.saturating_sub(request.intended).max(1));
+            if let Some(uncorrected) = &mut ctx.uncorrected {
+                uncorrected.saturating_record(now.saturating_sub(request.sent).max(1));
+            }
+        }
+        true
+    }
+
+    fn on_eof(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        if let Some(done) = self.parser.on_eof() {
+            if !self.complete(ctx, done, now) {
+                return;
+            }
+        }
+        if !self.inflight.is_empty() && now >= ctx.plan.record_from_ns {
+            ctx.counters.read_errors += 1;
+        }
+        self.fail(ctx, now);
+    }
+
+    /// The connection ended or broke: requests in flight are lost, and a new
+    /// connection replaces it at once.
+    fn fail(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        let record_from = ctx.plan.record_from_ns;
+        let lost = self
+            .inflight
+            .drain(..)
+            .filter(|p| p.intended >= record_from)
+            .count();
+        ctx.counters.aborted += lost as u64;
+        self.reconnect(ctx, now);
+    }
+
+    fn reconnect(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+        self.close();
+        if now >= ctx.plan.record_from_ns {
+            ctx.counters.reconnects += 1;
+        }
+        self.connect(ctx, now);
+    }
+
+    fn close(&mut self) {
+        self.stream = None;
+        self.state = State::Closed { retry_at: 0 };
+        self.want_write = false;
+        self.start = 0;
+        self.end = 0;
+        self.write_from = 0;
+        self.write_to = 0;
+        self.parser.reset();
+    }
+}

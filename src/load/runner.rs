@@ -1,0 +1,167 @@
+//! Runs a load: checks, resolves, probes, starts the threads, merges.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::config::LoadConfig;
+use super::error::LoadError;
+use super::report::{Fairness, LatencySummary, LoadReport};
+use super::request::encode;
+use super::stats::{new_histogram, Counters, ThreadStats};
+use super::worker::{self, Plan};
+
+/// How long the opening probe waits for a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the load described by `config` and reports what happened.
+///
+/// Refuses (without sending anything) an invalid configuration, a host that
+/// does not resolve or resolves outside loopback (unless
+/// [`LoadConfig::allow_remote`]), and a target where not one connection can be
+/// opened. Failures during the run are counted in the report, not returned.
+pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
+    config.validate()?;
+    let addrs = config.target.resolve(config.allow_remote)?;
+    let addr = probe(&addrs)?;
+    let threads = config.effective_threads();
+    let mut notes = Vec::new();
+    if threads < config.threads {
+        notes.push(format!(
+            "{} threads for {} connections: using {threads} (a thread needs a connection)",
+            config.threads, config.connections
+        ));
+    }
+    if let Some(note) = raise_fd_limit(config.connections as u64 + 64) {
+        notes.push(note);
+    }
+    let one = encode(&config.method, &config.target, &config.headers);
+    let plan = Plan {
+        addr,
+        requests: one.repeat(config.pipeline),
+        request_len: one.len(),
+        pipeline: config.pipeline,
+        head_request: config.method.eq_ignore_ascii_case("HEAD"),
+        base: Instant::now(),
+        record_from_ns: nanos(config.warmup),
+        end_ns: nanos(config.warmup) + nanos(config.duration),
+        timeout_ns: nanos(config.timeout),
+    };
+    let shares: Vec<usize> = (0..threads)
+        .map(|i| config.connections / threads + usize::from(i < config.connections % threads))
+        .collect();
+    let results: Vec<std::io::Result<ThreadStats>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .enumerate()
+            .map(|(i, &share)| {
+                let rate = config
+                    .rate
+                    .map(|r| r * share as f64 / config.connections as f64);
+                let offset_ns = config.rate.map_or(0.0, |r| i as f64 * 1e9 / r);
+                let plan = &plan;
+                std::thread::Builder::new()
+                    .name(format!("load-{i}"))
+                    .spawn_scoped(scope, move || worker::run(plan, share, rate, offset_ns))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a load thread panicked"))),
+                Err(e) => Err(e),
+            })
+            .collect()
+    });
+    let mut counters = Counters::default();
+    let mut latency = new_histogram();
+    let mut uncorrected = config.rate.map(|_| new_histogram());
+    let mut per_connection = Vec::with_capacity(config.connections);
+    for result in results {
+        let stats = result?;
+        counters.merge(&stats.counters);
+        latency
+            .add(&stats.latency)
+            .map_err(|e| std::io::Error::other(format!("merging histograms: {e:?}")))?;
+        if let (Some(all), Some(one)) = (&mut uncorrected, &stats.uncorrected) {
+            all.add(one)
+                .map_err(|e| std::io::Error::other(format!("merging histograms: {e:?}")))?;
+        }
+        per_connection.extend(stats.per_connection);
+    }
+    let summary = LatencySummary::of(&latency);
+    Ok(LoadReport {
+        url: config.target.url.clone(),
+        addr,
+        method: config.method.clone(),
+        connections: config.connections,
+        threads,
+        pipeline: config.pipeline,
+        duration: config.duration,
+        warmup: config.warmup,
+        timeout: config.timeout,
+        rate: config.rate,
+        notes,
+        counters,
+        latency: summary,
+        latency_uncorrected: match &uncorrected {
+            Some(h) => LatencySummary::of(h),
+            None => summary,
+        },
+        histogram: latency,
+        fairness: Fairness::of(&per_connection),
+        per_connection,
+    })
+}
+
+/// Opens (and closes) one connection to the first address that accepts, so
+/// that a target nobody listens on fails at once with a clear message instead
+/// of a run full of connect errors.
+fn probe(addrs: &[SocketAddr]) -> Result<SocketAddr, LoadError> {
+    let mut last = String::new();
+    for &addr in addrs {
+        match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+            Ok(_) => return Ok(addr),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(LoadError::Connect {
+        addrs: addrs.to_vec(),
+        why: last,
+    })
+}
+
+/// Raises the soft open-files limit towards `wanted` (one descriptor per
+/// connection plus a margin); says so when the hard limit stops it short,
+/// since connections past it would fail with "too many open files".
+fn raise_fd_limit(wanted: u64) -> Option<String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur >= wanted {
+        return None;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
+    let reached = if ok { raised.rlim_cur } else { limit.rlim_cur };
+    (reached < wanted).then(|| {
+        format!(
+            "the open-files limit is {reached}: connections past it will fail to connect \
+             (raise it with ulimit -n)"
+        )
+    })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 4)
+}

@@ -1,0 +1,173 @@
+//! One load thread: an edge-triggered epoll loop (mio) over its share of the
+//! connections, until the end of the run.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use super::conn::Conn;
+use super::schedule::Schedule;
+use super::stats::{new_histogram, Counters, ThreadStats};
+use super::timer::Timer;
+
+/// The timer's token: past any connection index.
+const TIMER: Token = Token(usize::MAX);
+/// Timeouts and connect retries are checked this often (or four times per
+/// timeout, if that is shorter).
+const SWEEP_NS: u64 = 10_000_000;
+
+/// What every thread shares, read-only: the run as decided before it starts.
+#[derive(Debug)]
+pub struct Plan {
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    /// `pipeline` copies of the encoded request, back to back, so that any
+    /// number of requests up to the depth is one contiguous write.
+    pub requests: Vec<u8>,
+    /// Bytes of one request.
+    pub request_len: usize,
+    /// Requests in flight per connection.
+    pub pipeline: usize,
+    /// Whether the method is HEAD (responses carry no body).
+    pub head_request: bool,
+    /// The run's time origin; every time below is ns after it.
+    pub base: Instant,
+    /// Start of the recorded window (end of the warmup).
+    pub record_from_ns: u64,
+    /// End of the run.
+    pub end_ns: u64,
+    /// Per-request timeout.
+    pub timeout_ns: u64,
+}
+
+/// A thread's mutable context, lent to its connections.
+pub struct Ctx<'a> {
+    /// The shared plan.
+    pub plan: &'a Plan,
+    /// The thread's epoll registry.
+    pub registry: &'a Registry,
+    /// Open loop: the thread's schedule.
+    pub schedule: Option<Schedule>,
+    /// Counters.
+    pub counters: Counters,
+    /// Latency (corrected in open loop).
+    pub latency: Histogram<u64>,
+    /// Open loop: latency from the actual send.
+    pub uncorrected: Option<Histogram<u64>>,
+}
+
+impl Ctx<'_> {
+    /// Nanoseconds since the run's start (a vDSO clock read, no syscall).
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.plan.base.elapsed().as_nanos() as u64
+    }
+}
+
+/// Runs `connections` connections until the end of the plan; `rate` is this
+/// thread's share of the open-loop rate and `offset_ns` when its schedule starts.
+pub fn run(
+    plan: &Plan,
+    connections: usize,
+    rate: Option<f64>,
+    offset_ns: f64,
+) -> io::Result<ThreadStats> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(connections.clamp(16, 1024));
+    let timer = match rate {
+        Some(_) => {
+            let timer = Timer::new()?;
+            poll.registry().register(
+                &mut SourceFd(&timer.as_raw_fd()),
+                TIMER,
+                Interest::READABLE,
+            )?;
+            Some(timer)
+        }
+        None => None,
+    };
+    // A second handle on the same epoll instance, so that connections can
+    // (re)register while the loop holds `poll` for waiting.
+    let registry = poll.registry().try_clone()?;
+    let mut ctx = Ctx {
+        plan,
+        registry: &registry,
+        schedule: rate.map(|r| Schedule::new(r, connections, offset_ns)),
+        counters: Counters::default(),
+        latency: new_histogram(),
+        uncorrected: rate.map(|_| new_histogram()),
+    };
+    let mut conns: Vec<Conn> = (0..connections)
+        .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
+        .collect();
+    let now = ctx.now();
+    for conn in &mut conns {
+        conn.connect(&mut ctx, now);
+    }
+    let sweep_every = SWEEP_NS.min(plan.timeout_ns / 4).max(1_000_000);
+    let mut next_sweep = now + sweep_every;
+    let mut cursor = 0u64;
+    let mut armed_for = u64::MAX;
+    loop {
+        let now = ctx.now();
+        if now >= plan.end_ns {
+            break;
+        }
+        if let (Some(schedule), Some(timer)) = (ctx.schedule, &timer) {
+            while schedule.slot_time(cursor) <= now {
+                conns[schedule.owner(cursor)].fill(&mut ctx, now);
+                cursor += 1;
+            }
+            let due = schedule.slot_time(cursor);
+            if due < plan.end_ns && due != armed_for {
+                timer.arm_in(due - now)?;
+                armed_for = due;
+            }
+        }
+        if now >= next_sweep {
+            for conn in &mut conns {
+                conn.sweep(&mut ctx, now);
+            }
+            next_sweep = now + sweep_every;
+        }
+        let wake = next_sweep.min(plan.end_ns);
+        match poll.poll(
+            &mut events,
+            Some(Duration::from_nanos(wake.saturating_sub(now))),
+        ) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        let now = ctx.now();
+        if now >= plan.end_ns {
+            break;
+        }
+        for event in events.iter() {
+            match event.token() {
+                TIMER => {
+                    if let Some(timer) = &timer {
+                        timer.clear();
+                    }
+                }
+                Token(i) => conns[i].on_event(&mut ctx, event, now),
+            }
+        }
+    }
+    let mut per_connection = Vec::with_capacity(connections);
+    for conn in &mut conns {
+        conn.finish(&mut ctx);
+        per_connection.push(conn.completed());
+    }
+    Ok(ThreadStats {
+        counters: ctx.counters,
+        latency: ctx.latency,
+        uncorrected: ctx.uncorrected,
+        per_connection,
+    })
+}
