@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Measures what each concurrency model costs, with servelab's release binary.
 
-For every model: throughput and server CPU time per request under
-`wrk -t1 -c100` (server pinned to CPU 0, wrk to CPU 1; runs interleaved across
-models, median reported), then RSS and thread count with N idle keep-alive
-connections open (each has completed one request). Every number printed is
-measured here; nothing is typed in.
+For every model: throughput, p99 latency, server CPU time per request and
+connection fairness under `servelab load -t1 -c100` (server pinned to CPU 0,
+the client to CPU 1; runs interleaved across models, median reported), then RSS
+and thread count with N idle keep-alive connections open (each has completed
+one request where the model serves it). Every number printed is measured here.
 
 Usage: scripts/model-costs.py [--runs 3] [--duration 5] [--idle 1000]
-Needs: cargo build --release; wrk (Debian package) for the throughput part.
+Needs: cargo build --release.
 """
-import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, time
+import argparse, json, os, re, signal, socket, statistics, subprocess, sys, time
 
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "servelab")
 MODELS = ["sequential", "threaded", "pool", "event"]
@@ -47,14 +47,11 @@ def status(pid):
     return rss, threads
 
 
-def wrk(port, duration):
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c100", f"-d{duration}s",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = re.search(r"Socket errors: (.*)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return total, rps, (errors.group(1) if errors else "none"), int(non2xx.group(1)) if non2xx else 0
+def load(port, duration):
+    out = subprocess.run(["taskset", "-c", "1", BIN, "load", "-t1", "-c100", f"-d{duration}s",
+                          "--json", f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
 
 
 def throughput(args):
@@ -64,17 +61,26 @@ def throughput(args):
             port = 9300 + i
             p = start(model, port)
             before = cpu_ticks(p.pid)
-            total, rps, errors, non2xx = wrk(port, args.duration)
+            r = load(port, args.duration)
             used = cpu_ticks(p.pid) - before
             stop(p)
-            rows[model].append((rps, used / TICK * 1e6 / max(total, 1), errors, non2xx))
-    print(f"## Throughput: wrk -t1 -c100 -d{args.duration}s, median of {args.runs} interleaved runs\n")
-    print("| model | req/s | server CPU µs/req | socket errors (last run) | non-2xx (all runs) |")
-    print("|---|---|---|---|---|")
+            e = r["errors"]
+            errors = e["connect"] + e["read"] + e["write"] + e["timeout"] + e["aborted"]
+            rows[model].append((r["requests_per_sec"], r["latency_us"]["p99"] / 1000,
+                                used / TICK * 1e6 / max(r["responses"], 1),
+                                r["responses"] - r["responses_2xx_3xx"], errors,
+                                r["fairness"]["served"], r["fairness"]["jain"]))
+    print(f"## Throughput: servelab load -t1 -c100 -d{args.duration}s, "
+          f"median of {args.runs} interleaved runs\n")
+    print("| model | req/s | p99 ms | server CPU µs/req | connections served | Jain fairness "
+          "| non-2xx (all runs) | socket errors (all runs) |")
+    print("|---|---|---|---|---|---|---|---|")
+    med = statistics.median
     for model in MODELS:
         r = rows[model]
-        print(f"| {model} | {statistics.median(x[0] for x in r):,.0f} | "
-              f"{statistics.median(x[1] for x in r):.2f} | {r[-1][2]} | {sum(x[3] for x in r)} |")
+        print(f"| {model} | {med(x[0] for x in r):,.0f} | {med(x[1] for x in r):.2f} | "
+              f"{med(x[2] for x in r):.2f} | {med(x[5] for x in r):.0f}/100 | "
+              f"{med(x[6] for x in r):.3f} | {sum(x[3] for x in r)} | {sum(x[4] for x in r)} |")
     print()
 
 
@@ -120,8 +126,6 @@ def main():
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
     if not args.skip_throughput:
-        if shutil.which("wrk") is None:
-            sys.exit("wrk not found (apt-get install wrk), or pass --skip-throughput")
         throughput(args)
     idle(args)
 

@@ -4,6 +4,21 @@
 //! [`Now`]. A concurrency model reads into [`Conn::read_buf`], calls
 //! [`Conn::commit_read`], writes [`Conn::output`] and closes when
 //! [`Conn::is_finished`] says so.
+//!
+//! ```
+//! use servelab::http::{Conn, Limits, Now};
+//! use servelab::route::SeedRoutes;
+//!
+//! let mut conn = Conn::new(SeedRoutes, Limits::default(), Now::read());
+//! // Two pipelined requests, the second split across two reads.
+//! conn.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HT", Now::read());
+//! conn.feed(b"TP/1.1\r\nHost: a\r\n\r\n", Now::read());
+//! let out = String::from_utf8(conn.output().to_vec()).unwrap();
+//! assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(out.contains("\r\n\r\nOKHTTP/1.1 404 Not Found\r\n"));
+//! assert!(out.ends_with("\r\n\r\nNot Found"));
+//! assert!(!conn.is_closing());
+//! ```
 
 mod chunked;
 mod conn;
