@@ -119,7 +119,7 @@ impl Conn {
                     return;
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.on_readable(ctx, now);
+                    self.on_readable(ctx, now, event.is_read_closed());
                 }
             }
         }
@@ -319,7 +319,9 @@ impl Conn {
         true
     }
 
-    fn on_readable(&mut self, ctx: &mut Ctx<'_>, mut now: u64) {
+    /// Reads and frames what arrived; `peer_closed` is whether the event
+    /// reported the server's FIN.
+    fn on_readable(&mut self, ctx: &mut Ctx<'_>, mut now: u64, peer_closed: bool) {
         loop {
             if self.end == self.buf.len() && self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -354,8 +356,9 @@ impl Conn {
                     }
                     // A short read emptied the socket: the edge-triggered
                     // registration reports the next data, so skip the read
-                    // that would only say EAGAIN.
-                    if n < space {
+                    // that would only say EAGAIN. Not when the FIN already
+                    // arrived: it sits behind the data and raises no new edge.
+                    if n < space && !peer_closed {
                         break;
                     }
                 }
