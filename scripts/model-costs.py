@@ -65,22 +65,23 @@ def throughput(args):
             used = cpu_ticks(p.pid) - before
             stop(p)
             e = r["errors"]
-            errors = e["connect"] + e["read"] + e["write"] + e["timeout"] + e["aborted"]
+            errors = e["connect"] + e["read"] + e["write"] + e["aborted"]
             rows[model].append((r["requests_per_sec"], r["latency_us"]["p99"] / 1000,
                                 used / TICK * 1e6 / max(r["responses"], 1),
                                 r["responses"] - r["responses_2xx_3xx"], errors,
-                                r["fairness"]["served"], r["fairness"]["jain"]))
+                                r["fairness"]["served"], r["fairness"]["jain"], e["timeout"]))
     print(f"## Throughput: servelab load -t1 -c100 -d{args.duration}s, "
           f"median of {args.runs} interleaved runs\n")
     print("| model | req/s | p99 ms | server CPU µs/req | connections served | Jain fairness "
-          "| non-2xx (all runs) | socket errors (all runs) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| timeouts (all runs) | non-2xx (all runs) | other errors (all runs) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     for model in MODELS:
         r = rows[model]
         print(f"| {model} | {med(x[0] for x in r):,.0f} | {med(x[1] for x in r):.2f} | "
               f"{med(x[2] for x in r):.2f} | {med(x[5] for x in r):.0f}/100 | "
-              f"{med(x[6] for x in r):.3f} | {sum(x[3] for x in r)} | {sum(x[4] for x in r)} |")
+              f"{med(x[6] for x in r):.3f} | {sum(x[7] for x in r)} | {sum(x[3] for x in r)} | "
+              f"{sum(x[4] for x in r)} |")
     print()
 
 
