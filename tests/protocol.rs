@@ -562,16 +562,19 @@ fn silent_new_connection_is_closed(model: Model) {
 /// A begun head that stops arriving is answered 408 with `Connection: close`
 /// after header_read_timeout (well before the idle timeout), then closed.
 fn partial_head_gets_408(model: Model) {
-    let server = start_with(model, config_with(deadlines(200, 5_000)));
+    answered_408_after(model, deadlines(200, 5_000), b"GET / HTTP/1.1\r\nHo");
+}
+
+/// Sends `bytes` and expects exactly a 408 with `Connection: close` no
+/// sooner than the shorter of the two deadlines, then the close.
+fn answered_408_after(model: Model, limits: Limits, bytes: &[u8]) {
+    let shortest = limits.header_read_timeout.min(limits.idle_timeout);
+    let server = start_with(model, config_with(limits));
     let mut c = server.connect();
     let since = Instant::now();
-    c.send(b"GET / HTTP/1.1\r\nHo");
+    c.send(bytes);
     let r = c.read_response();
-    assert_waited(
-        since.elapsed(),
-        Duration::from_millis(200),
-        Duration::from_secs(4),
-    );
+    assert_waited(since.elapsed(), shortest, Duration::from_secs(4));
     assert_eq!(
         r.masked(),
         plain_response(408, "Request Timeout", None, Some("close"))
@@ -613,21 +616,8 @@ fn slowloris_is_cut_off_at_header_read_timeout(model: Model) {
 /// A body that stops arriving is answered 408 once idle_timeout passes
 /// without progress.
 fn stalled_body_gets_408(model: Model) {
-    let server = start_with(model, config_with(deadlines(5_000, 200)));
-    let mut c = server.connect();
-    let since = Instant::now();
-    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf");
-    let r = c.read_response();
-    assert_waited(
-        since.elapsed(),
-        Duration::from_millis(200),
-        Duration::from_secs(4),
-    );
-    assert_eq!(
-        r.masked(),
-        plain_response(408, "Request Timeout", None, Some("close"))
-    );
-    c.assert_closed();
+    let half_body = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf";
+    answered_408_after(model, deadlines(5_000, 200), half_body);
 }
 
 /// The header deadline runs from the first byte of a head, not from the

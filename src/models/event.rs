@@ -29,7 +29,7 @@ use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{bind, reject, spawn, Registration, Shared, LINGER_TIME};
+use super::{bind_shared_port, reject, spawn, Registration, Shared, LINGER_TIME};
 use crate::http::{Conn, Now, Status};
 use crate::route::SeedRoutes;
 
@@ -42,16 +42,7 @@ const MAX_TICK: Duration = Duration::from_secs(1);
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     let config = &shared.config;
-    let reactors = match config.reactors {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let first = bind(config.addr, true, config.backlog)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![Arc::new(first)];
-    for _ in 1..reactors {
-        listeners.push(Arc::new(bind(addr, true, config.backlog)?));
-    }
+    let listeners = bind_shared_port(config, config.reactors)?;
     let open = Arc::new(AtomicUsize::new(0));
     for (i, listener) in listeners.iter().enumerate() {
         listener.set_nonblocking(true)?;

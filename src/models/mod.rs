@@ -254,6 +254,27 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, backlog: i32) -> io::Resu
     Ok(socket.into())
 }
 
+/// Binds `count` listening sockets (0 = one per CPU this process may run on)
+/// to one address with SO_REUSEPORT, so the kernel spreads new connections
+/// over them. All are bound before any thread starts; the first fixes the
+/// port when port 0 was asked for.
+pub(crate) fn bind_shared_port(
+    config: &ServerConfig,
+    count: usize,
+) -> io::Result<Vec<Arc<TcpListener>>> {
+    let count = match count {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let first = bind(config.addr, true, config.backlog)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![Arc::new(first)];
+    for _ in 1..count {
+        listeners.push(Arc::new(bind(addr, true, config.backlog)?));
+    }
+    Ok(listeners)
+}
+
 /// Serves one connection to its end on the calling thread: the loop of v1-v3.
 ///
 /// Reads block with SO_RCVTIMEO set to whatever deadline the connection's

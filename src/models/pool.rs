@@ -14,25 +14,13 @@ use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
-use super::{bind, reject, serve_connection, spawn, Shared};
+use super::{bind_shared_port, reject, serve_connection, spawn, Shared};
 use crate::http::Status;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     let config = &shared.config;
-    let acceptors = match config.acceptors {
-        0 => thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    // Bind them all before starting any thread; the first fixes the port when
-    // port 0 was asked for.
-    let first = bind(config.addr, true, config.backlog)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![Arc::new(first)];
-    for _ in 1..acceptors {
-        listeners.push(Arc::new(bind(addr, true, config.backlog)?));
-    }
+    let listeners = bind_shared_port(config, config.acceptors)?;
 
     // A bounded channel preallocates its slots: no allocation per connection.
     // When every acceptor has stopped, the senders drop and the workers' recv
