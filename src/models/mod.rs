@@ -359,11 +359,22 @@ fn linger(stream: &mut TcpStream) {
 
 /// Answers `status` (503) with `Connection: close` in one non-blocking write
 /// and closes: what a model does when it cannot afford another connection.
+/// The request that may already have arrived is read and dropped first, so
+/// that closing with unread input does not reset the connection under the
+/// response; one that arrives later can still cause that reset.
 pub(crate) fn reject(stream: TcpStream, status: Status) {
     let mut response = Vec::with_capacity(192);
     encode_rejection(&mut response, status, Now::read().unix_secs);
     if stream.set_nonblocking(true).is_ok() {
         let _ = (&stream).write(&response);
+        let _ = stream.shutdown(Shutdown::Write);
+        // Bounded: the accept path must not be held by a client that streams.
+        let mut sink = [0u8; 4096];
+        for _ in 0..4 {
+            if !matches!((&stream).read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
     }
 }
 
