@@ -91,11 +91,6 @@ impl<H: Handler> Conn<H> {
         }
     }
 
-    /// The limits this connection enforces.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Free space to read into; never empty while the connection reads.
     pub fn read_buf(&mut self) -> &mut [u8] {
         if self.end == self.input.len() {

@@ -110,7 +110,6 @@ impl ServerConfig {
 /// A running server. Dropping it without [`Server::shutdown`] leaves it running
 /// until the process exits.
 pub struct Server {
-    model: Model,
     local_addr: SocketAddr,
     listeners: Vec<Arc<TcpListener>>,
     shared: Arc<Shared>,
@@ -127,7 +126,6 @@ impl Server {
             Model::Event => event::start(&shared)?,
         };
         Ok(Server {
-            model,
             local_addr: listeners[0].local_addr()?,
             listeners,
             shared,
@@ -137,11 +135,6 @@ impl Server {
     /// The address actually bound (the port is resolved when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// The model this server runs.
-    pub fn model(&self) -> Model {
-        self.model
     }
 
     /// Stops the server: no new connections; idle keep-alive connections are
