@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use servelab::http::{Limits, MAX_HEADERS_CAP};
 use servelab::models::{Model, Server, ServerConfig};
+use servelab::route::{Routes, Work};
 use servelab::signal::TerminationSignals;
 use servelab::units::{parse_duration, parse_size};
 
@@ -81,6 +82,10 @@ struct ServeArgs {
     /// How long SIGINT/SIGTERM waits for in-flight work before exiting anyway.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// What each request costs its handler: none, cpu:DURATION (burn CPU) or
+    /// wait:DURATION (block the serving thread, as a database call would); at most 1s.
+    #[arg(long, default_value = "none")]
+    work: Work,
 }
 
 impl ServeArgs {
@@ -105,6 +110,10 @@ impl ServeArgs {
             queue: self.queue as usize,
             reactors: self.reactors,
             shutdown_timeout: self.shutdown_timeout,
+            routes: Routes {
+                work: self.work,
+                ..Routes::default()
+            },
             ..ServerConfig::new(addr)
         }
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use servelab::models::Model;
@@ -46,10 +46,22 @@ fn limit_flags_are_applied(model: Model) {
     c.assert_closed();
 }
 
+/// `--work wait:D` reaches the handler: every request takes at least D.
+fn work_flag_is_applied(model: Model) {
+    let server = ServeProcess::start(model, &["--work", "wait:150ms"]);
+    let mut c = Client::connect(server.addr);
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_eq!(c.request(GET).status, 200);
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+}
+
 per_model!(
     serves_then_exits_zero_on_sigterm,
     exits_zero_on_sigint,
     limit_flags_are_applied,
+    work_flag_is_applied,
 );
 
 /// `servelab serve --help` documents every flag.
@@ -77,6 +89,7 @@ fn serve_help_mentions_every_flag() {
         "--pool-size",
         "--queue",
         "--shutdown-timeout",
+        "--work",
     ]
     .into_iter()
     .filter(|flag| !help.contains(&format!("{flag} ")))
@@ -92,4 +105,19 @@ fn bad_flag_value_fails() {
         .output()
         .expect("run servelab");
     assert!(!out.status.success());
+}
+
+/// A malformed `--work` is refused with clap's usage exit code 2 and a
+/// message naming the accepted forms.
+#[test]
+fn bad_work_value_exits_2() {
+    for bad in ["sleep:1ms", "cpu:0s", "wait:5s", "cpu"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_servelab"))
+            .args(["serve", "--work", bad, "--addr", "127.0.0.1:0"])
+            .output()
+            .expect("run servelab");
+        assert_eq!(out.status.code(), Some(2), "--work {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--work"), "{err}");
+    }
 }

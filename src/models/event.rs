@@ -31,7 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::{bind_shared_port, reject, spawn, Registration, Shared, LINGER_TIME};
 use crate::http::{Conn, Now, Status};
-use crate::route::SeedRoutes;
+use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
 /// Events taken per epoll_wait.
@@ -63,7 +63,7 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
 /// One connection owned by a reactor.
 struct Client<'a> {
     stream: TcpStream,
-    conn: Conn<SeedRoutes>,
+    conn: Conn<Routes>,
     /// Whether WRITABLE interest is registered (only while output is stuck).
     waiting_to_write: bool,
     /// Set once the last response is written after an error: input is drained
@@ -161,7 +161,11 @@ impl<'a> Reactor<'a> {
             }
             let client = Client {
                 stream,
-                conn: Conn::new(SeedRoutes, self.shared.config.limits, Now::read()),
+                conn: Conn::new(
+                    self.shared.config.routes,
+                    self.shared.config.limits,
+                    Now::read(),
+                ),
                 waiting_to_write: false,
                 draining_until: None,
                 _registration: registration,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::http::{encode_rejection, Conn, Limits, Now, Phase, Status};
-use crate::route::SeedRoutes;
+use crate::route::Routes;
 
 /// The concurrency models servelab can serve with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -87,6 +87,8 @@ pub struct ServerConfig {
     pub reactors: usize,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_timeout: Duration,
+    /// The handler every connection serves (the seed's routes, plus any work).
+    pub routes: Routes,
 }
 
 impl ServerConfig {
@@ -103,6 +105,7 @@ impl ServerConfig {
             queue: 1024,
             reactors: 0,
             shutdown_timeout: Duration::from_secs(5),
+            routes: Routes::default(),
         }
     }
 }
@@ -283,7 +286,7 @@ pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let mut read_timeout = None;
     // One clock read per socket read; writes follow at once and reuse it.
     let mut now = Now::read();
-    let mut conn = Conn::new(SeedRoutes, limits, now);
+    let mut conn = Conn::new(shared.config.routes, limits, now);
     loop {
         while !conn.output().is_empty() {
             match stream.write(conn.output()) {
