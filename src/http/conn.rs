@@ -5,10 +5,16 @@
 //! routed and its body drained before the next head is looked at, and every
 //! response is appended to one output buffer, so a model can send a whole batch
 //! of pipelined responses with one write.
+//!
+//! The buffers are either the connection's own (allocated on first use and
+//! kept: the blocking models) or lent by the model from a [`BufferPool`] for
+//! as long as bytes are pending ([`Conn::lend`], [`Conn::reclaim`]: the
+//! reactor models), so that an idle connection holds none.
 
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
+use super::buffers::{BufferPool, INPUT_BUFFER};
 use super::chunked::ChunkedDecoder;
 use super::date::DateCache;
 use super::limits::{Limits, MAX_HEADERS_CAP};
@@ -17,12 +23,6 @@ use super::response::{encode, encode_continue, ConnectionHeader, Reply};
 use super::status::Status;
 use super::Now;
 use crate::route::Handler;
-
-/// Initial read buffer size; it grows (doubling) only while a single request
-/// head needs more, up to [`Limits::max_head_bytes`].
-pub const INITIAL_READ_BUFFER: usize = 4096;
-/// Initial output buffer capacity; grows to the largest batch of responses.
-pub const INITIAL_OUTPUT_BUFFER: usize = 4096;
 
 /// Where the connection is in the request cycle; it picks the deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,8 @@ struct Deferred {
 pub struct Conn<H> {
     handler: H,
     limits: Limits,
+    /// Bytes read, `start..end` not yet processed. Empty (no allocation)
+    /// while no buffer is lent or owned.
     input: Vec<u8>,
     start: usize,
     end: usize,
@@ -76,12 +78,12 @@ impl<H: Handler> Conn<H> {
         Conn {
             handler,
             limits,
-            input: vec![0; INITIAL_READ_BUFFER.min(limits.max_head_bytes())],
+            input: Vec::new(),
             start: 0,
             end: 0,
             reading: Reading::Head,
             deferred: None,
-            output: Vec::with_capacity(INITIAL_OUTPUT_BUFFER),
+            output: Vec::new(),
             output_pos: 0,
             date: DateCache::default(),
             closing: false,
@@ -91,8 +93,59 @@ impl<H: Handler> Conn<H> {
         }
     }
 
+    /// Lends the connection whatever buffers it lacks, from `pool`. A model
+    /// that lends calls this before every call that reads or can produce
+    /// output ([`Conn::read_buf`], [`Conn::commit_read`], [`Conn::on_timeout`])
+    /// and [`Conn::reclaim`] after it; without a lent buffer the connection
+    /// allocates its own.
+    pub fn lend(&mut self, pool: &mut BufferPool) {
+        if self.input.is_empty() {
+            self.input = pool.take_input();
+        }
+        if self.output.capacity() == 0 {
+            self.output = pool.take_output();
+        }
+    }
+
+    /// Gives back to `pool` the buffers the connection does not need now: the
+    /// input buffer once no partial request is buffered (or the connection
+    /// will read no more), the output buffer once all of it is written. An
+    /// idle keep-alive connection keeps nothing.
+    ///
+    /// The output buffer must not be reclaimed while the model still refers
+    /// to its bytes (an io_uring send in flight): call this only when no
+    /// write of [`Conn::output`] is pending.
+    pub fn reclaim(&mut self, pool: &mut BufferPool) {
+        if !self.input.is_empty() && (self.start == self.end || self.closing) {
+            self.start = 0;
+            self.end = 0;
+            pool.put_input(std::mem::take(&mut self.input));
+        }
+        if self.output.capacity() != 0 && self.output_pos == self.output.len() {
+            self.output_pos = 0;
+            pool.put_output(std::mem::take(&mut self.output));
+        }
+    }
+
+    /// Gives every buffer back to `pool`, whatever it held: for a connection
+    /// the model is about to drop.
+    pub fn release(mut self, pool: &mut BufferPool) {
+        self.closing = true;
+        self.output_pos = self.output.len();
+        self.reclaim(pool);
+    }
+
+    /// Whether the connection holds a buffer (lent or its own).
+    pub fn holds_buffers(&self) -> bool {
+        !self.input.is_empty() || self.output.capacity() != 0
+    }
+
     /// Free space to read into; never empty while the connection reads.
     pub fn read_buf(&mut self) -> &mut [u8] {
+        if self.input.is_empty() {
+            // Nothing lent: the connection's own buffer, kept from now on.
+            self.input = vec![0; INPUT_BUFFER.min(self.limits.max_head_bytes())];
+        }
         if self.end == self.input.len() {
             if self.start > 0 {
                 self.input.copy_within(self.start..self.end, 0);
@@ -429,6 +482,30 @@ mod tests {
         (out, c.is_closing())
     }
 
+    /// [`run_split`] as a reactor drives it: buffers lent from a pool for
+    /// each piece and reclaimed after it. Also checks that an idle connection
+    /// keeps no buffer and that the pool stops growing.
+    fn run_split_lent(input: &[u8], cuts: &[usize], limits: Limits, now: Now) -> (Vec<u8>, bool) {
+        let mut pool = BufferPool::new();
+        let mut c = conn(limits, now);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            c.lend(&mut pool);
+            c.feed(&input[from..cut], now);
+            out.extend_from_slice(c.output());
+            let n = c.output().len();
+            c.consume_output(n, now);
+            c.reclaim(&mut pool);
+            if c.phase() == Phase::Idle {
+                assert!(!c.holds_buffers(), "an idle connection kept a buffer");
+            }
+            assert!(pool.created() <= 2, "one connection needs one pair at most");
+            from = cut;
+        }
+        (out, c.is_closing())
+    }
+
     /// One response as parsed back from the output.
     #[derive(Debug)]
     struct Parsed {
@@ -635,6 +712,67 @@ mod tests {
     }
 
     #[test]
+    fn lent_buffers_come_back_once_nothing_is_pending() {
+        let now = fixed_now(Instant::now());
+        let mut pool = BufferPool::new();
+        let mut c = conn(Limits::default(), now);
+        assert!(!c.holds_buffers(), "a new connection holds nothing");
+        for _ in 0..100 {
+            c.lend(&mut pool);
+            c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HT", now);
+            c.reclaim(&mut pool);
+            // A partial head and unwritten output keep both buffers.
+            assert!(c.holds_buffers());
+            assert_eq!(pool.available(), 0);
+            let n = c.output().len();
+            c.consume_output(n, now);
+            c.reclaim(&mut pool);
+            // The output is back; the partial head keeps the input.
+            assert_eq!(pool.available(), 1);
+            c.lend(&mut pool);
+            c.feed(b"TP/1.1\r\nHost: a\r\n\r\n", now);
+            assert_eq!(parse_responses(c.output()).len(), 1);
+            let n = c.output().len();
+            c.consume_output(n, now);
+            c.reclaim(&mut pool);
+            assert!(!c.holds_buffers());
+            assert_eq!(pool.available(), 2);
+        }
+        assert_eq!(pool.created(), 2, "buffers are reused, not recreated");
+    }
+
+    /// A body in progress needs no buffer between reads: only its remaining
+    /// length is state. A closing connection gives back its input at once.
+    #[test]
+    fn body_in_progress_and_closing_connections_keep_no_input() {
+        let now = fixed_now(Instant::now());
+        let mut pool = BufferPool::new();
+        let mut c = conn(Limits::default(), now);
+        c.lend(&mut pool);
+        c.feed(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+            now,
+        );
+        c.reclaim(&mut pool);
+        assert_eq!(c.phase(), Phase::Body);
+        c.lend(&mut pool);
+        c.feed(b"defghij", now);
+        assert_eq!(parse_responses(c.output())[0].status, 405);
+
+        c.feed(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /",
+            now,
+        );
+        assert!(c.is_closing() && c.needs_linger());
+        c.reclaim(&mut pool);
+        assert_eq!(pool.available(), 1, "input back, output still owed");
+        let n = c.output().len();
+        c.consume_output(n, now);
+        c.reclaim(&mut pool);
+        assert!(!c.holds_buffers() && c.is_finished());
+    }
+
+    #[test]
     fn endless_empty_lines_do_not_fill_the_buffer() {
         let now = fixed_now(Instant::now());
         let mut c = conn(Limits::default(), now);
@@ -773,6 +911,10 @@ mod tests {
                 run_split(&input, &cuts(&splits, input.len()), Limits::default(), now);
             prop_assert_eq!(&whole, &split);
             prop_assert!(!whole_closing && !split_closing);
+            let (lent, lent_closing) =
+                run_split_lent(&input, &cuts(&splits, input.len()), Limits::default(), now);
+            prop_assert_eq!(&whole, &lent);
+            prop_assert!(!lent_closing);
             let parsed = parse_responses(&whole);
             let statuses: Vec<u16> = parsed.iter().map(|p| p.status).collect();
             let expected: Vec<u16> = reqs.iter().map(Req::status).collect();
@@ -849,6 +991,9 @@ mod tests {
             "splitting changed the output"
         );
         prop_assert_eq!(closing, split_closing);
+        let (lent, lent_closing) = run_split_lent(input, cuts, limits, now);
+        prop_assert_eq!(&split, &lent, "lent buffers changed the output");
+        prop_assert_eq!(closing, lent_closing);
         let mut c = conn(limits, now);
         c.feed(input, now);
         c.on_timeout(now);

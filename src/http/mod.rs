@@ -20,6 +20,7 @@
 //! assert!(!conn.is_closing());
 //! ```
 
+mod buffers;
 mod chunked;
 mod conn;
 mod date;
@@ -28,6 +29,7 @@ mod request;
 mod response;
 mod status;
 
+pub use buffers::{BufferPool, INPUT_BUFFER, OUTPUT_BUFFER};
 pub use chunked::{ChunkedDecoder, Decoded};
 pub use conn::{Conn, Phase};
 pub use date::{render as render_date, DateCache, IMF_FIXDATE_LEN};

@@ -30,7 +30,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::{bind_shared_port, reject, spawn, Registration, Shared, LINGER_TIME};
-use crate::http::{Conn, Now, Status};
+use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -79,6 +79,8 @@ struct Reactor<'a> {
     open: &'a AtomicUsize,
     clients: Vec<Option<Client<'a>>>,
     free: Vec<usize>,
+    /// Buffers lent to connections only while they have bytes pending.
+    buffers: BufferPool,
     accepting: bool,
     tick: Duration,
 }
@@ -93,6 +95,7 @@ impl<'a> Reactor<'a> {
             open,
             clients: Vec::new(),
             free: Vec::new(),
+            buffers: BufferPool::new(),
             accepting: true,
             tick: (shortest / 4).clamp(MIN_TICK, MAX_TICK),
         }
@@ -187,7 +190,12 @@ impl<'a> Reactor<'a> {
         };
         let keep = match client.draining_until {
             Some(_) => drain(client),
-            None => exchange(client, self.poll.registry(), Token(slot), peer_closed),
+            None => {
+                client.conn.lend(&mut self.buffers);
+                let keep = exchange(client, self.poll.registry(), Token(slot), peer_closed);
+                client.conn.reclaim(&mut self.buffers);
+                keep
+            }
         };
         if !keep {
             self.close(slot);
@@ -203,8 +211,11 @@ impl<'a> Reactor<'a> {
             let keep = match client.draining_until {
                 Some(until) => now.instant < until,
                 None if now.instant >= client.conn.deadline() => {
+                    client.conn.lend(&mut self.buffers);
                     client.conn.on_timeout(now);
-                    exchange(client, self.poll.registry(), Token(slot), false)
+                    let keep = exchange(client, self.poll.registry(), Token(slot), false);
+                    client.conn.reclaim(&mut self.buffers);
+                    keep
                 }
                 None => true,
             };
@@ -217,6 +228,7 @@ impl<'a> Reactor<'a> {
     fn close(&mut self, slot: usize) {
         if let Some(mut client) = self.clients[slot].take() {
             let _ = self.poll.registry().deregister(&mut client.stream);
+            client.conn.release(&mut self.buffers);
             self.free.push(slot);
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
