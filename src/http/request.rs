@@ -134,15 +134,17 @@ fn leading_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-/// A syntactically valid `HTTP/x.y` other than 1.0 and 1.1 is 505; anything
-/// else in the version position is a malformed request line.
+/// A request line of exactly `method SP target SP HTTP/x.y`, with a version
+/// other than 1.0 and 1.1, is 505; anything else in the version position (or
+/// a space too many before it) is a malformed request line.
 fn version_error(line: &[u8]) -> Status {
     let end = line.iter().position(|&b| b == b'\r' || b == b'\n');
     let line = &line[..end.unwrap_or(line.len())];
+    let spaces = line.iter().filter(|&&b| b == b' ').count();
     let token = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     match token {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() && line.contains(&b' ') =>
+            if major.is_ascii_digit() && minor.is_ascii_digit() && spaces == 2 =>
         {
             Status::VersionNotSupported
         }
@@ -547,7 +549,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// `tchar` (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
+pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -889,6 +891,15 @@ mod tests {
         );
         assert_eq!(
             bad("GET / HTTP/x\r\nHost: a\r\n\r\n"),
+            Some(Status::BadRequest)
+        );
+        // A space inside the target makes a malformed line, not a version.
+        assert_eq!(
+            bad("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(Status::BadRequest)
+        );
+        assert_eq!(
+            bad("GET /a b HTTP/2.0\r\nHost: a\r\n\r\n"),
             Some(Status::BadRequest)
         );
         assert_eq!(
