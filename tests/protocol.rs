@@ -780,7 +780,8 @@ fn quiet_injected_panics() {
 /// connections on its reactors).
 fn panicking_handler_costs_one_request_not_a_thread(model: Model) {
     const LOADERS: usize = 3; // v3 has 4 workers: one is left for the panics
-    const REQUESTS: usize = 150;
+    const MIN_REQUESTS: usize = 100;
+    const MAX_REQUESTS: usize = 50_000; // the bound if the panics never end
     const PANICS: usize = 8;
     quiet_injected_panics();
     let config = servelab::models::ServerConfig {
@@ -793,25 +794,39 @@ fn panicking_handler_costs_one_request_not_a_thread(model: Model) {
     let pool_size = config.pool_size;
     let server = start_with(model, config);
     let addr = server.addr();
+    // The loaders are all under way before the first panic and go on until
+    // the last one is answered, so every panic happens under load.
+    let started = Arc::new(std::sync::Barrier::new(LOADERS + 1));
+    let panics_done = Arc::new(AtomicBool::new(false));
     let loaders: Vec<_> = (0..LOADERS)
         .map(|_| {
+            let (started, panics_done) = (Arc::clone(&started), Arc::clone(&panics_done));
             std::thread::spawn(move || {
                 // v1 serves one connection at a time: a kept-alive loader
                 // would hold it, so there each request has its own.
-                let mut c = Client::connect(addr);
-                for i in 0..REQUESTS {
-                    if is_sequential(model) {
-                        c = Client::connect(addr);
-                        let r =
-                            c.request(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-                        assert_eq!(r.status, 200, "request {i}");
-                    } else {
-                        assert_eq!(c.request(GET).masked(), OK_RESPONSE, "request {i}");
+                let mut kept = (!is_sequential(model)).then(|| Client::connect(addr));
+                for i in 0..MAX_REQUESTS {
+                    match kept.as_mut() {
+                        Some(c) => assert_eq!(c.request(GET).masked(), OK_RESPONSE, "request {i}"),
+                        None => {
+                            let mut c = Client::connect(addr);
+                            let r = c
+                                .request(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                            assert_eq!(r.status, 200, "request {i}");
+                        }
+                    }
+                    if i == 0 {
+                        started.wait();
+                    }
+                    if i >= MIN_REQUESTS && panics_done.load(Ordering::Relaxed) {
+                        return i + 1;
                     }
                 }
+                panic!("the panicking requests did not finish");
             })
         })
         .collect();
+    started.wait();
     let internal_error = plain_response(500, "Internal Server Error", None, Some("close"));
     for _ in 0..PANICS {
         let mut c = server.connect();
@@ -819,8 +834,10 @@ fn panicking_handler_costs_one_request_not_a_thread(model: Model) {
         assert_eq!(r.masked(), internal_error);
         c.assert_closed();
     }
+    panics_done.store(true, Ordering::Relaxed);
     for loader in loaders {
-        loader.join().expect("a loading client lost a request");
+        let served = loader.join().expect("a loading client lost a request");
+        assert!(served > MIN_REQUESTS);
     }
     let survivors = if is_sequential(model) { 1 } else { pool_size };
     let mut held: Vec<Client> = (0..survivors).map(|_| server.connect()).collect();
