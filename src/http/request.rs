@@ -646,28 +646,27 @@ mod tests {
             b"5 ,6",
             b" , ",
         ] {
-            let raw = [
-                &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "[..],
-                bad,
-                b"\r\n\r\n",
-            ]
-            .concat();
-            let framing = parse_bytes(&raw).map(|r| r.0);
+            let framing = framing_with(b"Content-Length", bad);
             assert_eq!(framing, Err(Status::BadRequest), "{bad:?}");
         }
     }
 
+    /// The framing of a `POST /` carrying one field `name: value`.
+    fn framing_with(name: &[u8], value: &[u8]) -> Result<Framing, Status> {
+        let raw = [
+            &b"POST / HTTP/1.1\r\nHost: a\r\n"[..],
+            name,
+            b": ",
+            value,
+            b"\r\n\r\n",
+        ]
+        .concat();
+        parse_bytes(&raw).map(|r| r.0)
+    }
+
     #[test]
     fn transfer_encoding_grammar() {
-        let te = |v: &[u8]| {
-            let raw = [
-                &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "[..],
-                v,
-                b"\r\n\r\n",
-            ]
-            .concat();
-            parse_bytes(&raw).map(|r| r.0)
-        };
+        let te = |v: &[u8]| framing_with(b"Transfer-Encoding", v);
         // Well-formed lists.
         assert_eq!(te(b"chunked"), Ok(Framing::Chunked));
         assert_eq!(te(b", chunked ,"), Ok(Framing::Chunked));
