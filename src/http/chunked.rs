@@ -2,11 +2,15 @@
 //!
 //! It consumes (and discards) chunk data, extensions and trailers byte by byte
 //! across any number of reads, so that the next pipelined request starts at the
-//! right byte. Line endings inside the chunked framing must be CRLF: a bare LF
-//! or CR here is rejected, since lenient chunk parsing is a classic request
-//! smuggling vector.
+//! right byte. It holds the framing to its grammar exactly, since lenient chunk
+//! parsing is a classic request smuggling vector: line endings inside the
+//! framing must be CRLF (a bare LF or CR is rejected), whitespace after a
+//! chunk size is allowed only before a `;`, chunk extensions must be
+//! `;name[=token|quoted-string]` (a quoted string cannot hide a CRLF), and
+//! each trailer line must be `name ":" value` (no obs-fold).
 
 use super::limits::Limits;
+use super::request::is_tchar;
 use super::status::Status;
 
 /// Most hex digits in a chunk size: 16 fill a u64.
@@ -14,17 +18,34 @@ const MAX_SIZE_DIGITS: u8 = 16;
 /// Most bytes of chunk extensions on one chunk-size line.
 const MAX_EXTENSION_BYTES: usize = 4096;
 
+/// Where the decoder is in `chunked-body` (RFC 9112 §7.1); the `Ext*` states
+/// walk `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Size,
+    /// Whitespace after the size, which only a `;` may follow.
     SizeBws,
-    Extension,
+    /// After `;`, before the extension name.
+    ExtNameStart,
+    ExtName,
+    /// Whitespace after a name, before `=` or `;`.
+    ExtNameBws,
+    /// After `=`, before the value.
+    ExtValueStart,
+    ExtToken,
+    ExtQuoted,
+    ExtQuotedPair,
+    /// Right after a closing quote.
+    ExtQuoteEnd,
+    /// Whitespace after a value, which only a `;` may follow.
+    ExtValueBws,
     SizeLf,
     Data(u64),
     DataCr,
     DataLf,
     TrailerStart,
-    Trailer,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -91,6 +112,26 @@ impl ChunkedDecoder {
 
     fn step(&mut self, byte: u8, limits: &Limits) -> Result<(), Status> {
         use State::*;
+        let ws = byte == b' ' || byte == b'\t';
+        let extension = matches!(
+            self.state,
+            SizeBws
+                | ExtNameStart
+                | ExtName
+                | ExtNameBws
+                | ExtValueStart
+                | ExtToken
+                | ExtQuoted
+                | ExtQuotedPair
+                | ExtQuoteEnd
+                | ExtValueBws
+        );
+        if extension {
+            self.extension_bytes += 1;
+            if self.extension_bytes > MAX_EXTENSION_BYTES {
+                return Err(Status::BadRequest);
+            }
+        }
         self.state = match (self.state, byte) {
             (Size, b) if b.is_ascii_hexdigit() => {
                 if self.size_digits == MAX_SIZE_DIGITS {
@@ -100,19 +141,27 @@ impl ChunkedDecoder {
                 self.size = self.size << 4 | u64::from(hex_value(b));
                 Size
             }
-            (Size, b' ' | b'\t') if self.size_digits > 0 => SizeBws,
-            (Size, b';') if self.size_digits > 0 => Extension,
-            (Size | SizeBws, b'\r') if self.size_digits > 0 => SizeLf,
-            (SizeBws, b' ' | b'\t') => SizeBws,
-            (SizeBws, b';') => Extension,
-            (Extension, b'\r') => SizeLf,
-            (Extension, b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => {
-                self.extension_bytes += 1;
-                if self.extension_bytes > MAX_EXTENSION_BYTES {
-                    return Err(Status::BadRequest);
-                }
-                Extension
-            }
+            (Size, _) if self.size_digits == 0 => return Err(Status::BadRequest),
+            (Size, _) if ws => SizeBws,
+            (Size, b';') => ExtNameStart,
+            (Size, b'\r') => SizeLf,
+            (SizeBws, _) if ws => SizeBws,
+            (SizeBws, b';') => ExtNameStart,
+            (ExtNameStart, _) if ws => ExtNameStart,
+            (ExtNameStart | ExtName, b) if is_tchar(b) => ExtName,
+            (ExtName | ExtNameBws, _) if ws => ExtNameBws,
+            (ExtName | ExtNameBws, b'=') => ExtValueStart,
+            (ExtName | ExtNameBws, b';') => ExtNameStart,
+            (ExtName, b'\r') => SizeLf,
+            (ExtValueStart, _) if ws => ExtValueStart,
+            (ExtValueStart, b'"') => ExtQuoted,
+            (ExtValueStart | ExtToken, b) if is_tchar(b) => ExtToken,
+            (ExtToken | ExtQuoteEnd | ExtValueBws, _) if ws => ExtValueBws,
+            (ExtToken | ExtQuoteEnd | ExtValueBws, b';') => ExtNameStart,
+            (ExtToken | ExtQuoteEnd, b'\r') => SizeLf,
+            (ExtQuoted, b'"') => ExtQuoteEnd,
+            (ExtQuoted, b'\\') => ExtQuotedPair,
+            (ExtQuoted | ExtQuotedPair, b) if ws || b.is_ascii_graphic() => ExtQuoted,
             (SizeLf, b'\n') => {
                 let size = std::mem::take(&mut self.size);
                 self.size_digits = 0;
@@ -130,19 +179,28 @@ impl ChunkedDecoder {
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => Size,
             (TrailerStart, b'\r') => EndLf,
-            (TrailerStart | Trailer, b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => {
-                self.trailer_bytes += 1;
-                if self.trailer_bytes > limits.max_header_bytes {
-                    return Err(Status::HeaderFieldsTooLarge);
-                }
-                Trailer
+            (TrailerStart | TrailerName, b) if is_tchar(b) => {
+                self.trailer_byte(TrailerName, limits)?
             }
-            (Trailer, b'\r') => TrailerLf,
+            (TrailerName, b':') => self.trailer_byte(TrailerValue, limits)?,
+            (TrailerValue, b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => {
+                self.trailer_byte(TrailerValue, limits)?
+            }
+            (TrailerValue, b'\r') => TrailerLf,
             (TrailerLf, b'\n') => TrailerStart,
             (EndLf, b'\n') => Done,
             _ => return Err(Status::BadRequest),
         };
         Ok(())
+    }
+
+    /// Counts one trailer byte against [`Limits::max_header_bytes`].
+    fn trailer_byte(&mut self, next: State, limits: &Limits) -> Result<State, Status> {
+        self.trailer_bytes += 1;
+        if self.trailer_bytes > limits.max_header_bytes {
+            return Err(Status::HeaderFieldsTooLarge);
+        }
+        Ok(next)
     }
 }
 
@@ -164,10 +222,79 @@ mod tests {
 
     #[test]
     fn whole_body_with_extensions_and_trailers() {
-        let body = b"4 ; ext=1\r\nWiki\r\n5\r\npedia\r\nA \r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nGET";
+        let body = b"4 ; ext=1\r\nWiki\r\n5\r\npedia\r\nA;a;b = \"q\\\"s;\\r\" ;c=d\r\n0123456789\r\n0\r\nX-T: 1\r\nY:\r\n\r\nGET";
         let d = decode_all(body).unwrap();
         assert!(d.done);
         assert_eq!(&body[d.consumed..], b"GET");
+    }
+
+    /// Every form of `chunk-ext` the grammar allows, and the near misses
+    /// that lenient parsers accept differently.
+    #[test]
+    fn extension_grammar() {
+        let ext = |e: &[u8]| decode_all(&[&b"1"[..], e, b"\r\nx\r\n0\r\n\r\n"].concat());
+        for good in [
+            &b";a"[..],
+            b";a=b",
+            b" ;a",
+            b"\t; a = b ; c",
+            b";a=\"\"",
+            b";a=\"b c;d=e\"",
+            b";a=\"\\\"\"",
+            b";a=\"b\" ;c",
+        ] {
+            assert!(
+                ext(good).is_ok_and(|d| d.done),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad in [
+            &b" "[..],      // whitespace with no extension after it
+            b";",           // no name
+            b";=b",         // no name
+            b";a ",         // whitespace before the line end
+            b";a=",         // no value
+            b";a=b ",       // whitespace before the line end
+            b";a b",        // two names
+            b";a=b c",      // two values
+            b";a=\"b",      // unterminated: the CRLF would be inside it
+            b";a=\"b\"c",   // bytes after the quote
+            b";a=\"\x01\"", // control character
+            b";a=\xa0",     // non-ASCII
+            b";a\xa0",
+            b";a=\"\xa0\"",
+            b";a\nb",
+        ] {
+            assert_eq!(
+                ext(bad),
+                Err(Status::BadRequest),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn trailer_grammar() {
+        let trailer = |t: &[u8]| decode_all(&[&b"0\r\n"[..], t, b"\r\n"].concat());
+        assert!(trailer(b"X: 1\r\nY:\t\xa0\r\n").is_ok_and(|d| d.done));
+        for bad in [
+            &b"X\r\n"[..],         // no colon
+            b": 1\r\n",            // no name
+            b"X : 1\r\n",          // space before the colon
+            b"X: 1\r\n Y\r\n",     // obs-fold
+            b"X: 1\n",             // bare LF
+            b"GET / HTTP/1.1\r\n", // a request line is not a field
+            b"X: \x01\r\n",
+        ] {
+            assert_eq!(
+                trailer(bad),
+                Err(Status::BadRequest),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
@@ -194,6 +321,13 @@ mod tests {
             b"11111111111111111\r\n",
             b"3;\x01\r\n",
             b"5 6\r\n",
+            b"5 \r\n",
+            b" 5\r\n",
+            b"+5\r\n",
+            b"-5\r\n",
+            b"0x5\r\n",
+            b"5\x00\r\n",
+            b"5\r\r\n",
         ] {
             assert_eq!(decode_all(bad), Err(Status::BadRequest), "{bad:?}");
         }

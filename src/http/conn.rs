@@ -1,10 +1,16 @@
 //! The per-connection state machine: request bytes in, response bytes out, and
 //! the keep-alive, close and deadline decisions in between.
 //!
-//! Pipelined requests are answered strictly in order: each request is parsed,
-//! routed and its body drained before the next head is looked at, and every
-//! response is appended to one output buffer, so a model can send a whole batch
-//! of pipelined responses with one write.
+//! A response is sent as soon as it is decided: the handler sees the head,
+//! and its reply goes out before the body (if any) is read; the body is then
+//! read and discarded as it arrives. Pipelined requests are still answered
+//! strictly in order, because the next head is looked at only once the body
+//! before it is drained. Every response is appended to one output buffer, so a
+//! model can send a whole batch of pipelined responses with one write.
+//!
+//! A handler that panics costs its request and its connection, nothing more:
+//! the panic is caught here, answered `500` with `Connection: close`, and the
+//! thread that called into the core goes on serving its other connections.
 //!
 //! The buffers are either the connection's own (allocated on first use and
 //! kept: the blocking models) or lent by the model from a [`BufferPool`] for
@@ -12,6 +18,7 @@
 //! reactor models), so that an idle connection holds none.
 
 use std::mem::MaybeUninit;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::buffers::{BufferPool, INPUT_BUFFER};
@@ -19,10 +26,21 @@ use super::chunked::ChunkedDecoder;
 use super::date::DateCache;
 use super::limits::{Limits, MAX_HEADERS_CAP};
 use super::request::{parse_head, Framing, HeadParse, Version};
-use super::response::{encode, encode_continue, ConnectionHeader, Reply};
+use super::response::{encode, ConnectionHeader, Reply};
 use super::status::Status;
 use super::Now;
 use crate::route::Handler;
+
+/// The largest request body read and thrown away to keep a connection alive
+/// after its response was sent (256 KiB; `--max-body` bounds it further).
+///
+/// A request declaring a longer `Content-Length` is answered with
+/// `Connection: close` and its body is not read; a chunked body (whose length
+/// is unknown when the response goes out) that decodes past it ends the
+/// connection. The figure matches the most a model's lingering close reads
+/// anyway, so draining up to it costs no more than closing would, and keeps
+/// the connection.
+pub const MAX_DISCARD: u64 = 256 * 1024;
 
 /// Where the connection is in the request cycle; it picks the deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,15 +59,6 @@ enum Reading {
     Chunked(ChunkedDecoder),
 }
 
-/// A response decided at head time, sent once its request's body is drained.
-#[derive(Clone, Copy)]
-struct Deferred {
-    reply: Reply,
-    connection: ConnectionHeader,
-    with_body: bool,
-    keep_alive: bool,
-}
-
 /// One HTTP/1.1 connection, without its socket.
 pub struct Conn<H> {
     handler: H,
@@ -60,7 +69,6 @@ pub struct Conn<H> {
     start: usize,
     end: usize,
     reading: Reading,
-    deferred: Option<Deferred>,
     output: Vec<u8>,
     output_pos: usize,
     date: DateCache,
@@ -82,7 +90,6 @@ impl<H: Handler> Conn<H> {
             start: 0,
             end: 0,
             reading: Reading::Head,
-            deferred: None,
             output: Vec::new(),
             output_pos: 0,
             date: DateCache::default(),
@@ -269,9 +276,11 @@ impl<H: Handler> Conn<H> {
         self.phase_since + allowed
     }
 
-    /// The model saw [`Conn::deadline`] pass: a begun request is answered 408,
-    /// an idle connection is simply closed, and so is one whose client stopped
-    /// reading its responses (what it was owed is dropped).
+    /// The model saw [`Conn::deadline`] pass: a begun head is answered 408,
+    /// an idle connection is simply closed, and so is one whose body stopped
+    /// arriving (its response has been sent already: a 408 now would be read
+    /// as the answer to the next request) or whose client stopped reading its
+    /// responses (what it was owed is dropped).
     pub fn on_timeout(&mut self, now: Now) {
         if !self.output().is_empty() {
             self.output.clear();
@@ -282,10 +291,10 @@ impl<H: Handler> Conn<H> {
         if self.closing {
             return;
         }
-        if self.phase() == Phase::Idle {
-            self.closing = true;
-        } else {
-            self.fail(Status::RequestTimeout, now);
+        match self.phase() {
+            Phase::Idle => self.closing = true,
+            Phase::Head => self.fail(Status::RequestTimeout, now),
+            Phase::Body => self.abandon(),
         }
     }
 
@@ -305,18 +314,26 @@ impl<H: Handler> Conn<H> {
                     if *remaining > 0 {
                         return;
                     }
-                    self.finish_request(now);
+                    self.reading = Reading::Head;
                 }
                 Reading::Chunked(decoder) => {
-                    match decoder.decode(&self.input[self.start..self.end], &self.limits) {
+                    // Discarded, so held to MAX_DISCARD as well as max_body.
+                    let limits = Limits {
+                        max_body: self.limits.max_body.min(MAX_DISCARD),
+                        ..self.limits
+                    };
+                    match decoder.decode(&self.input[self.start..self.end], &limits) {
                         Ok(progress) => {
                             self.start += progress.consumed;
                             if !progress.done {
                                 return;
                             }
-                            self.finish_request(now);
+                            self.reading = Reading::Head;
                         }
-                        Err(status) => self.fail(status, now),
+                        // Malformed, too long or too many trailers: the
+                        // response is out already, so there is nothing left
+                        // to say, and the stream after it cannot be trusted.
+                        Err(_) => self.abandon(),
                     }
                 }
             }
@@ -357,66 +374,74 @@ impl<H: Handler> Conn<H> {
             }
         };
 
-        let reply = self.handler.handle(&head.request);
-        let keep_alive = head.keep_alive && !reply.status.closes_connection();
-        let deferred = Deferred {
-            reply,
-            connection: match (keep_alive, head.request.version) {
-                (false, _) => ConnectionHeader::Close,
-                (true, Version::Http10) => ConnectionHeader::KeepAlive,
-                (true, Version::Http11) => ConnectionHeader::Omit,
-            },
-            with_body: head.request.method != "HEAD",
-            keep_alive,
-        };
-        let (framing, expects_continue) = (head.framing, head.expects_continue);
-        self.start += head.len;
-
-        match framing {
-            Framing::None => {
-                self.deferred = Some(deferred);
-                self.finish_request(now);
-            }
-            Framing::Length(n) if n > self.limits.max_body => {
+        // A declared length over the limit is refused before the handler
+        // runs, so that 413 wins over whatever it would answer.
+        if let Framing::Length(n) = head.framing {
+            if n > self.limits.max_body {
                 self.fail(Status::ContentTooLarge, now);
-            }
-            Framing::Length(n) => {
-                if expects_continue && self.start == self.end {
-                    encode_continue(&mut self.output);
-                }
-                self.deferred = Some(deferred);
-                self.reading = Reading::Length(n);
-            }
-            Framing::Chunked => {
-                if expects_continue && self.start == self.end {
-                    encode_continue(&mut self.output);
-                }
-                self.deferred = Some(deferred);
-                self.reading = Reading::Chunked(ChunkedDecoder::default());
+                return false;
             }
         }
+        let handler = &mut self.handler;
+        let Ok(reply) = catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) else {
+            // The handler may have been left half-way: trust nothing more of
+            // this connection, but only of this one.
+            self.fail(Status::InternalServerError, now);
+            return false;
+        };
+
+        // The body (if any) is discarded after the response has gone out. It
+        // is read only when that keeps the connection: the client wants it
+        // kept, the body is short enough to be worth reading, and the client
+        // is not waiting for `100 Continue` before sending it. Such a client
+        // is never invited: the final response tells it the body is not
+        // needed and, with `Connection: close`, that the server will not read
+        // it (RFC 9110 §10.1.1), so no body can later be misread as requests.
+        let body_discarded = match head.framing {
+            Framing::None => true,
+            Framing::Length(n) => n <= MAX_DISCARD && !head.expects_continue,
+            Framing::Chunked => !head.expects_continue,
+        };
+        let keep_alive = head.keep_alive && !reply.status.closes_connection() && body_discarded;
+        let connection = match (keep_alive, head.request.version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, Version::Http10) => ConnectionHeader::KeepAlive,
+            (true, Version::Http11) => ConnectionHeader::Omit,
+        };
+        let with_body = head.request.method != "HEAD";
+        let framing = head.framing;
+        self.start += head.len;
+
+        let date = self.date.get(now.unix_secs);
+        encode(&mut self.output, &reply, date, connection, with_body);
+        if !keep_alive {
+            self.closing = true;
+            // An unread body, or pipelined bytes after a closing request.
+            self.linger = framing != Framing::None || self.start < self.end;
+            return true;
+        }
+        self.reading = match framing {
+            Framing::None => Reading::Head,
+            Framing::Length(n) => Reading::Length(n),
+            Framing::Chunked => Reading::Chunked(ChunkedDecoder::default()),
+        };
         true
     }
 
-    /// The body of the current request is drained: send its response.
-    fn finish_request(&mut self, now: Now) {
+    /// Stops reading after a response already sent: the request's body
+    /// broke its framing, passed a limit or stalled. The connection closes
+    /// with no further response.
+    fn abandon(&mut self) {
         self.reading = Reading::Head;
-        let Some(d) = self.deferred.take() else {
-            return;
-        };
-        let date = self.date.get(now.unix_secs);
-        encode(&mut self.output, &d.reply, date, d.connection, d.with_body);
-        if !d.keep_alive {
-            self.closing = true;
-            // Pipelined bytes after a closing request are never read.
-            self.linger = self.start < self.end;
-        }
+        self.closing = true;
+        self.linger = true;
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Answers `status` with `Connection: close` and stops reading: after an
     /// error the rest of the stream cannot be trusted.
     fn fail(&mut self, status: Status, now: Now) {
-        self.deferred = None;
         self.reading = Reading::Head;
         let date = self.date.get(now.unix_secs);
         encode(
@@ -440,161 +465,10 @@ mod tests {
     //! no input makes it panic or emit a malformed response.
 
     use super::*;
-    use crate::route::SeedRoutes;
+    use crate::http::invariants::*;
+    use crate::route::{Routes, SeedRoutes};
     use proptest::prelude::*;
     use std::time::Duration;
-
-    /// RFC 9110's example instant, so every Date is the same.
-    const UNIX_SECS: u64 = 784_111_777;
-
-    /// A fixed `Now`: equal Date headers whatever the feeding pattern.
-    fn fixed_now(instant: Instant) -> Now {
-        Now {
-            instant,
-            unix_secs: UNIX_SECS,
-        }
-    }
-
-    fn conn(limits: Limits, now: Now) -> Conn<SeedRoutes> {
-        Conn::new(SeedRoutes, limits, now)
-    }
-
-    /// Feeds `input` in one piece and returns (output, closing).
-    fn run_whole(input: &[u8], limits: Limits, now: Now) -> (Vec<u8>, bool) {
-        let mut c = conn(limits, now);
-        c.feed(input, now);
-        (c.output().to_vec(), c.is_closing())
-    }
-
-    /// Feeds `input` split at `cuts` (sorted positions), draining the output
-    /// after every piece as a model would, and returns (output, closing).
-    fn run_split(input: &[u8], cuts: &[usize], limits: Limits, now: Now) -> (Vec<u8>, bool) {
-        let mut c = conn(limits, now);
-        let mut out = Vec::new();
-        let mut from = 0;
-        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
-            c.feed(&input[from..cut], now);
-            out.extend_from_slice(c.output());
-            let n = c.output().len();
-            c.consume_output(n, now);
-            from = cut;
-        }
-        (out, c.is_closing())
-    }
-
-    /// [`run_split`] as a reactor drives it: buffers lent from a pool for
-    /// each piece and reclaimed after it. Also checks that an idle connection
-    /// keeps no buffer and that the pool stops growing.
-    fn run_split_lent(input: &[u8], cuts: &[usize], limits: Limits, now: Now) -> (Vec<u8>, bool) {
-        let mut pool = BufferPool::new();
-        let mut c = conn(limits, now);
-        let mut out = Vec::new();
-        let mut from = 0;
-        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
-            c.lend(&mut pool);
-            c.feed(&input[from..cut], now);
-            out.extend_from_slice(c.output());
-            let n = c.output().len();
-            c.consume_output(n, now);
-            c.reclaim(&mut pool);
-            if c.phase() == Phase::Idle {
-                assert!(!c.holds_buffers(), "an idle connection kept a buffer");
-            }
-            assert!(pool.created() <= 2, "one connection needs one pair at most");
-            from = cut;
-        }
-        (out, c.is_closing())
-    }
-
-    /// One response as parsed back from the output.
-    #[derive(Debug)]
-    struct Parsed {
-        status: u16,
-        close: bool,
-        /// Offset of the response's first byte in the output.
-        start: usize,
-    }
-
-    /// Parses `out` as a sequence of complete responses, each: a status line
-    /// servelab can send, `Server`, a 29-byte `Date`, `Content-Type`,
-    /// `Content-Length` (then `Allow` and `Connection` when present), CRLF,
-    /// and a body that is either absent (HEAD) or matches the length. A
-    /// `100 Continue` interim response is accepted and skipped. Panics with a
-    /// description on anything else.
-    fn parse_responses(all: &[u8]) -> Vec<Parsed> {
-        let mut parsed = Vec::new();
-        let mut out = all;
-        while !out.is_empty() {
-            let start = all.len() - out.len();
-            if let Some(rest) = out.strip_prefix(b"HTTP/1.1 100 Continue\r\n\r\n") {
-                out = rest;
-                continue;
-            }
-            let end = out
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .unwrap_or_else(|| panic!("incomplete head {:?}", String::from_utf8_lossy(out)));
-            let head = std::str::from_utf8(&out[..end]).expect("ASCII head");
-            let mut lines = head.split("\r\n");
-            let status_line = lines.next().unwrap();
-            let code: u16 = status_line[9..12].parse().expect("status code");
-            let status = [
-                Status::Ok,
-                Status::BadRequest,
-                Status::NotFound,
-                Status::MethodNotAllowed,
-                Status::RequestTimeout,
-                Status::ContentTooLarge,
-                Status::UriTooLong,
-                Status::HeaderFieldsTooLarge,
-                Status::NotImplemented,
-                Status::VersionNotSupported,
-            ]
-            .into_iter()
-            .find(|s| s.code() == code)
-            .unwrap_or_else(|| panic!("unexpected status {status_line:?}"));
-            assert_eq!(
-                format!("{status_line}\r\n").as_bytes(),
-                status.status_line()
-            );
-            assert_eq!(lines.next(), Some("Server: servelab"));
-            let date = lines.next().unwrap().strip_prefix("Date: ").expect("Date");
-            assert_eq!(date.as_bytes(), &crate::http::render_date(UNIX_SECS));
-            assert_eq!(lines.next(), Some("Content-Type: text/plain"));
-            let length: usize = lines
-                .next()
-                .and_then(|l| l.strip_prefix("Content-Length: "))
-                .expect("Content-Length")
-                .parse()
-                .unwrap();
-            let mut close = false;
-            for line in lines {
-                match line {
-                    "Allow: GET, HEAD" if code == 405 => {}
-                    "Connection: close" => close = true,
-                    "Connection: keep-alive" => {}
-                    other => panic!("unexpected header line {other:?}"),
-                }
-            }
-            let body: &[u8] = if code == 200 {
-                b"OK"
-            } else {
-                status.reason().as_bytes()
-            };
-            assert_eq!(length, body.len());
-            out = &out[end + 4..];
-            // HEAD responses carry no body; a body never starts "HTTP/".
-            if let Some(rest) = out.strip_prefix(body) {
-                out = rest;
-            }
-            parsed.push(Parsed {
-                status: code,
-                close,
-                start,
-            });
-        }
-        parsed
-    }
 
     // --- unit tests -------------------------------------------------------
 
@@ -618,13 +492,17 @@ mod tests {
         assert_eq!(c.deadline(), t1 + Duration::from_secs(2));
         let t2 = t0 + Duration::from_secs(2);
         c.feed(b"Content-Length: 4\r\n\r\nab", fixed_now(t2));
+        // The response is out before the body is in.
+        assert_eq!(parse_responses(c.output())[0].status, 405);
+        let n = c.output().len();
+        c.consume_output(n, fixed_now(t2));
         assert_eq!(c.phase(), Phase::Body);
         assert_eq!(c.deadline(), t2 + Duration::from_secs(7));
         let t3 = t0 + Duration::from_secs(3);
         c.feed(b"cd", fixed_now(t3));
         assert_eq!(c.phase(), Phase::Idle);
         assert_eq!(c.deadline(), t3 + Duration::from_secs(7));
-        assert_eq!(parse_responses(c.output())[0].status, 405);
+        assert!(c.output().is_empty());
     }
 
     #[test]
@@ -676,20 +554,150 @@ mod tests {
         assert!(c.output().is_empty() && c.is_finished());
     }
 
-    #[test]
-    fn continue_is_sent_only_while_the_body_is_withheld() {
+    /// Feeds `bytes` to a fresh connection and returns it.
+    fn fed(bytes: &[u8]) -> Conn<SeedRoutes> {
         let now = fixed_now(Instant::now());
-        let head =
-            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
-        let mut waiting = conn(Limits::default(), now);
-        waiting.feed(head, now);
-        assert_eq!(waiting.output(), b"HTTP/1.1 100 Continue\r\n\r\n");
-        waiting.feed(b"hi", now);
-        assert_eq!(parse_responses(waiting.output())[0].status, 405);
+        let mut c = conn(Limits::default(), now);
+        c.feed(bytes, now);
+        c
+    }
 
-        let mut eager = conn(Limits::default(), now);
-        eager.feed(&[&head[..], b"hi"].concat(), now);
-        assert!(eager.output().starts_with(b"HTTP/1.1 405 "));
+    /// The (status, close) of each response in the output.
+    fn answers<H: Handler>(c: &Conn<H>) -> Vec<(u16, bool)> {
+        parse_responses(c.output())
+            .iter()
+            .map(|p| (p.status, p.close))
+            .collect()
+    }
+
+    #[test]
+    fn response_goes_out_at_head_time_and_the_body_is_then_discarded() {
+        let now = fixed_now(Instant::now());
+        let mut c = fed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(answers(&c), [(405, false)]);
+        assert_eq!(c.phase(), Phase::Body);
+        c.feed(b"GET ", now); // body bytes, not a request
+        assert_eq!(answers(&c), [(405, false)]);
+        c.feed(b"/GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        assert_eq!(answers(&c), [(405, false), (200, false)]);
+        assert!(!c.is_closing());
+
+        let mut chunked = fed(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(answers(&chunked), [(404, false)]);
+        chunked.feed(
+            b"3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            now,
+        );
+        assert_eq!(answers(&chunked), [(404, false), (200, false)]);
+    }
+
+    /// RFC 9110 §10.1.1: the final response is decided without the body, so
+    /// the client is not invited to send it (no `100 Continue`); the response
+    /// says the connection closes, and the body is never read.
+    #[test]
+    fn expect_continue_gets_the_final_response_with_close_and_no_invitation() {
+        for framing in ["Content-Length: 2", "Transfer-Encoding: chunked"] {
+            let head =
+                format!("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n{framing}\r\n\r\n");
+            let c = fed(head.as_bytes());
+            assert_eq!(answers(&c), [(405, true)], "{framing}");
+            assert!(c.is_closing() && c.needs_linger());
+        }
+        // HTTP/1.0 expectations are ignored (RFC 9110 §10.1.1); a request
+        // without a body has nothing to wait for.
+        let old = fed(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(answers(&old), [(405, false)]);
+        let bodiless = fed(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n");
+        assert_eq!(answers(&bodiless), [(200, false)]);
+    }
+
+    #[test]
+    fn a_declared_body_over_max_discard_is_answered_with_close_and_not_read() {
+        let head = |n: u64| format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n");
+        let drained = fed(head(MAX_DISCARD).as_bytes());
+        assert_eq!(answers(&drained), [(405, false)]);
+        assert_eq!(drained.phase(), Phase::Body);
+        let closed = fed(head(MAX_DISCARD + 1).as_bytes());
+        assert_eq!(answers(&closed), [(405, true)]);
+        assert!(closed.is_closing() && closed.needs_linger());
+        // Over max_body it is 413, decided before the handler.
+        let refused = fed(head(Limits::default().max_body + 1).as_bytes());
+        assert_eq!(answers(&refused), [(413, true)]);
+    }
+
+    #[test]
+    fn connection_close_with_a_body_does_not_read_the_body() {
+        let c =
+            fed(b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(answers(&c), [(405, true)]);
+        assert!(c.is_closing() && c.needs_linger());
+        let get = fed(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert!(get.is_closing() && !get.needs_linger());
+    }
+
+    /// Once the response is out, a body that breaks its framing, passes a
+    /// limit or stalls ends the connection without a second response (which
+    /// the client would take for the answer to its next request).
+    #[test]
+    fn a_bad_or_stalled_body_after_its_response_closes_without_another() {
+        let chunked = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let past_discard = format!("{:x}\r\n", MAX_DISCARD + 1);
+        for body in [
+            "zz\r\n",
+            "3\nabc",
+            "3\r\nabcX",
+            "3;\x01\r\n",
+            past_discard.as_str(),
+        ] {
+            let c = fed(format!("{chunked}{body}GET / HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+            assert_eq!(answers(&c), [(405, false)], "{body:?}");
+            assert!(c.is_closing() && c.needs_linger(), "{body:?}");
+        }
+        // A small max_body bounds the discarding too.
+        let now = fixed_now(Instant::now());
+        let limits = Limits {
+            max_body: 4,
+            ..Limits::default()
+        };
+        let mut small = conn(limits, now);
+        small.feed(format!("{chunked}5\r\n").as_bytes(), now);
+        assert_eq!(answers(&small), [(405, false)]);
+        assert!(small.is_closing());
+
+        let mut stalled = fed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf");
+        assert_eq!(answers(&stalled), [(405, false)]);
+        let n = stalled.output().len();
+        stalled.consume_output(n, now);
+        stalled.on_timeout(now);
+        assert!(stalled.output().is_empty(), "no 408 after the 405");
+        assert!(stalled.is_finished() && stalled.needs_linger());
+    }
+
+    #[test]
+    fn a_panicking_handler_costs_its_request_and_connection_only() {
+        let now = fixed_now(Instant::now());
+        let routes = Routes {
+            panic_path: Some("/p"),
+            ..Routes::default()
+        };
+        let mut c = Conn::new(routes, Limits::default(), now);
+        c.feed(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /p HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            now,
+        );
+        assert_eq!(answers(&c), [(200, false), (500, true)]);
+        assert!(c.is_closing() && c.needs_linger());
+        // The thread goes on: another connection with the same handler works.
+        let mut next = Conn::new(routes, Limits::default(), now);
+        next.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        assert_eq!(answers(&next), [(200, false)]);
+        // 413 is decided before the handler is called.
+        let mut big = Conn::new(routes, Limits::default(), now);
+        big.feed(
+            b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999\r\n\r\n",
+            now,
+        );
+        assert_eq!(answers(&big), [(413, true)]);
     }
 
     #[test]
@@ -867,11 +875,21 @@ mod tests {
     }
 
     fn stream(reqs: &[Req]) -> Vec<u8> {
+        stream_and_head_ends(reqs).0
+    }
+
+    /// The encoded stream and, for each request, the offset just past its
+    /// head (where its response is decided).
+    fn stream_and_head_ends(reqs: &[Req]) -> (Vec<u8>, Vec<usize>) {
         let mut out = Vec::new();
+        let mut head_ends = Vec::new();
         for r in reqs {
+            let start = out.len();
             r.encode(&mut out);
+            let head = out[start..].windows(4).position(|w| w == b"\r\n\r\n");
+            head_ends.push(start + head.expect("a head") + 4);
         }
-        out
+        (out, head_ends)
     }
 
     /// Split positions in `0..=len`, sorted.
@@ -884,16 +902,7 @@ mod tests {
     /// Random limits: the defaults, or small ones that the random inputs
     /// actually run into.
     fn limits() -> impl Strategy<Value = Limits> {
-        prop_oneof![
-            Just(Limits::default()),
-            Just(Limits {
-                max_request_line: 24,
-                max_header_bytes: 48,
-                max_headers: 3,
-                max_body: 16,
-                ..Limits::default()
-            }),
-        ]
+        prop_oneof![Just(Limits::default()), Just(small_limits())]
     }
 
     proptest! {
@@ -922,6 +931,59 @@ mod tests {
             prop_assert!(parsed.iter().all(|p| !p.close));
         }
 
+        /// Each response is out as soon as its head is in: a stream cut
+        /// right after request k's head has exactly k+1 responses, whatever
+        /// of its body is still to come.
+        #[test]
+        fn responses_go_out_at_head_time(
+            reqs in prop::collection::vec(req(), 1..=8),
+        ) {
+            let now = fixed_now(Instant::now());
+            let (input, head_ends) = stream_and_head_ends(&reqs);
+            for (k, &end) in head_ends.iter().enumerate() {
+                let (out, closing) = run_whole(&input[..end], Limits::default(), now);
+                prop_assert_eq!(parse_responses(&out).len(), k + 1);
+                prop_assert!(!closing);
+                // One byte short of the head: request k is not answered yet.
+                let (out, _) = run_whole(&input[..end - 1], Limits::default(), now);
+                prop_assert_eq!(parse_responses(&out).len(), k);
+            }
+        }
+
+        /// A handler that panics at request k: the k responses before it
+        /// are exactly those a sound handler gives, then one `500` with
+        /// `Connection: close`, then nothing, however the stream is split.
+        #[test]
+        fn a_handler_panic_ends_the_stream_with_one_500(
+            reqs in prop::collection::vec(req(), 0..=6),
+            at in any::<prop::sample::Index>(),
+            splits in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let now = fixed_now(Instant::now());
+            let k = at.index(reqs.len() + 1);
+            let mut input = stream(&reqs[..k]);
+            input.extend_from_slice(b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n");
+            input.extend_from_slice(&stream(&reqs[k..]));
+            let routes = Routes { panic_path: Some("/p"), ..Routes::default() };
+            let mut c = Conn::new(routes, Limits::default(), now);
+            let mut out = Vec::new();
+            let mut from = 0;
+            for &cut in cuts(&splits, input.len()).iter().chain([input.len()].iter()) {
+                c.feed(&input[from..cut], now);
+                out.extend_from_slice(c.output());
+                let n = c.output().len();
+                c.consume_output(n, now);
+                from = cut;
+            }
+            let got: Vec<(u16, bool)> =
+                parse_responses(&out).iter().map(|p| (p.status, p.close)).collect();
+            let mut expected: Vec<(u16, bool)> =
+                reqs[..k].iter().map(|r| (r.status(), false)).collect();
+            expected.push((500, true));
+            prop_assert_eq!(got, expected);
+            prop_assert!(c.is_finished());
+        }
+
         /// Arbitrary bytes never panic, every byte of output is a
         /// well-formed response, an error response is the last one and
         /// closes, and a timeout always ends the connection.
@@ -931,7 +993,7 @@ mod tests {
             splits in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
             limits in limits(),
         ) {
-            check_arbitrary(&input, &cuts(&splits, input.len()), limits)?;
+            check_arbitrary(&input, &cuts(&splits, input.len()), limits);
         }
 
         /// Prefixes of valid streams with some bytes mutated: close to valid,
@@ -952,53 +1014,7 @@ mod tests {
                     input[i] = *byte;
                 }
             }
-            check_arbitrary(&input, &cuts(&splits, input.len()), limits)?;
+            check_arbitrary(&input, &cuts(&splits, input.len()), limits);
         }
-    }
-
-    fn is_error(status: u16) -> bool {
-        !matches!(status, 200 | 404 | 405)
-    }
-
-    /// The output before the first error response, and whether one follows.
-    fn before_error<'a>(out: &'a [u8], parsed: &[Parsed]) -> (&'a [u8], bool) {
-        match parsed.iter().find(|p| is_error(p.status)) {
-            Some(p) => (&out[..p.start], true),
-            None => (out, false),
-        }
-    }
-
-    fn check_arbitrary(input: &[u8], cuts: &[usize], limits: Limits) -> Result<(), TestCaseError> {
-        let now = fixed_now(Instant::now());
-        let (whole, closing) = run_whole(input, limits, now);
-        let (split, split_closing) = run_split(input, cuts, limits, now);
-        let parsed = parse_responses(&whole);
-        for (i, p) in parsed.iter().enumerate() {
-            if is_error(p.status) || p.close {
-                prop_assert!(p.close, "error {} without Connection: close", p.status);
-                prop_assert_eq!(i, parsed.len() - 1, "a response after a close");
-                prop_assert!(closing, "Connection: close but still reading");
-            }
-        }
-        // Splitting must not change the responses, except which error a
-        // malformed stream gets: bytes that are both malformed and over a
-        // limit are 400 or 414/431 depending on how much had arrived when
-        // the parser saw them. Whether there is an error does not change.
-        let split_parsed = parse_responses(&split);
-        prop_assert_eq!(
-            before_error(&whole, &parsed),
-            before_error(&split, &split_parsed),
-            "splitting changed the output"
-        );
-        prop_assert_eq!(closing, split_closing);
-        let (lent, lent_closing) = run_split_lent(input, cuts, limits, now);
-        prop_assert_eq!(&split, &lent, "lent buffers changed the output");
-        prop_assert_eq!(closing, lent_closing);
-        let mut c = conn(limits, now);
-        c.feed(input, now);
-        c.on_timeout(now);
-        prop_assert!(c.is_closing());
-        parse_responses(c.output());
-        Ok(())
     }
 }

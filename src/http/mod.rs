@@ -24,6 +24,8 @@ mod buffers;
 mod chunked;
 mod conn;
 mod date;
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
 mod limits;
 mod request;
 mod response;
@@ -31,11 +33,11 @@ mod status;
 
 pub use buffers::{BufferPool, INPUT_BUFFER, OUTPUT_BUFFER};
 pub use chunked::{ChunkedDecoder, Decoded};
-pub use conn::{Conn, Phase};
+pub use conn::{Conn, Phase, MAX_DISCARD};
 pub use date::{render as render_date, DateCache, IMF_FIXDATE_LEN};
 pub use limits::{Limits, MAX_HEADERS_CAP};
 pub use request::{parse_head, Framing, Head, HeadParse, Request, Version};
-pub use response::{encode, encode_continue, ConnectionHeader, Reply};
+pub use response::{encode, ConnectionHeader, Reply};
 pub use status::Status;
 
 use std::time::{Instant, SystemTime};

@@ -134,15 +134,17 @@ fn leading_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-/// A syntactically valid `HTTP/x.y` other than 1.0 and 1.1 is 505; anything
-/// else in the version position is a malformed request line.
+/// A request line of exactly `method SP target SP HTTP/x.y`, with a version
+/// other than 1.0 and 1.1, is 505; anything else in the version position (or
+/// a space too many before it) is a malformed request line.
 fn version_error(line: &[u8]) -> Status {
     let end = line.iter().position(|&b| b == b'\r' || b == b'\n');
     let line = &line[..end.unwrap_or(line.len())];
+    let spaces = line.iter().filter(|&&b| b == b' ').count();
     let token = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     match token {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() && line.contains(&b' ') =>
+            if major.is_ascii_digit() && minor.is_ascii_digit() && spaces == 2 =>
         {
             Status::VersionNotSupported
         }
@@ -158,9 +160,10 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
         Some(1) => Version::Http11,
         _ => return Err(Status::VersionNotSupported),
     };
-    let path = path_of(method, target).ok_or(Status::BadRequest)?;
+    let (form, path) = target_form(method, target).ok_or(Status::BadRequest)?;
 
     let mut hosts = 0u32;
+    let mut host: &[u8] = b"";
     let mut content_length: Option<u64> = None;
     let mut codings = Codings::default();
     let mut close = false;
@@ -170,6 +173,7 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = h.value;
         } else if name.eq_ignore_ascii_case(b"content-length") {
             for value in list_elements(h.value) {
                 let n = parse_content_length(value)?;
@@ -198,6 +202,12 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
         Version::Http10 if hosts > 1 => return Err(Status::BadRequest),
         _ => {}
     }
+    // RFC 9112 §3.2.2: with an absolute-form target the Host value is ignored
+    // (the target's authority, checked above, names the host), and may be
+    // empty; it must still be a syntactically valid Host.
+    if hosts == 1 && !valid_host(trim(host), form == Form::Absolute, Port::Optional) {
+        return Err(Status::BadRequest);
+    }
     let framing = match (codings.seen, content_length) {
         (true, Some(_)) => return Err(Status::BadRequest),
         // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
@@ -225,48 +235,182 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
     })
 }
 
-/// The path a request target names, or `None` for a target of no valid form.
-fn path_of<'a>(method: &str, target: &'a str) -> Option<&'a str> {
-    if target.starts_with('/') {
-        return Some(strip_query(target));
+/// The four forms of request-target (RFC 9112 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// `/path?query`
+    Origin,
+    /// `scheme://authority/path?query`
+    Absolute,
+    /// `host:port`, CONNECT only.
+    Authority,
+    /// `*`, OPTIONS only.
+    Asterisk,
+}
+
+/// The form of a request target and the path it names, or `None` for a
+/// target of no valid form (RFC 9112 §3.2, characters per RFC 3986).
+///
+/// - origin-form: `absolute-path [ "?" query ]`; the path is the target up to `?`.
+/// - absolute-form: `scheme "://" authority path-abempty [ "?" query ]`, the
+///   authority a valid host and optional port without userinfo (RFC 9110
+///   §4.2.4); the path is `/` when empty.
+/// - authority-form (CONNECT only, and CONNECT takes no other form):
+///   `uri-host ":" port`, the port present.
+/// - asterisk-form (OPTIONS only): `*`.
+///
+/// A fragment (`#`) is in no form, nor any byte outside RFC 3986 (`"`, `<`,
+/// `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`, non-ASCII), nor a `%` not followed
+/// by two hex digits.
+fn target_form<'a>(method: &str, target: &'a str) -> Option<(Form, &'a str)> {
+    if method == "CONNECT" {
+        return valid_host(target.as_bytes(), false, Port::Required)
+            .then_some((Form::Authority, target));
     }
     if target == "*" {
-        return (method == "OPTIONS").then_some(target);
+        return (method == "OPTIONS").then_some((Form::Asterisk, target));
     }
-    if method == "CONNECT" {
-        return Some(target);
+    if target.starts_with('/') {
+        return path_and_query_ok(target).then(|| (Form::Origin, strip_query(target)));
     }
-    // absolute-form: scheme "://" authority [path] [query]
     let (scheme, rest) = target.split_once("://")?;
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-    if !scheme_ok {
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(authority_end);
+    let authority_ok = !authority.contains('@') // no userinfo
+        && valid_host(authority.as_bytes(), false, Port::Optional);
+    if !(scheme_ok && authority_ok && path_and_query_ok(path_and_query)) {
         return None;
     }
-    match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => Some(strip_query(&rest[i..])),
-        _ => Some("/"),
-    }
+    let path = strip_query(path_and_query);
+    Some((Form::Absolute, if path.is_empty() { "/" } else { path }))
 }
 
 fn strip_query(target: &str) -> &str {
-    match target.find(['?', '#']) {
+    match target.find('?') {
         Some(i) => &target[..i],
         None => target,
     }
 }
 
-/// `Content-Length = 1*DIGIT`; a value too large for u64 is still a valid
-/// length, just one no limit allows, so it saturates.
+/// `path-abempty [ "?" query ]` of RFC 3986: pchars, `/` and `?`.
+fn path_and_query_ok(s: &str) -> bool {
+    uri_chars_ok(s.as_bytes(), b":@/?")
+}
+
+/// Whether every byte of `s` is unreserved, a sub-delim, one of `extra`, or
+/// part of a valid percent-encoding (RFC 3986 §2).
+fn uri_chars_ok(s: &[u8], extra: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' {
+            match s.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+        let sub_delim = b"!$&'()*+,;=".contains(&b);
+        if !(unreserved || sub_delim || extra.contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether a port must follow the host in [`valid_host`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// `uri-host [ ":" port ]`: `Host` and an absolute-form authority.
+    Optional,
+    /// `uri-host ":" port` with at least one digit: CONNECT's authority-form.
+    Required,
+}
+
+/// The `Host` grammar, `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986
+/// §3.2.2-3.2.3): `uri-host` an IP-literal in brackets (IPv6 or IPvFuture) or
+/// a reg-name (unreserved, sub-delims, percent-encodings; this includes every
+/// IPv4 address), `port` decimal digits up to 65535 (RFC 3986 allows an empty
+/// port). An empty host is valid only where `empty_ok` (the `Host` of an
+/// absolute-form request).
+fn valid_host(value: &[u8], empty_ok: bool, port: Port) -> bool {
+    let (host, rest) = match value.first() {
+        Some(b'[') => match value.iter().position(|&b| b == b']') {
+            Some(close) => {
+                if !valid_ip_literal(&value[1..close]) {
+                    return false;
+                }
+                value.split_at(close + 1)
+            }
+            None => return false,
+        },
+        _ => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            let (name, rest) = value.split_at(end);
+            if !uri_chars_ok(name, b"") {
+                return false;
+            }
+            (name, rest)
+        }
+    };
+    if host.is_empty() && !empty_ok {
+        return false;
+    }
+    let digits = match rest {
+        [] => return port == Port::Optional,
+        [b':', digits @ ..] => digits,
+        _ => return false,
+    };
+    if digits.is_empty() {
+        return port == Port::Optional;
+    }
+    digits.iter().all(u8::is_ascii_digit)
+        && digits
+            .iter()
+            .try_fold(0u32, |n, &d| {
+                let n = n * 10 + u32::from(d - b'0');
+                (n <= 65_535).then_some(n)
+            })
+            .is_some()
+}
+
+/// IP-literal without its brackets: an IPv6 address (RFC 4291 text forms,
+/// parsed by the standard library) or `"v" 1*HEXDIG "." 1*( unreserved /
+/// sub-delims / ":" )` (IPvFuture).
+fn valid_ip_literal(inner: &[u8]) -> bool {
+    if let [b'v' | b'V', rest @ ..] = inner {
+        let Some(dot) = rest.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, address) = (&rest[..dot], &rest[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !address.is_empty()
+            && !address.contains(&b'%')
+            && uri_chars_ok(address, b":");
+    }
+    std::str::from_utf8(inner).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6). A value too large for u64 is
+/// malformed (400), not a length over the limit (413): no sender can mean it,
+/// and a recipient that wraps or truncates it would frame differently.
 fn parse_content_length(value: &[u8]) -> Result<u64, Status> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(Status::BadRequest);
     }
-    Ok(value.iter().fold(0u64, |n, &d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
+    value
+        .iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or(Status::BadRequest)
 }
 
 /// The transfer codings listed across all `Transfer-Encoding` fields.
@@ -279,19 +423,60 @@ struct Codings {
 }
 
 impl Codings {
+    /// Adds one field's codings. The value must be a list of
+    /// `transfer-coding = token *( OWS ";" OWS transfer-parameter )` (RFC 9112
+    /// §7, RFC 9110 §10.1.4): any other byte (non-ASCII, controls, a space
+    /// inside a name) makes the framing unknowable, so it is 400, not the 501
+    /// of a well-formed coding servelab does not implement.
     fn add(&mut self, value: &[u8]) -> Result<(), Status> {
         self.seen = true;
-        for coding in list_elements(value) {
-            if coding.eq_ignore_ascii_case(b"chunked") {
-                if self.chunked_at.is_some() {
-                    return Err(Status::BadRequest); // chunked applied twice
-                }
-                self.chunked_at = Some(self.count);
-            } else {
-                self.unknown = true;
+        let mut p = Cursor { s: value, i: 0 };
+        loop {
+            p.skip_ows();
+            if p.eat(b',') {
+                continue; // empty list elements are allowed (RFC 9110 §5.6.1)
             }
-            self.count += 1;
+            if p.at_end() {
+                return Ok(());
+            }
+            let name = p.token().ok_or(Status::BadRequest)?;
+            let mut parameters = false;
+            loop {
+                p.skip_ows();
+                if !p.eat(b';') {
+                    break;
+                }
+                p.skip_ows();
+                p.token().ok_or(Status::BadRequest)?;
+                p.skip_ows();
+                if !p.eat(b'=') {
+                    return Err(Status::BadRequest);
+                }
+                p.skip_ows();
+                p.token()
+                    .or_else(|| p.quoted_string())
+                    .ok_or(Status::BadRequest)?;
+                parameters = true;
+            }
+            if !(p.at_end() || p.eat(b',')) {
+                return Err(Status::BadRequest);
+            }
+            self.add_coding(name, parameters)?;
         }
+    }
+
+    fn add_coding(&mut self, name: &[u8], parameters: bool) -> Result<(), Status> {
+        if name.eq_ignore_ascii_case(b"chunked") {
+            // chunked defines no parameters; RFC 9112 §7 asks recipients to
+            // treat them as an error. Applied twice it is ambiguous.
+            if parameters || self.chunked_at.is_some() {
+                return Err(Status::BadRequest);
+            }
+            self.chunked_at = Some(self.count);
+        } else {
+            self.unknown = true;
+        }
+        self.count += 1;
         Ok(())
     }
 
@@ -305,6 +490,67 @@ impl Codings {
             None => Err(Status::NotImplemented),
         }
     }
+}
+
+/// A position in a field value, for the few list grammars parsed here.
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn at_end(&self) -> bool {
+        self.i == self.s.len()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.s.get(self.i) == Some(&byte);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    fn skip_ows(&mut self) {
+        while matches!(self.s.get(self.i), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    /// `token = 1*tchar` (RFC 9110 §5.6.2).
+    fn token(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        while self.s.get(self.i).is_some_and(|&b| is_tchar(b)) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| &self.s[start..self.i])
+    }
+
+    /// `quoted-string` (RFC 9110 §5.6.4), ASCII only: obs-text has no place
+    /// in a transfer-coding parameter servelab could act on.
+    fn quoted_string(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        if !self.eat(b'"') {
+            return None;
+        }
+        loop {
+            match self.s.get(self.i) {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Some(&self.s[start..self.i]);
+                }
+                Some(b'\\') => match self.s.get(self.i + 1) {
+                    Some(&b) if b == b'\t' || (0x20..0x7f).contains(&b) => self.i += 2,
+                    _ => return None,
+                },
+                Some(&b) if b == b'\t' || (0x20..0x7f).contains(&b) => self.i += 1,
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// `tchar` (RFC 9110 §5.6.2).
+pub(super) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The non-empty elements of a comma-separated list (RFC 9110 §5.6.1), trimmed.
@@ -330,12 +576,16 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str) -> Result<(Framing, bool, String), Status> {
+        parse_bytes(raw.as_bytes())
+    }
+
+    fn parse_bytes(raw: &[u8]) -> Result<(Framing, bool, String), Status> {
         let limits = Limits::default();
         let mut slots = [MaybeUninit::uninit(); 100];
-        match parse_head(raw.as_bytes(), &mut slots, &limits) {
+        match parse_head(raw, &mut slots, &limits) {
             HeadParse::Complete(h) => Ok((h.framing, h.keep_alive, h.request.path.to_string())),
             HeadParse::Invalid(s) => Err(s),
-            HeadParse::Partial => panic!("partial: {raw:?}"),
+            HeadParse::Partial => panic!("partial: {:?}", String::from_utf8_lossy(raw)),
         }
     }
 
@@ -375,10 +625,204 @@ mod tests {
         assert_eq!(cl("Content-Length: 0x5"), Err(Status::BadRequest));
         assert_eq!(cl("Content-Length: "), Err(Status::BadRequest));
         assert_eq!(cl("Content-Length: 1 2"), Err(Status::BadRequest));
+        // u64::MAX is a well-formed length (413 is the limit's business); one
+        // more digit's worth overflows and is malformed.
         assert_eq!(
-            cl("Content-Length: 99999999999999999999999"),
+            cl("Content-Length: 18446744073709551615"),
             Ok(Framing::Length(u64::MAX))
         );
+        assert_eq!(
+            cl("Content-Length: 18446744073709551616"),
+            Err(Status::BadRequest)
+        );
+        assert_eq!(cl("Content-Length: 0005"), Ok(Framing::Length(5)));
+        assert_eq!(cl("Content-Length: 5\t, 5"), Ok(Framing::Length(5)));
+        for bad in [
+            &b"-5"[..],
+            b"5.0",
+            b"5e0",
+            b"5\xa0",
+            b"\xa05",
+            b"5 ,6",
+            b" , ",
+        ] {
+            let framing = framing_with(b"Content-Length", bad);
+            assert_eq!(framing, Err(Status::BadRequest), "{bad:?}");
+        }
+    }
+
+    /// The framing of a `POST /` carrying one field `name: value`.
+    fn framing_with(name: &[u8], value: &[u8]) -> Result<Framing, Status> {
+        let raw = [
+            &b"POST / HTTP/1.1\r\nHost: a\r\n"[..],
+            name,
+            b": ",
+            value,
+            b"\r\n\r\n",
+        ]
+        .concat();
+        parse_bytes(&raw).map(|r| r.0)
+    }
+
+    #[test]
+    fn transfer_encoding_grammar() {
+        let te = |v: &[u8]| framing_with(b"Transfer-Encoding", v);
+        // Well-formed lists.
+        assert_eq!(te(b"chunked"), Ok(Framing::Chunked));
+        assert_eq!(te(b", chunked ,"), Ok(Framing::Chunked));
+        assert_eq!(te(b"\tchunked"), Ok(Framing::Chunked));
+        // Well-formed but unknown codings: 501, whatever their parameters.
+        assert_eq!(te(b"identity"), Err(Status::NotImplemented));
+        assert_eq!(te(b"gzip;q=1, chunked"), Err(Status::NotImplemented));
+        assert_eq!(
+            te(b"x ; a = \"b,c\\\"\" , chunked"),
+            Err(Status::NotImplemented)
+        );
+        // Outside the grammar: 400, never 501.
+        for bad in [
+            &b"chunked\xa0"[..],
+            b"\xa0chunked",
+            b"chunked\x0b",
+            b"chunk ed",
+            b"chunked;",
+            b"chunked;a",
+            b"chunked;a=b",
+            b"gzip;a=\"unterminated",
+            b"gzip;a=\"\xa0\"",
+            b"gzip;=b",
+            b"\"chunked\"",
+            b"chunked/1",
+            b"gz\xffip",
+        ] {
+            assert_eq!(
+                te(bad),
+                Err(Status::BadRequest),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn host_grammar() {
+        let host = |v: &[u8]| {
+            let raw = [&b"GET / HTTP/1.1\r\nHost: "[..], v, b"\r\n\r\n"].concat();
+            parse_bytes(&raw).map(|_| ())
+        };
+        for good in [
+            &b"example.com"[..],
+            b"example.com:8080",
+            b"a:0",
+            b"a:65535",
+            b"a:",
+            b"127.0.0.1",
+            b"999.1.1.1", // a reg-name, as RFC 3986 reads it
+            b"[::1]",
+            b"[::1]:80",
+            b"[2001:db8::7]",
+            b"[::ffff:192.0.2.1]",
+            b"[v1.fe80::a+en1]",
+            b"xn--bcher-kva.example",
+            b"a%41b",
+            b"under_score~!$&'()*+,;=",
+        ] {
+            assert_eq!(host(good), Ok(()), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b""[..],
+            b":80",
+            b"a b",
+            b"a\xa0",
+            b"\xa0a",
+            b"a:65536",
+            b"a:99999999999999999999",
+            b"a:-1",
+            b"a:+80",
+            b"a:8o",
+            b"a:80:80",
+            b"a/b",
+            b"a?b",
+            b"a#b",
+            b"a@b",
+            b"user@a",
+            b"a%4",
+            b"a%zz",
+            b"[::1",
+            b"::1",
+            b"[::1]x",
+            b"[::1]:x",
+            b"[1.2.3.4]",
+            b"[v1.]",
+            b"[vz.a]",
+            b"[fe80::1%25eth0]",
+            b"a\"b",
+            b"a{b}",
+            b"a\\b",
+        ] {
+            assert_eq!(
+                host(bad),
+                Err(Status::BadRequest),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // HTTP/1.0 needs no Host, but one it sends must be valid.
+        assert!(parse("GET / HTTP/1.0\r\n\r\n").is_ok());
+        assert_eq!(
+            parse("GET / HTTP/1.0\r\nHost: a b\r\n\r\n").err(),
+            Some(Status::BadRequest)
+        );
+    }
+
+    /// RFC 9112 §3.2.2: with absolute-form the target's authority names the
+    /// host; `Host` is still required (HTTP/1.1) and must be valid, but its
+    /// value is ignored and may be empty or differ.
+    #[test]
+    fn absolute_form_authority_rules() {
+        let req = |target: &str, host: &str| {
+            parse(&format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n")).map(|r| r.2)
+        };
+        assert_eq!(req("http://h/x", "h").as_deref(), Ok("/x"));
+        assert_eq!(req("http://h/x", "other:81").as_deref(), Ok("/x"));
+        assert_eq!(req("http://h/x", "").as_deref(), Ok("/x"));
+        assert_eq!(req("http://[::1]:8080?q", "h").as_deref(), Ok("/"));
+        assert_eq!(req("http://h/x", "a b"), Err(Status::BadRequest));
+        assert_eq!(req("http:///x", "h"), Err(Status::BadRequest));
+        assert_eq!(req("http://u:p@h/x", "h"), Err(Status::BadRequest));
+        assert_eq!(req("http://h:99999/", "h"), Err(Status::BadRequest));
+        assert_eq!(req("http://h:x/", "h"), Err(Status::BadRequest));
+        assert_eq!(req("http://h#f", "h"), Err(Status::BadRequest));
+        assert_eq!(req("1http://h/", "h"), Err(Status::BadRequest));
+        assert_eq!(
+            parse("GET http://h/ HTTP/1.1\r\n\r\n").err(),
+            Some(Status::BadRequest),
+            "Host is still required"
+        );
+        // Origin-form needs a non-empty host.
+        assert_eq!(req("/", ""), Err(Status::BadRequest));
+    }
+
+    #[test]
+    fn target_grammar() {
+        let req = |method: &str, target: &str| {
+            parse(&format!("{method} {target} HTTP/1.1\r\nHost: a\r\n\r\n")).map(|r| r.2)
+        };
+        assert_eq!(
+            req("GET", "/a%20b;c=d:e@f/?x=/?y").as_deref(),
+            Ok("/a%20b;c=d:e@f/")
+        );
+        for bad in [
+            "/#f", "/a%2", "/a%g0", "/{", "/|", "/\\", "/\"", "/<", "/^", "/`",
+        ] {
+            assert_eq!(req("GET", bad), Err(Status::BadRequest), "{bad:?}");
+        }
+        assert_eq!(req("CONNECT", "h:443").as_deref(), Ok("h:443"));
+        assert_eq!(req("CONNECT", "[::1]:443").as_deref(), Ok("[::1]:443"));
+        for bad in ["h", "h:", "/", "*", "http://h/", "u@h:1"] {
+            assert_eq!(req("CONNECT", bad), Err(Status::BadRequest), "{bad:?}");
+        }
+        assert_eq!(req("GET", "h:443"), Err(Status::BadRequest));
+        assert_eq!(req("GET", "*"), Err(Status::BadRequest));
     }
 
     #[test]
@@ -446,6 +890,15 @@ mod tests {
         );
         assert_eq!(
             bad("GET / HTTP/x\r\nHost: a\r\n\r\n"),
+            Some(Status::BadRequest)
+        );
+        // A space inside the target makes a malformed line, not a version.
+        assert_eq!(
+            bad("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(Status::BadRequest)
+        );
+        assert_eq!(
+            bad("GET /a b HTTP/2.0\r\nHost: a\r\n\r\n"),
             Some(Status::BadRequest)
         );
         assert_eq!(

@@ -68,11 +68,6 @@ pub fn encode(
     }
 }
 
-/// Appends the interim `100 Continue` response.
-pub fn encode_continue(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-}
-
 fn put_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();

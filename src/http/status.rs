@@ -3,8 +3,6 @@
 /// A response status servelab can send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
-    /// 100: the client may send the body it announced with `Expect: 100-continue`.
-    Continue,
     /// 200
     Ok,
     /// 400: malformed request or untrustworthy framing.
@@ -21,6 +19,8 @@ pub enum Status {
     UriTooLong,
     /// 431: header section over its byte or field-count limit.
     HeaderFieldsTooLarge,
+    /// 500: the handler panicked; the connection is closed, the server goes on.
+    InternalServerError,
     /// 501: a transfer coding servelab does not implement.
     NotImplemented,
     /// 503: the server is at capacity (models send this, the core never does).
@@ -30,10 +30,25 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status servelab sends, in code order.
+    pub const ALL: [Status; 12] = [
+        Status::Ok,
+        Status::BadRequest,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::RequestTimeout,
+        Status::ContentTooLarge,
+        Status::UriTooLong,
+        Status::HeaderFieldsTooLarge,
+        Status::InternalServerError,
+        Status::NotImplemented,
+        Status::ServiceUnavailable,
+        Status::VersionNotSupported,
+    ];
+
     /// The numeric code.
     pub fn code(self) -> u16 {
         match self {
-            Status::Continue => 100,
             Status::Ok => 200,
             Status::BadRequest => 400,
             Status::NotFound => 404,
@@ -42,6 +57,7 @@ impl Status {
             Status::ContentTooLarge => 413,
             Status::UriTooLong => 414,
             Status::HeaderFieldsTooLarge => 431,
+            Status::InternalServerError => 500,
             Status::NotImplemented => 501,
             Status::ServiceUnavailable => 503,
             Status::VersionNotSupported => 505,
@@ -51,7 +67,6 @@ impl Status {
     /// The reason phrase (RFC 9110 §15).
     pub fn reason(self) -> &'static str {
         match self {
-            Status::Continue => "Continue",
             Status::Ok => "OK",
             Status::BadRequest => "Bad Request",
             Status::NotFound => "Not Found",
@@ -60,6 +75,7 @@ impl Status {
             Status::ContentTooLarge => "Content Too Large",
             Status::UriTooLong => "URI Too Long",
             Status::HeaderFieldsTooLarge => "Request Header Fields Too Large",
+            Status::InternalServerError => "Internal Server Error",
             Status::NotImplemented => "Not Implemented",
             Status::ServiceUnavailable => "Service Unavailable",
             Status::VersionNotSupported => "HTTP Version Not Supported",
@@ -69,7 +85,6 @@ impl Status {
     /// The pre-encoded status line, CRLF included.
     pub fn status_line(self) -> &'static [u8] {
         match self {
-            Status::Continue => b"HTTP/1.1 100 Continue\r\n",
             Status::Ok => b"HTTP/1.1 200 OK\r\n",
             Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
@@ -78,6 +93,7 @@ impl Status {
             Status::ContentTooLarge => b"HTTP/1.1 413 Content Too Large\r\n",
             Status::UriTooLong => b"HTTP/1.1 414 URI Too Long\r\n",
             Status::HeaderFieldsTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+            Status::InternalServerError => b"HTTP/1.1 500 Internal Server Error\r\n",
             Status::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
             Status::ServiceUnavailable => b"HTTP/1.1 503 Service Unavailable\r\n",
             Status::VersionNotSupported => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
@@ -85,7 +101,8 @@ impl Status {
     }
 
     /// Whether the connection must close after this status: the request stream
-    /// can no longer be trusted (or, for 408 and 503, the server gives up on it).
+    /// can no longer be trusted (or, for 408 and 503, the server gives up on it;
+    /// for 500, on the handler's state).
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
@@ -94,6 +111,7 @@ impl Status {
                 | Status::ContentTooLarge
                 | Status::UriTooLong
                 | Status::HeaderFieldsTooLarge
+                | Status::InternalServerError
                 | Status::NotImplemented
                 | Status::ServiceUnavailable
                 | Status::VersionNotSupported
@@ -107,23 +125,37 @@ mod tests {
 
     #[test]
     fn status_line_matches_code_and_reason() {
-        use Status::*;
-        for s in [
-            Continue,
-            Ok,
-            BadRequest,
-            NotFound,
-            MethodNotAllowed,
-            RequestTimeout,
-            ContentTooLarge,
-            UriTooLong,
-            HeaderFieldsTooLarge,
-            NotImplemented,
-            ServiceUnavailable,
-            VersionNotSupported,
-        ] {
+        for s in Status::ALL {
             let expected = format!("HTTP/1.1 {} {}\r\n", s.code(), s.reason());
             assert_eq!(s.status_line(), expected.as_bytes());
         }
+    }
+
+    /// `ALL` lists every variant once, in code order: the match below stops
+    /// compiling when a variant is added, and the test fails until `ALL`
+    /// has it.
+    #[test]
+    fn all_lists_every_status_once_in_code_order() {
+        fn position(s: Status) -> usize {
+            use Status::*;
+            match s {
+                Ok => 0,
+                BadRequest => 1,
+                NotFound => 2,
+                MethodNotAllowed => 3,
+                RequestTimeout => 4,
+                ContentTooLarge => 5,
+                UriTooLong => 6,
+                HeaderFieldsTooLarge => 7,
+                InternalServerError => 8,
+                NotImplemented => 9,
+                ServiceUnavailable => 10,
+                VersionNotSupported => 11,
+            }
+        }
+        for (i, s) in Status::ALL.into_iter().enumerate() {
+            assert_eq!(position(s), i, "{s:?}");
+        }
+        assert!(Status::ALL.windows(2).all(|w| w[0].code() < w[1].code()));
     }
 }
