@@ -4,6 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -43,6 +45,17 @@ pub struct Plan {
     pub end_ns: u64,
     /// Per-request timeout.
     pub timeout_ns: u64,
+    /// Set to end the run early.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Plan {
+    /// Whether the run was cancelled.
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
 }
 
 /// A thread's mutable context, lent to its connections.
@@ -115,7 +128,7 @@ pub fn run(
     let mut armed_for = u64::MAX;
     loop {
         let now = ctx.now();
-        if now >= plan.end_ns {
+        if now >= plan.end_ns || plan.cancelled() {
             break;
         }
         if let (Some(schedule), Some(timer)) = (ctx.schedule, &timer) {
