@@ -3,12 +3,14 @@
 //! Every model of `serve --model` (and any `--server`) runs as a child
 //! process through the scenarios ([`scenarios`], declared as data); the
 //! [`runner`] starts, pins, loads and measures each cell; [`results`] holds
-//! what was measured and computes the tables, the seed's claims and the
-//! guidance from it; the [`export`] writers format REPORT.md, results.json
+//! what was measured, and [`analysis`] computes the tables ([`columns`]), the
+//! seed's claims and the guidance from it; the [`export`] writers format REPORT.md, results.json
 //! and the SVG charts; [`progress`] shows where the run is.
 
+pub mod analysis;
 pub mod args;
 pub mod clients;
+pub mod columns;
 pub mod export;
 pub mod format;
 pub mod machine;
@@ -29,11 +31,12 @@ use crate::models::Model;
 
 pub use args::BenchArgs;
 
+use analysis::Analysis;
 use args::cpu_list;
 use export::{Output, Report};
 use machine::{utc_now, Build, Machine};
 use progress::Progress;
-use results::{Analysis, BenchResults, CellResult, Outcome, ServerInfo, Settings, Spread};
+use results::{BenchResults, CellResult, Outcome, ServerInfo, Settings, Spread};
 use runner::{CellContext, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, Profile, Scenario};
 

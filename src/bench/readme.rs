@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::analysis::Analysis;
 use super::export::markdown;
-use super::results::{Analysis, BenchResults};
+use super::results::BenchResults;
 
 /// The line that opens the block.
 pub const BEGIN: &str =

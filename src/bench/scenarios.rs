@@ -279,7 +279,7 @@ pub static SCENARIOS: &[Scenario] = &[
                    then idle: what each costs the server in memory, threads and descriptors \
                    (growth over the empty server), and how many were answered at all.",
         points: &[idle("1,000", 1000), idle("10,000", 10_000)],
-        timings: [timing(1, 0, 300), timing(1, 0, 1000), timing(3, 0, 2000)],
+        timings: [timing(1, 0, 1000), timing(1, 0, 2000), timing(3, 0, 5000)],
         needs_seed: false,
     },
     Scenario {

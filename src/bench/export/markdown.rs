@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
+use crate::bench::analysis::{Analysis, SummaryRow, Verdict};
+use crate::bench::columns::{Row, Section, Unit, Value};
 use crate::bench::format;
-use crate::bench::results::{
-    Analysis, BenchResults, Row, Section, Spread, SummaryRow, Unit, Value, Verdict,
-};
+use crate::bench::results::{BenchResults, Spread};
 
 use super::{Exporter, Output, Report};
 
@@ -212,8 +212,12 @@ pub fn summary_table(rows: &[SummaryRow]) -> String {
     out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let opt = |s: Option<Spread>, unit: Unit| s.map_or("–".to_string(), |s| spread(s, unit));
-        let idle = r.idle_bytes.as_ref().map_or("–".to_string(), |(s, label)| {
-            format!("{} (at {label})", spread(*s, Unit::Bytes))
+        let idle = r.idle.as_ref().map_or("–".to_string(), |i| {
+            let mut text = format!("{} (at {}", spread(i.bytes, Unit::Bytes), i.point);
+            if i.answered < i.connections as f64 {
+                text.push_str(&format!(", {} answered", number(i.answered, Unit::Count)));
+            }
+            text + ")"
         });
         let served = r.served.map_or("–".to_string(), |(s, of)| {
             format!("{} of {}", spread(s, Unit::Count), format::count(of))

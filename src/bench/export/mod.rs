@@ -1,12 +1,12 @@
 //! The report's writers, one per format behind one trait. They format what
-//! [`Analysis`](super::results::Analysis) computed and what
-//! [`BenchResults`](super::results::BenchResults) holds; they decide nothing.
+//! [`Analysis`] computed and what [`BenchResults`] holds; they decide nothing.
 
 pub mod json;
 pub mod markdown;
 pub mod svg;
 
-use super::results::{Analysis, BenchResults};
+use super::analysis::Analysis;
+use super::results::BenchResults;
 
 /// What a writer is given.
 pub struct Report<'a> {

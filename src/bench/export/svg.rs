@@ -3,8 +3,9 @@
 
 use plotters::prelude::*;
 
+use crate::bench::analysis::{Chart, ChartData};
 use crate::bench::format;
-use crate::bench::results::{Chart, ChartData, Spread};
+use crate::bench::results::Spread;
 
 use super::{Exporter, Output, Report};
 
@@ -52,8 +53,9 @@ pub fn draw(chart: &Chart) -> Result<String, String> {
             ChartData::Lines {
                 x_label,
                 log_x,
+                percentile_x,
                 series,
-            } => lines(&root, chart, x_label, *log_x, series)?,
+            } => lines(&root, chart, x_label, (*log_x, *percentile_x), series)?,
         }
         root.present().map_err(err)?;
     }
@@ -82,80 +84,103 @@ fn bars(
     categories: &[String],
     series: &[(String, Vec<Option<Spread>>)],
 ) -> Result<(), String> {
-    let top = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().flatten().map(|s| s.max))
-        .fold(0.0f64, f64::max);
+    let values = || series.iter().flat_map(|(_, v)| v.iter().flatten());
+    let top = values().map(|s| s.max).fold(0.0f64, f64::max);
+    let bottom = values()
+        .map(|s| s.min)
+        .filter(|v| *v > 0.0)
+        .fold(f64::MAX, f64::min);
     if top <= 0.0 || categories.is_empty() {
         return no_data(root, chart);
     }
     let n = categories.len();
-    let mut ctx = ChartBuilder::on(root)
+    let x = -0.5f64..(n as f64 - 0.5);
+    let mut builder = ChartBuilder::on(root);
+    builder
         .caption(&chart.title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(80)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top * 1.12)
-        .map_err(err)?;
-    let names = categories.to_vec();
-    ctx.configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&move |x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
-        .y_desc(&chart.y_label)
-        .y_label_formatter(&|y| axis_number(*y))
-        .draw()
-        .map_err(err)?;
+        .y_label_area_size(80);
     let m = series.len().max(1) as f64;
     let width = 0.8 / m;
-    for (j, (label, values)) in series.iter().enumerate() {
-        let colour = COLOURS[j % COLOURS.len()];
-        let left = |i: usize| i as f64 - 0.4 + j as f64 * width;
-        let boxes = values.iter().enumerate().filter_map(|(i, v)| {
-            let s = (*v)?;
-            Some(Rectangle::new(
-                [
-                    (left(i) + width * 0.05, 0.0),
-                    (left(i) + width * 0.95, s.median),
-                ],
-                colour.filled(),
-            ))
-        });
-        ctx.draw_series(boxes)
-            .map_err(err)?
-            .label(label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
-        let whiskers = values.iter().enumerate().filter_map(|(i, v)| {
-            let s = (*v)?;
-            (s.runs > 1 && s.max > s.min).then(|| {
-                let mid = left(i) + width / 2.0;
-                PathElement::new(vec![(mid, s.min), (mid, s.max)], BLACK.stroke_width(2))
-            })
-        });
-        ctx.draw_series(whiskers).map_err(err)?;
+    // Linear and log y axes are two chart types; the bars start at the
+    // axis' bottom.
+    macro_rules! plot {
+        ($y:expr, $base:expr) => {{
+            let mut ctx = builder.build_cartesian_2d(x, $y).map_err(err)?;
+            ctx.configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|x| {
+                    let i = x.round();
+                    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                        categories[i as usize].clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_desc(&chart.y_label)
+                .y_label_formatter(&|y| axis_number(*y))
+                .draw()
+                .map_err(err)?;
+            for (j, (label, values)) in series.iter().enumerate() {
+                let colour = COLOURS[j % COLOURS.len()];
+                let left = |i: usize| i as f64 - 0.4 + j as f64 * width;
+                let boxes = values.iter().enumerate().filter_map(|(i, v)| {
+                    let s = (*v)?;
+                    Some(Rectangle::new(
+                        [
+                            (left(i) + width * 0.05, $base),
+                            (left(i) + width * 0.95, s.median),
+                        ],
+                        colour.filled(),
+                    ))
+                });
+                ctx.draw_series(boxes)
+                    .map_err(err)?
+                    .label(label.clone())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
+                    });
+                let whiskers = values.iter().enumerate().filter_map(|(i, v)| {
+                    let s = (*v)?;
+                    (s.runs > 1 && s.max > s.min).then(|| {
+                        let mid = left(i) + width / 2.0;
+                        PathElement::new(vec![(mid, s.min), (mid, s.max)], BLACK.stroke_width(2))
+                    })
+                });
+                ctx.draw_series(whiskers).map_err(err)?;
+            }
+            ctx.configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(err)
+        }};
     }
-    ctx.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)
+    if chart.log_y {
+        let base = bottom / 2.0;
+        plot!((base..top * 2.0).log_scale(), base)
+    } else {
+        plot!(0f64..top * 1.12, 0.0)
+    }
 }
 
 fn lines(
     root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     chart: &Chart,
     x_label: &str,
-    log_x: bool,
+    (log_x, percentile_x): (bool, bool),
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
+    let x_tick = |x: &f64| {
+        if percentile_x {
+            percentile(*x)
+        } else {
+            axis_number(*x)
+        }
+    };
     let pts = || series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts() {
@@ -193,7 +218,7 @@ fn lines(
             ctx.configure_mesh()
                 .x_desc(x_label)
                 .y_desc(&chart.y_label)
-                .x_label_formatter(&|x| axis_number(*x))
+                .x_label_formatter(&x_tick)
                 .y_label_formatter(&|y| axis_number(*y))
                 .draw()
                 .map_err(err)?;
@@ -227,6 +252,19 @@ fn lines(
     }
 }
 
+/// A tick of a percentile axis whose values are 1/(1-p): `0%`, `90%`, `99.9%`.
+fn percentile(x: f64) -> String {
+    if x < 1.0 {
+        return String::new();
+    }
+    let p = (1.0 - 1.0 / x) * 100.0;
+    let mut digits = 0;
+    while digits < 6 && ((p * 10f64.powi(digits)).round() - p * 10f64.powi(digits)).abs() > 1e-6 {
+        digits += 1;
+    }
+    format!("{p:.*}%", digits as usize)
+}
+
 /// An axis tick: `120k`, `1.5M`, `250`, `0.5`.
 fn axis_number(v: f64) -> String {
     let a = v.abs();
@@ -244,4 +282,19 @@ fn axis_number(v: f64) -> String {
 fn trim(v: f64) -> String {
     let s = format!("{v:.1}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks() {
+        assert_eq!(percentile(1.0), "0%");
+        assert_eq!(percentile(10.0), "90%");
+        assert_eq!(percentile(1000.0), "99.9%");
+        assert_eq!(axis_number(120_000.0), "120k");
+        assert_eq!(axis_number(1_500_000.0), "1.5M");
+        assert_eq!(axis_number(250.0), "250");
+    }
 }
