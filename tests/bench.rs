@@ -1,6 +1,5 @@
-//! `servelab bench` as a command: a short real run on two models (every
-//! scenario, windows cut short by flags) and the bad input it refuses before
-//! anything runs.
+//! `servelab bench` as a command: a `--quick` run on two models (every
+//! scenario) and the bad input it refuses before anything runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -43,10 +42,6 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         "--quick",
         "--models",
         "sequential,event",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "50ms",
         "--out",
         out.to_str().unwrap(),
         "--update-readme",
@@ -85,7 +80,6 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         assert!(load.latency_us.unwrap().p99 > 0.0);
         let usage = seed.server_usage.unwrap();
         assert!(usage.loaded.rss_kib > 0 && usage.loaded.threads > 0 && usage.loaded.fds > 0);
-        assert!(seed.client_cpu_s.unwrap() > 0.0);
         assert!(seed.shutdown.as_ref().unwrap().clean, "{:?}", seed.shutdown);
         let served = load.fairness.served;
         if server == "sequential" {
@@ -96,9 +90,21 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
             );
         } else {
             assert_eq!(served, 100);
-            assert!(usage.cpu_s > 0.0);
         }
     }
+    // CPU time is counted in clock ticks: one short window may see none on a
+    // busy machine, the whole run cannot.
+    let server_cpu: f64 = results
+        .cells
+        .iter()
+        .filter_map(|c| c.server_usage)
+        .map(|u| u.cpu_s)
+        .sum();
+    let client_cpu: f64 = results.cells.iter().filter_map(|c| c.client_cpu_s).sum();
+    assert!(
+        server_cpu > 0.0 && client_cpu > 0.0,
+        "{server_cpu} {client_cpu}"
+    );
     // Every histogram decodes, with as many samples as the summary counts.
     let mut histograms = 0;
     for c in &results.cells {

@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// CPUs of the load generator [default: the other half].
     #[arg(long, value_parser = parse_cpu_list, value_name = "LIST")]
     pub client_cpus: Option<CpuList>,
+    /// Print the plan (cells and planned time) and exit without running it.
+    #[arg(long)]
+    pub dry_run: bool,
     /// After the run, rewrite the marked block of this README (default
     /// README.md) with the summary table and a chart under docs/bench/.
     #[arg(long, value_name = "README", num_args = 0..=1, default_missing_value = "README.md")]

@@ -21,6 +21,8 @@ use crate::load::ResponseParser;
 const IDLE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\n\r\n";
 /// Read buffer of a bench client connection.
 const BUF: usize = 4096;
+/// Idle connections opening or awaiting their answer at once.
+const IDLE_PENDING: usize = 512;
 
 /// What the idle connections achieved.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -46,8 +48,9 @@ pub struct IdleConnections {
     pub outcome: IdleOutcome,
 }
 
-/// Opens `n` connections to `addr`, sends one request on each and waits
-/// until every one is answered or `wait` has passed (or `cancel` is set).
+/// Opens `n` connections to `addr` (at most [`IDLE_PENDING`] of them not yet
+/// answered at a time), sends one request on each and waits until every one
+/// is answered or `wait` has passed (or `cancel` is set).
 /// The connections stay open (idle) until the result is dropped.
 pub fn idle(
     addr: SocketAddr,
@@ -69,36 +72,44 @@ pub fn idle(
         connections: n as u64,
         ..IdleOutcome::default()
     };
-    let mut slots: Vec<Slot> = Vec::with_capacity(n);
-    for i in 0..n {
-        let stream = match MioStream::connect(addr) {
-            Ok(mut stream) => {
-                poll.registry().register(
-                    &mut stream,
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
-                Some(stream)
-            }
-            Err(_) => {
-                outcome.failed += 1;
-                None
-            }
-        };
-        slots.push(Slot {
-            done: stream.is_none(),
-            stream,
+    let mut slots: Vec<Slot> = (0..n)
+        .map(|_| Slot {
+            stream: None,
             sent: false,
+            done: false,
             parser: ResponseParser::new(false, BUF),
             buf: Vec::new(),
-        });
-    }
+        })
+        .collect();
     let deadline = start + wait;
-    let mut pending = slots.iter().filter(|s| !s.done).count();
+    let mut opened = 0;
+    let mut pending = 0;
     let mut chunk = [0u8; BUF];
-    while pending > 0 && !cancel.load(Ordering::Relaxed) {
+    while !cancel.load(Ordering::Relaxed) {
+        // At most IDLE_PENDING connections are opening or waiting for their
+        // answer at once: a burst of thousands of SYNs would overflow the
+        // listen queue, and a dropped SYN is only sent again a second later.
+        while pending < IDLE_PENDING && opened < n {
+            let slot = &mut slots[opened];
+            match MioStream::connect(addr) {
+                Ok(mut stream) => {
+                    poll.registry().register(
+                        &mut stream,
+                        Token(opened),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    slot.stream = Some(stream);
+                    pending += 1;
+                }
+                Err(_) => {
+                    slot.done = true;
+                    outcome.failed += 1;
+                }
+            }
+            opened += 1;
+        }
         let now = Instant::now();
-        if now >= deadline {
+        if pending == 0 || now >= deadline {
             break;
         }
         let step = (deadline - now).min(Duration::from_millis(20));

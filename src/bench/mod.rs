@@ -77,6 +77,7 @@ struct Setup {
     readme: Option<PathBuf>,
     pinning: Pinning,
     notes: Vec<String>,
+    dry_run: bool,
 }
 
 impl Setup {
@@ -165,6 +166,7 @@ impl Setup {
             readme: args.update_readme.clone(),
             pinning,
             notes,
+            dry_run: args.dry_run,
         })
     }
 }
@@ -314,6 +316,31 @@ pub fn run(args: BenchArgs) -> ExitCode {
         format::seconds(planned.as_secs_f64()),
         setup.out.display()
     );
+    if setup.dry_run {
+        for s in &setup.scenarios {
+            let cells: Vec<_> = plan
+                .cells
+                .iter()
+                .filter(|c| std::ptr::eq(c.scenario, *s))
+                .collect();
+            let time: std::time::Duration = cells.iter().map(|c| c.estimate()).sum();
+            let t = cells.first().map(|c| (c.runs, c.duration, c.warmup));
+            if let Some((runs, window, warmup)) = t {
+                println!(
+                    "{:<12} {:>3} cells  {} run(s) × {} point(s) × {} server(s), window {}, warm-up {}: about {}",
+                    s.name,
+                    cells.len(),
+                    runs,
+                    s.points.len(),
+                    setup.servers.len(),
+                    format::seconds(window.as_secs_f64()),
+                    format::seconds(warmup.as_secs_f64()),
+                    format::seconds(time.as_secs_f64())
+                );
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     catch_interrupts();
     let started_at = utc_now();
     let clock = Instant::now();

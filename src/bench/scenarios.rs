@@ -233,7 +233,7 @@ pub static SCENARIOS: &[Scenario] = &[
             closed("10,000", 10_000, 1),
         ],
         timings: [
-            timing(1, 100, 250),
+            timing(1, 50, 200),
             timing(1, 300, 1500),
             timing(3, 1000, 5000),
         ],
@@ -246,7 +246,7 @@ pub static SCENARIOS: &[Scenario] = &[
                    batches pipelined requests and responses.",
         points: &[closed("depth 16", SEED_CONNECTIONS, 16)],
         timings: [
-            timing(1, 100, 250),
+            timing(1, 50, 200),
             timing(2, 300, 1500),
             timing(3, 1000, 5000),
         ],
@@ -266,7 +266,7 @@ pub static SCENARIOS: &[Scenario] = &[
             open("90%", 0.90),
         ],
         timings: [
-            timing(1, 100, 250),
+            timing(1, 50, 200),
             timing(1, 300, 1500),
             timing(3, 1000, 5000),
         ],
@@ -279,7 +279,7 @@ pub static SCENARIOS: &[Scenario] = &[
                    then idle: what each costs the server in memory, threads and descriptors \
                    (growth over the empty server), and how many were answered at all.",
         points: &[idle("1,000", 1000), idle("10,000", 10_000)],
-        timings: [timing(1, 0, 1000), timing(1, 0, 2000), timing(3, 0, 5000)],
+        timings: [timing(1, 0, 500), timing(1, 0, 2000), timing(3, 0, 5000)],
         needs_seed: false,
     },
     Scenario {
@@ -295,7 +295,7 @@ pub static SCENARIOS: &[Scenario] = &[
             work: None,
         }],
         timings: [
-            timing(1, 100, 250),
+            timing(1, 50, 200),
             timing(1, 300, 1500),
             timing(3, 1000, 5000),
         ],
@@ -317,7 +317,7 @@ pub static SCENARIOS: &[Scenario] = &[
             work: None,
         }],
         timings: [
-            timing(1, 100, 600),
+            timing(1, 50, 500),
             timing(1, 300, 2000),
             timing(3, 1000, 10_000),
         ],
@@ -340,7 +340,7 @@ pub static SCENARIOS: &[Scenario] = &[
             work: None,
         }],
         timings: [
-            timing(1, 100, 250),
+            timing(1, 50, 200),
             timing(1, 300, 1500),
             timing(3, 1000, 5000),
         ],
@@ -358,7 +358,7 @@ pub static SCENARIOS: &[Scenario] = &[
             with_work("wait:1ms", "wait:1ms"),
         ],
         timings: [
-            timing(1, 100, 250),
+            timing(1, 50, 200),
             timing(1, 300, 1500),
             timing(3, 1000, 5000),
         ],

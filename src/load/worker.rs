@@ -22,6 +22,9 @@ const TIMER: Token = Token(usize::MAX);
 /// Timeouts and connect retries are checked this often (or four times per
 /// timeout, if that is shorter).
 const SWEEP_NS: u64 = 10_000_000;
+/// Connections opened together at the start; the next burst goes out at the
+/// next sweep.
+const OPEN_BURST: usize = 512;
 
 /// What every thread shares, read-only: the run as decided before it starts.
 #[derive(Debug)]
@@ -119,10 +122,17 @@ pub fn run(
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
         .collect();
     let now = ctx.now();
-    for conn in &mut conns {
-        conn.connect(&mut ctx, now);
-    }
     let sweep_every = SWEEP_NS.min(plan.timeout_ns / 4).max(1_000_000);
+    // Open the connections in bursts, one per sweep: thousands of SYNs at
+    // once overflow the server's listen queue, and a dropped SYN is only
+    // sent again a second later, which would starve those connections for
+    // no fault of the server.
+    for (i, conn) in conns.iter_mut().enumerate() {
+        match (i / OPEN_BURST) as u64 {
+            0 => conn.connect(&mut ctx, now),
+            burst => conn.connect_at(now + burst * sweep_every),
+        }
+    }
     let mut next_sweep = now + sweep_every;
     let mut cursor = 0u64;
     let mut armed_for = u64::MAX;
