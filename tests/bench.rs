@@ -176,7 +176,7 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     // The README block was rewritten, and nothing else.
     let after = read(&readme_path);
     assert!(after.starts_with(&format!(
-        "# Title\n\nIntro.\n\n{}\nA real run",
+        "# Title\n\nIntro.\n\n{}\nWritten by `servelab bench --update-readme` from a real run",
         readme::BEGIN
     )));
     assert!(after.ends_with(&format!("{}\n\nAfter.\n", readme::END)));

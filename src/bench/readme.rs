@@ -65,7 +65,7 @@ pub fn check(readme: &Path) -> Result<(), String> {
 pub fn block(results: &BenchResults, analysis: &Analysis, chart: Option<&str>) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "A real run, not edited by hand: {}\n\n",
+        "Written by `servelab bench --update-readme` from a real run, not edited by hand. {}\n\n",
         markdown::provenance(results)
     ));
     if !results.complete {

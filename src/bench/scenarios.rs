@@ -163,6 +163,13 @@ impl Scenario {
 
 const SEED_CONNECTIONS: usize = 100;
 
+/// The timings of most scenarios: 0.2 s / 1.5 s / 5 s windows.
+const SHORT: [Timing; 3] = [
+    timing(1, 50, 200),
+    timing(1, 300, 1500),
+    timing(3, 1000, 5000),
+];
+
 const fn closed(label: &'static str, connections: usize, pipeline: usize) -> Point {
     Point {
         label,
@@ -232,11 +239,7 @@ pub static SCENARIOS: &[Scenario] = &[
             closed("1,000", 1000, 1),
             closed("10,000", 10_000, 1),
         ],
-        timings: [
-            timing(1, 50, 200),
-            timing(1, 300, 1500),
-            timing(3, 1000, 5000),
-        ],
+        timings: SHORT,
         needs_seed: false,
     },
     Scenario {
@@ -265,11 +268,7 @@ pub static SCENARIOS: &[Scenario] = &[
             open("75%", 0.75),
             open("90%", 0.90),
         ],
-        timings: [
-            timing(1, 50, 200),
-            timing(1, 300, 1500),
-            timing(3, 1000, 5000),
-        ],
+        timings: SHORT,
         needs_seed: true,
     },
     Scenario {
@@ -294,11 +293,7 @@ pub static SCENARIOS: &[Scenario] = &[
             },
             work: None,
         }],
-        timings: [
-            timing(1, 50, 200),
-            timing(1, 300, 1500),
-            timing(3, 1000, 5000),
-        ],
+        timings: SHORT,
         needs_seed: false,
     },
     Scenario {
@@ -339,11 +334,7 @@ pub static SCENARIOS: &[Scenario] = &[
             },
             work: None,
         }],
-        timings: [
-            timing(1, 50, 200),
-            timing(1, 300, 1500),
-            timing(3, 1000, 5000),
-        ],
+        timings: SHORT,
         needs_seed: false,
     },
     Scenario {
@@ -357,11 +348,7 @@ pub static SCENARIOS: &[Scenario] = &[
             with_work("cpu:50us", "cpu:50us"),
             with_work("wait:1ms", "wait:1ms"),
         ],
-        timings: [
-            timing(1, 50, 200),
-            timing(1, 300, 1500),
-            timing(3, 1000, 5000),
-        ],
+        timings: SHORT,
         needs_seed: false,
     },
 ];
