@@ -279,3 +279,42 @@ fn help_names_every_flag() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+/// A server that cannot start (as v5 where io_uring is disabled) is a failed
+/// cell with its own words as the reason, and the bench goes on.
+#[test]
+fn a_server_that_cannot_start_is_a_failed_cell_with_its_reason() {
+    let dir = scratch("broken");
+    let run = bench(&[
+        "--quick",
+        "--models",
+        "event",
+        "--scenarios",
+        "churn,noise",
+        "--server",
+        "broken=echo 'io_uring is disabled here' >&2; exit 3 # {port}",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let results: BenchResults = serde_json::from_str(&read(&dir.join("results.json"))).unwrap();
+    for c in &results.cells {
+        match c.server.as_str() {
+            "event" => assert_eq!(c.outcome, Outcome::Measured, "{c:?}"),
+            _ => match &c.outcome {
+                Outcome::Failed { reason } => assert!(
+                    reason.contains(
+                        "exited before it was ready (exit status 3): io_uring is disabled here"
+                    ) || reason.contains("not started: it failed to start 2 times"),
+                    "{reason}"
+                ),
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+    let report = read(&dir.join("REPORT.md"));
+    assert!(report.contains("| broken | – |"), "{report}");
+    assert!(report.contains("io_uring is disabled here"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -230,8 +230,8 @@ impl ServerProcess {
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(why) = server.exited() {
-                return Err(format!("{why} before it was ready"));
+            if let Some(why) = server.exited("before it was ready") {
+                return Err(why);
             }
             let ready = match port {
                 None => match rx.try_recv() {
@@ -269,11 +269,12 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// `Some(reason)` when the server has exited.
-    pub fn exited(&mut self) -> Option<String> {
+    /// `Some(reason)` when the server has exited (`when` says when, for the
+    /// reason: "before it was ready").
+    pub fn exited(&mut self, when: &str) -> Option<String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Some(format!(
-                "exited ({}){}",
+                "exited {when} ({}){}",
                 status_text(status),
                 self.stderr_tail()
             )),
@@ -583,9 +584,9 @@ pub fn run_cell(
         responses,
     ));
     result.client_cpu_s = Some(window.client_cpu_s);
-    if let Some(why) = server.exited() {
+    if let Some(why) = server.exited("during the run") {
         result.outcome = Outcome::Failed {
-            reason: format!("the server {why} during the run"),
+            reason: format!("the server {why}"),
         };
     } else if ctx.interrupted.load(Ordering::Relaxed) {
         result.outcome = Outcome::Interrupted;
