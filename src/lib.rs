@@ -1,6 +1,7 @@
 //! servelab: one sans-IO HTTP/1.1 core served by several concurrency models,
 //! a load generator that hides nothing, and a benchmark harness.
 
+pub mod bench;
 pub mod http;
 pub mod load;
 pub mod models;

@@ -1,4 +1,4 @@
-//! The `servelab` command: serve | load. Wiring only; the logic lives in the library.
+//! The `servelab` command: serve | load | bench. Wiring only; the logic lives in the library.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,6 +26,9 @@ enum Command {
     Serve(ServeArgs),
     /// Drive an HTTP server with load and report what happened.
     Load(servelab::load::LoadArgs),
+    /// Benchmark every model through the scenarios; write REPORT.md,
+    /// results.json and SVG charts.
+    Bench(servelab::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -158,5 +161,6 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Load(args) => servelab::load::run(args),
+        Command::Bench(args) => servelab::bench::run(args),
     }
 }

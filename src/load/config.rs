@@ -1,5 +1,7 @@
 //! What a load run does: the library-facing configuration.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::LoadError;
@@ -34,6 +36,9 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Allow a target outside loopback.
     pub allow_remote: bool,
+    /// Ends the run early when set (checked at least every 10 ms): what was
+    /// recorded until then is reported, over the full planned window.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl LoadConfig {
@@ -51,6 +56,7 @@ impl LoadConfig {
             pipeline: 1,
             rate: None,
             allow_remote: false,
+            cancel: None,
         })
     }
 

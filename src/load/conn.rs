@@ -88,6 +88,12 @@ impl Conn {
         self.completed
     }
 
+    /// Leaves the slot closed until `at` (ns after the run's start), when
+    /// the next sweep opens it.
+    pub fn connect_at(&mut self, at: u64) {
+        self.state = State::Closed { retry_at: at };
+    }
+
     /// Starts a nonblocking connect.
     pub fn connect(&mut self, ctx: &mut Ctx<'_>, now: u64) {
         let attempt = TcpStream::connect(ctx.plan.addr).and_then(|mut stream| {

@@ -1,177 +1,298 @@
-//! The machine-readable report: one JSON object, hand-written (the crate has
-//! no serde). Times are in microseconds (`_us`), rates per second.
+//! The machine-readable report of a run: [`LoadSummary`], one serde object.
+//! `servelab load --json` prints it, and `servelab bench` stores one per run
+//! in its `results.json` (the same type, so the two read alike). Times are in
+//! microseconds (`_us`), rates per second; whole numbers print without a
+//! fraction, non-finite ones as `null`.
 
-use std::fmt::Write;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::report::{LatencySummary, LoadReport};
 
+/// Everything a load run measured, in the form `--json` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadSummary {
+    /// The URL loaded.
+    pub url: String,
+    /// The address connected to.
+    pub addr: String,
+    /// Request method.
+    pub method: String,
+    /// `closed` (each connection sends when its responses are in) or `open`
+    /// (sends at `rate_target`).
+    pub mode: String,
+    /// Connection slots.
+    pub connections: u64,
+    /// Load threads actually used.
+    pub threads: u64,
+    /// Requests in flight per connection.
+    pub pipeline: u64,
+    /// Recorded window, seconds.
+    #[serde(serialize_with = "number")]
+    pub duration_s: f64,
+    /// Unrecorded warm-up before it, seconds.
+    #[serde(serialize_with = "number")]
+    pub warmup_s: f64,
+    /// Per-request timeout, seconds.
+    #[serde(serialize_with = "number")]
+    pub timeout_s: f64,
+    /// Open loop: the target rate, requests/s; `null` in closed loop.
+    #[serde(serialize_with = "opt_number")]
+    pub rate_target: Option<f64>,
+    /// Adjustments made to the configuration.
+    pub notes: Vec<String>,
+    /// Requests written in the recorded window.
+    pub requests_sent: u64,
+    /// Responses received, any status.
+    pub responses: u64,
+    /// Responses with a 2xx or 3xx status.
+    pub responses_2xx_3xx: u64,
+    /// Bytes read while recording.
+    pub bytes_read: u64,
+    /// Responses per second.
+    #[serde(serialize_with = "number")]
+    pub requests_per_sec: f64,
+    /// Bytes read per second.
+    #[serde(serialize_with = "number")]
+    pub bytes_per_sec: f64,
+    /// Requests sent per second (open loop: by intended send time).
+    #[serde(serialize_with = "number")]
+    pub offered_rate: f64,
+    /// Open loop: scheduled sends that never went out (pipeline full).
+    pub scheduled_not_sent: u64,
+    /// Connections opened again after one ended.
+    pub reconnects: u64,
+    /// Whether `latency_us` is measured from intended send times.
+    pub latency_corrected: bool,
+    /// Latency (corrected in open loop); `null` when nothing was answered.
+    pub latency_us: Option<LatencyUs>,
+    /// Latency from the actual send; the same as `latency_us` in closed loop.
+    pub latency_uncorrected_us: Option<LatencyUs>,
+    /// Failures by kind.
+    pub errors: Errors,
+    /// How evenly the connections were served.
+    pub fairness: FairnessJson,
+}
+
+/// A latency summary in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyUs {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    #[serde(serialize_with = "number")]
+    pub min: f64,
+    /// Mean.
+    #[serde(serialize_with = "number")]
+    pub mean: f64,
+    /// Standard deviation.
+    #[serde(serialize_with = "number")]
+    pub stdev: f64,
+    /// Largest.
+    #[serde(serialize_with = "number")]
+    pub max: f64,
+    /// Median.
+    #[serde(serialize_with = "number")]
+    pub p50: f64,
+    /// 90th percentile.
+    #[serde(serialize_with = "number")]
+    pub p90: f64,
+    /// 99th percentile.
+    #[serde(serialize_with = "number")]
+    pub p99: f64,
+    /// 99.9th percentile.
+    #[serde(serialize_with = "number")]
+    pub p99_9: f64,
+    /// 99.99th percentile.
+    #[serde(serialize_with = "number")]
+    pub p99_99: f64,
+}
+
+/// Failures of a run, by kind (every request sent ends as a response, a
+/// timeout, an aborted one or an unanswered one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Connection attempts that failed.
+    pub connect: u64,
+    /// Reads that failed, or streams that ended with requests in flight.
+    pub read: u64,
+    /// Writes that failed.
+    pub write: u64,
+    /// Requests not answered within the timeout.
+    pub timeout: u64,
+    /// Response streams that could not be framed.
+    pub parse: u64,
+    /// Requests lost with their connection.
+    pub aborted: u64,
+    /// Requests still in flight at the end.
+    pub unanswered: u64,
+    /// Responses outside 2xx/3xx, by status code.
+    pub status: BTreeMap<String, u64>,
+}
+
+/// Fairness over the connection slots.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FairnessJson {
+    /// Connection slots.
+    pub connections: u64,
+    /// Slots that completed at least one request.
+    pub served: u64,
+    /// Slots that completed none.
+    pub starved: u64,
+    /// Fewest requests one slot completed.
+    pub min: u64,
+    /// Median requests per slot.
+    #[serde(serialize_with = "number")]
+    pub median: f64,
+    /// Most requests one slot completed.
+    pub max: u64,
+    /// Jain's fairness index; `null` when nothing completed.
+    #[serde(serialize_with = "opt_number")]
+    pub jain: Option<f64>,
+}
+
+impl LoadSummary {
+    /// The summary of `r`.
+    pub fn of(r: &LoadReport) -> LoadSummary {
+        let c = &r.counters;
+        let f = &r.fairness;
+        LoadSummary {
+            url: r.url.clone(),
+            addr: r.addr.to_string(),
+            method: r.method.clone(),
+            mode: if r.rate.is_some() { "open" } else { "closed" }.to_string(),
+            connections: r.connections as u64,
+            threads: r.threads as u64,
+            pipeline: r.pipeline as u64,
+            duration_s: r.duration.as_secs_f64(),
+            warmup_s: r.warmup.as_secs_f64(),
+            timeout_s: r.timeout.as_secs_f64(),
+            rate_target: r.rate,
+            notes: r.notes.clone(),
+            requests_sent: c.sent,
+            responses: c.responses,
+            responses_2xx_3xx: r.ok_responses(),
+            bytes_read: c.bytes_read,
+            requests_per_sec: r.requests_per_sec(),
+            bytes_per_sec: r.bytes_per_sec(),
+            offered_rate: r.offered_rate(),
+            scheduled_not_sent: c.not_sent,
+            reconnects: c.reconnects,
+            latency_corrected: r.corrected(),
+            latency_us: r.latency.as_ref().map(LatencyUs::of),
+            latency_uncorrected_us: r.latency_uncorrected.as_ref().map(LatencyUs::of),
+            errors: Errors {
+                connect: c.connect_errors,
+                read: c.read_errors,
+                write: c.write_errors,
+                timeout: c.timeouts,
+                parse: c.parse_errors,
+                aborted: c.aborted,
+                unanswered: c.unanswered,
+                status: r
+                    .error_statuses()
+                    .into_iter()
+                    .map(|(code, n)| (code.to_string(), n))
+                    .collect(),
+            },
+            fairness: FairnessJson {
+                connections: f.connections as u64,
+                served: f.served as u64,
+                starved: f.starved as u64,
+                min: f.min,
+                median: f.median,
+                max: f.max,
+                jain: f.jain,
+            },
+        }
+    }
+
+    /// Responses outside 2xx/3xx, all codes together.
+    pub fn error_responses(&self) -> u64 {
+        self.errors.status.values().sum()
+    }
+
+    /// Connect, read, write, timeout and parse failures and aborted requests
+    /// together (unanswered requests and error statuses are counted apart).
+    pub fn failures(&self) -> u64 {
+        let e = &self.errors;
+        e.connect + e.read + e.write + e.timeout + e.parse + e.aborted
+    }
+}
+
+impl LatencyUs {
+    /// `l` in microseconds.
+    pub fn of(l: &LatencySummary) -> LatencyUs {
+        let us = |ns: f64| ns / 1e3;
+        LatencyUs {
+            count: l.count,
+            min: us(l.min_ns as f64),
+            mean: us(l.mean_ns),
+            stdev: us(l.stdev_ns),
+            max: us(l.max_ns as f64),
+            p50: us(l.p50_ns as f64),
+            p90: us(l.p90_ns as f64),
+            p99: us(l.p99_ns as f64),
+            p99_9: us(l.p99_9_ns as f64),
+            p99_99: us(l.p99_99_ns as f64),
+        }
+    }
+}
+
 /// Renders `report` as one JSON object (no trailing newline).
-pub fn render(r: &LoadReport) -> String {
-    let c = &r.counters;
-    let mut o = Object::default();
-    o.str("url", &r.url);
-    o.str("addr", &r.addr.to_string());
-    o.str("method", &r.method);
-    o.str("mode", if r.rate.is_some() { "open" } else { "closed" });
-    o.num("connections", r.connections as f64);
-    o.num("threads", r.threads as f64);
-    o.num("pipeline", r.pipeline as f64);
-    o.num("duration_s", r.duration.as_secs_f64());
-    o.num("warmup_s", r.warmup.as_secs_f64());
-    o.num("timeout_s", r.timeout.as_secs_f64());
-    o.opt("rate_target", r.rate);
-    o.raw(
-        "notes",
-        &format!(
-            "[{}]",
-            r.notes
-                .iter()
-                .map(|n| quote(n))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    );
-    o.num("requests_sent", c.sent as f64);
-    o.num("responses", c.responses as f64);
-    o.num("responses_2xx_3xx", r.ok_responses() as f64);
-    o.num("bytes_read", c.bytes_read as f64);
-    o.num("requests_per_sec", r.requests_per_sec());
-    o.num("bytes_per_sec", r.bytes_per_sec());
-    o.num("offered_rate", r.offered_rate());
-    o.num("scheduled_not_sent", c.not_sent as f64);
-    o.num("reconnects", c.reconnects as f64);
-    o.raw(
-        "latency_corrected",
-        if r.corrected() { "true" } else { "false" },
-    );
-    o.raw("latency_us", &latency(r.latency.as_ref()));
-    o.raw(
-        "latency_uncorrected_us",
-        &latency(r.latency_uncorrected.as_ref()),
-    );
-    let mut errors = Object::default();
-    errors.num("connect", c.connect_errors as f64);
-    errors.num("read", c.read_errors as f64);
-    errors.num("write", c.write_errors as f64);
-    errors.num("timeout", c.timeouts as f64);
-    errors.num("parse", c.parse_errors as f64);
-    errors.num("aborted", c.aborted as f64);
-    errors.num("unanswered", c.unanswered as f64);
-    let mut status = Object::default();
-    for (code, n) in r.error_statuses() {
-        status.num(&code.to_string(), n as f64);
-    }
-    errors.raw("status", &status.finish());
-    o.raw("errors", &errors.finish());
-    let f = &r.fairness;
-    let mut fair = Object::default();
-    fair.num("connections", f.connections as f64);
-    fair.num("served", f.served as f64);
-    fair.num("starved", f.starved as f64);
-    fair.num("min", f.min as f64);
-    fair.num("median", f.median);
-    fair.num("max", f.max as f64);
-    fair.opt("jain", f.jain);
-    o.raw("fairness", &fair.finish());
-    o.finish()
+pub fn render(report: &LoadReport) -> String {
+    serde_json::to_string(&LoadSummary::of(report)).expect("a load summary always serializes")
 }
 
-fn latency(l: Option<&LatencySummary>) -> String {
-    let Some(l) = l else {
-        return "null".to_string();
-    };
-    let us = |ns: f64| ns / 1e3;
-    let mut o = Object::default();
-    o.num("count", l.count as f64);
-    o.num("min", us(l.min_ns as f64));
-    o.num("mean", us(l.mean_ns));
-    o.num("stdev", us(l.stdev_ns));
-    o.num("max", us(l.max_ns as f64));
-    o.num("p50", us(l.p50_ns as f64));
-    o.num("p90", us(l.p90_ns as f64));
-    o.num("p99", us(l.p99_ns as f64));
-    o.num("p99_9", us(l.p99_9_ns as f64));
-    o.num("p99_99", us(l.p99_99_ns as f64));
-    o.finish()
-}
-
-/// A JSON object under construction.
-#[derive(Default)]
-struct Object {
-    body: String,
-}
-
-impl Object {
-    fn raw(&mut self, key: &str, value: &str) {
-        if !self.body.is_empty() {
-            self.body.push(',');
-        }
-        let _ = write!(self.body, "{}:{value}", quote(key));
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        self.raw(key, &quote(value));
-    }
-
-    /// Whole numbers print without a fraction; non-finite ones as null.
-    fn num(&mut self, key: &str, value: f64) {
-        let text = if !value.is_finite() {
-            "null".to_string()
-        } else if value.fract() == 0.0 && value.abs() < 9e15 {
-            format!("{}", value as i64)
-        } else {
-            // Shortest text that reads back as the same number; never an
-            // exponent, which JSON would allow but some readers mishandle.
-            format!("{value}")
-        };
-        self.raw(key, &text);
-    }
-
-    fn opt(&mut self, key: &str, value: Option<f64>) {
-        match value {
-            Some(v) => self.num(key, v),
-            None => self.raw(key, "null"),
-        }
-    }
-
-    fn finish(self) -> String {
-        format!("{{{}}}", self.body)
+/// Serializes a whole `f64` as an integer (`500`, not `500.0`), any other
+/// finite one in full precision, and a non-finite one as `null`.
+pub fn number<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    let v = *value;
+    if !v.is_finite() {
+        s.serialize_none()
+    } else if v.fract() == 0.0 && v.abs() < 9e15 {
+        s.serialize_i64(v as i64)
+    } else {
+        s.serialize_f64(v)
     }
 }
 
-/// A JSON string literal.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+/// [`number`] for an optional value; `None` is `null`.
+pub fn opt_number<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => number(v, s),
+        None => s.serialize_none(),
     }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(Serialize)]
+    struct Numbers {
+        #[serde(serialize_with = "number")]
+        i: f64,
+        #[serde(serialize_with = "number")]
+        f: f64,
+        #[serde(serialize_with = "number")]
+        n: f64,
+        #[serde(serialize_with = "opt_number")]
+        none: Option<f64>,
+    }
+
     #[test]
-    fn quotes_and_numbers() {
-        assert_eq!(quote("a\"b\\c\n\u{1}"), r#""a\"b\\c\n\u0001""#);
-        let mut o = Object::default();
-        o.num("i", 3.0);
-        o.num("f", 0.125);
-        o.num("n", f64::NAN);
-        o.opt("none", None);
-        assert_eq!(o.finish(), r#"{"i":3,"f":0.125,"n":null,"none":null}"#);
+    fn whole_numbers_print_without_a_fraction() {
+        let n = Numbers {
+            i: 3.0,
+            f: 0.125,
+            n: f64::NAN,
+            none: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&n).unwrap(),
+            r#"{"i":3,"f":0.125,"n":null,"none":null}"#
+        );
     }
 }

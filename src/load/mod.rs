@@ -30,10 +30,11 @@ use std::process::ExitCode;
 pub use args::LoadArgs;
 pub use config::LoadConfig;
 pub use error::LoadError;
+pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary};
 pub use report::{Fairness, LatencySummary, LoadReport};
 pub use response::{Completed, FramingError, ResponseParser, Step};
 pub use runner::run_load;
-pub use stats::Counters;
+pub use stats::{new_histogram, Counters};
 pub use target::Target;
 
 /// Runs `servelab load`: the report on stdout (text, or JSON with `--json`),

@@ -45,6 +45,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         record_from_ns: nanos(config.warmup),
         end_ns: nanos(config.warmup) + nanos(config.duration),
         timeout_ns: nanos(config.timeout),
+        cancel: config.cancel.clone(),
     };
     let shares: Vec<usize> = (0..threads)
         .map(|i| config.connections / threads + usize::from(i < config.connections % threads))

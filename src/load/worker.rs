@@ -4,6 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -20,6 +22,9 @@ const TIMER: Token = Token(usize::MAX);
 /// Timeouts and connect retries are checked this often (or four times per
 /// timeout, if that is shorter).
 const SWEEP_NS: u64 = 10_000_000;
+/// Connections opened together at the start; the next burst goes out at the
+/// next sweep.
+const OPEN_BURST: usize = 512;
 
 /// What every thread shares, read-only: the run as decided before it starts.
 #[derive(Debug)]
@@ -43,6 +48,17 @@ pub struct Plan {
     pub end_ns: u64,
     /// Per-request timeout.
     pub timeout_ns: u64,
+    /// Set to end the run early.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Plan {
+    /// Whether the run was cancelled.
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
 }
 
 /// A thread's mutable context, lent to its connections.
@@ -106,16 +122,23 @@ pub fn run(
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
         .collect();
     let now = ctx.now();
-    for conn in &mut conns {
-        conn.connect(&mut ctx, now);
-    }
     let sweep_every = SWEEP_NS.min(plan.timeout_ns / 4).max(1_000_000);
+    // Open the connections in bursts, one per sweep: thousands of SYNs at
+    // once overflow the server's listen queue, and a dropped SYN is only
+    // sent again a second later, which would starve those connections for
+    // no fault of the server.
+    for (i, conn) in conns.iter_mut().enumerate() {
+        match (i / OPEN_BURST) as u64 {
+            0 => conn.connect(&mut ctx, now),
+            burst => conn.connect_at(now + burst * sweep_every),
+        }
+    }
     let mut next_sweep = now + sweep_every;
     let mut cursor = 0u64;
     let mut armed_for = u64::MAX;
     loop {
         let now = ctx.now();
-        if now >= plan.end_ns {
+        if now >= plan.end_ns || plan.cancelled() {
             break;
         }
         if let (Some(schedule), Some(timer)) = (ctx.schedule, &timer) {

@@ -1,0 +1,1065 @@
+//! What the report concludes, computed from [`BenchResults`]: the tables of
+//! every scenario, the seed's summary table, the seed's claims with a verdict
+//! decided from the numbers, the "which model when" sentences, and the data
+//! of every chart. Nothing here formats a file, and nothing in the exporters
+//! decides anything.
+
+use hdrhistogram::Histogram;
+
+use super::columns::{
+    columns, group, idle_per_connection, lat, problems, row, usage, Lookup, Section,
+};
+use super::format;
+use super::results::{decode_histogram, BenchResults, CellResult, Spread};
+use super::scenarios;
+
+/// The seed's summary table, one row per server, measured.
+#[derive(Clone, Debug)]
+pub struct SummaryRow {
+    /// Server name.
+    pub server: String,
+    /// What it is.
+    pub description: String,
+    /// `seed` req/s.
+    pub rps: Option<Spread>,
+    /// `seed` mean latency, µs.
+    pub mean_us: Option<Spread>,
+    /// `seed` p99, µs.
+    pub p99_us: Option<Spread>,
+    /// Memory per idle connection at the largest idle point measured.
+    pub idle: Option<IdleCost>,
+    /// Server threads under the `seed` load.
+    pub threads: Option<Spread>,
+    /// Server CPU per request under the `seed` load, µs.
+    pub cpu_us: Option<Spread>,
+    /// Connections served in `seed`, and the connections there were.
+    pub served: Option<(Spread, u64)>,
+    /// Code lines of its source file.
+    pub source_lines: Option<u64>,
+    /// Why numbers are missing, if they are.
+    pub problems: Vec<String>,
+}
+
+/// What an idle connection cost a server.
+#[derive(Clone, Debug)]
+pub struct IdleCost {
+    /// RSS growth over the empty server per connection, bytes.
+    pub bytes: Spread,
+    /// The idle point's label.
+    pub point: String,
+    /// Connections answered (median).
+    pub answered: f64,
+    /// Connections opened.
+    pub connections: u64,
+}
+
+/// Whether a claim holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The numbers agree with the claim.
+    Holds,
+    /// They do not.
+    DoesNotHold,
+    /// What it needs was not measured.
+    NotMeasured,
+}
+
+/// One of the seed's quantitative claims, checked.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The seed's words.
+    pub claim: &'static str,
+    /// The seed's own figure.
+    pub seed_figure: String,
+    /// What was measured here.
+    pub measured: String,
+    /// The rule the verdict follows.
+    pub rule: String,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// A chart's data.
+#[derive(Clone, Debug)]
+pub enum ChartData {
+    /// Grouped bars: one group per category (server), one bar per series,
+    /// with min–max whiskers.
+    Bars {
+        /// Category labels.
+        categories: Vec<String>,
+        /// Series: label and one value per category.
+        series: Vec<(String, Vec<Option<Spread>>)>,
+    },
+    /// Lines: one per series (server), through (x, y) points.
+    Lines {
+        /// X axis label.
+        x_label: String,
+        /// Logarithmic x axis.
+        log_x: bool,
+        /// The x values are 1/(1-p) for percentile p: ticks read as percentiles.
+        percentile_x: bool,
+        /// Series: label and points.
+        series: Vec<(String, Vec<(f64, f64)>)>,
+    },
+}
+
+/// A chart.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// File name (`.svg`).
+    pub file: String,
+    /// Title.
+    pub title: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+    /// The scenario it belongs to.
+    pub scenario: String,
+    /// The data.
+    pub data: ChartData,
+}
+
+/// Everything the report shows, computed from [`BenchResults`].
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// The seed's summary table.
+    pub summary: Vec<SummaryRow>,
+    /// The seed's claims, checked.
+    pub claims: Vec<Claim>,
+    /// "Which model when".
+    pub guidance: Vec<String>,
+    /// One section per scenario run.
+    pub sections: Vec<Section>,
+    /// The charts.
+    pub charts: Vec<Chart>,
+    /// Every failed, skipped or interrupted cell and unclean shutdown.
+    pub problems: Vec<String>,
+}
+
+/// How far a measured ratio may be from the seed's and still "hold".
+pub const RATIO_TOLERANCE: f64 = 0.25;
+/// Throughputs within this share of each other are "similar".
+pub const SIMILAR_THROUGHPUT: f64 = 0.20;
+/// A server whose req/s with slow clients falls below this share of its
+/// seed req/s was stalled by them.
+pub const STALLED_SHARE: f64 = 0.5;
+/// Results within this share of the best are a tie.
+pub const TIE: f64 = 0.05;
+/// An open-loop run that answered less than this share of the rate offered
+/// did not keep up, and its latency is not ranked.
+pub const KEPT_UP: f64 = 0.9;
+/// Idle connections count as all answered from this share on.
+pub const ANSWERED_ALL: f64 = 0.99;
+
+const V1: &str = "sequential";
+const V2: &str = "threaded";
+const V3: &str = "pool";
+
+impl Analysis {
+    /// Computes the analysis of `r`.
+    pub fn of(r: &BenchResults) -> Analysis {
+        let servers: Vec<&str> = r.servers.iter().map(|s| s.name.as_str()).collect();
+        let mut lookup = Lookup::default();
+        for s in &servers {
+            if let Some(v) = median_of(r, "seed", 0, s, |c| c.rps()) {
+                lookup.seed_rps.insert((*s).to_string(), v.median);
+            }
+        }
+        let a = Ask { r, lookup };
+        let sections = a.sections(&servers);
+        let summary = a.summary();
+        let claims = a.claims();
+        let guidance = a.guidance(&servers);
+        let charts = a.charts(&servers);
+        let problems = r
+            .cells
+            .iter()
+            .flat_map(|c| {
+                problems(&[c]).into_iter().map(move |p| {
+                    format!(
+                        "{} / {} / {} / run {}: {p}",
+                        c.scenario, c.point, c.server, c.run
+                    )
+                })
+            })
+            .collect();
+        Analysis {
+            summary,
+            claims,
+            guidance,
+            sections,
+            charts,
+            problems,
+        }
+    }
+}
+
+/// The median over the measured runs of one point of one server.
+fn median_of(
+    r: &BenchResults,
+    scenario: &str,
+    point: usize,
+    server: &str,
+    f: impl Fn(&CellResult) -> Option<f64>,
+) -> Option<Spread> {
+    let v: Vec<f64> = group(&r.cells, scenario, point, server)
+        .into_iter()
+        .filter(|c| c.measured())
+        .filter_map(f)
+        .collect();
+    Spread::of(&v)
+}
+
+/// Questions asked of the results.
+struct Ask<'a> {
+    r: &'a BenchResults,
+    lookup: Lookup,
+}
+
+impl Ask<'_> {
+    fn median(
+        &self,
+        scenario: &str,
+        point: usize,
+        server: &str,
+        f: impl Fn(&CellResult) -> Option<f64>,
+    ) -> Option<f64> {
+        median_of(self.r, scenario, point, server, f).map(|s| s.median)
+    }
+
+    fn point_index(&self, scenario: &str, label: &str) -> Option<usize> {
+        scenarios::find(scenario)?
+            .points
+            .iter()
+            .position(|p| p.label == label)
+    }
+
+    fn has_scenario(&self, scenario: &str) -> bool {
+        self.r.cells.iter().any(|c| c.scenario == scenario)
+    }
+
+    fn sections(&self, servers: &[&str]) -> Vec<Section> {
+        let mut out = Vec::new();
+        for s in scenarios::SCENARIOS {
+            if !self.has_scenario(s.name) {
+                continue;
+            }
+            let metrics = columns(s.name);
+            let mut rows = Vec::new();
+            for point in 0..s.points.len() {
+                for server in servers {
+                    if let Some(row) = row(
+                        &group(&self.r.cells, s.name, point, server),
+                        &metrics,
+                        &self.lookup,
+                    ) {
+                        rows.push(row);
+                    }
+                }
+            }
+            out.push(Section {
+                name: s.name.to_string(),
+                title: s.title.to_string(),
+                question: s.question.to_string(),
+                columns: metrics.iter().map(|m| (m.name, m.unit)).collect(),
+                rows,
+            });
+        }
+        out
+    }
+
+    fn summary(&self) -> Vec<SummaryRow> {
+        let idle_points = scenarios::find("idle").map_or(0, |s| s.points.len());
+        self.r
+            .servers
+            .iter()
+            .map(|info| {
+                let s = info.name.as_str();
+                let seed = |f: fn(&CellResult) -> Option<f64>| median_of(self.r, "seed", 0, s, f);
+                let idle = (0..idle_points).rev().find_map(|p| {
+                    let bytes = median_of(self.r, "idle", p, s, |c| {
+                        idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
+                    })?;
+                    let point = scenarios::find("idle")?.points[p];
+                    Some(IdleCost {
+                        bytes,
+                        point: point.label.to_string(),
+                        answered: self
+                            .median("idle", p, s, |c| Some(c.idle.as_ref()?.answered as f64))?,
+                        connections: point.drive.connections() as u64,
+                    })
+                });
+                let seed_cells = group(&self.r.cells, "seed", 0, s);
+                let connections = seed_cells
+                    .iter()
+                    .find_map(|c| c.load.as_ref().map(|l| l.fairness.connections))
+                    .unwrap_or(0);
+                SummaryRow {
+                    server: info.name.clone(),
+                    description: info.description.clone(),
+                    rps: seed(|c| c.rps()),
+                    mean_us: seed(|c| Some(lat(c)?.mean)),
+                    p99_us: seed(|c| Some(lat(c)?.p99)),
+                    idle,
+                    threads: seed(|c| Some(usage(c)?.loaded.threads as f64)),
+                    cpu_us: seed(|c| usage(c)?.cpu_us_per_request),
+                    served: seed(|c| Some(c.load.as_ref()?.fairness.served as f64))
+                        .map(|v| (v, connections)),
+                    source_lines: info.source_lines,
+                    problems: problems(&seed_cells),
+                }
+            })
+            .collect()
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        let rps = |s: &str| self.lookup.seed_rps.get(s).copied();
+        let mean = |s: &str| self.median("seed", 0, s, |c| Some(lat(c)?.mean));
+        let within =
+            |measured: f64, claimed: f64| (measured / claimed - 1.0).abs() <= RATIO_TOLERANCE;
+        let tol = format::percent(RATIO_TOLERANCE);
+        let mut claims = Vec::new();
+
+        // 1. v2 about 4.7x v1's throughput.
+        let (measured, verdict) = match (rps(V2), rps(V1)) {
+            (Some(v2), Some(v1)) if v1 > 0.0 => {
+                let ratio = v2 / v1;
+                (
+                    format!(
+                        "{} ({} / {} req/s)",
+                        format::times(ratio),
+                        format::rate(v2),
+                        format::rate(v1)
+                    ),
+                    judge(within(ratio, 4.7)),
+                )
+            }
+            _ => not_measured(&["seed: threaded and sequential"]),
+        };
+        claims.push(Claim {
+            claim: "v2 (thread per connection) has about 4.7× v1's throughput",
+            seed_figure: "254k vs 54k req/s = 4.7×".to_string(),
+            measured,
+            rule: format!("holds when threaded/sequential seed req/s is within {tol} of 4.7"),
+            verdict,
+        });
+
+        // 2. v3 about 5x lower mean latency than v2 at similar throughput.
+        let (measured, verdict) = match (mean(V2), mean(V3), rps(V2), rps(V3)) {
+            (Some(m2), Some(m3), Some(r2), Some(r3)) if m3 > 0.0 && r2 > 0.0 => {
+                let ratio = m2 / m3;
+                let similar = (r3 / r2 - 1.0).abs() <= SIMILAR_THROUGHPUT;
+                (
+                    format!(
+                        "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}",
+                        format::micros(m2),
+                        format::micros(m3),
+                        format::times(ratio),
+                        format::times(r3 / r2)
+                    ),
+                    judge(within(ratio, 5.0) && similar),
+                )
+            }
+            _ => not_measured(&["seed: threaded and pool"]),
+        };
+        claims.push(Claim {
+            claim: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
+            seed_figure: "207 µs vs 38.9 µs at 254k vs 248k req/s".to_string(),
+            measured,
+            rule: format!(
+                "holds when threaded/pool mean latency is within {tol} of 5 and their seed req/s within {}",
+                format::percent(SIMILAR_THROUGHPUT)
+            ),
+            verdict,
+        });
+
+        // 3. v3's thread count fixed, v2's grows with connections. The
+        // growth is compared with the connections actually served, since a
+        // short window may end before thousands of connects complete.
+        let sweep = scenarios::find("connections").map_or(0, |s| s.points.len());
+        let threads = |server: &str| -> Vec<(f64, f64)> {
+            (0..sweep)
+                .filter_map(|i| {
+                    let served = self.median("connections", i, server, |c| {
+                        Some(c.load.as_ref()?.fairness.served as f64)
+                    })?;
+                    let t = self.median("connections", i, server, |c| {
+                        Some(usage(c)?.loaded.threads as f64)
+                    })?;
+                    Some((served, t))
+                })
+                .collect()
+        };
+        let (t2, t3) = (threads(V2), threads(V3));
+        let (measured, verdict) = if t2.len() >= 2 && t3.len() >= 2 {
+            let (lo2, hi2) = (t2[0], t2[t2.len() - 1]);
+            let min3 = t3.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let max3 = t3.iter().map(|p| p.1).fold(0.0, f64::max);
+            let fixed = max3 - min3 <= 2.0;
+            let grows = hi2.0 > lo2.0 && hi2.1 - lo2.1 >= (hi2.0 - lo2.0) * 0.5;
+            (
+                format!(
+                    "pool: {}–{} threads across the sweep; threaded: {} threads serving {} connections, {} serving {}",
+                    min3,
+                    max3,
+                    lo2.1,
+                    format::count(lo2.0 as u64),
+                    hi2.1,
+                    format::count(hi2.0 as u64)
+                ),
+                judge(fixed && grows),
+            )
+        } else {
+            not_measured(&["connections: threaded and pool"])
+        };
+        claims.push(Claim {
+            claim: "v3's thread count is fixed while v2's grows with connections",
+            seed_figure: "fixed pool vs a thread per connection".to_string(),
+            measured,
+            rule: "holds when pool's thread count varies by at most 2 across the connection sweep and threaded's grows by at least half the connections served in addition".to_string(),
+            verdict,
+        });
+
+        // 4. v1 is stalled by one slow client.
+        let slow = self.median("slow", 0, V1, |c| c.rps());
+        let (measured, verdict) = match (slow, rps(V1)) {
+            (Some(with), Some(without)) if without > 0.0 => {
+                let share = with / without;
+                (
+                    format!(
+                        "{} req/s with slow clients vs {} without: {} of its throughput",
+                        format::rate(with),
+                        format::rate(without),
+                        format::percent(share)
+                    ),
+                    judge(share < STALLED_SHARE),
+                )
+            }
+            _ => not_measured(&["seed and slow: sequential"]),
+        };
+        claims.push(Claim {
+            claim: "v1: a slow client can stall all others",
+            seed_figure: "stated, not measured".to_string(),
+            measured,
+            rule: format!(
+                "holds when sequential's req/s with slowloris clients is below {} of its seed req/s",
+                format::percent(STALLED_SHARE)
+            ),
+            verdict,
+        });
+
+        // 5. v3 for latency-sensitive services.
+        let p75 = self.point_index("latency", "75%");
+        let p99 = |s: &str| p75.and_then(|p| self.median("latency", p, s, |c| Some(lat(c)?.p99)));
+        let (measured, verdict) = match (p99(V2), p99(V3)) {
+            (Some(a), Some(b)) => (
+                format!(
+                    "p99 at 75% of own peak: {} (v2), {} (v3)",
+                    format::micros(a),
+                    format::micros(b)
+                ),
+                judge(b < a),
+            ),
+            _ => not_measured(&["latency: threaded and pool"]),
+        };
+        claims.push(Claim {
+            claim: "if low latency is required, consider v3 rather than v2",
+            seed_figure: "38.9 µs vs 207 µs average".to_string(),
+            measured,
+            rule: "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's".to_string(),
+            verdict,
+        });
+        claims
+    }
+
+    /// Whether `server` served every connection of a point (median starved 0).
+    fn served_all(&self, scenario: &str, point: usize, server: &str) -> bool {
+        self.median(scenario, point, server, |c| {
+            Some(c.load.as_ref()?.fairness.starved as f64)
+        }) == Some(0.0)
+    }
+
+    /// Ranks the servers by `f` at one point, best first; those that left
+    /// connections starved there are not ranked but named apart, since
+    /// their figures come from the few connections they served.
+    fn rank(
+        &self,
+        servers: &[&str],
+        at: Option<(&str, usize)>,
+        lowest: bool,
+        f: &dyn Fn(&str) -> Option<f64>,
+    ) -> (Vec<(String, f64)>, Vec<String>) {
+        let mut ranked = Vec::new();
+        let mut starved = Vec::new();
+        for s in servers {
+            let Some(v) = f(s) else { continue };
+            match at {
+                Some((scenario, point)) if !self.served_all(scenario, point, s) => {
+                    starved.push((*s).to_string())
+                }
+                _ => ranked.push(((*s).to_string(), v)),
+            }
+        }
+        ranked.sort_by(|a, b| {
+            if lowest {
+                a.1.total_cmp(&b.1)
+            } else {
+                b.1.total_cmp(&a.1)
+            }
+        });
+        (ranked, starved)
+    }
+
+    fn guidance(&self, servers: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        let per_sec = |x: f64| format!("{} req/s", format::rate(x));
+        let rps_at = |scenario: &'static str, point: usize| {
+            move |s: &str| self.median(scenario, point, s, |c| c.rps())
+        };
+
+        if self.has_scenario("seed") {
+            let (v, starved) = self.rank(servers, Some(("seed", 0)), false, &rps_at("seed", 0));
+            if !v.is_empty() {
+                out.push(format!(
+                    "Most requests per second under the seed's load (100 keep-alive connections): {}{}.",
+                    lead(&v, false, per_sec),
+                    unranked(&starved)
+                ));
+            }
+            let starved: Vec<String> = servers
+                .iter()
+                .filter_map(|s| {
+                    let n = self.median("seed", 0, s, |c| {
+                        Some(c.load.as_ref()?.fairness.starved as f64)
+                    })?;
+                    (n > 0.0).then(|| {
+                        format!("{s} left {n} of 100 connections without a single response")
+                    })
+                })
+                .collect();
+            out.push(if starved.is_empty() {
+                "Every server served all 100 connections of the seed's load.".to_string()
+            } else {
+                format!(
+                    "Starved connections under the seed's load: {}; whatever it reaches comes from the connections it did serve.",
+                    starved.join("; ")
+                )
+            });
+            let (v, _) = self.rank(servers, None, true, &|s| {
+                self.median("seed", 0, s, |c| usage(c)?.cpu_us_per_request)
+            });
+            if !v.is_empty() {
+                out.push(format!(
+                    "Cheapest per request in server CPU under the seed's load: {}.",
+                    lead(&v, true, |x| format!("{} per request", format::micros(x)))
+                ));
+            }
+        }
+        if let Some(p) = self.point_index("latency", "75%") {
+            // Only a server that delivered the load it was offered has a
+            // latency worth ranking.
+            let kept_up =
+                |s: &str| self.median("latency", p, s, |c| Some(c.rps()? / c.config.rate?));
+            let behind: Vec<String> = servers
+                .iter()
+                .filter_map(|s| {
+                    let share = kept_up(s)?;
+                    (share < KEPT_UP).then(|| format!("{s} ({} answered)", format::percent(share)))
+                })
+                .collect();
+            let (v, _) = self.rank(servers, None, true, &|s| {
+                if kept_up(s)? < KEPT_UP {
+                    return None;
+                }
+                self.median("latency", p, s, |c| Some(lat(c)?.p99))
+            });
+            let mut text = String::new();
+            if !v.is_empty() {
+                text = format!(
+                    "Lowest tail latency at a steady 75% of each one's own peak (corrected p99): {}.",
+                    lead(&v, true, format::micros)
+                );
+            }
+            if !behind.is_empty() {
+                text.push_str(&format!(
+                    " Not ranked, having answered less than {} of the load offered at 75%: {}.",
+                    format::percent(KEPT_UP),
+                    behind.join(", ")
+                ));
+            }
+            if !text.is_empty() {
+                out.push(text.trim().to_string());
+            }
+        }
+        if let Some(idle) = scenarios::find("idle").filter(|_| self.has_scenario("idle")) {
+            let p = idle.points.len() - 1;
+            let label = idle.points[p].label;
+            let answered = |s: &str| {
+                self.median("idle", p, s, |c| {
+                    let i = c.idle.as_ref()?;
+                    Some(i.answered as f64 / i.connections.max(1) as f64)
+                })
+            };
+            let (v, _) = self.rank(servers, None, true, &|s| {
+                if answered(s)? < ANSWERED_ALL {
+                    return None;
+                }
+                self.median("idle", p, s, |c| {
+                    idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
+                })
+            });
+            if !v.is_empty() {
+                out.push(format!(
+                    "Cheapest idle keep-alive connection ({label} open, each answered): {}.",
+                    lead(&v, true, |x| format!("{} of RSS each", format::bytes(x)))
+                ));
+            }
+            let short: Vec<String> = servers
+                .iter()
+                .filter_map(|s| {
+                    let a = answered(s)?;
+                    (a < ANSWERED_ALL)
+                        .then(|| format!("{s} answered {} of them", format::percent(a)))
+                })
+                .collect();
+            if !short.is_empty() {
+                out.push(format!(
+                    "With {label} idle connections, {}.",
+                    short.join("; ")
+                ));
+            }
+        }
+        if self.has_scenario("slow") {
+            let shares: Vec<(&str, f64)> = servers
+                .iter()
+                .filter_map(|s| {
+                    Some((
+                        *s,
+                        self.median("slow", 0, s, |c| c.rps())? / self.lookup.seed_rps.get(*s)?,
+                    ))
+                })
+                .collect();
+            let stalled: Vec<String> = shares
+                .iter()
+                .filter(|(_, x)| *x < STALLED_SHARE)
+                .map(|(s, x)| format!("{s} ({} of its seed req/s)", format::percent(*x)))
+                .collect();
+            if !shares.is_empty() {
+                out.push(if stalled.is_empty() {
+                    format!(
+                        "No server was stalled by 50 slowloris clients: each kept at least {} of its seed throughput.",
+                        format::percent(STALLED_SHARE)
+                    )
+                } else {
+                    format!(
+                        "Stalled by 50 slowloris clients: {}; avoid it where clients can be slow.",
+                        stalled.join(", ")
+                    )
+                });
+            }
+        }
+        for (label, what) in [
+            (
+                "wait:1ms",
+                "blocks 1 ms per request (as a database call would)",
+            ),
+            ("cpu:50us", "burns 50 µs of CPU per request"),
+        ] {
+            let Some(p) = self.point_index("work", label) else {
+                continue;
+            };
+            let (v, starved) = self.rank(servers, Some(("work", p)), false, &rps_at("work", p));
+            if v.is_empty() {
+                continue;
+            }
+            let mut text = format!(
+                "When the handler {what}: most req/s from {}",
+                lead(&v, false, per_sec)
+            );
+            if v.len() > 2 {
+                let (worst, low) = &v[v.len() - 1];
+                text.push_str(&format!(
+                    ", fewest from {worst} ({}, {} of the best)",
+                    per_sec(*low),
+                    format::percent(low / v[0].1)
+                ));
+            }
+            text.push_str(&unranked(&starved));
+            text.push('.');
+            out.push(text);
+        }
+        if let Some(sweep) =
+            scenarios::find("connections").filter(|_| self.has_scenario("connections"))
+        {
+            let p = sweep.points.len() - 1;
+            let label = sweep.points[p].label;
+            let (v, starved) = self.rank(
+                servers,
+                Some(("connections", p)),
+                false,
+                &rps_at("connections", p),
+            );
+            if !v.is_empty() || !starved.is_empty() {
+                out.push(if v.is_empty() {
+                    format!(
+                        "With {label} connections, every server left some of them starved: {}.",
+                        starved.join(", ")
+                    )
+                } else {
+                    format!(
+                        "Most req/s with {label} connections, all of them served: {}{}.",
+                        lead(&v, false, per_sec),
+                        unranked(&starved)
+                    )
+                });
+            }
+        }
+        if self.has_scenario("churn") {
+            let (v, _) = self.rank(servers, None, false, &|s| {
+                self.median("churn", 0, s, |c| {
+                    let l = c.load.as_ref()?;
+                    Some(l.reconnects as f64 / l.duration_s)
+                })
+            });
+            if !v.is_empty() {
+                out.push(format!(
+                    "Most new connections per second (one request each): {}.",
+                    lead(&v, false, |x| format!("{} connections/s", format::rate(x)))
+                ));
+            }
+        }
+        if self.has_scenario("noise") {
+            let sloppy: Vec<String> = servers
+                .iter()
+                .filter_map(|s| {
+                    let (sent, ok) = group(&self.r.cells, "noise", 0, s)
+                        .iter()
+                        .filter(|c| c.measured())
+                        .filter_map(|c| c.noise.as_ref())
+                        .fold((0, 0), |(a, b), n| {
+                            (a + n.sent(), b + n.rejected_and_closed())
+                        });
+                    (sent > 0 && ok < sent).then(|| {
+                        format!(
+                            "{s} ({} of {} malformed requests)",
+                            format::count(sent - ok),
+                            format::count(sent)
+                        )
+                    })
+                })
+                .collect();
+            out.push(if sloppy.is_empty() {
+                "Every malformed request got its 4xx and a closed connection from every server."
+                    .to_string()
+            } else {
+                format!(
+                    "Malformed requests not answered with a 4xx and a close: {}.",
+                    sloppy.join(", ")
+                )
+            });
+        }
+        out
+    }
+
+    fn charts(&self, servers: &[&str]) -> Vec<Chart> {
+        let mut charts = Vec::new();
+        let names: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+        if self.has_scenario("seed") {
+            charts.push(Chart {
+                file: "throughput.svg".to_string(),
+                title: "Requests per second, seed load (median, min–max)".to_string(),
+                y_label: "req/s".to_string(),
+                log_y: false,
+                scenario: "seed".to_string(),
+                data: ChartData::Bars {
+                    categories: names.clone(),
+                    series: vec![(
+                        "100 connections".to_string(),
+                        servers
+                            .iter()
+                            .map(|s| median_of(self.r, "seed", 0, s, |c| c.rps()))
+                            .collect(),
+                    )],
+                },
+            });
+            let series: Vec<(String, Vec<(f64, f64)>)> = servers
+                .iter()
+                .filter_map(|s| {
+                    let mut merged: Option<Histogram<u64>> = None;
+                    for c in group(&self.r.cells, "seed", 0, s)
+                        .into_iter()
+                        .filter(|c| c.measured())
+                    {
+                        let Some(h) = c.histogram.as_deref().and_then(decode_histogram) else {
+                            continue;
+                        };
+                        match &mut merged {
+                            Some(m) => {
+                                let _ = m.add(&h);
+                            }
+                            None => merged = Some(h),
+                        }
+                    }
+                    let h = merged.filter(|h| !h.is_empty())?;
+                    Some((s.to_string(), spectrum(&h)))
+                })
+                .collect();
+            if !series.is_empty() {
+                charts.push(Chart {
+                    file: "latency-spectrum.svg".to_string(),
+                    title: "Latency by percentile, seed load (all runs merged)".to_string(),
+                    y_label: "latency (µs)".to_string(),
+                    log_y: true,
+                    scenario: "seed".to_string(),
+                    data: ChartData::Lines {
+                        x_label: "percentile".to_string(),
+                        log_x: true,
+                        percentile_x: true,
+                        series,
+                    },
+                });
+            }
+        }
+        let line_chart = |scenario: &str,
+                          x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
+                          y: fn(&CellResult) -> Option<f64>|
+         -> Vec<(String, Vec<(f64, f64)>)> {
+            let Some(sc) = scenarios::find(scenario) else {
+                return Vec::new();
+            };
+            servers
+                .iter()
+                .map(|s| {
+                    let pts = sc
+                        .points
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, p)| {
+                            let xs = median_of(self.r, scenario, i, s, |c| x(c, p))?;
+                            let ys = median_of(self.r, scenario, i, s, y)?;
+                            (xs.median > 0.0 && ys.median > 0.0).then_some((xs.median, ys.median))
+                        })
+                        .collect();
+                    (s.to_string(), pts)
+                })
+                .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
+                .collect()
+        };
+        if self.has_scenario("connections") {
+            charts.push(Chart {
+                file: "connections.svg".to_string(),
+                title: "Requests per second by number of connections".to_string(),
+                y_label: "req/s".to_string(),
+                log_y: false,
+                scenario: "connections".to_string(),
+                data: ChartData::Lines {
+                    x_label: "connections (log scale)".to_string(),
+                    log_x: true,
+                    percentile_x: false,
+                    series: line_chart(
+                        "connections",
+                        &|_, p| Some(p.drive.connections() as f64),
+                        |c| c.rps(),
+                    ),
+                },
+            });
+        }
+        if self.has_scenario("latency") {
+            charts.push(Chart {
+                file: "latency-vs-load.svg".to_string(),
+                title: "p99 latency (corrected) against offered load".to_string(),
+                y_label: "p99 latency (µs)".to_string(),
+                log_y: true,
+                scenario: "latency".to_string(),
+                data: ChartData::Lines {
+                    x_label: "offered load (req/s)".to_string(),
+                    log_x: false,
+                    percentile_x: false,
+                    series: line_chart("latency", &|c, _| c.config.rate, |c| Some(lat(c)?.p99)),
+                },
+            });
+        }
+        if let Some(idle) = scenarios::find("idle").filter(|_| self.has_scenario("idle")) {
+            charts.push(Chart {
+                file: "idle-memory.svg".to_string(),
+                title: "Server memory per idle connection (RSS growth / connections)".to_string(),
+                y_label: "bytes per connection".to_string(),
+                log_y: false,
+                scenario: "idle".to_string(),
+                data: ChartData::Bars {
+                    categories: names.clone(),
+                    series: idle
+                        .points
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            (
+                                format!("{} idle", p.label),
+                                servers
+                                    .iter()
+                                    .map(|s| {
+                                        median_of(self.r, "idle", i, s, |c| {
+                                            idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
+                                        })
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                },
+            });
+        }
+        if let Some(work) = scenarios::find("work").filter(|_| self.has_scenario("work")) {
+            let mut series = Vec::new();
+            if self.has_scenario("seed") {
+                series.push((
+                    "no work (seed)".to_string(),
+                    servers
+                        .iter()
+                        .map(|s| median_of(self.r, "seed", 0, s, |c| c.rps()))
+                        .collect(),
+                ));
+            }
+            for (i, p) in work.points.iter().enumerate() {
+                series.push((
+                    p.label.to_string(),
+                    servers
+                        .iter()
+                        .map(|s| median_of(self.r, "work", i, s, |c| c.rps()))
+                        .collect(),
+                ));
+            }
+            charts.push(Chart {
+                file: "work.svg".to_string(),
+                title: "Requests per second when the handler costs something (log scale)"
+                    .to_string(),
+                y_label: "req/s".to_string(),
+                log_y: true,
+                scenario: "work".to_string(),
+                data: ChartData::Bars {
+                    categories: names,
+                    series,
+                },
+            });
+        }
+        charts
+    }
+}
+
+/// The latency (µs) at percentiles 0, 50, 75, 90, 95, 99, ... up to the
+/// largest sample, as (1/(1-p), latency) points for a log-log spectrum.
+fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let mut pts = Vec::new();
+    let n = h.len() as f64;
+    let mut k = 0;
+    loop {
+        // 1 - 10^(-k/4): 0, 43.8%, 68.4%, 82.2%, 90%, ..., 99%, ...
+        let q = 1.0 - 10f64.powf(-(k as f64) / 4.0);
+        if k > 0 && (1.0 - q) * n < 1.0 {
+            break;
+        }
+        pts.push((1.0 / (1.0 - q), h.value_at_quantile(q) as f64 / 1e3));
+        k += 1;
+    }
+    pts.push((n.max(1.0), h.max() as f64 / 1e3));
+    pts
+}
+
+/// The best of a ranking (with any ties) and the runner-up, as a phrase.
+fn lead(v: &[(String, f64)], lowest: bool, fmt: impl Fn(f64) -> String) -> String {
+    let best = v[0].1;
+    let top = v
+        .iter()
+        .take_while(|(_, x)| {
+            if lowest {
+                *x <= best * (1.0 + TIE)
+            } else {
+                *x >= best * (1.0 - TIE)
+            }
+        })
+        .count();
+    let mut text = if top > 1 {
+        let tied: Vec<String> = v[..top].iter().map(|(s, _)| s.clone()).collect();
+        format!(
+            "{} (within {} of each other: {})",
+            names(&tied),
+            format::percent(TIE),
+            v[..top]
+                .iter()
+                .map(|(_, x)| fmt(*x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!("**{}** ({})", v[0].0, fmt(v[0].1))
+    };
+    if let Some((s, x)) = v.get(top) {
+        text.push_str(&format!("; next {s} ({})", fmt(*x)));
+    }
+    text
+}
+
+/// `" (not ranked: ... left connections starved)"`, or nothing.
+fn unranked(starved: &[String]) -> String {
+    if starved.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (not ranked, having left connections starved: {})",
+            starved.join(", ")
+        )
+    }
+}
+
+fn judge(holds: bool) -> Verdict {
+    if holds {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    }
+}
+
+fn not_measured(needs: &[&str]) -> (String, Verdict) {
+    (
+        format!("not measured (needs {})", needs.join(", ")),
+        Verdict::NotMeasured,
+    )
+}
+
+fn names(list: &[String]) -> String {
+    match list {
+        [] => String::new(),
+        [one] => format!("**{one}**"),
+        _ => {
+            let (last, rest) = list.split_last().expect("not empty");
+            format!(
+                "{} and **{last}**",
+                rest.iter()
+                    .map(|s| format!("**{s}**"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spectrum_rises_with_the_percentile() {
+        let mut h = crate::load::new_histogram();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let pts = spectrum(&h);
+        assert_eq!(pts[0].0, 1.0);
+        assert!(
+            pts.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{pts:?}"
+        );
+        assert_eq!(pts.last().unwrap().1, h.max() as f64 / 1e3);
+    }
+}

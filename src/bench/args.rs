@@ -1,0 +1,199 @@
+//! `servelab bench` flags and their checks. Everything a user can get wrong
+//! is refused here, with the valid choices named and exit code 2, before
+//! any server starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::PossibleValuesParser;
+
+use crate::models::Model;
+use crate::units::parse_duration;
+
+use super::scenarios;
+
+/// Benchmarks every concurrency model (and any `--server`) through the
+/// scenarios and writes REPORT.md, results.json and SVG charts.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Default: every model of serve --model and every scenario, in at most \
+5 minutes on a 2-core machine; --quick in at most 60 s. The planned time is printed before \
+anything runs. Servers run pinned to half the CPUs and the load to the other half (unpinned on \
+one CPU). Ctrl-C stops the servers and writes what was measured, marked incomplete."
+)]
+pub struct BenchArgs {
+    /// Short windows and one run: every scenario in at most 60 s.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// The seed's 10 s windows and five runs, for a publishable report.
+    #[arg(long)]
+    pub full: bool,
+    /// Models to bench, comma-separated [default: all of them].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub models: Vec<Model>,
+    /// Scenarios to run, comma-separated [default: all of them].
+    #[arg(long, value_delimiter = ',', value_name = "LIST",
+          value_parser = PossibleValuesParser::new(scenarios::names()))]
+    pub scenarios: Vec<String>,
+    /// Directory for REPORT.md, results.json and the charts.
+    #[arg(long, default_value = "bench-report", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Runs of every point, overriding the profile's [default: quick 1,
+    /// default 1-3 per scenario, full 3-5].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: Option<u32>,
+    /// Recorded window of every point, overriding the profile (idle: the
+    /// longest wait for the answers).
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+    /// Warm-up before every window, overriding the profile.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Option<Duration>,
+    /// Another server as an extra row in every scenario: NAME=CMD, where CMD
+    /// is a shell command with {port} in it (repeatable).
+    #[arg(long = "server", value_parser = parse_server, value_name = "NAME=CMD")]
+    pub servers: Vec<(String, String)>,
+    /// CPUs of the servers, e.g. 0 or 0-1,4 [default: the first half].
+    #[arg(long, value_parser = parse_cpu_list, value_name = "LIST")]
+    pub server_cpus: Option<CpuList>,
+    /// CPUs of the load generator [default: the other half].
+    #[arg(long, value_parser = parse_cpu_list, value_name = "LIST")]
+    pub client_cpus: Option<CpuList>,
+    /// Print the plan (cells and planned time) and exit without running it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After the run, rewrite the marked block of this README (default
+    /// README.md) with the summary table and a chart under docs/bench/.
+    #[arg(long, value_name = "README", num_args = 0..=1, default_missing_value = "README.md")]
+    pub update_readme: Option<PathBuf>,
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be longer than 0".to_string());
+    }
+    Ok(d)
+}
+
+/// Parses `NAME=CMD`: a name of letters, digits, `-`, `_` or `.` that is not
+/// a model's, and a command with `{port}` in it.
+pub fn parse_server(text: &str) -> Result<(String, String), String> {
+    let usage =
+        "expected NAME=CMD, e.g. nginx='nginx -c /tmp/nginx.conf -g \"daemon off;\" # {port}'";
+    let (name, command) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: {usage}"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "{name:?}: a server name is letters, digits, '-', '_' or '.' ({usage})"
+        ));
+    }
+    if Model::ALL.iter().any(|m| m.name() == name) {
+        return Err(format!(
+            "{name:?} is a model's name; call the external server something else"
+        ));
+    }
+    if !command.contains("{port}") {
+        return Err(format!(
+            "the command of {name:?} has no {{port}}: the bench chooses the port and puts it there"
+        ));
+    }
+    Ok((name.to_string(), command.trim().to_string()))
+}
+
+/// A list of CPUs, as `--server-cpus` and `--client-cpus` take it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpu_list(text: &str) -> Result<CpuList, String> {
+    parse_cpus(text).map(CpuList)
+}
+
+/// Parses a CPU list (`0`, `0-3`, `0,2,4-5`) and checks that every CPU in it
+/// is one this process may run on.
+pub fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
+    let allowed = super::runner::allowed_cpus();
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let parse = |s: &str| {
+            s.parse::<usize>()
+                .map_err(|_| format!("{text:?}: expected CPU numbers like 0, 0-3 or 0,2-3"))
+        };
+        let (lo, hi) = (parse(lo)?, parse(hi)?);
+        if lo > hi {
+            return Err(format!("{text:?}: the range {lo}-{hi} is backwards"));
+        }
+        for cpu in lo..=hi {
+            if !allowed.contains(&cpu) {
+                return Err(format!(
+                    "CPU {cpu} does not exist or is not available to this process (available: {})",
+                    cpu_list(&allowed)
+                ));
+            }
+            if !cpus.contains(&cpu) {
+                cpus.push(cpu);
+            }
+        }
+    }
+    Ok(cpus)
+}
+
+/// `0-3,6` for a list of CPUs.
+pub fn cpu_list(cpus: &[usize]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            sorted[i].to_string()
+        } else {
+            format!("{}-{}", sorted[i], sorted[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_specs() {
+        assert_eq!(
+            parse_server("nginx=nginx -p {port}").unwrap(),
+            ("nginx".to_string(), "nginx -p {port}".to_string())
+        );
+        assert!(parse_server("nginx").is_err());
+        assert!(parse_server("=cmd {port}").is_err());
+        assert!(parse_server("a b=cmd {port}").is_err());
+        assert!(parse_server("x=cmd").unwrap_err().contains("{port}"));
+        assert!(parse_server("event=cmd {port}").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        let first = super::super::runner::allowed_cpus()[0];
+        assert_eq!(parse_cpus(&first.to_string()).unwrap(), vec![first]);
+        assert!(parse_cpus("99999").unwrap_err().contains("does not exist"));
+        assert!(parse_cpus("x").is_err());
+        assert!(parse_cpus("3-1").is_err());
+        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+    }
+}

@@ -1,0 +1,545 @@
+//! The columns of the scenario tables, as data: each [`Metric`] says what it
+//! reads from a cell, how its numbers read and what it means; [`columns`]
+//! picks them per scenario; [`row`] turns the runs of one point against one
+//! server into medians, totals and problems.
+
+use std::collections::BTreeMap;
+
+use crate::load::LatencyUs;
+
+use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord, Spread};
+use super::scenarios;
+
+/// How a column's numbers read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Per second.
+    PerSecond,
+    /// Microseconds.
+    Micros,
+    /// Bytes.
+    Bytes,
+    /// KiB.
+    Kib,
+    /// A count.
+    Count,
+    /// A plain ratio.
+    Ratio,
+    /// A share, shown as a percentage.
+    Share,
+    /// Seconds.
+    Seconds,
+}
+
+/// How a column reads a cell.
+#[derive(Clone, Copy)]
+pub enum Read {
+    /// A number per run; the table shows the median with min–max.
+    Median(fn(&CellResult, &Lookup) -> Option<f64>),
+    /// A count per run; the table shows the total over the runs.
+    Total(fn(&CellResult) -> Option<u64>),
+    /// Counts by kind per run; the table lists the non-zero totals.
+    Kinds(fn(&CellResult) -> Vec<(String, u64)>),
+}
+
+/// A table column.
+#[derive(Clone, Copy)]
+pub struct Metric {
+    /// Header.
+    pub name: &'static str,
+    /// How its numbers read.
+    pub unit: Unit,
+    /// What it means (the README's column guide is checked against these).
+    pub about: &'static str,
+    /// How it reads a cell.
+    pub read: Read,
+}
+
+/// Figures from other tables that a column compares with.
+#[derive(Clone, Debug, Default)]
+pub struct Lookup {
+    /// Median `seed` req/s per server.
+    pub seed_rps: BTreeMap<String, f64>,
+}
+
+pub(crate) fn lat(c: &CellResult) -> Option<&LatencyUs> {
+    c.load.as_ref()?.latency_us.as_ref()
+}
+
+pub(crate) fn usage(c: &CellResult) -> Option<&ServerUsage> {
+    c.server_usage.as_ref()
+}
+
+pub(crate) fn idle_per_connection(c: &CellResult, field: fn(&ProcSample) -> f64) -> Option<f64> {
+    let u = usage(c)?;
+    let n = c.idle.as_ref()?.connections;
+    (n > 0).then(|| (field(&u.loaded) - field(&u.empty)) / n as f64)
+}
+
+fn error_kinds(c: &CellResult) -> Vec<(String, u64)> {
+    let Some(l) = &c.load else { return Vec::new() };
+    let e = &l.errors;
+    let mut kinds = vec![
+        ("connect".to_string(), e.connect),
+        ("read".to_string(), e.read),
+        ("write".to_string(), e.write),
+        ("timeout".to_string(), e.timeout),
+        ("parse".to_string(), e.parse),
+        ("aborted".to_string(), e.aborted),
+    ];
+    kinds.extend(e.status.iter().map(|(code, n)| (code.clone(), *n)));
+    kinds
+}
+
+macro_rules! metric {
+    ($name:expr, $unit:ident, $about:expr, median $f:expr) => {
+        Metric {
+            name: $name,
+            unit: Unit::$unit,
+            about: $about,
+            read: Read::Median($f),
+        }
+    };
+    ($name:expr, $unit:ident, $about:expr, total $f:expr) => {
+        Metric {
+            name: $name,
+            unit: Unit::$unit,
+            about: $about,
+            read: Read::Total($f),
+        }
+    };
+    ($name:expr, $about:expr, kinds $f:expr) => {
+        Metric {
+            name: $name,
+            unit: Unit::Count,
+            about: $about,
+            read: Read::Kinds($f),
+        }
+    };
+}
+
+/// Responses per second.
+pub const RPS: Metric = metric!(
+    "req/s",
+    PerSecond,
+    "responses per second in the recorded window",
+    median | c,
+    _ | c.rps()
+);
+const MEAN: Metric = metric!(
+    "mean",
+    Micros,
+    "mean latency",
+    median | c,
+    _ | Some(lat(c)?.mean)
+);
+const STDEV: Metric = metric!(
+    "stdev",
+    Micros,
+    "standard deviation of the latency",
+    median | c,
+    _ | Some(lat(c)?.stdev)
+);
+const P50: Metric = metric!(
+    "p50",
+    Micros,
+    "median latency",
+    median | c,
+    _ | Some(lat(c)?.p50)
+);
+const P90: Metric = metric!(
+    "p90",
+    Micros,
+    "90th percentile latency",
+    median | c,
+    _ | Some(lat(c)?.p90)
+);
+const P99: Metric = metric!(
+    "p99",
+    Micros,
+    "99th percentile latency (open loop: from the intended send time)",
+    median | c,
+    _ | Some(lat(c)?.p99)
+);
+const P999: Metric = metric!(
+    "p99.9",
+    Micros,
+    "99.9th percentile latency",
+    median | c,
+    _ | Some(lat(c)?.p99_9)
+);
+const MAX: Metric = metric!(
+    "max",
+    Micros,
+    "largest latency",
+    median | c,
+    _ | Some(lat(c)?.max)
+);
+const P99_UNCORRECTED: Metric = metric!(
+    "p99 uncorrected",
+    Micros,
+    "open loop: 99th percentile from the actual send, as a closed-loop tool would report it",
+    median | c,
+    _ | Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)
+);
+const TARGET: Metric = metric!(
+    "offered/s",
+    PerSecond,
+    "open loop: the rate offered (a share of the server's own seed req/s)",
+    median | c,
+    _ | c.config.rate
+);
+const NOT_SENT: Metric = metric!("not sent", Count, "open loop: scheduled requests never sent because every connection had a request in flight, over all runs", total |c| Some(c.load.as_ref()?.scheduled_not_sent));
+const SERVER_CPU: Metric = metric!(
+    "server CPU/req",
+    Micros,
+    "server utime+stime in the window (every thread) per response",
+    median | c,
+    _ | usage(c)?.cpu_us_per_request
+);
+const CLIENT_CPU: Metric = metric!(
+    "client CPU/req",
+    Micros,
+    "the bench's own CPU time (the load generator) per response",
+    median | c,
+    _ | c.client_cpu_us_per_request()
+);
+const RSS: Metric = metric!(
+    "RSS",
+    Kib,
+    "server resident memory at the end of the window",
+    median | c,
+    _ | Some(usage(c)?.loaded.rss_kib as f64)
+);
+const THREADS: Metric = metric!(
+    "threads",
+    Count,
+    "server threads at the end of the window",
+    median | c,
+    _ | Some(usage(c)?.loaded.threads as f64)
+);
+const FDS: Metric = metric!(
+    "fds",
+    Count,
+    "server open file descriptors at the end of the window",
+    median | c,
+    _ | Some(usage(c)?.loaded.fds as f64)
+);
+const STARVED: Metric = metric!(
+    "starved",
+    Count,
+    "connections that completed no request in the window",
+    median | c,
+    _ | Some(c.load.as_ref()?.fairness.starved as f64)
+);
+const JAIN: Metric = metric!("Jain", Ratio, "Jain's fairness index over the connections' completed requests: 1 = all equal, 1/n = one got everything", median |c, _| c.load.as_ref()?.fairness.jain);
+const ERRORS: Metric = metric!("errors", "errors over all runs by kind: connect, read, write, timeout, parse, aborted, and status codes outside 2xx/3xx", kinds error_kinds);
+const UNANSWERED: Metric = metric!("unanswered", Count, "requests still in flight at the end of the window, over all runs (up to connections × pipeline is the normal tail)", total |c| Some(c.load.as_ref()?.errors.unanswered));
+const CONNECTIONS_PER_SEC: Metric = metric!(
+    "conn/s",
+    PerSecond,
+    "churn: connections completed per second (one request each)",
+    median | c,
+    _ | {
+        let l = c.load.as_ref()?;
+        Some(l.reconnects as f64 / l.duration_s)
+    }
+);
+const VS_SEED: Metric = metric!(
+    "of seed req/s",
+    Share,
+    "slow: req/s as a share of the same server's seed req/s",
+    median | c,
+    k | Some(c.rps()? / k.seed_rps.get(&c.server)?)
+);
+const SLOW_HELD: Metric = metric!("slow held", Seconds, "slow: median time a slowloris connection was kept open (those still open count their time so far)", median |c, _| Some(c.slow.as_ref()?.held_median_s));
+const SLOW_CLOSED: Metric = metric!(
+    "slow closed",
+    Count,
+    "slow: slowloris connections the server closed before the end, over all runs",
+    total | c | Some(c.slow.as_ref()?.closed_by_server)
+);
+const IDLE_ANSWERED: Metric = metric!(
+    "answered",
+    Count,
+    "idle: connections whose request was answered with 2xx",
+    median | c,
+    _ | Some(c.idle.as_ref()?.answered as f64)
+);
+const IDLE_RSS: Metric = metric!(
+    "RSS/conn",
+    Bytes,
+    "idle: growth of the server's RSS over the empty server, per connection",
+    median | c,
+    _ | idle_per_connection(c, |s| s.rss_kib as f64 * 1024.0)
+);
+const IDLE_THREADS: Metric = metric!(
+    "threads/conn",
+    Ratio,
+    "idle: growth of the server's thread count per connection",
+    median | c,
+    _ | idle_per_connection(c, |s| s.threads as f64)
+);
+const IDLE_FDS: Metric = metric!(
+    "fds/conn",
+    Ratio,
+    "idle: growth of the server's open descriptors per connection",
+    median | c,
+    _ | idle_per_connection(c, |s| s.fds as f64)
+);
+const IDLE_PROBLEMS: Metric = metric!(
+    "not answered",
+    "idle: connections that failed, or were answered with another status (by code), over all runs",
+    kinds | c | {
+        let Some(i) = &c.idle else { return Vec::new() };
+        let silent = i
+            .connections
+            .saturating_sub(i.answered + i.failed + i.status.values().sum::<u64>());
+        let mut kinds = vec![
+            ("failed".to_string(), i.failed),
+            ("no answer".to_string(), silent),
+        ];
+        kinds.extend(i.status.iter().map(|(code, n)| (code.clone(), *n)));
+        kinds
+    }
+);
+const NOISE_SENT: Metric = metric!(
+    "malformed",
+    Count,
+    "noise: malformed requests sent, over all runs",
+    total | c | Some(c.noise.as_ref()?.sent())
+);
+const NOISE_REJECTED: Metric = metric!(
+    "4xx + closed",
+    Count,
+    "noise: malformed requests answered with a 4xx and then a closed connection",
+    total | c | Some(c.noise.as_ref()?.rejected_and_closed())
+);
+const NOISE_BAD: Metric = metric!(
+    "mistreated",
+    "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered",
+    kinds | c | {
+        let Some(n) = &c.noise else { return Vec::new() };
+        let sum =
+            |f: fn(&super::clients::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
+        vec![
+            ("left open".to_string(), sum(|k| k.left_open)),
+            ("not 4xx".to_string(), sum(|k| k.wrong_status)),
+            ("no answer".to_string(), sum(|k| k.no_answer)),
+        ]
+    }
+);
+
+/// The columns of a scenario's table.
+pub fn columns(scenario: &str) -> Vec<Metric> {
+    match scenario {
+        "seed" => vec![
+            RPS, MEAN, STDEV, P50, P90, P99, P999, MAX, SERVER_CPU, CLIENT_CPU, RSS, THREADS, FDS,
+            STARVED, JAIN, ERRORS, UNANSWERED,
+        ],
+        "connections" => vec![
+            RPS, P99, SERVER_CPU, THREADS, RSS, STARVED, JAIN, ERRORS, UNANSWERED,
+        ],
+        "pipeline" => vec![
+            RPS, P50, P99, SERVER_CPU, CLIENT_CPU, STARVED, ERRORS, UNANSWERED,
+        ],
+        "latency" => vec![
+            TARGET,
+            RPS,
+            P50,
+            P99,
+            P999,
+            MAX,
+            P99_UNCORRECTED,
+            NOT_SENT,
+            ERRORS,
+            UNANSWERED,
+        ],
+        "idle" => vec![
+            IDLE_ANSWERED,
+            IDLE_RSS,
+            IDLE_THREADS,
+            IDLE_FDS,
+            RSS,
+            THREADS,
+            IDLE_PROBLEMS,
+        ],
+        "churn" => vec![CONNECTIONS_PER_SEC, P50, P99, SERVER_CPU, ERRORS],
+        "slow" => vec![RPS, VS_SEED, P99, STARVED, ERRORS, SLOW_HELD, SLOW_CLOSED],
+        "noise" => vec![
+            RPS,
+            P99,
+            STARVED,
+            NOISE_SENT,
+            NOISE_REJECTED,
+            NOISE_BAD,
+            ERRORS,
+        ],
+        _ => vec![
+            RPS, MEAN, P99, SERVER_CPU, THREADS, STARVED, ERRORS, UNANSWERED,
+        ],
+    }
+}
+
+/// Every column any table can have, for the README's guide.
+pub fn all_metrics() -> Vec<Metric> {
+    let mut all: Vec<Metric> = Vec::new();
+    for s in scenarios::SCENARIOS {
+        for m in columns(s.name) {
+            if !all.iter().any(|a| a.name == m.name) {
+                all.push(m);
+            }
+        }
+    }
+    all
+}
+
+/// One table entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Median of the runs, with min and max.
+    Number(Spread, Unit),
+    /// Total over the runs.
+    Total(u64),
+    /// Non-zero totals by kind (empty: none).
+    Kinds(Vec<(String, u64)>),
+    /// Not measured in any run.
+    Missing,
+}
+
+/// One row: one point against one server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Server name.
+    pub server: String,
+    /// Point label.
+    pub point: String,
+    /// One value per column.
+    pub values: Vec<Value>,
+    /// Runs that were measured, of those planned.
+    pub measured_runs: usize,
+    /// Runs there were.
+    pub runs: usize,
+    /// What went wrong: failed or skipped runs, unclean shutdowns.
+    pub problems: Vec<String>,
+}
+
+/// A scenario's table.
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// Scenario name.
+    pub name: String,
+    /// Heading.
+    pub title: String,
+    /// What it shows.
+    pub question: String,
+    /// Column headers.
+    pub columns: Vec<(&'static str, Unit)>,
+    /// Rows, point by point, server by server.
+    pub rows: Vec<Row>,
+}
+
+pub(crate) fn group<'a>(
+    cells: &'a [CellResult],
+    scenario: &str,
+    point: usize,
+    server: &str,
+) -> Vec<&'a CellResult> {
+    cells
+        .iter()
+        .filter(|c| c.scenario == scenario && c.point_index == point && c.server == server)
+        .collect()
+}
+
+pub(crate) fn row(group: &[&CellResult], metrics: &[Metric], lookup: &Lookup) -> Option<Row> {
+    let first = group.first()?;
+    let measured: Vec<&CellResult> = group.iter().copied().filter(|c| c.measured()).collect();
+    let values = metrics
+        .iter()
+        .map(|m| {
+            if measured.is_empty() {
+                return Value::Missing;
+            }
+            match m.read {
+                Read::Median(f) => {
+                    let v: Vec<f64> = measured.iter().filter_map(|c| f(c, lookup)).collect();
+                    Spread::of(&v).map_or(Value::Missing, |s| Value::Number(s, m.unit))
+                }
+                Read::Total(f) => {
+                    let v: Vec<u64> = measured.iter().filter_map(|c| f(c)).collect();
+                    if v.is_empty() {
+                        Value::Missing
+                    } else {
+                        Value::Total(v.iter().sum())
+                    }
+                }
+                Read::Kinds(f) => {
+                    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+                    for c in &measured {
+                        for (kind, n) in f(c) {
+                            *totals.entry(kind).or_default() += n;
+                        }
+                    }
+                    Value::Kinds(totals.into_iter().filter(|(_, n)| *n > 0).collect())
+                }
+            }
+        })
+        .collect();
+    Some(Row {
+        server: first.server.clone(),
+        point: first.point.clone(),
+        values,
+        measured_runs: measured.len(),
+        runs: group.len(),
+        problems: problems(group),
+    })
+}
+
+/// What went wrong in a group of runs, each reason once with its count.
+pub(crate) fn problems(group: &[&CellResult]) -> Vec<String> {
+    let mut reasons: Vec<(String, usize)> = Vec::new();
+    let mut add = |text: String| match reasons.iter_mut().find(|(r, _)| *r == text) {
+        Some((_, n)) => *n += 1,
+        None => reasons.push((text, 1)),
+    };
+    for c in group {
+        match &c.outcome {
+            Outcome::Measured => {}
+            Outcome::Failed { reason } => add(format!("failed: {reason}")),
+            Outcome::Skipped { reason } => add(format!("not run: {reason}")),
+            Outcome::Interrupted => add("interrupted (Ctrl-C)".to_string()),
+        }
+        if let Some(ShutdownRecord {
+            clean: false,
+            note: Some(note),
+            ..
+        }) = &c.shutdown
+        {
+            add(format!("unclean shutdown: {note}"));
+        }
+    }
+    let runs = group.len();
+    reasons
+        .into_iter()
+        .map(|(text, n)| {
+            if runs > 1 {
+                format!("{text} ({n} of {runs} runs)")
+            } else {
+                text
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_columns_and_every_column_a_meaning() {
+        for s in scenarios::SCENARIOS {
+            assert!(!columns(s.name).is_empty());
+        }
+        assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
+    }
+}

@@ -1,0 +1,153 @@
+//! What the report says about where and when it ran: the machine (CPU model,
+//! cores, memory, kernel), the build, and UTC timestamps.
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The machine a bench ran on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model name (`/proc/cpuinfo`).
+    pub cpu_model: String,
+    /// CPUs online.
+    pub cpus: usize,
+    /// Memory, bytes (`/proc/meminfo`).
+    pub memory_bytes: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// The soft open-files limit the bench ran with (raised to the hard one).
+    pub fd_limit: u64,
+}
+
+impl Machine {
+    /// Reads this machine's figures; unknown ones are left empty.
+    pub fn detect(fd_limit: u64) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                (key.trim() == "model name").then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_string());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        // SAFETY: sysconf has no memory effects.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        Machine {
+            cpu_model,
+            cpus: usize::try_from(online).unwrap_or(1).max(1),
+            memory_bytes: memory_kib * 1024,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown".to_string()),
+            fd_limit,
+        }
+    }
+}
+
+/// The build that ran the bench.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    /// The crate version.
+    pub version: String,
+    /// The git commit of the source tree it was built from (`-dirty` when
+    /// tracked files had changes), or `unknown` outside a git checkout.
+    pub commit: String,
+    /// `release` or `debug`.
+    pub profile: String,
+}
+
+impl Build {
+    /// This build.
+    pub fn detect() -> Build {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
+            Some(hash) => {
+                let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                    .is_some_and(|s| !s.is_empty());
+                if dirty {
+                    format!("{hash}-dirty")
+                } else {
+                    hash
+                }
+            }
+            None => "unknown".to_string(),
+        };
+        Build {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            commit,
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+            .to_string(),
+        }
+    }
+}
+
+/// Now, as `2026-01-31T12:34:56Z`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc(secs)
+}
+
+/// `secs` after the Unix epoch as an RFC 3339 UTC timestamp.
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_790_000_000), "2026-09-21T14:13:20Z");
+    }
+
+    #[test]
+    fn detects_this_machine() {
+        let m = Machine::detect(1024);
+        assert!(m.cpus >= 1 && m.memory_bytes > 0, "{m:?}");
+        assert!(!Build::detect().version.is_empty());
+    }
+}

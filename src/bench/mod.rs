@@ -1,0 +1,486 @@
+//! `servelab bench`: the seed's analysis, measured on the user's own machine.
+//!
+//! Every model of `serve --model` (and any `--server`) runs as a child
+//! process through the scenarios ([`scenarios`], declared as data); the
+//! [`runner`] starts, pins, loads and measures each cell; [`results`] holds
+//! what was measured, and [`analysis`] computes the tables ([`columns`]), the
+//! seed's claims and the guidance from it; the [`export`] writers format REPORT.md, results.json
+//! and the SVG charts; [`progress`] shows where the run is.
+
+pub mod analysis;
+pub mod args;
+pub mod clients;
+pub mod columns;
+pub mod export;
+pub mod format;
+pub mod machine;
+pub mod progress;
+pub mod readme;
+pub mod results;
+pub mod runner;
+pub mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use clap::ValueEnum;
+
+use crate::models::Model;
+
+pub use args::BenchArgs;
+
+use analysis::Analysis;
+use args::cpu_list;
+use export::{Output, Report};
+use machine::{utc_now, Build, Machine};
+use progress::Progress;
+use results::{BenchResults, CellResult, Outcome, ServerInfo, Settings, Spread};
+use runner::{CellContext, Pinning, ServerKind, ServerSpec};
+use scenarios::{Overrides, Plan, Profile, Scenario};
+
+/// Set by SIGINT/SIGTERM: stop after the current cell, write what was measured.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// The first SIGINT or SIGTERM sets [`INTERRUPTED`]; a second one ends the
+/// bench at once (its server children die with it).
+fn catch_interrupts() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic; sigaction reads the
+        // struct it is given, which is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// A server that failed to start this many times in a row is not tried again.
+const START_ATTEMPTS: usize = 2;
+
+/// What the flags decided, checked.
+struct Setup {
+    servers: Vec<ServerSpec>,
+    infos: Vec<ServerInfo>,
+    scenarios: Vec<&'static Scenario>,
+    profile: Profile,
+    overrides: Overrides,
+    out: PathBuf,
+    readme: Option<PathBuf>,
+    pinning: Pinning,
+    notes: Vec<String>,
+    dry_run: bool,
+}
+
+impl Setup {
+    fn from_args(args: &BenchArgs) -> Result<Setup, String> {
+        let profile = match (args.quick, args.full) {
+            (true, _) => Profile::Quick,
+            (_, true) => Profile::Full,
+            _ => Profile::Default,
+        };
+        let mut notes = Vec::new();
+        let models: Vec<Model> = if args.models.is_empty() {
+            Model::ALL.to_vec()
+        } else {
+            let mut chosen = Vec::new();
+            for m in &args.models {
+                if !chosen.contains(m) {
+                    chosen.push(*m);
+                }
+            }
+            chosen
+        };
+        let mut servers: Vec<ServerSpec> = models
+            .iter()
+            .map(|&m| ServerSpec {
+                name: m.name().to_string(),
+                kind: ServerKind::Model(m),
+            })
+            .collect();
+        for (name, command) in &args.servers {
+            if servers.iter().any(|s| &s.name == name) {
+                return Err(format!("--server {name:?} is given twice"));
+            }
+            servers.push(ServerSpec {
+                name: name.clone(),
+                kind: ServerKind::External {
+                    command: command.clone(),
+                },
+            });
+        }
+        let mut chosen: Vec<&'static Scenario> = if args.scenarios.is_empty() {
+            scenarios::SCENARIOS.iter().collect()
+        } else {
+            args.scenarios
+                .iter()
+                .filter_map(|n| scenarios::find(n))
+                .collect()
+        };
+        if scenarios::with_dependencies(&mut chosen) {
+            notes.push(
+                "seed was added: latency scales its rates from the seed throughput, and slow compares with it"
+                    .to_string(),
+            );
+        }
+        let overrides = Overrides {
+            runs: args.runs,
+            duration: args.duration,
+            warmup: args.warmup,
+        };
+        if args.runs.is_some() || args.duration.is_some() || args.warmup.is_some() {
+            notes.push(format!(
+                "the profile's timings were overridden: runs {}, window {}, warm-up {}",
+                args.runs.map_or("as planned".into(), |r| r.to_string()),
+                args.duration
+                    .map_or("as planned".into(), |d| format!("{d:?}")),
+                args.warmup
+                    .map_or("as planned".into(), |d| format!("{d:?}"))
+            ));
+        }
+        let (pinning, pin_note) = pinning(
+            args.server_cpus.as_ref().map(|c| c.0.clone()),
+            args.client_cpus.as_ref().map(|c| c.0.clone()),
+        );
+        notes.extend(pin_note);
+        check_writable(&args.out)?;
+        if let Some(readme) = &args.update_readme {
+            readme::check(readme)?;
+        }
+        let infos = servers.iter().map(server_info).collect();
+        Ok(Setup {
+            servers,
+            infos,
+            scenarios: chosen,
+            profile,
+            overrides,
+            out: args.out.clone(),
+            readme: args.update_readme.clone(),
+            pinning,
+            notes,
+            dry_run: args.dry_run,
+        })
+    }
+}
+
+/// Decides the CPUs: as given, or half each; unpinned on one CPU.
+fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
+    let allowed = runner::allowed_cpus();
+    let mut notes = Vec::new();
+    let rest = |taken: &[usize]| -> Vec<usize> {
+        allowed
+            .iter()
+            .copied()
+            .filter(|c| !taken.contains(c))
+            .collect()
+    };
+    let (server, client) = match (server, client) {
+        (Some(s), Some(c)) => (s, c),
+        (Some(s), None) => {
+            let c = rest(&s);
+            (s, c)
+        }
+        (None, Some(c)) => {
+            let s = rest(&c);
+            (s, c)
+        }
+        (None, None) if allowed.len() < 2 => {
+            notes.push(format!(
+                "only {} CPU available: servers and load ran unpinned, sharing it",
+                allowed.len()
+            ));
+            return (
+                Pinning {
+                    server: None,
+                    client: None,
+                },
+                notes,
+            );
+        }
+        (None, None) => {
+            let half = allowed.len() / 2;
+            (allowed[..half].to_vec(), allowed[half..].to_vec())
+        }
+    };
+    let server = (!server.is_empty()).then_some(server);
+    let client = (!client.is_empty()).then_some(client);
+    if let (Some(s), Some(c)) = (&server, &client) {
+        let shared: Vec<usize> = s.iter().copied().filter(|x| c.contains(x)).collect();
+        if !shared.is_empty() {
+            notes.push(format!(
+                "servers and load share CPU {}: they compete for it, and the numbers show it",
+                cpu_list(&shared)
+            ));
+        }
+    }
+    if server.is_none() || client.is_none() {
+        notes.push("no CPU was left for one side: it ran unpinned".to_string());
+    }
+    (Pinning { server, client }, notes)
+}
+
+/// Creates `dir` and checks that a file can be written in it.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the output directory {}: {e}", dir.display()))?;
+    let probe = dir.join(".servelab-bench-probe");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "cannot write in the output directory {}: {e}",
+                dir.display()
+            )
+        })
+}
+
+fn server_info(spec: &ServerSpec) -> ServerInfo {
+    match &spec.kind {
+        ServerKind::Model(m) => {
+            let file = format!("src/models/{}.rs", m.name());
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
+            let lines = std::fs::read_to_string(path).ok().map(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with("//"))
+                    .count() as u64
+            });
+            ServerInfo {
+                name: spec.name.clone(),
+                kind: "model".to_string(),
+                description: m
+                    .to_possible_value()
+                    .and_then(|v| v.get_help().map(ToString::to_string))
+                    .unwrap_or_default(),
+                source_lines: lines,
+                source_file: lines.map(|_| file),
+            }
+        }
+        ServerKind::External { command } => ServerInfo {
+            name: spec.name.clone(),
+            kind: "external".to_string(),
+            description: format!("external: {command}"),
+            source_lines: None,
+            source_file: None,
+        },
+    }
+}
+
+/// Runs `servelab bench`: exit 0 when it ran to the end, 2 for bad input
+/// (before anything runs), 1 when the report cannot be written, 130 when
+/// interrupted (after writing what was measured).
+pub fn run(args: BenchArgs) -> ExitCode {
+    let setup = match Setup::from_args(&args) {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("servelab bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let fd_limit = runner::raise_fd_limit();
+    let mut notes = setup.notes.clone();
+    if let Some(cpus) = &setup.pinning.client {
+        if let Err(e) = runner::pin_current(cpus) {
+            notes.push(format!(
+                "could not pin the load to CPU {}: {e}",
+                cpu_list(cpus)
+            ));
+        }
+    }
+    let plan = Plan::new(
+        &setup.scenarios,
+        setup.servers.len(),
+        setup.profile,
+        setup.overrides,
+    );
+    let planned = plan.estimate();
+    eprintln!(
+        "servelab bench: {} cells ({} scenarios × {} servers: {}), planned about {}; report in {}",
+        plan.cells.len(),
+        setup.scenarios.len(),
+        setup.servers.len(),
+        setup
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        format::seconds(planned.as_secs_f64()),
+        setup.out.display()
+    );
+    if setup.dry_run {
+        for s in &setup.scenarios {
+            let cells: Vec<_> = plan
+                .cells
+                .iter()
+                .filter(|c| std::ptr::eq(c.scenario, *s))
+                .collect();
+            let time: std::time::Duration = cells.iter().map(|c| c.estimate()).sum();
+            let t = cells.first().map(|c| (c.runs, c.duration, c.warmup));
+            if let Some((runs, window, warmup)) = t {
+                println!(
+                    "{:<12} {:>3} cells  {} run(s) × {} point(s) × {} server(s), window {}, warm-up {}: about {}",
+                    s.name,
+                    cells.len(),
+                    runs,
+                    s.points.len(),
+                    setup.servers.len(),
+                    format::seconds(window.as_secs_f64()),
+                    format::seconds(warmup.as_secs_f64()),
+                    format::seconds(time.as_secs_f64())
+                );
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    catch_interrupts();
+    let started_at = utc_now();
+    let clock = Instant::now();
+    let load_threads = setup.pinning.client.as_ref().map_or(1, Vec::len).max(1);
+    let ctx = CellContext {
+        servers: &setup.servers,
+        server_cpus: setup.pinning.server.as_deref(),
+        load_threads,
+        fd_limit,
+        interrupted: &INTERRUPTED,
+    };
+    let mut progress = Progress::new(planned);
+    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
+    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); setup.servers.len()];
+    for cell in &plan.cells {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            break;
+        }
+        let name = &setup.servers[cell.server].name;
+        progress.start(
+            cell.scenario.name,
+            cell.point().label,
+            name,
+            cell.run,
+            cell.runs,
+        );
+        let (failures, last) = &start_failures[cell.server];
+        let result = if *failures >= START_ATTEMPTS {
+            let mut r = CellResult::planned(cell, name, utc_now());
+            r.outcome = Outcome::Failed {
+                reason: format!("not started: it failed to start {failures} times ({last})"),
+            };
+            r
+        } else {
+            let seed = seed_rps(&cells, name);
+            let (result, start_failure) = runner::run_cell(cell, &ctx, seed);
+            match start_failure {
+                Some(reason) => {
+                    let entry = &mut start_failures[cell.server];
+                    entry.0 += 1;
+                    if entry.0 == START_ATTEMPTS {
+                        progress.note(&format!("{name} failed to start: {reason}"));
+                    }
+                    entry.1 = reason;
+                }
+                None => start_failures[cell.server].0 = 0,
+            }
+            result
+        };
+        progress.done(cell.estimate());
+        cells.push(result);
+    }
+    progress.finish();
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    let results = BenchResults {
+        schema: results::SCHEMA,
+        complete: !interrupted && cells.len() == plan.cells.len(),
+        started_at,
+        finished_at: utc_now(),
+        machine: Machine::detect(fd_limit),
+        build: Build::detect(),
+        settings: Settings {
+            profile: setup.profile,
+            scenarios: setup.scenarios.iter().map(|s| s.name.to_string()).collect(),
+            pinned: setup.pinning.server.is_some() && setup.pinning.client.is_some(),
+            server_cpus: setup.pinning.server.clone().unwrap_or_default(),
+            client_cpus: setup.pinning.client.clone().unwrap_or_default(),
+            load_threads,
+            planned_s: planned.as_secs_f64(),
+            elapsed_s: clock.elapsed().as_secs_f64(),
+            notes,
+        },
+        servers: setup.infos.clone(),
+        cells,
+    };
+    match write_report(&results, &setup.out, setup.readme.as_deref()) {
+        Ok(()) if interrupted => ExitCode::from(130),
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("servelab bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// This server's median `seed` req/s over the runs measured so far.
+fn seed_rps(cells: &[CellResult], server: &str) -> Option<f64> {
+    let v: Vec<f64> = cells
+        .iter()
+        .filter(|c| c.scenario == "seed" && c.server == server && c.measured())
+        .filter_map(CellResult::rps)
+        .collect();
+    Spread::of(&v).map(|s| s.median)
+}
+
+/// Writes every file of the report, the README block if asked, and the
+/// summary on stdout.
+fn write_report(results: &BenchResults, out: &Path, readme: Option<&Path>) -> Result<(), String> {
+    let analysis = Analysis::of(results);
+    let report = Report {
+        results,
+        analysis: &analysis,
+    };
+    let mut outputs: Vec<Output> = Vec::new();
+    for exporter in export::all() {
+        outputs.extend(exporter.render(&report)?);
+    }
+    for o in &outputs {
+        let path = out.join(&o.file);
+        std::fs::write(&path, &o.bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    println!("{}\n", export::markdown::provenance(results));
+    if !results.complete {
+        println!("Incomplete: interrupted.\n");
+    }
+    print!("{}", export::markdown::summary_table(&analysis.summary));
+    println!();
+    for c in &analysis.claims {
+        println!("{:?}: {} ({})", c.verdict, c.claim, c.measured);
+    }
+    if !analysis.problems.is_empty() {
+        println!("\n{} problems: see REPORT.md", analysis.problems.len());
+    }
+    println!(
+        "\nReport: {} ({} files)",
+        out.join(export::markdown::FILE).display(),
+        outputs.len()
+    );
+    if let Some(readme) = readme {
+        let chart = outputs.iter().find(|o| o.file == "throughput.svg");
+        let written = readme::update(
+            readme,
+            results,
+            &analysis,
+            chart.map(|c| (c.file.as_str(), c.bytes.as_slice())),
+        )?;
+        for path in written {
+            println!("Updated {}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The results model: [`BenchResults`] is what `results.json` holds, every
+//! raw cell with its configuration, timestamps, measurements and latency
+//! histogram; [`Spread`] is the median (with min and max) the tables show.
+//! What the report concludes is computed from it in [`super::analysis`], with
+//! the table columns of [`super::columns`].
+
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::load::LoadSummary;
+
+use super::clients::{IdleOutcome, NoiseOutcome, SlowOutcome};
+use super::machine::{Build, Machine};
+use super::scenarios::{Drive, PlannedCell, Profile};
+
+/// Version of the `results.json` layout.
+pub const SCHEMA: u32 = 1;
+
+/// Everything a bench measured: the content of `results.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResults {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// False when the bench was interrupted before its last cell.
+    pub complete: bool,
+    /// When the bench started (UTC, RFC 3339).
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// What ran it.
+    pub build: Build,
+    /// How it ran.
+    pub settings: Settings,
+    /// The servers, in table order.
+    pub servers: Vec<ServerInfo>,
+    /// Every cell, in the order run.
+    pub cells: Vec<CellResult>,
+}
+
+/// How a bench ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The timing profile.
+    pub profile: Profile,
+    /// Scenarios run, in order.
+    pub scenarios: Vec<String>,
+    /// Whether server and load ran on separate CPUs.
+    pub pinned: bool,
+    /// CPUs of the servers (empty when unpinned).
+    pub server_cpus: Vec<usize>,
+    /// CPUs of the load (empty when unpinned).
+    pub client_cpus: Vec<usize>,
+    /// Load-generator threads per run.
+    pub load_threads: usize,
+    /// The time the plan expected, seconds.
+    pub planned_s: f64,
+    /// The time it took, seconds.
+    pub elapsed_s: f64,
+    /// Anything the reader should know about how it ran (pinning,
+    /// scenarios added, overrides).
+    pub notes: Vec<String>,
+}
+
+/// One server of the bench.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Name in tables.
+    pub name: String,
+    /// `model` (servelab serve --model) or `external` (--server).
+    pub kind: String,
+    /// What it is: a model's one-line description, or the command.
+    pub description: String,
+    /// Code lines of the model's own source file (non-blank, non-comment):
+    /// the complexity column. `None` for an external server or when the
+    /// source is not at hand.
+    pub source_lines: Option<u64>,
+    /// That file, relative to the repository.
+    pub source_file: Option<String>,
+}
+
+/// How a cell ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Ran and measured.
+    Measured,
+    /// Could not run or did not finish properly; the reason says why.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Not run: it cannot apply (an option an external server lacks, an
+    /// open-files limit too low).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Cut short by Ctrl-C; not used in tables.
+    Interrupted,
+}
+
+/// What a cell was asked to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellConfig {
+    /// The load.
+    pub drive: Drive,
+    /// The server's `--work`.
+    pub work: Option<String>,
+    /// Warm-up, seconds.
+    pub warmup_s: f64,
+    /// Recorded window, seconds.
+    pub duration_s: f64,
+    /// Open loop: the rate offered, requests/s.
+    pub rate: Option<f64>,
+    /// The server's command line.
+    pub server_command: Vec<String>,
+}
+
+/// The /proc figures of a server (all its processes added up).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcSample {
+    /// utime+stime since the server started, seconds.
+    pub cpu_s: f64,
+    /// Resident memory, KiB.
+    pub rss_kib: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Open file descriptors.
+    pub fds: u64,
+    /// Processes (1 for a servelab model).
+    pub processes: u64,
+}
+
+/// What a cell cost the server.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerUsage {
+    /// Right after it was ready, before any load.
+    pub empty: ProcSample,
+    /// At the end of the recorded window, load still applied (idle: with
+    /// the idle connections open).
+    pub loaded: ProcSample,
+    /// utime+stime within the recorded window, seconds.
+    pub cpu_s: f64,
+    /// `cpu_s` per response, microseconds.
+    pub cpu_us_per_request: Option<f64>,
+}
+
+impl ServerUsage {
+    /// The usage from the two samples and the window's CPU time.
+    pub fn new(empty: ProcSample, cpu_s: f64, loaded: ProcSample, responses: u64) -> ServerUsage {
+        ServerUsage {
+            empty,
+            loaded,
+            cpu_s,
+            cpu_us_per_request: (responses > 0).then(|| cpu_s * 1e6 / responses as f64),
+        }
+    }
+}
+
+/// How the server's stop went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShutdownRecord {
+    /// Exited with status 0 within the shutdown timeout after SIGTERM.
+    pub clean: bool,
+    /// Its exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// Seconds from SIGTERM to exit.
+    pub waited_s: f64,
+    /// What went wrong, if anything.
+    pub note: Option<String>,
+}
+
+/// One point of one scenario against one server, once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    /// Scenario name.
+    pub scenario: String,
+    /// Point label.
+    pub point: String,
+    /// Point index within the scenario.
+    pub point_index: usize,
+    /// Server name.
+    pub server: String,
+    /// Run number, from 1.
+    pub run: u32,
+    /// When it started (UTC).
+    pub started_at: String,
+    /// Seconds it took, server start to exit.
+    pub elapsed_s: f64,
+    /// What it was asked to do.
+    pub config: CellConfig,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The load generator's summary (the object `servelab load --json`
+    /// prints).
+    pub load: Option<LoadSummary>,
+    /// The latency histogram (ns) behind `load.latency_us`: HdrHistogram V2
+    /// serialization, DEFLATE-compressed, base64 (as in HdrHistogram logs).
+    pub histogram: Option<String>,
+    /// What it cost the server.
+    pub server_usage: Option<ServerUsage>,
+    /// CPU time of the bench process (the load) within the window, seconds.
+    pub client_cpu_s: Option<f64>,
+    /// Idle points: what the idle connections achieved.
+    pub idle: Option<IdleOutcome>,
+    /// Slow points: what the slowloris connections saw.
+    pub slow: Option<SlowOutcome>,
+    /// Noise points: how the malformed requests were treated.
+    pub noise: Option<NoiseOutcome>,
+    /// How the server stopped.
+    pub shutdown: Option<ShutdownRecord>,
+}
+
+impl CellResult {
+    /// A cell about to run: its configuration, nothing measured yet.
+    pub fn planned(cell: &PlannedCell, server: &str, started_at: String) -> CellResult {
+        let point = cell.point();
+        CellResult {
+            scenario: cell.scenario.name.to_string(),
+            point: point.label.to_string(),
+            point_index: cell.point,
+            server: server.to_string(),
+            run: cell.run,
+            started_at,
+            elapsed_s: 0.0,
+            config: CellConfig {
+                drive: point.drive,
+                work: point.work.map(str::to_string),
+                warmup_s: cell.warmup.as_secs_f64(),
+                duration_s: cell.duration.as_secs_f64(),
+                rate: None,
+                server_command: Vec::new(),
+            },
+            outcome: Outcome::Measured,
+            load: None,
+            histogram: None,
+            server_usage: None,
+            client_cpu_s: None,
+            idle: None,
+            slow: None,
+            noise: None,
+            shutdown: None,
+        }
+    }
+
+    /// Whether the cell's numbers count.
+    pub fn measured(&self) -> bool {
+        self.outcome == Outcome::Measured
+    }
+
+    /// Responses per second.
+    pub fn rps(&self) -> Option<f64> {
+        self.load.as_ref().map(|l| l.requests_per_sec)
+    }
+
+    /// Client CPU per response, microseconds.
+    pub fn client_cpu_us_per_request(&self) -> Option<f64> {
+        let responses = self.load.as_ref()?.responses;
+        let cpu = self.client_cpu_s?;
+        (responses > 0).then(|| cpu * 1e6 / responses as f64)
+    }
+}
+
+/// Encodes a histogram as base64 of its compressed V2 serialization.
+pub fn encode_histogram(h: &Histogram<u64>) -> Option<String> {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Decodes what [`encode_histogram`] wrote.
+pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+}
+
+// ---------------------------------------------------------------------------
+// Medians.
+
+/// The median of several runs, with the smallest and the largest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// Runs it comes from.
+    pub runs: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if !n.is_multiple_of(2) {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            runs: n,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads() {
+        let s = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.runs), (2.0, 1.0, 3.0, 3));
+        assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
+        assert!(Spread::of(&[]).is_none());
+        assert!(Spread::of(&[f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn histograms_round_trip() {
+        let mut h = crate::load::new_histogram();
+        for v in [1_000u64, 2_000, 50_000, 7_000_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
+        assert_eq!(back.len(), 4);
+        assert_eq!(back.max(), h.max());
+        assert!(decode_histogram("not base64!").is_none());
+    }
+}

@@ -1,0 +1,764 @@
+//! Runs one cell: starts a server as a pinned child process, waits for it to
+//! be ready, applies the point's load with the crate's load generator (plus
+//! the scenario's own clients), reads the server's /proc figures around the
+//! recorded window, and stops the server with SIGTERM. It measures; it does
+//! not judge (that is `results.rs`).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::load::{run_load, LoadConfig, LoadReport, LoadSummary};
+use crate::models::Model;
+
+use super::clients::{self, Noise, Slowloris};
+use super::machine::utc_now;
+use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord};
+use super::scenarios::{Drive, PlannedCell};
+
+/// How long a server may take to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a server may take to exit after SIGTERM: servelab's default
+/// `--shutdown-timeout` (5 s) and a second of grace.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(6);
+/// The tail of a server's stderr kept for failure reasons.
+const STDERR_TAIL: usize = 2048;
+/// Descriptors the bench needs besides its connections.
+const FD_MARGIN: u64 = 64;
+
+/// A server the bench measures.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    /// Name in tables: the model's name, or the `NAME` of `--server`.
+    pub name: String,
+    /// How to start it.
+    pub kind: ServerKind,
+}
+
+/// How a server is started.
+#[derive(Clone, Debug)]
+pub enum ServerKind {
+    /// `servelab serve --model M` (this executable).
+    Model(Model),
+    /// `sh -c CMD`, `{port}` replaced by a free port.
+    External {
+        /// The shell command.
+        command: String,
+    },
+}
+
+/// Which CPUs the server children and the load run on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pinning {
+    /// CPUs of the server (`None`: unpinned).
+    pub server: Option<Vec<usize>>,
+    /// CPUs of the bench and its load threads (`None`: unpinned).
+    pub client: Option<Vec<usize>>,
+}
+
+/// Pins the calling thread (and the threads it starts afterwards) to `cpus`.
+pub fn pin_current(cpus: &[usize]) -> std::io::Result<()> {
+    let set = cpu_set(cpus);
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The CPUs the calling thread may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, with the size of the set passed.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+    }
+    // SAFETY: CPU_ISSET reads the set within CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: CPU_SET writes within the set; cpus are < CPU_SETSIZE
+        // (checked when the list was parsed).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    set
+}
+
+/// Raises the soft open-files limit to the hard one; returns the limit now
+/// in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        raised.rlim_cur
+    } else {
+        limit.rlim_cur
+    }
+}
+
+/// A server child process, in a process group of its own (so that a
+/// terminal's Ctrl-C reaches the bench, which stops it, and not the server).
+pub struct ServerProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// The command line, for the report.
+    pub command: Vec<String>,
+    /// Whether it may start processes of its own (an external server):
+    /// then its descendants are measured with it.
+    tree: bool,
+}
+
+impl ServerProcess {
+    /// Starts `spec` (with `--work work` for a model), pinned to `cpus`, and
+    /// waits until it is ready: a model prints its listening line, an
+    /// external server accepts a connection. Err is the reason, for the
+    /// report.
+    pub fn start(
+        spec: &ServerSpec,
+        work: Option<&str>,
+        cpus: Option<&[usize]>,
+    ) -> Result<ServerProcess, String> {
+        let (mut command, argv, port) = match &spec.kind {
+            ServerKind::Model(model) => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
+                let mut argv = vec![
+                    "serve".to_string(),
+                    "--model".to_string(),
+                    model.name().to_string(),
+                    "--addr".to_string(),
+                    "127.0.0.1:0".to_string(),
+                ];
+                if let Some(work) = work {
+                    argv.extend(["--work".to_string(), work.to_string()]);
+                }
+                let mut command = Command::new(&exe);
+                command.args(&argv);
+                argv.insert(0, "servelab".to_string());
+                (command, argv, None)
+            }
+            ServerKind::External { command: cmd } => {
+                let port = free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
+                let line = cmd.replace("{port}", &port.to_string());
+                let mut command = Command::new("sh");
+                command.args(["-c", &line]);
+                (command, vec!["sh".into(), "-c".into(), line], Some(port))
+            }
+        };
+        let set = cpus.map(cpu_set);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: only async-signal-safe system calls run between fork and
+        // exec: affinity, the open-files limit, and death with the parent.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(set) = &set {
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+                }
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                    limit.rlim_cur = limit.rlim_max;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", argv.join(" ")))?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let tail = Arc::clone(&stderr);
+            thread::spawn(move || keep_tail(pipe, &tail));
+        }
+        let (tx, rx) = mpsc::channel();
+        if let Some(pipe) = child.stdout.take() {
+            thread::spawn(move || {
+                let mut lines = BufReader::new(pipe).lines();
+                for line in lines.by_ref() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = listening_addr(&line) {
+                        let _ = tx.send(addr);
+                        break;
+                    }
+                }
+                // Keep draining, so that the server never blocks on stdout.
+                for _ in lines {}
+            });
+        }
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0))),
+            stderr,
+            command: argv,
+            tree: port.is_some(),
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(why) = server.exited("before it was ready") {
+                return Err(why);
+            }
+            let ready = match port {
+                None => match rx.try_recv() {
+                    Ok(addr) => {
+                        server.addr = addr;
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Some(_) => {
+                    TcpStream::connect_timeout(&server.addr, Duration::from_millis(100)).is_ok()
+                }
+            };
+            if ready {
+                return Ok(server);
+            }
+            if Instant::now() >= deadline {
+                let what = match port {
+                    None => "print its listening line",
+                    Some(_) => "accept a connection",
+                };
+                let tail = server.stderr_tail();
+                server.kill();
+                return Err(format!(
+                    "did not {what} within {}s{tail}",
+                    READY_TIMEOUT.as_secs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(reason)` when the server has exited (`when` says when, for the
+    /// reason: "before it was ready").
+    pub fn exited(&mut self, when: &str) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "exited {when} ({}){}",
+                status_text(status),
+                self.stderr_tail()
+            )),
+            _ => None,
+        }
+    }
+
+    /// Reads the server's /proc figures (its whole process tree).
+    pub fn sample(&self) -> ProcSample {
+        if self.tree {
+            sample_tree(self.pid())
+        } else {
+            sample_processes(&[self.pid()])
+        }
+    }
+
+    /// SIGTERM, then waits up to [`EXIT_TIMEOUT`]; a server still running
+    /// then is killed, and the record says so.
+    pub fn stop(mut self) -> ShutdownRecord {
+        let started = Instant::now();
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return ShutdownRecord {
+                clean: false,
+                exit_code: status.code(),
+                waited_s: 0.0,
+                note: Some(format!(
+                    "had already exited ({}){}",
+                    status_text(status),
+                    self.stderr_tail()
+                )),
+            };
+        }
+        self.signal(libc::SIGTERM);
+        while started.elapsed() < EXIT_TIMEOUT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let clean = status.success();
+                return ShutdownRecord {
+                    clean,
+                    exit_code: status.code(),
+                    waited_s: started.elapsed().as_secs_f64(),
+                    note: (!clean).then(|| {
+                        format!(
+                            "exited ({}) after SIGTERM{}",
+                            status_text(status),
+                            self.stderr_tail()
+                        )
+                    }),
+                };
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        self.kill();
+        ShutdownRecord {
+            clean: false,
+            exit_code: None,
+            waited_s: started.elapsed().as_secs_f64(),
+            note: Some(format!(
+                "still running {}s after SIGTERM: killed",
+                EXIT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on the child's own process group (its pid, set by
+        // process_group(0)); no memory involved.
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), signal) };
+    }
+
+    fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of the server's stderr, as `: text` (empty if none).
+    fn stderr_tail(&self) -> String {
+        thread::sleep(Duration::from_millis(20));
+        let bytes = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.replace('\n', " / "))
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+fn keep_tail(mut pipe: impl Read, tail: &Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = pipe.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        if let Ok(mut t) = tail.lock() {
+            t.extend_from_slice(&buf[..n]);
+            if t.len() > STDERR_TAIL {
+                let cut = t.len() - STDERR_TAIL;
+                t.drain(..cut);
+            }
+        }
+    }
+}
+
+/// The address of a `servelab <model> listening on http://ADDR/` line.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.strip_prefix("servelab ")?;
+    let (_, url) = rest.split_once(" listening on http://")?;
+    url.trim_end().trim_end_matches('/').parse().ok()
+}
+
+fn status_text(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "unknown status".to_string(),
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Clock ticks per second of /proc's utime and stime.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime+stime of one process (every thread, dead ones included), seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / ticks_per_second())
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `pid` and every process descended from it.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return tree;
+    };
+    let all: Vec<(u32, u32)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, parent_of(p)?)))
+        .collect();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    tree
+}
+
+fn status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The /proc figures of `pid` and its descendants, added up.
+pub fn sample_tree(pid: u32) -> ProcSample {
+    sample_processes(&process_tree(pid))
+}
+
+/// The /proc figures of `pids`, added up.
+fn sample_processes(pids: &[u32]) -> ProcSample {
+    let mut s = ProcSample::default();
+    for &p in pids {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+            continue;
+        };
+        s.processes += 1;
+        s.cpu_s += cpu_seconds(p).unwrap_or(0.0);
+        s.rss_kib += status_field(&status, "VmRSS:");
+        s.threads += status_field(&status, "Threads:");
+        s.fds += std::fs::read_dir(format!("/proc/{p}/fd")).map_or(0, |d| d.count() as u64);
+    }
+    s
+}
+
+/// CPU seconds of this process (the load threads and the bench's clients).
+fn own_cpu_seconds() -> f64 {
+    cpu_seconds(std::process::id()).unwrap_or(0.0)
+}
+
+/// What a cell needs besides its plan.
+pub struct CellContext<'a> {
+    /// The servers.
+    pub servers: &'a [ServerSpec],
+    /// CPUs of the server children.
+    pub server_cpus: Option<&'a [usize]>,
+    /// Load threads per run.
+    pub load_threads: usize,
+    /// The open-files limit in force.
+    pub fd_limit: u64,
+    /// Set when the bench is interrupted.
+    pub interrupted: &'a AtomicBool,
+}
+
+/// Runs one planned cell. `seed_rps` is this server's median `seed`
+/// throughput, which open-loop points scale from. The second value is the
+/// reason the server failed to start, if it did.
+pub fn run_cell(
+    cell: &PlannedCell,
+    ctx: &CellContext<'_>,
+    seed_rps: Option<f64>,
+) -> (CellResult, Option<String>) {
+    let spec = &ctx.servers[cell.server];
+    let point = cell.point();
+    let started = Instant::now();
+    let mut result = CellResult::planned(cell, &spec.name, utc_now());
+    let needs = point.drive.connections() as u64 + FD_MARGIN;
+    let skip = |result: &mut CellResult, reason: String| {
+        result.outcome = Outcome::Skipped { reason };
+    };
+    if needs > ctx.fd_limit {
+        skip(
+            &mut result,
+            format!(
+                "needs {needs} open files; the limit is {} (raise the hard limit: ulimit -Hn)",
+                ctx.fd_limit
+            ),
+        );
+        return (result, None);
+    }
+    if point.work.is_some() && !matches!(spec.kind, ServerKind::Model(_)) {
+        skip(
+            &mut result,
+            "--work is an option of servelab serve; an external server has no such handler"
+                .to_string(),
+        );
+        return (result, None);
+    }
+    let rate = match point.drive {
+        Drive::Open { fraction, .. } => match seed_rps {
+            Some(rps) if rps > 0.0 => Some(rps * fraction),
+            _ => {
+                result.outcome = Outcome::Failed {
+                    reason: "no seed throughput to scale the rate from (its seed cells failed)"
+                        .to_string(),
+                };
+                return (result, None);
+            }
+        },
+        _ => None,
+    };
+    let mut server = match ServerProcess::start(spec, point.work, ctx.server_cpus) {
+        Ok(server) => server,
+        Err(reason) => {
+            result.outcome = Outcome::Failed {
+                reason: format!("the server {reason}"),
+            };
+            return (result, Some(reason));
+        }
+    };
+    result.config.server_command = server.command.clone();
+    result.config.rate = rate;
+    let empty = server.sample();
+    let measured = match point.drive {
+        Drive::Idle { connections } => measure_idle(&server, connections, cell, ctx, &mut result),
+        _ => measure_load(&server, cell, ctx, rate, &mut result),
+    };
+    let window = match measured {
+        Ok(window) => window,
+        Err(reason) => {
+            result.outcome = Outcome::Failed { reason };
+            result.shutdown = Some(server.stop());
+            result.elapsed_s = started.elapsed().as_secs_f64();
+            return (result, None);
+        }
+    };
+    let responses = result.load.as_ref().map_or(0, |l| l.responses);
+    result.server_usage = Some(ServerUsage::new(
+        empty,
+        window.server_cpu_s,
+        window.under_load,
+        responses,
+    ));
+    result.client_cpu_s = Some(window.client_cpu_s);
+    if let Some(why) = server.exited("during the run") {
+        result.outcome = Outcome::Failed {
+            reason: format!("the server {why}"),
+        };
+    } else if ctx.interrupted.load(Ordering::Relaxed) {
+        result.outcome = Outcome::Interrupted;
+    }
+    result.shutdown = Some(server.stop());
+    result.elapsed_s = started.elapsed().as_secs_f64();
+    (result, None)
+}
+
+/// What was read around the recorded window.
+struct Window {
+    server_cpu_s: f64,
+    client_cpu_s: f64,
+    under_load: ProcSample,
+}
+
+/// The configuration of the load generator for a point.
+fn load_config(
+    addr: SocketAddr,
+    cell: &PlannedCell,
+    ctx: &CellContext<'_>,
+    rate: Option<f64>,
+) -> Result<LoadConfig, String> {
+    let mut config =
+        LoadConfig::new(&format!("http://{addr}/")).map_err(|e| format!("load: {e}"))?;
+    config.threads = ctx.load_threads;
+    config.warmup = cell.warmup;
+    config.duration = cell.duration;
+    config.rate = rate;
+    match cell.point().drive {
+        Drive::Closed {
+            connections,
+            pipeline,
+        } => {
+            config.connections = connections;
+            config.pipeline = pipeline;
+        }
+        Drive::Open { connections, .. }
+        | Drive::Slow { connections, .. }
+        | Drive::Noise { connections, .. } => config.connections = connections,
+        Drive::Churn { connections } => {
+            config.connections = connections;
+            config
+                .header("Connection: close")
+                .map_err(|e| e.to_string())?;
+        }
+        Drive::Idle { .. } => unreachable!("idle points open their own connections"),
+    }
+    Ok(config)
+}
+
+/// The scenario's own clients running beside the load.
+enum Sidecar {
+    None,
+    Slow(Slowloris),
+    Noise(Noise),
+}
+
+fn measure_load(
+    server: &ServerProcess,
+    cell: &PlannedCell,
+    ctx: &CellContext<'_>,
+    rate: Option<f64>,
+    result: &mut CellResult,
+) -> Result<Window, String> {
+    let mut config = load_config(server.addr, cell, ctx, rate)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    config.cancel = Some(Arc::clone(&cancel));
+    let sidecar = match cell.point().drive {
+        Drive::Slow { slow, interval, .. } => {
+            let s = Slowloris::start(server.addr, slow, interval)
+                .map_err(|e| format!("cannot start the slow clients: {e}"))?;
+            thread::sleep(super::scenarios::SLOW_SETUP);
+            Sidecar::Slow(s)
+        }
+        Drive::Noise {
+            noisy, interval, ..
+        } => Sidecar::Noise(
+            Noise::start(server.addr, noisy, interval)
+                .map_err(|e| format!("cannot start the noisy clients: {e}"))?,
+        ),
+        _ => Sidecar::None,
+    };
+    let start = Instant::now();
+    let (report, begin, end) = thread::scope(|scope| {
+        let load = scope.spawn(|| run_load(&config));
+        let begin_at = start + cell.warmup;
+        wait_until(begin_at, &load, ctx.interrupted, &cancel);
+        let begin = (server.sample(), own_cpu_seconds());
+        wait_until(begin_at + cell.duration, &load, ctx.interrupted, &cancel);
+        let end = (server.sample(), own_cpu_seconds());
+        let report = load
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the load thread panicked").into()));
+        (report, begin, end)
+    });
+    match sidecar {
+        Sidecar::None => {}
+        Sidecar::Slow(s) => result.slow = Some(s.finish()),
+        Sidecar::Noise(n) => result.noise = Some(n.finish()),
+    }
+    let report: LoadReport = report.map_err(|e| format!("the load could not run: {e}"))?;
+    result.histogram = super::results::encode_histogram(&report.histogram);
+    result.load = Some(LoadSummary::of(&report));
+    Ok(Window {
+        server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
+        client_cpu_s: end.1 - begin.1,
+        under_load: end.0,
+    })
+}
+
+/// Sleeps until `at`, the load's end, or an interrupt (which cancels the load).
+fn wait_until<T>(
+    at: Instant,
+    load: &thread::ScopedJoinHandle<'_, T>,
+    interrupted: &AtomicBool,
+    cancel: &AtomicBool,
+) {
+    loop {
+        if interrupted.load(Ordering::Relaxed) {
+            cancel.store(true, Ordering::Relaxed);
+            return;
+        }
+        let now = Instant::now();
+        if now >= at || load.is_finished() {
+            return;
+        }
+        thread::sleep((at - now).min(Duration::from_millis(10)));
+    }
+}
+
+fn measure_idle(
+    server: &ServerProcess,
+    connections: usize,
+    cell: &PlannedCell,
+    ctx: &CellContext<'_>,
+    result: &mut CellResult,
+) -> Result<Window, String> {
+    let before = own_cpu_seconds();
+    let cpu_before = server.sample().cpu_s;
+    let idle = clients::idle(server.addr, connections, cell.duration, ctx.interrupted)
+        .map_err(|e| format!("cannot open the idle connections: {e}"))?;
+    let under_load = server.sample();
+    let window = Window {
+        server_cpu_s: under_load.cpu_s - cpu_before,
+        client_cpu_s: own_cpu_seconds() - before,
+        under_load,
+    };
+    result.idle = Some(idle.outcome.clone());
+    drop(idle);
+    Ok(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_listening_line() {
+        assert_eq!(
+            listening_addr("servelab event listening on http://127.0.0.1:9004/"),
+            Some("127.0.0.1:9004".parse().unwrap())
+        );
+        assert_eq!(listening_addr("servelab: SIGTERM, shutting down"), None);
+        assert_eq!(listening_addr("nginx listening on http://x/"), None);
+    }
+
+    #[test]
+    fn reads_its_own_proc_figures() {
+        let me = sample_tree(std::process::id());
+        assert!(me.processes >= 1);
+        assert!(me.rss_kib > 0 && me.threads >= 1 && me.fds >= 3, "{me:?}");
+        assert!(!allowed_cpus().is_empty());
+    }
+}

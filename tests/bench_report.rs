@@ -1,0 +1,416 @@
+//! The report's conclusions are computed: made-up results go in, and the
+//! claims' verdicts and the guidance sentences follow the numbers.
+
+use std::collections::BTreeMap;
+
+use servelab::bench::analysis::{Analysis, Verdict};
+use servelab::bench::export::{markdown::Markdown, Exporter, Report};
+use servelab::bench::machine::{Build, Machine};
+use servelab::bench::results::{
+    BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
+};
+use servelab::bench::scenarios::{self, Profile};
+use servelab::bench::{clients, columns};
+use servelab::load::{Errors, FairnessJson, LatencyUs, LoadSummary};
+
+/// What one made-up run measured.
+#[derive(Clone, Copy)]
+struct Fake {
+    rps: f64,
+    mean_us: f64,
+    p99_us: f64,
+    starved: u64,
+    threads: u64,
+}
+
+fn fake(rps: f64, mean_us: f64, p99_us: f64) -> Fake {
+    Fake {
+        rps,
+        mean_us,
+        p99_us,
+        starved: 0,
+        threads: 3,
+    }
+}
+
+fn latency(mean: f64, p99: f64) -> LatencyUs {
+    LatencyUs {
+        count: 1000,
+        min: mean / 4.0,
+        mean,
+        stdev: mean / 2.0,
+        max: p99 * 3.0,
+        p50: mean,
+        p90: (mean + p99) / 2.0,
+        p99,
+        p99_9: p99 * 2.0,
+        p99_99: p99 * 2.5,
+    }
+}
+
+fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) -> CellResult {
+    let s = scenarios::find(scenario).unwrap();
+    let p = &s.points[point];
+    let connections = p.drive.connections() as u64;
+    let responses = (f.rps * 2.0) as u64;
+    CellResult {
+        scenario: scenario.to_string(),
+        point: p.label.to_string(),
+        point_index: point,
+        server: server.to_string(),
+        run: 1,
+        started_at: "2026-01-01T00:00:00Z".to_string(),
+        elapsed_s: 2.5,
+        config: CellConfig {
+            drive: p.drive,
+            work: p.work.map(str::to_string),
+            warmup_s: 0.5,
+            duration_s: 2.0,
+            rate,
+            server_command: vec!["servelab".to_string()],
+        },
+        outcome: Outcome::Measured,
+        load: Some(LoadSummary {
+            url: "http://127.0.0.1:1/".to_string(),
+            addr: "127.0.0.1:1".to_string(),
+            method: "GET".to_string(),
+            mode: if rate.is_some() { "open" } else { "closed" }.to_string(),
+            connections,
+            threads: 1,
+            pipeline: 1,
+            duration_s: 2.0,
+            warmup_s: 0.5,
+            timeout_s: 2.0,
+            rate_target: rate,
+            notes: Vec::new(),
+            requests_sent: responses,
+            responses,
+            responses_2xx_3xx: responses,
+            bytes_read: responses * 100,
+            requests_per_sec: f.rps,
+            bytes_per_sec: f.rps * 100.0,
+            offered_rate: rate.unwrap_or(f.rps),
+            scheduled_not_sent: 0,
+            reconnects: 0,
+            latency_corrected: rate.is_some(),
+            latency_us: Some(latency(f.mean_us, f.p99_us)),
+            latency_uncorrected_us: Some(latency(f.mean_us, f.p99_us)),
+            errors: Errors::default(),
+            fairness: FairnessJson {
+                connections,
+                served: connections - f.starved,
+                starved: f.starved,
+                min: 0,
+                median: 1.0,
+                max: 10,
+                jain: Some(1.0),
+            },
+        }),
+        histogram: None,
+        server_usage: Some(ServerUsage::new(
+            ProcSample {
+                cpu_s: 0.0,
+                rss_kib: 1000,
+                threads: 2,
+                fds: 5,
+                processes: 1,
+            },
+            responses as f64 * 10e-6,
+            ProcSample {
+                cpu_s: 1.0,
+                rss_kib: 2000,
+                threads: f.threads,
+                fds: 5 + connections,
+                processes: 1,
+            },
+            responses,
+        )),
+        client_cpu_s: Some(1.0),
+        idle: None,
+        slow: None,
+        noise: None,
+        shutdown: None,
+    }
+}
+
+/// The numbers of one made-up bench.
+struct World {
+    rps: [f64; 4],
+    mean: [f64; 4],
+    v1_slow_rps: f64,
+    v3_threads_at_10k: u64,
+    v3_p99_at_75: f64,
+    v1_starved: u64,
+}
+
+const SERVERS: [&str; 4] = ["sequential", "threaded", "pool", "event"];
+
+fn results(w: &World) -> BenchResults {
+    let mut cells = Vec::new();
+    for (i, s) in SERVERS.iter().enumerate() {
+        let mut seed = fake(w.rps[i], w.mean[i], w.mean[i] * 4.0);
+        if i == 0 {
+            seed.starved = w.v1_starved;
+        }
+        cells.push(cell("seed", 0, s, seed, None));
+        // The connection sweep: thread counts per point.
+        let sweep = scenarios::find("connections").unwrap();
+        for (p, point) in sweep.points.iter().enumerate() {
+            let n = point.drive.connections() as u64;
+            let threads = match *s {
+                "threaded" => 2 + n,
+                "pool" if p == sweep.points.len() - 1 => w.v3_threads_at_10k,
+                "pool" => 259,
+                _ => 3,
+            };
+            cells.push(cell(
+                "connections",
+                p,
+                s,
+                Fake {
+                    threads,
+                    ..fake(w.rps[i], 10.0, 40.0)
+                },
+                None,
+            ));
+        }
+        let slow_rps = if i == 0 {
+            w.v1_slow_rps
+        } else {
+            w.rps[i] * 0.95
+        };
+        let mut slow = cell("slow", 0, s, fake(slow_rps, 10.0, 40.0), None);
+        slow.slow = Some(clients::SlowOutcome {
+            connections: 50,
+            connected: 50,
+            held_median_s: 2.0,
+            held_max_s: 2.0,
+            ..Default::default()
+        });
+        cells.push(slow);
+        let p99_75 = if *s == "pool" { w.v3_p99_at_75 } else { 200.0 };
+        cells.push(cell(
+            "latency",
+            2,
+            s,
+            fake(w.rps[i] * 0.75, 50.0, p99_75),
+            Some(w.rps[i] * 0.75),
+        ));
+        let mut idle = cell("idle", 1, s, fake(0.0, 0.0, 0.0), None);
+        idle.load = None;
+        idle.idle = Some(clients::IdleOutcome {
+            connections: 10_000,
+            connected: 10_000,
+            answered: 10_000,
+            failed: 0,
+            status: BTreeMap::new(),
+            waited_s: 1.0,
+        });
+        let u = idle.server_usage.as_mut().unwrap();
+        u.loaded.rss_kib = u.empty.rss_kib + (i as u64 + 1) * 10_000;
+        cells.push(idle);
+    }
+    BenchResults {
+        schema: 1,
+        complete: true,
+        started_at: "2026-01-01T00:00:00Z".to_string(),
+        finished_at: "2026-01-01T00:04:00Z".to_string(),
+        machine: Machine::default(),
+        build: Build::default(),
+        settings: Settings {
+            profile: Profile::Default,
+            scenarios: vec![
+                "seed".into(),
+                "connections".into(),
+                "latency".into(),
+                "idle".into(),
+                "slow".into(),
+            ],
+            pinned: true,
+            server_cpus: vec![0],
+            client_cpus: vec![1],
+            load_threads: 1,
+            planned_s: 200.0,
+            elapsed_s: 190.0,
+            notes: Vec::new(),
+        },
+        servers: SERVERS
+            .iter()
+            .map(|s| ServerInfo {
+                name: s.to_string(),
+                kind: "model".to_string(),
+                description: format!("the {s} model"),
+                source_lines: Some(50),
+                source_file: None,
+            })
+            .collect(),
+        cells,
+    }
+}
+
+fn report(r: &BenchResults) -> (Analysis, String) {
+    let a = Analysis::of(r);
+    let out = Markdown
+        .render(&Report {
+            results: r,
+            analysis: &a,
+        })
+        .unwrap();
+    let text = String::from_utf8(out[0].bytes.clone()).unwrap();
+    (a, text)
+}
+
+fn verdicts(a: &Analysis) -> Vec<Verdict> {
+    a.claims.iter().map(|c| c.verdict).collect()
+}
+
+/// The seed's world: every claim holds.
+fn seed_world() -> World {
+    World {
+        rps: [54_000.0, 254_000.0, 248_000.0, 240_000.0],
+        mean: [16.9, 207.0, 38.9, 30.0],
+        v1_slow_rps: 0.0,
+        v3_threads_at_10k: 259,
+        v3_p99_at_75: 100.0,
+        v1_starved: 0,
+    }
+}
+
+#[test]
+fn claims_follow_the_numbers() {
+    let (a, text) = report(&results(&seed_world()));
+    assert_eq!(verdicts(&a), vec![Verdict::Holds; 5], "{:#?}", a.claims);
+    assert!(text.contains("**holds**") && !text.contains("does not hold"));
+
+    // This machine's world: every claim fails.
+    let world = World {
+        rps: [50_000.0, 100_000.0, 110_000.0, 120_000.0],
+        mean: [16.0, 900.0, 850.0, 800.0],
+        v1_slow_rps: 45_000.0,
+        v3_threads_at_10k: 1300,
+        v3_p99_at_75: 300.0,
+        v1_starved: 99,
+    };
+    let (a, text) = report(&results(&world));
+    assert_eq!(
+        verdicts(&a),
+        vec![Verdict::DoesNotHold; 5],
+        "{:#?}",
+        a.claims
+    );
+    assert!(text.contains("**does not hold**"));
+    assert!(text.contains("2.00× (100,000 / 50,000 req/s)"), "{text}");
+}
+
+#[test]
+fn a_claim_without_its_data_is_not_measured() {
+    let mut r = results(&seed_world());
+    r.cells
+        .retain(|c| c.server != "pool" && c.scenario != "slow");
+    let a = Analysis::of(&r);
+    assert_eq!(
+        verdicts(&a),
+        vec![
+            Verdict::Holds,
+            Verdict::NotMeasured,
+            Verdict::NotMeasured,
+            Verdict::NotMeasured,
+            Verdict::NotMeasured
+        ]
+    );
+}
+
+#[test]
+fn guidance_sentences_change_with_the_data() {
+    let (a, _) = report(&results(&seed_world()));
+    let g = a.guidance.join("\n");
+    assert!(g.contains("under the seed's load (100 keep-alive connections): **threaded** and **pool** (within 5.0% of each other: 254,000 req/s, 248,000 req/s); next event"), "{g}");
+    assert!(g.contains("Lowest tail latency at a steady 75% of each one's own peak (corrected p99): **pool** (100.0 µs)"), "{g}");
+    assert!(g.contains("Every server served all 100 connections"), "{g}");
+    assert!(
+        g.contains("Stalled by 50 slowloris clients: sequential (0.0% of its seed req/s)"),
+        "{g}"
+    );
+    assert!(
+        g.contains(
+            "Cheapest idle keep-alive connection (10,000 open, each answered): **sequential**"
+        ),
+        "{g}"
+    );
+
+    let mut w = seed_world();
+    w.rps = [54_000.0, 100_000.0, 110_000.0, 200_000.0];
+    w.v3_p99_at_75 = 900.0;
+    w.v1_starved = 99;
+    w.v1_slow_rps = 50_000.0;
+    let (a, text) = report(&results(&w));
+    let g = a.guidance.join("\n");
+    assert!(g.contains("(100 keep-alive connections): **event** (200,000 req/s); next pool (110,000 req/s) (not ranked, having left connections starved: sequential)"), "{g}");
+    assert!(
+        g.contains("(corrected p99): **sequential**, **threaded** and **event** (within 5.0% of each other: 200.0 µs, 200.0 µs, 200.0 µs); next pool (900.0 µs)"),
+        "{g}"
+    );
+    assert!(
+        g.contains("sequential left 99 of 100 connections without a single response"),
+        "{g}"
+    );
+    assert!(
+        g.contains("No server was stalled by 50 slowloris clients"),
+        "{g}"
+    );
+    for sentence in &a.guidance {
+        assert!(
+            text.contains(sentence.as_str()),
+            "the report lacks {sentence:?}"
+        );
+    }
+}
+
+#[test]
+fn failed_and_skipped_cells_show_their_reason_in_the_table() {
+    let mut r = results(&seed_world());
+    for c in r.cells.iter_mut().filter(|c| c.server == "event") {
+        c.outcome = Outcome::Failed {
+            reason: "the server exited (exit status 1) before it was ready: io_uring is disabled"
+                .to_string(),
+        };
+        c.load = None;
+        c.server_usage = None;
+    }
+    let (a, text) = report(&r);
+    assert!(text.contains("| event | – | – |"), "{text}");
+    assert!(text.contains(
+        "failed: the server exited (exit status 1) before it was ready: io_uring is disabled"
+    ));
+    assert!(a
+        .problems
+        .iter()
+        .any(|p| p.starts_with("seed / 100 connections / event / run 1: failed")));
+    assert!(!a.guidance.join(" ").contains("**event**"));
+}
+
+#[test]
+fn the_readme_documents_every_column_and_starts_with_the_bench() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let setup = readme.split("```sh").nth(1).unwrap();
+    let mut commands = setup.lines().map(str::trim).filter(|l| !l.is_empty());
+    assert!(commands
+        .next()
+        .unwrap()
+        .starts_with("cargo run --release -- bench"));
+    assert!(commands.next().unwrap().starts_with("cargo test"));
+    let guide = readme
+        .split("### Reading the bench report")
+        .nth(1)
+        .expect("a section on reading the report");
+    for m in columns::all_metrics() {
+        assert!(
+            guide.contains(&format!("| {} |", m.name)),
+            "the README's column guide lacks {:?}",
+            m.name
+        );
+    }
+    assert!(readme.contains(servelab::bench::readme::BEGIN));
+    assert!(readme.contains(servelab::bench::readme::END));
+}
