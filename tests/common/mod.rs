@@ -22,9 +22,11 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The placeholder that [`mask_date`] puts where a valid `Date` value was.
 pub const DATE_MASK: &str = "<date>";
 
-/// Generates `mod sequential`, `mod threaded`, `mod pool` and `mod event`, each with one
-/// `#[test]` per listed function `fn name(model: Model)`, so that a single
-/// suite runs against every model and `cargo test` names each pair.
+/// Generates `mod sequential`, `mod threaded`, `mod pool`, `mod event` and
+/// `mod uring`, each with one `#[test]` per listed function
+/// `fn name(model: Model)`, so that a single suite runs against every model
+/// and `cargo test` names each pair. Where io_uring cannot be used, the
+/// `uring` tests print why and pass without running (see [`skip_unavailable`]).
 #[allow(unused_macros)] // models.rs and alloc.rs compile this module too
 macro_rules! per_model {
     ($($name:ident),* $(,)?) => {
@@ -40,7 +42,32 @@ macro_rules! per_model {
         mod event {
             $( #[test] fn $name() { super::$name(servelab::models::Model::Event) } )*
         }
+        mod uring {
+            $( #[test] fn $name() {
+                let model = servelab::models::Model::Uring;
+                if !$crate::common::skip_unavailable(model, stringify!($name)) {
+                    super::$name(model)
+                }
+            } )*
+        }
     };
+}
+
+/// Whether `model` cannot run on this machine; if so, says on stderr which
+/// test is skipped and why. Written to the real stderr, past the test
+/// harness's capture, so that a skip shows in every test run's output.
+pub fn skip_unavailable(model: Model, test: &str) -> bool {
+    match model.availability() {
+        Ok(()) => false,
+        Err(why) => {
+            let _ = writeln!(
+                io::stderr(),
+                "skipped {test} on --model {}: {why}",
+                model.name()
+            );
+            true
+        }
+    }
 }
 
 /// The configuration the tests start from: an ephemeral loopback port and
