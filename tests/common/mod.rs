@@ -7,6 +7,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -494,13 +495,37 @@ impl ServeProcess {
     /// reads the listening line from its stdout (bounded wait, on a helper
     /// thread, so that a child that never prints cannot hang the test).
     pub fn start(model: Model, extra: &[&str]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_servelab"))
+        Self::start_with_fd_limit(model, extra, None)
+    }
+
+    /// [`ServeProcess::start`], with the child's RLIMIT_NOFILE (soft and
+    /// hard) set to `fd_limit` when given: for running out of descriptors.
+    pub fn start_with_fd_limit(
+        model: Model,
+        extra: &[&str],
+        fd_limit: Option<u64>,
+    ) -> ServeProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
+        command
             .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn servelab");
+            .stderr(Stdio::null());
+        if let Some(limit) = fd_limit {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: runs in the forked child before exec, and only calls
+            // setrlimit, which is async-signal-safe, on a copied struct.
+            unsafe {
+                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                    0 => Ok(()),
+                    _ => Err(io::Error::last_os_error()),
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn servelab");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
