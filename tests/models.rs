@@ -585,7 +585,7 @@ fn v5_recovers_from_descriptor_exhaustion_and_drains_the_backlog() {
     if skip_unavailable(Model::Uring, test) {
         return;
     }
-    let server = ServeProcess::start_with_fd_limit(Model::Uring, &["--reactors", "1"], Some(32));
+    let server = ServeProcess::start_with_fd_limit(Model::Uring, &["--reactors", "1"], 32);
     let mut clients: Vec<Client> = (0..CLIENTS).map(|_| Client::connect(server.addr)).collect();
     for c in &mut clients {
         c.send(GET);

@@ -495,36 +495,43 @@ impl ServeProcess {
     /// reads the listening line from its stdout (bounded wait, on a helper
     /// thread, so that a child that never prints cannot hang the test).
     pub fn start(model: Model, extra: &[&str]) -> ServeProcess {
-        Self::start_with_fd_limit(model, extra, None)
+        Self::spawn(model, Self::command(model, extra))
     }
 
     /// [`ServeProcess::start`], with the child's RLIMIT_NOFILE (soft and
-    /// hard) set to `fd_limit` when given: for running out of descriptors.
-    pub fn start_with_fd_limit(
-        model: Model,
-        extra: &[&str],
-        fd_limit: Option<u64>,
-    ) -> ServeProcess {
+    /// hard) set to `fd_limit`: for running out of descriptors.
+    pub fn start_with_fd_limit(model: Model, extra: &[&str], fd_limit: u64) -> ServeProcess {
+        let mut command = Self::command(model, extra);
+        let lim = libc::rlimit {
+            rlim_cur: fd_limit,
+            rlim_max: fd_limit,
+        };
+        // SAFETY: runs in the forked child before exec, and only calls
+        // setrlimit, which is async-signal-safe, on a copied struct.
+        unsafe {
+            command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            });
+        }
+        Self::spawn(model, command)
+    }
+
+    /// The command line [`ServeProcess::start`] runs, for a caller to adjust
+    /// before [`ServeProcess::spawn`].
+    pub fn command(model: Model, extra: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
         command
             .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(limit) = fd_limit {
-            let lim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            // SAFETY: runs in the forked child before exec, and only calls
-            // setrlimit, which is async-signal-safe, on a copied struct.
-            unsafe {
-                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
-                    0 => Ok(()),
-                    _ => Err(io::Error::last_os_error()),
-                });
-            }
-        }
+        command
+    }
+
+    /// Starts `command` (from [`ServeProcess::command`]) and reads its
+    /// listening line.
+    pub fn spawn(model: Model, mut command: Command) -> ServeProcess {
         let mut child = command.spawn().expect("spawn servelab");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();

@@ -84,11 +84,17 @@ fn probe() -> Result<(), String> {
             "the kernel has no io_uring (io_uring_setup: {e}); Linux 6.0 or newer built with \
              CONFIG_IO_URING is needed"
         ),
-        Some(libc::EPERM) => format!(
-            "io_uring_setup was refused ({e}): kernel.io_uring_disabled is {}, or a seccomp \
-             filter (as container runtimes install) blocks io_uring",
-            disabled_sysctl().map_or("unknown".into(), |v| v.to_string())
-        ),
+        Some(libc::EPERM) => match disabled_sysctl() {
+            Some(1) => format!(
+                "io_uring_setup was refused ({e}): sysctl kernel.io_uring_disabled = 1 allows \
+                 io_uring only to the group kernel.io_uring_group and to CAP_SYS_ADMIN (or a \
+                 seccomp filter blocks it)"
+            ),
+            _ => format!(
+                "io_uring_setup was refused ({e}): a seccomp filter (as container runtimes \
+                 install) or a security module blocks io_uring"
+            ),
+        },
         _ => format!("io_uring_setup failed: {e}"),
     })?;
     let params = ring.params();
