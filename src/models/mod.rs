@@ -33,10 +33,7 @@ pub enum Model {
     Pool,
     /// v4: one epoll reactor per core, each with its own SO_REUSEPORT socket.
     Event,
-    /// v5: one io_uring reactor per core, each with its own SO_REUSEPORT
-    /// socket: multishot accept and recv into a provided buffer ring, every
-    /// send of a loop iteration submitted with the one `io_uring_enter` that
-    /// waits. Linux 6.0 or newer; see [`Model::availability`].
+    /// v5: one io_uring reactor per core, each with its own SO_REUSEPORT socket (Linux 6.0+).
     Uring,
 }
 

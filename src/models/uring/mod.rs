@@ -427,6 +427,8 @@ impl Reactor<'_> {
                     if self.slow_handlers {
                         self.now = Now::read();
                     }
+                    // No send in flight and everything fed: with a reactor
+                    // buffer pool, the place to take back what is not needed.
                     let conn = &client.conn;
                     if !conn.output().is_empty() {
                         send = Some((conn.output().as_ptr(), conn.output().len()));
@@ -807,6 +809,8 @@ fn cancel(target: u64, quiet: Flags) -> Entry {
 
 /// Gives `bytes` to the core while it has no output pending (v4's rule: a
 /// client's responses are not allowed to pile up); returns how many it took.
+/// Every received byte reaches the core here, never while a send is in
+/// flight: with a reactor buffer pool, the place to lend input buffers.
 fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now) -> usize {
     let mut fed = 0;
     while fed < bytes.len() && !conn.is_closing() && conn.output().is_empty() {
