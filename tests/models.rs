@@ -487,11 +487,10 @@ fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
     }
     let limit = raise_fd_limit();
     if limit < CONNECTIONS as u64 + 200 {
-        let _ = writeln!(
-            io::stderr(),
+        say(&format!(
             "skipped {test}: RLIMIT_NOFILE hard limit {limit} is below {} (raise it: ulimit -Hn)",
             CONNECTIONS + 200
-        );
+        ));
         return;
     }
     let flags = [
@@ -514,11 +513,10 @@ fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
         (open_descriptors(server.pid()) >= CONNECTIONS).then_some(())
     });
     assert!(accepted.is_some(), "not all connections were accepted");
-    let _ = writeln!(
-        io::stderr(),
+    say(&format!(
         "{test}: RSS grew {} bytes per idle connection",
         rss_bytes(server.pid()).saturating_sub(rss_before) / CONNECTIONS as u64
-    );
+    ));
     for c in &mut clients {
         c.send(GET);
     }

@@ -54,18 +54,22 @@ macro_rules! per_model {
     };
 }
 
+/// Writes `line` to the real stderr in one write, past the test harness's
+/// output capture, so that it shows in every run and is not interleaved.
+pub fn say(line: &str) {
+    let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// Whether `model` cannot run on this machine; if so, says on stderr which
-/// test is skipped and why. Written to the real stderr, past the test
-/// harness's capture, so that a skip shows in every test run's output.
+/// test is skipped and why (see [`say`]).
 pub fn skip_unavailable(model: Model, test: &str) -> bool {
     match model.availability() {
         Ok(()) => false,
         Err(why) => {
-            let _ = writeln!(
-                io::stderr(),
+            say(&format!(
                 "skipped {test} on --model {}: {why}",
                 model.name()
-            );
+            ));
             true
         }
     }
