@@ -4,7 +4,9 @@
 #[macro_use]
 mod common;
 
-use std::process::Command;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -120,4 +122,76 @@ fn bad_work_value_exits_2() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--work"), "{err}");
     }
+}
+
+/// Where io_uring is blocked (here by a seccomp filter, as container
+/// runtimes install), `serve --model uring` exits non-zero at once with a
+/// message naming the cause, and another model serves under the same filter.
+#[test]
+fn uring_blocked_by_seccomp_exits_naming_the_cause() {
+    let mut uring = ServeProcess::command(Model::Uring, &[]);
+    uring.stderr(Stdio::piped());
+    // SAFETY: `deny_io_uring` runs in the forked child before exec and only
+    // makes two prctl calls on memory of its own stack.
+    unsafe { uring.pre_exec(deny_io_uring) };
+    let mut child = uring.spawn().expect("spawn servelab");
+    let status = poll(Duration::from_secs(5), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("serve --model uring kept running with io_uring blocked");
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        stderr.contains("--model uring cannot run here") && stderr.contains("seccomp"),
+        "{stderr}"
+    );
+
+    let mut event = ServeProcess::command(Model::Event, &[]);
+    // SAFETY: as above.
+    unsafe { event.pre_exec(deny_io_uring) };
+    let server = ServeProcess::spawn(Model::Event, event);
+    assert_eq!(Client::connect(server.addr).request(GET).status, 200);
+}
+
+/// Installs a seccomp filter on the calling process that fails
+/// io_uring_setup with EPERM and allows every other system call.
+fn deny_io_uring() -> std::io::Result<()> {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    // SAFETY: BPF_STMT/BPF_JUMP only build structs; prctl gets a program
+    // that lives on this stack for the duration of the call.
+    unsafe {
+        let filter = [
+            // Load the system call number (offset 0 of seccomp_data).
+            libc::BPF_STMT((BPF_LD | BPF_W | BPF_ABS) as u16, 0),
+            libc::BPF_JUMP(
+                (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+                libc::SYS_io_uring_setup as u32,
+                0,
+                1,
+            ),
+            libc::BPF_STMT(BPF_RET as u16, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+            libc::BPF_STMT(BPF_RET as u16, libc::SECCOMP_RET_ALLOW),
+        ];
+        let program = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &program as *const libc::sock_fprog,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

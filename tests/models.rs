@@ -357,20 +357,28 @@ fn v4_over_max_connections_gets_503_then_recovers() {
 /// connections spread over them are all answered.
 #[test]
 fn v4_reactors_share_the_port() {
+    reactors_share_the_port(Model::Event);
+}
+
+fn reactors_share_the_port(model: Model) {
     let config = ServerConfig {
         reactors: 4,
         ..config()
     };
-    listeners_share_the_port(Model::Event, config);
+    listeners_share_the_port(model, config);
 }
 
 /// The thread count is the reactors + the main thread, whatever the number
 /// of connections.
 #[test]
 fn v4_thread_count_is_fixed_under_500_connections() {
+    thread_count_is_fixed_under_500_connections(Model::Event);
+}
+
+fn thread_count_is_fixed_under_500_connections(model: Model) {
     const CONNECTIONS: usize = 500;
     raise_fd_limit();
-    let server = ServeProcess::start(Model::Event, &["--reactors", "2"]);
+    let server = ServeProcess::start(model, &["--reactors", "2"]);
     let expected = 2 + 1;
     assert_eq!(thread_count(server.pid()), expected, "before load");
     let mut clients: Vec<Client> = (0..CONNECTIONS)
@@ -393,12 +401,16 @@ fn v4_thread_count_is_fixed_under_500_connections() {
 /// client's responses arrives, in order, none lost.
 #[test]
 fn v4_client_that_does_not_read_blocks_nobody() {
+    client_that_does_not_read_blocks_nobody(Model::Event);
+}
+
+fn client_that_does_not_read_blocks_nobody(model: Model) {
     const REQUESTS: usize = 100_000;
     let config = ServerConfig {
         reactors: 1,
         ..config()
     };
-    let server = start_with(Model::Event, config);
+    let server = start_with(model, config);
     let mut stuck = server.connect();
     let mut writer = stuck.stream.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
@@ -417,4 +429,228 @@ fn v4_client_that_does_not_read_blocks_nobody() {
     }
     sender.join().unwrap();
     stuck.assert_open();
+}
+
+// ---------------------------------------------------------------------------
+// v5 uring (each test prints why and passes where io_uring cannot be used)
+
+/// The cap and its 503 work as in v2 and v4.
+#[test]
+fn v5_over_max_connections_gets_503_then_recovers() {
+    if !skip_unavailable(
+        Model::Uring,
+        "v5_over_max_connections_gets_503_then_recovers",
+    ) {
+        over_max_connections_gets_503_then_recovers(Model::Uring);
+    }
+}
+
+/// As v4: 4 rings, 4 sockets on the one port, 200 connections all answered.
+#[test]
+fn v5_reactors_share_the_port() {
+    if !skip_unavailable(Model::Uring, "v5_reactors_share_the_port") {
+        reactors_share_the_port(Model::Uring);
+    }
+}
+
+/// As v4: reactors + the main thread, whatever the connections (io_uring
+/// starts no worker threads for sockets).
+#[test]
+fn v5_thread_count_is_fixed_under_500_connections() {
+    if !skip_unavailable(
+        Model::Uring,
+        "v5_thread_count_is_fixed_under_500_connections",
+    ) {
+        thread_count_is_fixed_under_500_connections(Model::Uring);
+    }
+}
+
+/// As v4: a client flooding pipelined requests without reading is stopped
+/// being read from, blocks nobody, and loses none of its responses.
+#[test]
+fn v5_client_that_does_not_read_blocks_nobody() {
+    if !skip_unavailable(Model::Uring, "v5_client_that_does_not_read_blocks_nobody") {
+        client_that_does_not_read_blocks_nobody(Model::Uring);
+    }
+}
+
+/// 10,000 idle connections held open at once on one ring (a child process,
+/// so that client and server each hold 10,000 descriptors), then every one
+/// of them sends a request at the same moment (far more than the ring's
+/// receive buffers: some recvs run dry and are re-armed) and is answered.
+#[test]
+fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
+    const CONNECTIONS: usize = 10_000;
+    let test = "v5_holds_10000_idle_connections_on_one_reactor_and_answers_all";
+    if skip_unavailable(Model::Uring, test) {
+        return;
+    }
+    let limit = raise_fd_limit();
+    if limit < CONNECTIONS as u64 + 200 {
+        say(&format!(
+            "skipped {test}: RLIMIT_NOFILE hard limit {limit} is below {} (raise it: ulimit -Hn)",
+            CONNECTIONS + 200
+        ));
+        return;
+    }
+    let flags = [
+        "--reactors",
+        "1",
+        "--max-connections",
+        "20000",
+        "--backlog",
+        "4096",
+        "--idle-timeout",
+        "60s",
+    ];
+    let server = ServeProcess::start(Model::Uring, &flags);
+    let rss_before = rss_bytes(server.pid());
+    let mut clients: Vec<Client> = (0..CONNECTIONS)
+        .map(|_| Client::connect(server.addr))
+        .collect();
+    // All accepted: the server holds a descriptor for each.
+    let accepted = poll(Duration::from_secs(10), || {
+        (open_descriptors(server.pid()) >= CONNECTIONS).then_some(())
+    });
+    assert!(accepted.is_some(), "not all connections were accepted");
+    say(&format!(
+        "{test}: RSS grew {} bytes per idle connection",
+        rss_bytes(server.pid()).saturating_sub(rss_before) / CONNECTIONS as u64
+    ));
+    for c in &mut clients {
+        c.send(GET);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "connection {i}");
+        assert_eq!(r.header("Connection"), None, "connection {i}");
+    }
+}
+
+/// A client that pipelines requests and reads nothing is dropped once the
+/// server's sends have made no progress for the idle timeout: its writes
+/// then fail, well before they would if it were kept.
+#[test]
+fn v5_client_that_reads_nothing_is_dropped_after_the_idle_timeout() {
+    let test = "v5_client_that_reads_nothing_is_dropped_after_the_idle_timeout";
+    if skip_unavailable(Model::Uring, test) {
+        return;
+    }
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = start_with(Model::Uring, config_with(limits));
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let since = Instant::now();
+    let batch = [GET; 1000].concat();
+    // Loopback buffers absorb some megabytes; then the writes block until
+    // the drop. Bounded in time and in bytes (at most 270 MB).
+    let mut error = None;
+    for _ in 0..10_000 {
+        if let Err(e) = stream.write_all(&batch) {
+            error = Some(e);
+            break;
+        }
+        if since.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let elapsed = since.elapsed();
+    let error = error.expect("the server never dropped a client that reads nothing");
+    assert!(
+        matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(270) && elapsed < Duration::from_secs(3),
+        "dropped after {elapsed:?}, expected about 300 ms"
+    );
+}
+
+/// Out of descriptors: with RLIMIT_NOFILE at 32, the connections past what
+/// the server can hold wait in the listen queue while it backs off (using
+/// almost no CPU, no spinning on EMFILE); once served clients leave, every
+/// queued request is answered without any new connection arriving.
+#[test]
+fn v5_recovers_from_descriptor_exhaustion_and_drains_the_backlog() {
+    const CLIENTS: usize = 40;
+    let test = "v5_recovers_from_descriptor_exhaustion_and_drains_the_backlog";
+    if skip_unavailable(Model::Uring, test) {
+        return;
+    }
+    let server = ServeProcess::start_with_fd_limit(Model::Uring, &["--reactors", "1"], 32);
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| Client::connect(server.addr)).collect();
+    for c in &mut clients {
+        c.send(GET);
+    }
+    // Settle, then sort: answered (the server holds their descriptors) or
+    // waiting in the listen queue.
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut served, mut queued): (Vec<Client>, Vec<Client>) = clients.into_iter().partition(|c| {
+        c.stream.set_nonblocking(true).unwrap();
+        let answered = c.stream.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0);
+        c.stream.set_nonblocking(false).unwrap();
+        answered
+    });
+    assert!(!served.is_empty(), "nothing was served at all");
+    assert!(!queued.is_empty(), "the descriptor limit was never reached");
+    for c in &mut served {
+        assert_eq!(c.read_response().status, 200);
+    }
+
+    let cpu_before = cpu_time(server.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu_spent = cpu_time(server.pid()) - cpu_before;
+    assert!(
+        cpu_spent < Duration::from_millis(100),
+        "{cpu_spent:?} of CPU in 500 ms while out of descriptors: spinning?"
+    );
+    for c in &mut queued {
+        c.assert_silent(Duration::from_millis(1));
+    }
+
+    let freed = Instant::now();
+    drop(served);
+    for (i, c) in queued.iter_mut().enumerate() {
+        assert_eq!(c.read_response().status, 200, "queued connection {i}");
+    }
+    assert!(
+        freed.elapsed() < Duration::from_secs(2),
+        "queued requests answered {:?} after descriptors were freed",
+        freed.elapsed()
+    );
+}
+
+/// Resident memory of process `pid`, from the `VmRSS:` line (KiB).
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmRSS: line");
+    kib * 1024
+}
+
+/// Open descriptors of process `pid`.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// CPU time (user + system) process `pid` has used, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no memory effects.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
 }

@@ -8,6 +8,7 @@ mod event;
 mod pool;
 mod sequential;
 mod threaded;
+mod uring;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -32,15 +33,18 @@ pub enum Model {
     Pool,
     /// v4: one epoll reactor per core, each with its own SO_REUSEPORT socket.
     Event,
+    /// v5: one io_uring reactor per core, each with its own SO_REUSEPORT socket (Linux 6.0+).
+    Uring,
 }
 
 impl Model {
     /// Every model, in version order.
-    pub const ALL: [Model; 4] = [
+    pub const ALL: [Model; 5] = [
         Model::Sequential,
         Model::Threaded,
         Model::Pool,
         Model::Event,
+        Model::Uring,
     ];
 
     /// The seed's port for this model (9001 for v1, ...).
@@ -50,6 +54,7 @@ impl Model {
             Model::Threaded => 9002,
             Model::Pool => 9003,
             Model::Event => 9004,
+            Model::Uring => 9005,
         }
     }
 
@@ -60,6 +65,18 @@ impl Model {
             Model::Threaded => "threaded",
             Model::Pool => "pool",
             Model::Event => "event",
+            Model::Uring => "uring",
+        }
+    }
+
+    /// Whether this model can run on this machine, or why not (a sentence
+    /// naming the cause). Only v5 can be unavailable: it needs io_uring
+    /// (Linux 6.0+), which an old kernel, `kernel.io_uring_disabled` or a
+    /// seccomp filter can deny. Checked once per process.
+    pub fn availability(self) -> Result<(), String> {
+        match self {
+            Model::Uring => uring::availability(),
+            _ => Ok(()),
         }
     }
 }
@@ -73,7 +90,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Listen backlog.
     pub backlog: i32,
-    /// v2 and v4: open connections past which new ones get 503.
+    /// v2, v4 and v5: open connections past which new ones get 503.
     pub max_connections: usize,
     /// v2: stack size of each connection thread, in bytes.
     pub thread_stack: usize,
@@ -83,7 +100,7 @@ pub struct ServerConfig {
     pub pool_size: usize,
     /// v3: accepted connections waiting for a worker, past which new ones get 503.
     pub queue: usize,
-    /// v4: reactor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU.
+    /// v4 and v5: reactor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU.
     pub reactors: usize,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_timeout: Duration,
@@ -127,6 +144,7 @@ impl Server {
             Model::Threaded => threaded::start(&shared)?,
             Model::Pool => pool::start(&shared)?,
             Model::Event => event::start(&shared)?,
+            Model::Uring => uring::start(&shared)?,
         };
         Ok(Server {
             local_addr: listeners[0].local_addr()?,
@@ -334,7 +352,7 @@ pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
 }
 
 /// Most bytes and time spent draining a peer's unread input before closing.
-const LINGER_BYTES: usize = 256 * 1024;
+pub(crate) const LINGER_BYTES: usize = 256 * 1024;
 pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
 
 /// Sends FIN, then reads and discards what the peer still sends (bounded),

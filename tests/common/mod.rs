@@ -7,6 +7,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -22,9 +23,11 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The placeholder that [`mask_date`] puts where a valid `Date` value was.
 pub const DATE_MASK: &str = "<date>";
 
-/// Generates `mod sequential`, `mod threaded`, `mod pool` and `mod event`, each with one
-/// `#[test]` per listed function `fn name(model: Model)`, so that a single
-/// suite runs against every model and `cargo test` names each pair.
+/// Generates `mod sequential`, `mod threaded`, `mod pool`, `mod event` and
+/// `mod uring`, each with one `#[test]` per listed function
+/// `fn name(model: Model)`, so that a single suite runs against every model
+/// and `cargo test` names each pair. Where io_uring cannot be used, the
+/// `uring` tests print why and pass without running (see [`skip_unavailable`]).
 #[allow(unused_macros)] // models.rs and alloc.rs compile this module too
 macro_rules! per_model {
     ($($name:ident),* $(,)?) => {
@@ -40,7 +43,36 @@ macro_rules! per_model {
         mod event {
             $( #[test] fn $name() { super::$name(servelab::models::Model::Event) } )*
         }
+        mod uring {
+            $( #[test] fn $name() {
+                let model = servelab::models::Model::Uring;
+                if !$crate::common::skip_unavailable(model, stringify!($name)) {
+                    super::$name(model)
+                }
+            } )*
+        }
     };
+}
+
+/// Writes `line` to the real stderr in one write, past the test harness's
+/// output capture, so that it shows in every run and is not interleaved.
+pub fn say(line: &str) {
+    let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
+/// Whether `model` cannot run on this machine; if so, says on stderr which
+/// test is skipped and why (see [`say`]).
+pub fn skip_unavailable(model: Model, test: &str) -> bool {
+    match model.availability() {
+        Ok(()) => false,
+        Err(why) => {
+            say(&format!(
+                "skipped {test} on --model {}: {why}",
+                model.name()
+            ));
+            true
+        }
+    }
 }
 
 /// The configuration the tests start from: an ephemeral loopback port and
@@ -467,13 +499,44 @@ impl ServeProcess {
     /// reads the listening line from its stdout (bounded wait, on a helper
     /// thread, so that a child that never prints cannot hang the test).
     pub fn start(model: Model, extra: &[&str]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_servelab"))
+        Self::spawn(model, Self::command(model, extra))
+    }
+
+    /// [`ServeProcess::start`], with the child's RLIMIT_NOFILE (soft and
+    /// hard) set to `fd_limit`: for running out of descriptors.
+    pub fn start_with_fd_limit(model: Model, extra: &[&str], fd_limit: u64) -> ServeProcess {
+        let mut command = Self::command(model, extra);
+        let lim = libc::rlimit {
+            rlim_cur: fd_limit,
+            rlim_max: fd_limit,
+        };
+        // SAFETY: runs in the forked child before exec, and only calls
+        // setrlimit, which is async-signal-safe, on a copied struct.
+        unsafe {
+            command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            });
+        }
+        Self::spawn(model, command)
+    }
+
+    /// The command line [`ServeProcess::start`] runs, for a caller to adjust
+    /// before [`ServeProcess::spawn`].
+    pub fn command(model: Model, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
+        command
             .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn servelab");
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// Starts `command` (from [`ServeProcess::command`]) and reads its
+    /// listening line.
+    pub fn spawn(model: Model, mut command: Command) -> ServeProcess {
+        let mut child = command.spawn().expect("spawn servelab");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

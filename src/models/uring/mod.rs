@@ -1,0 +1,875 @@
+//! v5, io_uring thread-per-core: N reactor threads, each with its own
+//! SO_REUSEPORT listening socket, its own io_uring and its own connections.
+//! Nothing is shared between reactors on the request path (the connection cap
+//! is counted on accept and close only).
+//!
+//! ```text
+//! loop {
+//!     io_uring_enter(submit everything queued below; wait for a completion
+//!                    or until the earliest deadline)
+//!     accepted       -> a new connection, its multishot recv armed;
+//!                       past the cap: 503 + close
+//!     received bytes -> from a provided buffer into Conn (the buffer goes
+//!                       back to the ring at once); parked while a send is
+//!                       in flight
+//!     sent n bytes   -> Conn::consume_output
+//!     deadline due   -> Conn::on_timeout (408 or close); a stalled send: drop
+//!     every connection touched above -> its next step, queued for the next
+//!                       enter: send the output, re-arm or cancel the recv,
+//!                       linger, close
+//! }
+//! ```
+//!
+//! The kernel does the waiting and the copying: one multishot accept per
+//! listener, one multishot recv per connection, reading into a ring of
+//! buffers the reactor owns (an idle connection holds none), and every send
+//! of an iteration goes out with the one `io_uring_enter` that also waits.
+//!
+//! Back-pressure: the core is only given bytes while none of its output is
+//! unsent, as in v4. Bytes that arrive meanwhile are parked (copied out of the
+//! ring, so that a client that does not read cannot hold the ring's buffers),
+//! and past [`PARK_LIMIT`] the connection's recv is cancelled until the client
+//! reads again. A send that makes no progress for the idle timeout drops the
+//! connection.
+//!
+//! Memory the kernel uses belongs to the reactor until the operation's last
+//! completion: a connection's output is not touched while a send points into
+//! it, its socket is closed (with an io_uring close) only once its recv and
+//! send have completed, and a reactor that ends with operations still in
+//! flight leaks their memory rather than free it under the kernel.
+
+mod buf_ring;
+mod ring;
+
+pub use ring::availability;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use io_uring::squeue::{Entry, Flags};
+use io_uring::types::{Fd, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, CompletionQueue, SubmissionQueue, Submitter};
+use socket2::SockRef;
+
+use self::buf_ring::BufRing;
+use super::{bind_shared_port, reject, shutdown_raw, spawn, Shared, LINGER_BYTES, LINGER_TIME};
+use crate::http::{Conn, Now, Status};
+use crate::route::{Routes, Work};
+
+/// Receive buffers per reactor. Only connections with bytes arriving hold
+/// one, and only until the iteration has copied them out; past this many
+/// arrivals in one iteration the rest get ENOBUFS and are re-armed.
+const BUFFER_COUNT: u16 = 512;
+/// Bytes per receive buffer: a pipelined batch of small requests fits; a
+/// larger read arrives in several completions.
+const BUFFER_SIZE: u32 = 2048;
+const BUFFER_GROUP: u16 = 0;
+/// Bytes parked for a connection whose client is not reading its responses,
+/// past which its recv is cancelled (back-pressure).
+const PARK_LIMIT: usize = 16 * 1024;
+/// Parking buffers kept for reuse once their connection drained them.
+const SPARE_PARKING: usize = 64;
+/// How long accepting pauses after EMFILE/ENFILE (or any other error that
+/// would repeat at once), instead of spinning on it.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
+    availability().map_err(|why| io::Error::new(io::ErrorKind::Unsupported, why))?;
+    let config = &shared.config;
+    let listeners = bind_shared_port(config, config.reactors)?;
+    let open = Arc::new(AtomicUsize::new(0));
+    let (ready, started) = mpsc::channel();
+    let mut outcome = Ok(());
+    for (i, listener) in listeners.iter().enumerate() {
+        // Accepted sockets inherit TCP_NODELAY: no setsockopt per connection.
+        let spawned = SockRef::from(&**listener).set_nodelay(true).and_then(|()| {
+            let (listener, open, ready) = (Arc::clone(listener), Arc::clone(&open), ready.clone());
+            spawn(shared, format!("v5-ring-{i}"), None, move |shared| {
+                run(shared, &listener, &open, ready)
+            })
+        });
+        if let Err(e) = spawned {
+            outcome = Err(e);
+            break;
+        }
+    }
+    drop(ready);
+    // Every reactor that started reports whether its ring is set up (or
+    // hangs up without a word, if its thread died).
+    for report in started.iter().take(listeners.len()) {
+        if let (Ok(()), Err(e)) = (&outcome, report) {
+            outcome = Err(e);
+        }
+    }
+    if let Err(e) = outcome {
+        // Stop the reactors that did start, as Server::shutdown would.
+        shared.stopping.store(true, Ordering::SeqCst);
+        for listener in &listeners {
+            shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
+        }
+        return Err(e);
+    }
+    Ok(listeners)
+}
+
+/// One reactor thread: sets up its ring and buffer ring, reports, serves.
+fn run(
+    shared: &Shared,
+    listener: &TcpListener,
+    open: &AtomicUsize,
+    ready: mpsc::Sender<io::Result<()>>,
+) {
+    // Declared before the ring, so that it is dropped after it.
+    let mut buffers = match BufRing::new(BUFFER_COUNT, BUFFER_SIZE) {
+        Ok(buffers) => buffers,
+        Err(e) => return drop(ready.send(Err(e))),
+    };
+    let mut ring = match ring::new_ring(ring::SQ_ENTRIES) {
+        Ok(ring) => ring,
+        Err(e) => return drop(ready.send(Err(e))),
+    };
+    let quiet = match ring.params().is_feature_skip_cqe_on_success() {
+        true => Flags::SKIP_SUCCESS,
+        false => Flags::empty(),
+    };
+    let (mut submitter, sq, cq) = ring.split();
+    // Optional: saves a descriptor lookup per io_uring_enter (Linux 5.18+).
+    let _ = submitter.register_ring_fd();
+    // SAFETY: `buffers` outlives the ring (declared before it); the reactor
+    // leaks it rather than drop it while a recv may still write into it.
+    if let Err(e) = unsafe { buffers.register(&submitter, BUFFER_GROUP) } {
+        return drop(ready.send(Err(e)));
+    }
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    Reactor {
+        shared,
+        open,
+        listener,
+        submitter,
+        sq,
+        cq,
+        quiet,
+        buffers: &mut buffers,
+        overflow: Vec::new(),
+        clients: Vec::new(),
+        free: Vec::new(),
+        live: 0,
+        touched: Vec::new(),
+        timers: BinaryHeap::new(),
+        spare_parking: Vec::new(),
+        accept: Accept::Idle,
+        stopping: false,
+        now: Now::read(),
+        slow_handlers: shared.config.routes.work != Work::None,
+    }
+    .serve();
+}
+
+struct Reactor<'r> {
+    shared: &'r Shared,
+    /// Connections open across all reactors, against `max_connections`.
+    open: &'r AtomicUsize,
+    listener: &'r TcpListener,
+    submitter: Submitter<'r>,
+    sq: SubmissionQueue<'r>,
+    cq: CompletionQueue<'r>,
+    /// SKIP_SUCCESS where supported, for cancels and closes.
+    quiet: Flags,
+    buffers: &'r mut BufRing,
+    /// Entries queued while the submission queue was full, submitted first.
+    overflow: Vec<Entry>,
+    clients: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    /// Connections to advance at the end of this iteration.
+    touched: Vec<u32>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    spare_parking: Vec<Vec<u8>>,
+    accept: Accept,
+    stopping: bool,
+    /// Read once per iteration, after the wait, and again after each
+    /// handler call when handlers spend time (`--work`).
+    now: Now,
+    /// Whether handlers spend time, so that the clock read at the top of an
+    /// iteration goes stale within it.
+    slow_handlers: bool,
+}
+
+impl Reactor<'_> {
+    fn serve(mut self) {
+        loop {
+            if !self.stopping && self.shared.is_stopping() {
+                self.begin_stopping();
+            }
+            self.keep_accepting();
+            if self.stopping && self.accept != Accept::Armed && self.live == 0 {
+                // The last closes are still queued: hand them over (a
+                // socket's close runs inline, within the enter).
+                self.flush_overflow();
+                self.sq.sync();
+                let _ = self.submitter.submit();
+                return;
+            }
+            if let Err(e) = self.submit_and_wait() {
+                eprintln!("servelab: v5 reactor stopped: io_uring_enter failed: {e}");
+                return;
+            }
+            self.now = Now::read();
+            while let Some(cqe) = self.cq.next() {
+                self.complete(cqe.user_data(), cqe.result(), cqe.flags());
+            }
+            self.expire_deadlines();
+            while let Some(slot) = self.touched.pop() {
+                self.advance(slot);
+            }
+        }
+    }
+
+    fn keep_accepting(&mut self) {
+        let due = match self.accept {
+            Accept::Armed => false,
+            Accept::Idle => true,
+            Accept::BackingOff(until) => self.now.instant >= until,
+        };
+        if !due || self.stopping {
+            return;
+        }
+        let accept = opcode::AcceptMulti::new(Fd(self.listener.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(Op::Accept, 0, 0));
+        // SAFETY: an accept points to no memory of ours.
+        unsafe { self.push(accept) };
+        // Arming drains the backlog first: connections queued during a
+        // back-off are accepted at once.
+        self.accept = Accept::Armed;
+    }
+
+    /// Handles one completion; the connections it concerns are advanced
+    /// once all completions of the iteration are in.
+    fn complete(&mut self, user_data: u64, res: i32, flags: u32) {
+        match decode(user_data) {
+            (Some(Op::Accept), _, _) => self.accepted(res, flags),
+            (Some(Op::Recv), slot, generation) => self.received(slot, generation, res, flags),
+            (Some(Op::Send), slot, generation) => self.sent(slot, generation, res),
+            (Some(Op::Cleanup) | None, _, _) => {}
+        }
+    }
+
+    fn accepted(&mut self, res: i32, flags: u32) {
+        if !cqueue::more(flags) && self.accept == Accept::Armed {
+            self.accept = Accept::Idle;
+        }
+        if res >= 0 {
+            // SAFETY: a descriptor the kernel just created for us alone.
+            self.admit(unsafe { OwnedFd::from_raw_fd(res) });
+            return;
+        }
+        match -res {
+            _ if self.shared.is_stopping() => self.begin_stopping(),
+            libc::ECONNABORTED | libc::EINTR | libc::EAGAIN | libc::ECANCELED => {}
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything else that would
+            // fail again at once: pause, then re-arm and drain the backlog.
+            _ => {
+                if self.accept == Accept::Armed {
+                    self.cancel(user_data(Op::Accept, 0, 0));
+                }
+                self.accept = Accept::BackingOff(self.now.instant + ACCEPT_BACKOFF);
+            }
+        }
+    }
+
+    fn admit(&mut self, fd: OwnedFd) {
+        let config = &self.shared.config;
+        if self.stopping || self.open.load(Ordering::Relaxed) >= config.max_connections {
+            reject(TcpStream::from(fd), Status::ServiceUnavailable);
+            return;
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.live += 1;
+        let client = Client {
+            fd,
+            conn: Conn::new(config.routes, config.limits, self.now),
+            stage: Stage::Open,
+            recv: Recv::Off,
+            sending: Sending::Idle,
+            peer_closed: false,
+            parked: Vec::new(),
+            timer: None,
+            touched: false,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.clients.push(Slot {
+                    generation: 0,
+                    client: None,
+                });
+                (self.clients.len() - 1) as u32
+            }
+        };
+        self.clients[slot as usize].client = Some(client);
+        self.touch(slot);
+    }
+
+    fn received(&mut self, slot: u32, generation: u32, res: i32, flags: u32) {
+        let buffer = cqueue::buffer_select(flags);
+        if let Some(client) = client_mut(&mut self.clients, slot, generation) {
+            if !cqueue::more(flags) {
+                client.recv = Recv::Off;
+            }
+            match (res, buffer) {
+                (n, Some(id)) if n > 0 => {
+                    // SAFETY: the buffer id and length of this completion,
+                    // given back just below and not before.
+                    let bytes = unsafe { self.buffers.received(id, n as usize) };
+                    client.take_bytes(bytes, self.now, &mut self.spare_parking);
+                    if self.slow_handlers {
+                        self.now = Now::read();
+                    }
+                }
+                (0, _) => client.peer_closed = true,
+                // The ring ran dry: the recv ended and is re-armed once this
+                // iteration has given its buffers back.
+                (e, _) if e == -libc::ENOBUFS || e == -libc::ECANCELED => {}
+                // ECONNRESET and the like: nothing more will come or go.
+                _ => {
+                    client.peer_closed = true;
+                    client.stage = Stage::Closing;
+                }
+            }
+            self.touch(slot);
+        }
+        if let (Some(id), true) = (buffer, res > 0) {
+            self.buffers.give_back(id);
+        }
+    }
+
+    fn sent(&mut self, slot: u32, generation: u32, res: i32) {
+        let now = self.now;
+        let Some(client) = client_mut(&mut self.clients, slot, generation) else {
+            return;
+        };
+        client.sending = Sending::Idle;
+        if client.stage == Stage::Open {
+            match (res, client.quiet_conn()) {
+                (n, Some(conn)) if n > 0 => conn.consume_output(n as usize, now),
+                // EPIPE, ECONNRESET: the peer is gone.
+                _ => client.stage = Stage::Closing,
+            }
+        }
+        self.touch(slot);
+    }
+
+    /// Touches every connection whose filed deadline has come; `advance`
+    /// then acts on its actual deadline.
+    fn expire_deadlines(&mut self) {
+        while let Some(Reverse(timer)) = self.timers.peek() {
+            if timer.at > self.now.instant {
+                break;
+            }
+            let Reverse(timer) = self.timers.pop().unwrap();
+            if let Some(client) = client_mut(&mut self.clients, timer.slot, timer.generation) {
+                if client.timer == Some(timer.at) {
+                    client.timer = None;
+                    self.touch(timer.slot);
+                }
+            }
+        }
+        // Entries outdated by a deadline that moved earlier pile up only in
+        // odd traffic; keep the heap proportional to the connections.
+        if self.timers.len() > 2 * self.live + 64 {
+            let clients = &self.clients;
+            self.timers.retain(|Reverse(t)| {
+                let client = clients[t.slot as usize].client.as_ref();
+                clients[t.slot as usize].generation == t.generation
+                    && client.is_some_and(|c| c.timer == Some(t.at))
+            });
+        }
+    }
+
+    fn touch(&mut self, slot: u32) {
+        if let Some(client) = self.clients[slot as usize].client.as_mut() {
+            if !client.touched {
+                client.touched = true;
+                self.touched.push(slot);
+            }
+        }
+    }
+
+    /// The whole exchange of one connection, after its completions or its
+    /// deadline: feed the core what was parked, send what it produced, time
+    /// it out, linger, keep its recv armed or cancel it, close it, and file
+    /// its next deadline.
+    fn advance(&mut self, slot: u32) {
+        let now = self.now;
+        let generation = self.clients[slot as usize].generation;
+        let Some(client) = self.clients[slot as usize].client.as_mut() else {
+            return;
+        };
+        client.touched = false;
+        let due = client.deadline().is_some_and(|at| at <= now.instant);
+        let mut send = None;
+        match client.stage {
+            Stage::Open => match client.quiet_conn() {
+                Some(conn) => {
+                    if due {
+                        conn.on_timeout(now); // 408, or close
+                    }
+                    client.feed_parked(now, &mut self.spare_parking);
+                    if self.slow_handlers {
+                        self.now = Now::read();
+                    }
+                    // No send in flight and everything fed: with a reactor
+                    // buffer pool, the place to take back what is not needed.
+                    let conn = &client.conn;
+                    if !conn.output().is_empty() {
+                        send = Some((conn.output().as_ptr(), conn.output().len()));
+                    } else if conn.is_finished() {
+                        client.stage = match conn.needs_linger() && !client.peer_closed {
+                            true => {
+                                shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_WR);
+                                let until = now.instant + LINGER_TIME;
+                                Stage::Lingering { until, drained: 0 }
+                            }
+                            false => Stage::Closing,
+                        };
+                    }
+                }
+                // A send is in flight: a deadline now means it has made no
+                // progress for the idle timeout. What it was owed is dropped.
+                None if due => client.stage = Stage::Closing,
+                None => {}
+            },
+            Stage::Lingering { .. } if due || client.peer_closed => client.stage = Stage::Closing,
+            _ => {}
+        }
+        if client.stage == Stage::Closing && client.parked.capacity() > 0 {
+            spare(&mut self.spare_parking, std::mem::take(&mut client.parked));
+        }
+        let want_recv = match client.stage {
+            Stage::Open => {
+                !client.conn.is_closing() && !client.peer_closed && client.parked.len() < PARK_LIMIT
+            }
+            Stage::Lingering { .. } => !client.peer_closed,
+            Stage::Closing => false,
+        };
+        let fd = Fd(client.fd.as_raw_fd());
+        let mut entries: [Option<Entry>; 3] = [None, None, None];
+        if let Some((output, len)) = send {
+            client.sending = Sending::InFlight;
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
+            let send = opcode::Send::new(fd, output, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(user_data(Op::Send, slot, generation));
+            entries[0] = Some(send);
+        }
+        match (want_recv, client.recv) {
+            (true, Recv::Off) => {
+                client.recv = Recv::Armed;
+                let recv = opcode::RecvMulti::new(fd, BUFFER_GROUP)
+                    .build()
+                    .user_data(user_data(Op::Recv, slot, generation));
+                entries[1] = Some(recv);
+            }
+            (false, Recv::Armed) => {
+                client.recv = Recv::Cancelling;
+                entries[1] = Some(cancel(user_data(Op::Recv, slot, generation), self.quiet));
+            }
+            _ => {}
+        }
+        if client.stage == Stage::Closing && client.sending == Sending::InFlight {
+            client.sending = Sending::Cancelling;
+            entries[2] = Some(cancel(user_data(Op::Send, slot, generation), self.quiet));
+        }
+        let finished = client.stage == Stage::Closing
+            && client.recv == Recv::Off
+            && client.sending == Sending::Idle;
+        if !finished {
+            if let Some(at) = client.deadline() {
+                if client.timer.is_none_or(|filed| at < filed) {
+                    client.timer = Some(at);
+                    self.timers.push(Reverse(Timer {
+                        at,
+                        slot,
+                        generation,
+                    }));
+                }
+            }
+        }
+        for entry in entries.into_iter().flatten() {
+            // SAFETY: a send points into this connection's output, which is
+            // not touched until the send's completion (`quiet_conn`) and
+            // whose heap buffer does not move when the `Client` does; a recv
+            // writes into the reactor's buffer ring, which outlives it;
+            // cancels point to no memory.
+            unsafe { self.push(entry) };
+        }
+        if finished {
+            self.close(slot);
+        }
+    }
+
+    /// Closes a connection none of whose operations is in flight.
+    fn close(&mut self, slot: u32) {
+        let entry = &mut self.clients[slot as usize];
+        let Some(client) = entry.client.take() else {
+            return;
+        };
+        entry.generation = (entry.generation + 1) & GENERATION_MASK;
+        self.free.push(slot);
+        self.live -= 1;
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if client.parked.capacity() > 0 {
+            spare(&mut self.spare_parking, client.parked);
+        }
+        let close = opcode::Close::new(Fd(client.fd.into_raw_fd()))
+            .build()
+            .flags(self.quiet)
+            .user_data(user_data(Op::Cleanup, slot, 0));
+        // SAFETY: a close points to no memory; the descriptor is no longer
+        // owned by anything else.
+        unsafe { self.push(close) };
+    }
+
+    fn cancel(&mut self, target: u64) {
+        let entry = cancel(target, self.quiet);
+        // SAFETY: a cancel points to no memory.
+        unsafe { self.push(entry) };
+    }
+
+    /// Shutdown: accept no more; every connection reads what has already
+    /// arrived, then EOF, so it answers the requests received and closes
+    /// (an idle one at once).
+    ///
+    /// A grace period for requests still arriving would delay the read-side
+    /// shutdown below by a timer, and mark each connection's last response
+    /// `Connection: close`.
+    fn begin_stopping(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        if self.accept == Accept::Armed {
+            self.cancel(user_data(Op::Accept, 0, 0));
+        }
+        for client in self.clients.iter().filter_map(|s| s.client.as_ref()) {
+            if client.stage == Stage::Open {
+                shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_RD);
+            }
+        }
+    }
+
+    /// The one `io_uring_enter` of an iteration: submits everything queued
+    /// and waits for a completion, or until the earliest deadline.
+    fn submit_and_wait(&mut self) -> io::Result<()> {
+        self.buffers.publish();
+        self.flush_overflow();
+        self.sq.sync();
+        self.cq.sync();
+        let wake_at = self.next_wake();
+        let waited = match wake_at {
+            Some(at) => {
+                let timeout = Timespec::from(at.saturating_duration_since(Instant::now()));
+                let args = SubmitArgs::new().timespec(&timeout);
+                self.submitter.submit_with_args(1, &args)
+            }
+            None => self.submitter.submit_and_wait(1),
+        };
+        self.sq.sync();
+        self.cq.sync();
+        match waited {
+            Ok(_) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                // Timed out, interrupted, or completions backed up: go on
+                // and reap what there is; anything unsubmitted stays queued.
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|Reverse(t)| t.at);
+        let backoff = match self.accept {
+            Accept::BackingOff(until) => Some(until),
+            _ => None,
+        };
+        timer.into_iter().chain(backoff).min()
+    }
+
+    /// Queues `entry` for the next enter.
+    ///
+    /// # Safety
+    ///
+    /// Whatever `entry` points to must stay valid until its last completion.
+    unsafe fn push(&mut self, entry: Entry) {
+        // SAFETY: passed on from the caller.
+        if !self.overflow.is_empty() || unsafe { self.sq.push(&entry) }.is_err() {
+            self.overflow.push(entry);
+        }
+    }
+
+    /// Moves entries queued while the submission queue was full into it,
+    /// submitting early as often as it fills.
+    fn flush_overflow(&mut self) {
+        let mut queued = 0;
+        while queued < self.overflow.len() {
+            // SAFETY: each entry's memory was vouched for when it was queued.
+            match unsafe { self.sq.push(&self.overflow[queued]) } {
+                Ok(()) => queued += 1,
+                Err(_) => {
+                    self.sq.sync();
+                    if self.submitter.submit().is_err() {
+                        break; // retried next iteration
+                    }
+                    self.sq.sync();
+                }
+            }
+        }
+        self.overflow.drain(..queued);
+    }
+}
+
+impl Drop for Reactor<'_> {
+    /// A reactor that ends with operations in flight (its ring failed, or a
+    /// handler panicked) cannot wait for them: it leaks the memory they may
+    /// still read or write, rather than free it under the kernel.
+    fn drop(&mut self) {
+        if self.live > 0 {
+            self.buffers.leak();
+            std::mem::forget(std::mem::take(&mut self.clients));
+        }
+    }
+}
+
+/// The listener's multishot accept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    Armed,
+    Idle,
+    /// Paused after an error until then.
+    BackingOff(Instant),
+}
+
+/// A connection's multishot recv.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recv {
+    Off,
+    Armed,
+    Cancelling,
+}
+
+/// A connection's send, which points into its `Conn`'s output while not idle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    Idle,
+    InFlight,
+    Cancelling,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Serving requests.
+    Open,
+    /// The last response (an error) is sent and our side shut down: input is
+    /// discarded until EOF, `until` or [`LINGER_BYTES`].
+    Lingering { until: Instant, drained: usize },
+    /// Waiting for its operations to complete, then closed.
+    Closing,
+}
+
+/// One connection owned by a reactor.
+struct Client {
+    fd: OwnedFd,
+    /// The protocol state. Mutated only through [`Client::quiet_conn`], so
+    /// never while a send points into its output.
+    conn: Conn<Routes>,
+    stage: Stage,
+    recv: Recv,
+    sending: Sending,
+    /// The peer's FIN (or a reset) has been read.
+    peer_closed: bool,
+    /// Bytes received while the core could not take them, oldest first.
+    parked: Vec<u8>,
+    /// The deadline of this connection's live timer entry, if any.
+    timer: Option<Instant>,
+    /// Whether it is on the reactor's to-advance list.
+    touched: bool,
+}
+
+impl Client {
+    /// The core, while no send points into its output: only then may it be
+    /// fed, time out or have output consumed (any of which may move or
+    /// clear the output buffer).
+    fn quiet_conn(&mut self) -> Option<&mut Conn<Routes>> {
+        (self.sending == Sending::Idle).then_some(&mut self.conn)
+    }
+
+    /// Bytes that arrived: straight into the core when it may take them (no
+    /// output pending, nothing parked before them), else parked; after an
+    /// error response, or while lingering, discarded.
+    fn take_bytes(&mut self, bytes: &[u8], now: Now, spare_parking: &mut Vec<Vec<u8>>) {
+        match self.stage {
+            Stage::Open if self.conn.is_closing() => {}
+            Stage::Open => {
+                let fed = match self.parked.is_empty() {
+                    true => self.quiet_conn().map_or(0, |conn| feed(conn, bytes, now)),
+                    false => 0,
+                };
+                if fed < bytes.len() {
+                    if self.parked.capacity() == 0 {
+                        self.parked = spare_parking.pop().unwrap_or_default();
+                    }
+                    self.parked.extend_from_slice(&bytes[fed..]);
+                }
+            }
+            Stage::Lingering { until, drained } => {
+                let drained = drained + bytes.len();
+                self.stage = match drained >= LINGER_BYTES {
+                    true => Stage::Closing,
+                    false => Stage::Lingering { until, drained },
+                };
+            }
+            Stage::Closing => {}
+        }
+    }
+
+    /// Gives the core the parked bytes it may take now, then the peer's EOF
+    /// once nothing is parked before it.
+    fn feed_parked(&mut self, now: Now, spare_parking: &mut Vec<Vec<u8>>) {
+        if self.sending != Sending::Idle {
+            return;
+        }
+        if !self.parked.is_empty() {
+            // Not through `quiet_conn`, to borrow `parked` alongside; the
+            // send state was checked above.
+            let fed = feed(&mut self.conn, &self.parked, now);
+            self.parked.drain(..fed);
+        }
+        if self.conn.is_closing() {
+            // What is still parked will never be read.
+            self.parked.clear();
+        }
+        if self.parked.is_empty() && self.parked.capacity() > 0 {
+            spare(spare_parking, std::mem::take(&mut self.parked));
+        }
+        if self.parked.is_empty() && self.peer_closed {
+            self.conn.commit_read(0, now);
+        }
+    }
+
+    /// When this connection must next be looked at without any I/O.
+    fn deadline(&self) -> Option<Instant> {
+        match self.stage {
+            Stage::Open => Some(self.conn.deadline()),
+            Stage::Lingering { until, .. } => Some(until),
+            Stage::Closing => None,
+        }
+    }
+}
+
+struct Slot {
+    generation: u32,
+    client: Option<Client>,
+}
+
+/// A deadline filed for a connection (lazily invalidated: an entry counts
+/// only while it matches the connection's `timer`).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Instant,
+    slot: u32,
+    generation: u32,
+}
+
+/// The live client in `slot`, if it is still the connection of `generation`.
+fn client_mut(clients: &mut [Slot], slot: u32, generation: u32) -> Option<&mut Client> {
+    let entry = clients.get_mut(slot as usize)?;
+    match entry.generation == generation {
+        true => entry.client.as_mut(),
+        false => None,
+    }
+}
+
+fn cancel(target: u64, quiet: Flags) -> Entry {
+    opcode::AsyncCancel::new(target)
+        .build()
+        .flags(quiet)
+        .user_data(user_data(Op::Cleanup, 0, 0))
+}
+
+/// Gives `bytes` to the core while it has no output pending (v4's rule: a
+/// client's responses are not allowed to pile up); returns how many it took.
+/// Every received byte reaches the core here, never while a send is in
+/// flight: with a reactor buffer pool, the place to lend input buffers.
+fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now) -> usize {
+    let mut fed = 0;
+    while fed < bytes.len() && !conn.is_closing() && conn.output().is_empty() {
+        let room = conn.read_buf();
+        let n = room.len().min(bytes.len() - fed);
+        room[..n].copy_from_slice(&bytes[fed..fed + n]);
+        conn.commit_read(n, now);
+        fed += n;
+    }
+    fed
+}
+
+fn spare(spare_parking: &mut Vec<Vec<u8>>, mut parking: Vec<u8>) {
+    if spare_parking.len() < SPARE_PARKING {
+        parking.clear();
+        spare_parking.push(parking);
+    }
+}
+
+/// What a completion is about: the top byte of its user_data. Below it, 24
+/// bits of the connection slot's generation and 32 bits of its index, so that
+/// a completion can never be taken for one of a later connection in the slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    /// Cancels and closes: their completions need nothing done.
+    Cleanup = 4,
+}
+
+const GENERATION_MASK: u32 = (1 << 24) - 1;
+
+fn user_data(op: Op, slot: u32, generation: u32) -> u64 {
+    (op as u64) << 56 | u64::from(generation & GENERATION_MASK) << 32 | u64::from(slot)
+}
+
+fn decode(user_data: u64) -> (Option<Op>, u32, u32) {
+    let op = match user_data >> 56 {
+        1 => Some(Op::Accept),
+        2 => Some(Op::Recv),
+        3 => Some(Op::Send),
+        4 => Some(Op::Cleanup),
+        _ => None,
+    };
+    let generation = (user_data >> 32) as u32 & GENERATION_MASK;
+    (op, user_data as u32, generation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_round_trips_and_keeps_generations_apart() {
+        let encoded = user_data(Op::Send, 123_456, 0xAB_CDEF);
+        assert_eq!(decode(encoded), (Some(Op::Send), 123_456, 0xAB_CDEF));
+        let wrapped = user_data(Op::Recv, u32::MAX, GENERATION_MASK + 5);
+        assert_eq!(decode(wrapped), (Some(Op::Recv), u32::MAX, 4));
+        assert_eq!(decode(0).0, None);
+    }
+}
