@@ -89,6 +89,7 @@ fn serve_help_mentions_every_flag() {
         "--pool-size",
         "--queue",
         "--shutdown-timeout",
+        "--shutdown-grace",
         "--work",
     ]
     .into_iter()

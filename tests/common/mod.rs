@@ -52,6 +52,9 @@ pub fn config() -> ServerConfig {
         pool_size: 4,
         queue: 64,
         shutdown_timeout: Duration::from_secs(3),
+        // Short, so that a test dropping its server with a connection still
+        // open does not wait the default second.
+        shutdown_grace: Duration::from_millis(250),
         ..ServerConfig::new("127.0.0.1:0".parse().unwrap())
     }
 }
@@ -467,13 +470,47 @@ impl ServeProcess {
     /// reads the listening line from its stdout (bounded wait, on a helper
     /// thread, so that a child that never prints cannot hang the test).
     pub fn start(model: Model, extra: &[&str]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_servelab"))
+        Self::spawn(model, extra, None)
+    }
+
+    /// [`ServeProcess::start`] with the child's open-file limit (soft and
+    /// hard) set to `limit` before it runs, so that it can run out of
+    /// descriptors.
+    pub fn start_with_fd_limit(model: Model, extra: &[&str], limit: u64) -> ServeProcess {
+        Self::spawn(model, extra, Some(limit))
+    }
+
+    fn spawn(model: Model, extra: &[&str], fd_limit: Option<u64>) -> ServeProcess {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
+        command
             .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn servelab");
+            // SERVE_STDERR=1 shows the server's messages, for debugging.
+            .stderr(match std::env::var_os("SERVE_STDERR") {
+                Some(_) => Stdio::inherit(),
+                None => Stdio::null(),
+            });
+        if let Some(limit) = fd_limit {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `lim`,
+            // a copy owned by the closure; nothing else runs between fork
+            // and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn servelab");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -525,4 +562,111 @@ impl Drop for ServeProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// What /proc says about a process (a `servelab serve` child)
+
+/// The descriptors process `pid` has open, ascending.
+pub fn open_fds(pid: u32) -> Vec<u32> {
+    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// A `kB` line of /proc/<pid>/status (`VmRSS`, `VmHWM`, ...), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let prefix = format!("{field}:");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// CPU time process `pid` has used so far (user + system, all threads),
+/// from /proc/<pid>/stat, at the kernel's clock-tick resolution.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses: state is the
+    // first (field 3), utime field 14, stime field 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / per_sec)
+}
+
+/// Sets the soft open-file limit of process `pid` (prlimit(2)), keeping its
+/// hard limit: lowering it below the descriptors in use makes the next
+/// accept() fail with EMFILE.
+pub fn set_fd_soft_limit(pid: u32, soft: u64) {
+    // SAFETY: prlimit with valid pointers to locals.
+    unsafe {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let none = std::ptr::null_mut();
+        let pid = pid as libc::pid_t;
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old),
+            0
+        );
+        let new = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, none), 0);
+    }
+}
+
+/// One IPv4 TCP socket on 127.0.0.1 as /proc/net/tcp lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSocketState {
+    /// Its local port.
+    pub local_port: u16,
+    /// The port it is connected to (0 when listening).
+    pub remote_port: u16,
+    /// The kernel's state number (1 = ESTABLISHED, 10 = LISTEN).
+    pub state: u8,
+    /// Bytes written and not yet acknowledged by the peer.
+    pub tx_queue: u64,
+    /// Bytes received and not yet read.
+    pub rx_queue: u64,
+}
+
+/// The IPv4 TCP sockets between 127.0.0.1 addresses, from /proc/net/tcp
+/// (addresses in hex, the IPv4 address in host byte order).
+pub fn loopback_tcp_sockets() -> Vec<TcpSocketState> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = |field: &str| {
+        field
+            .strip_prefix("0100007F:")
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (tx, rx) = fields.get(4)?.split_once(':')?;
+            Some(TcpSocketState {
+                local_port: port(fields.get(1)?)?,
+                remote_port: port(fields.get(2)?)?,
+                state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+                tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                rx_queue: u64::from_str_radix(rx, 16).ok()?,
+            })
+        })
+        .collect()
 }
