@@ -150,7 +150,16 @@ fn serve(args: ServeArgs) -> ExitCode {
     );
     let _ = stdout.flush();
     let signal = signals.wait();
-    eprintln!("servelab: {signal}, shutting down");
+    eprintln!(
+        "servelab: {}, shutting down (again to exit at once)",
+        signal.name()
+    );
+    // A second signal ends the process without waiting for the shutdown.
+    std::thread::spawn(move || {
+        let again = signals.wait();
+        eprintln!("servelab: {}, exiting now", again.name());
+        std::process::exit(again.exit_status().into());
+    });
     if !server.shutdown() {
         eprintln!(
             "servelab: some connections were still busy after {:?}; exiting anyway",

@@ -10,9 +10,9 @@
 //!
 //! Robustness on a loaded 2-core machine: each drill gets a server of its
 //! own, with one acceptor, worker or reactor that has nothing else to do
-//! (a model's four drills run side by side, each mostly asleep), and this
-//! binary holds nothing but these drills, so no load test of another file
-//! runs beside them. A drill found late is run once more, on a fresh
+//! (a model's four drills run side by side, each mostly asleep, and one
+//! model at a time), and this binary holds nothing but these drills, so no
+//! load test of another file runs beside them. A drill found late is run once more, on a fresh
 //! server, before the test fails: a busy machine can delay one wake-up, but
 //! not two in a row by what a timer bug costs.
 //!
@@ -23,6 +23,8 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -123,6 +125,10 @@ const DRILLS: [(&str, Drill); 4] = [
 /// was late; prints every measurement and asserts each final one within
 /// [`TOLERANCE`] after [`DEADLINE`] and not early.
 fn every_deadline_is_on_time(model: Model) {
+    static ONE_MODEL_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_MODEL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let runs: Vec<_> = DRILLS
         .iter()
         .map(|&(what, drill)| std::thread::spawn(move || on_time(model, what, drill)))
@@ -225,42 +231,46 @@ fn body_stall(model: Model) -> Observed {
 ///
 /// The client keeps those buffers small (a 4 KiB receive buffer and a
 /// 536-byte MSS, which keeps the server's send buffer from growing past
-/// about 100 KiB) and acknowledges what it receives at once (TCP_QUICKACK
-/// at every sample), so that the server's progress settles quickly. The last
-/// progress is read from /proc/net/tcp every millisecond: the server
-/// socket's send queue grows with each write that makes progress (ACKs
-/// only shrink it), so the last growth happened between the sample that saw
-/// it and the one before. The cut is the reset the client receives when the
-/// server closes with its requests unread (a wake-up, exact). Afterwards the
+/// about 100 KiB), so that the server's progress settles quickly. The
+/// server runs in this process, so its side of the connection is watched
+/// directly, every millisecond: the bytes its socket has taken from the
+/// server so far (acknowledged, from TCP_INFO, plus still queued, from
+/// SIOCOUTQ) only grow, and grow with every write that makes progress, so
+/// the last progress lies between the sample that saw the last growth and
+/// the one before. The cut is the reset the client receives when the server
+/// closes with its requests unread (a wake-up, exact). Afterwards the
 /// server serves another client.
 fn write_stall(model: Model) -> Observed {
     let server = server(model);
     let client = stalled_reader(server.addr());
-    let ports = (server.addr().port(), client.local_addr().unwrap().port());
+    let client_addr = client.local_addr().unwrap();
+    let server_side = poll(IO_TIMEOUT, || server_side_fd(server.addr(), client_addr))
+        .expect("the server's side of the connection");
     let mut writer = client.try_clone().unwrap();
     let flood = std::thread::spawn(move || {
         let batch = GET.repeat(256);
         // Ends when the server cuts the connection.
         while writer.write_all(&batch).is_ok() {}
     });
-    let acks = socket2::SockRef::from(&client);
-    let (mut queued, mut sampled_at) = (0, Instant::now());
-    // The last growth of the server's send queue: after `.0`, by `.1`.
+    let (mut written, mut sampled_at) = (0, Instant::now());
+    // The samples around the last growth: progress after `.0`, by `.1`.
     let mut progress = (sampled_at, sampled_at);
+    let mut watching = true;
     let cut_at = loop {
-        let _ = acks.set_quickack(true);
         if reset_within(&client, Duration::from_millis(1)) {
             break Instant::now();
         }
         let now = Instant::now();
-        let server_side = loopback_tcp_sockets()
-            .into_iter()
-            .find(|s| (s.local_port, s.remote_port) == ports);
-        if let Some(socket) = server_side {
-            if socket.tx_queue > queued {
-                progress = (sampled_at, now);
+        if watching {
+            match bytes_taken(server_side, server.addr(), client_addr) {
+                Some(n) if n > written => {
+                    written = n;
+                    progress = (sampled_at, now);
+                }
+                Some(_) => {}
+                // Closed: the reset is on its way.
+                None => watching = false,
             }
-            queued = socket.tx_queue;
         }
         sampled_at = now;
         assert!(
@@ -271,12 +281,73 @@ fn write_stall(model: Model) -> Observed {
     };
     flood.join().unwrap();
     drop(client);
+    assert!(written > 0, "the server wrote nothing");
     let mut other = server.connect();
     assert_eq!(other.request(GET).status, 200, "served after the cut");
     Observed {
         at_least: cut_at - progress.1,
         at_most: cut_at - progress.0,
     }
+}
+
+/// The descriptor, in this process, of the server's side of the connection
+/// from `client` to `server`: the socket with those two addresses.
+fn server_side_fd(server: SocketAddr, client: SocketAddr) -> Option<RawFd> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .find(|&fd| addresses(fd) == Some((server, client)))
+}
+
+/// The local and peer address of socket `fd`, if it is a connected IPv4
+/// socket.
+fn addresses(fd: RawFd) -> Option<(SocketAddr, SocketAddr)> {
+    // SAFETY: `fd` is only borrowed for the two calls; a descriptor that is
+    // not a socket makes them fail.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let socket = socket2::SockRef::from(&fd);
+    Some((
+        socket.local_addr().ok()?.as_socket()?,
+        socket.peer_addr().ok()?.as_socket()?,
+    ))
+}
+
+/// The head of Linux's `struct tcp_info` up to `tcpi_bytes_acked` (Linux
+/// 4.1), which the libc crate's struct stops short of.
+#[repr(C)]
+#[derive(Default)]
+struct TcpInfoHead {
+    states: [u8; 8],
+    counters: [u32; 24],
+    pacing_rate: u64,
+    max_pacing_rate: u64,
+    bytes_acked: u64,
+}
+
+/// Bytes the socket `fd` (still the connection `local` - `peer`) has taken
+/// from its writer so far: those the peer acknowledged plus those still in
+/// its send queue. `None` once `fd` is no longer that connection.
+fn bytes_taken(fd: RawFd, local: SocketAddr, peer: SocketAddr) -> Option<u64> {
+    if addresses(fd) != Some((local, peer)) {
+        return None;
+    }
+    let mut info = TcpInfoHead::default();
+    let mut len = std::mem::size_of::<TcpInfoHead>() as libc::socklen_t;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`; the ioctl
+    // writes one int into `queued`.
+    let ok = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut TcpInfoHead).cast(),
+            &mut len,
+        ) == 0
+            && len as usize == std::mem::size_of::<TcpInfoHead>()
+            && libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) == 0
+    };
+    ok.then(|| info.bytes_acked + queued as u64)
 }
 
 /// A connection with buffers as small as the kernel allows, so that a

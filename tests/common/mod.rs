@@ -7,6 +7,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -470,46 +471,43 @@ impl ServeProcess {
     /// reads the listening line from its stdout (bounded wait, on a helper
     /// thread, so that a child that never prints cannot hang the test).
     pub fn start(model: Model, extra: &[&str]) -> ServeProcess {
-        Self::spawn(model, extra, None)
+        Self::spawn(model, Self::command(model, extra))
     }
 
-    /// [`ServeProcess::start`] with the child's open-file limit (soft and
-    /// hard) set to `limit` before it runs, so that it can run out of
-    /// descriptors.
-    pub fn start_with_fd_limit(model: Model, extra: &[&str], limit: u64) -> ServeProcess {
-        Self::spawn(model, extra, Some(limit))
+    /// [`ServeProcess::start`], with the child's RLIMIT_NOFILE (soft and
+    /// hard) set to `fd_limit`: for running out of descriptors.
+    pub fn start_with_fd_limit(model: Model, extra: &[&str], fd_limit: u64) -> ServeProcess {
+        let mut command = Self::command(model, extra);
+        let lim = libc::rlimit {
+            rlim_cur: fd_limit,
+            rlim_max: fd_limit,
+        };
+        // SAFETY: runs in the forked child before exec, and only calls
+        // setrlimit, which is async-signal-safe, on a copied struct.
+        unsafe {
+            command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            });
+        }
+        Self::spawn(model, command)
     }
 
-    fn spawn(model: Model, extra: &[&str], fd_limit: Option<u64>) -> ServeProcess {
-        use std::os::unix::process::CommandExt;
+    /// The command line [`ServeProcess::start`] runs, for a caller to adjust
+    /// before [`ServeProcess::spawn`].
+    pub fn command(model: Model, extra: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
         command
             .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            // SERVE_STDERR=1 shows the server's messages, for debugging.
-            .stderr(match std::env::var_os("SERVE_STDERR") {
-                Some(_) => Stdio::inherit(),
-                None => Stdio::null(),
-            });
-        if let Some(limit) = fd_limit {
-            let lim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            // SAFETY: setrlimit is async-signal-safe and only reads `lim`,
-            // a copy owned by the closure; nothing else runs between fork
-            // and exec.
-            unsafe {
-                command.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                        Ok(())
-                    } else {
-                        Err(io::Error::last_os_error())
-                    }
-                });
-            }
-        }
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// Starts `command` (from [`ServeProcess::command`]) and reads its
+    /// listening line.
+    pub fn spawn(model: Model, mut command: Command) -> ServeProcess {
         let mut child = command.spawn().expect("spawn servelab");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -628,45 +626,4 @@ pub fn set_fd_soft_limit(pid: u32, soft: u64) {
         };
         assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, none), 0);
     }
-}
-
-/// One IPv4 TCP socket on 127.0.0.1 as /proc/net/tcp lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpSocketState {
-    /// Its local port.
-    pub local_port: u16,
-    /// The port it is connected to (0 when listening).
-    pub remote_port: u16,
-    /// The kernel's state number (1 = ESTABLISHED, 10 = LISTEN).
-    pub state: u8,
-    /// Bytes written and not yet acknowledged by the peer.
-    pub tx_queue: u64,
-    /// Bytes received and not yet read.
-    pub rx_queue: u64,
-}
-
-/// The IPv4 TCP sockets between 127.0.0.1 addresses, from /proc/net/tcp
-/// (addresses in hex, the IPv4 address in host byte order).
-pub fn loopback_tcp_sockets() -> Vec<TcpSocketState> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let port = |field: &str| {
-        field
-            .strip_prefix("0100007F:")
-            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-    };
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (tx, rx) = fields.get(4)?.split_once(':')?;
-            Some(TcpSocketState {
-                local_port: port(fields.get(1)?)?,
-                remote_port: port(fields.get(2)?)?,
-                state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
-                tx_queue: u64::from_str_radix(tx, 16).ok()?,
-                rx_queue: u64::from_str_radix(rx, 16).ok()?,
-            })
-        })
-        .collect()
 }
