@@ -473,6 +473,7 @@ fn write_output<H: Handler>(stream: &TcpStream, conn: &mut Conn<H>) -> bool {
     let socket = SockRef::from(stream);
     while !conn.output().is_empty() {
         match socket.send_with_flags(conn.output(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(0) => return false,
             Ok(n) => conn.consume_output(n, Now::read()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_ready(stream, libc::POLLOUT, conn.deadline()) {
