@@ -85,6 +85,11 @@ struct ServeArgs {
     /// How long SIGINT/SIGTERM waits for in-flight work before exiting anyway.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// After SIGINT/SIGTERM, how long a connection with nothing in progress
+    /// stays open for a request already on its way (answered with
+    /// `Connection: close`); at most --shutdown-timeout.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
     /// What each request costs its handler: none, cpu:DURATION (burn CPU) or
     /// wait:DURATION (block the serving thread, as a database call would); at most 1s.
     #[arg(long, default_value = "none")]
@@ -113,6 +118,7 @@ impl ServeArgs {
             queue: self.queue as usize,
             reactors: self.reactors,
             shutdown_timeout: self.shutdown_timeout,
+            shutdown_grace: self.shutdown_grace,
             routes: Routes {
                 work: self.work,
                 ..Routes::default()
@@ -154,7 +160,16 @@ fn serve(args: ServeArgs) -> ExitCode {
     );
     let _ = stdout.flush();
     let signal = signals.wait();
-    eprintln!("servelab: {signal}, shutting down");
+    eprintln!(
+        "servelab: {}, shutting down (again to exit at once)",
+        signal.name()
+    );
+    // A second signal ends the process without waiting for the shutdown.
+    std::thread::spawn(move || {
+        let again = signals.wait();
+        eprintln!("servelab: {}, exiting now", again.name());
+        std::process::exit(again.exit_status().into());
+    });
     if !server.shutdown() {
         eprintln!(
             "servelab: some connections were still busy after {:?}; exiting anyway",

@@ -1,6 +1,6 @@
 //! Waiting for SIGINT/SIGTERM without a signal handler: the signals are blocked
-//! in every thread and the main thread takes them with `sigwait`, so shutdown
-//! runs as ordinary code rather than in async-signal context.
+//! in every thread and a thread takes them with `sigwait`, so shutdown runs as
+//! ordinary code rather than in async-signal context.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -9,6 +9,35 @@ use std::mem::MaybeUninit;
 /// thread it spawns afterwards.
 pub struct TerminationSignals {
     set: libc::sigset_t,
+}
+
+/// One of the signals that ask a process to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Termination {
+    /// The signal's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Termination::Interrupt => "SIGINT",
+            Termination::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit status of a process that this signal ended without a
+    /// graceful shutdown: 128 + the signal number, as a shell reports it.
+    pub fn exit_status(self) -> u8 {
+        let number = match self {
+            Termination::Interrupt => libc::SIGINT,
+            Termination::Terminate => libc::SIGTERM,
+        };
+        128 + number as u8
+    }
 }
 
 impl TerminationSignals {
@@ -31,14 +60,15 @@ impl TerminationSignals {
         }
     }
 
-    /// Waits for one of the signals and returns its name.
-    pub fn wait(&self) -> &'static str {
+    /// Waits for one of the signals (from any thread: the blocked set is
+    /// the process's).
+    pub fn wait(&self) -> Termination {
         let mut signal = 0;
         // SAFETY: sigwait writes the signal number into `signal`.
         while unsafe { libc::sigwait(&self.set, &mut signal) } != 0 {}
         match signal {
-            libc::SIGINT => "SIGINT",
-            _ => "SIGTERM",
+            libc::SIGINT => Termination::Interrupt,
+            _ => Termination::Terminate,
         }
     }
 }

@@ -39,6 +39,28 @@ fn exits_zero_on_sigint(model: Model) {
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
+/// A second SIGTERM ends a graceful shutdown at once, with the shell's
+/// status for death by that signal (128 + 15): here the shutdown would
+/// otherwise wait out a 10 s grace period for an idle connection.
+fn second_sigterm_exits_at_once(model: Model) {
+    let flags = ["--shutdown-grace", "10s", "--shutdown-timeout", "10s"];
+    let mut server = ServeProcess::start(model, &flags);
+    let mut c = Client::connect(server.addr);
+    assert_eq!(c.request(GET).status, 200);
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.wait_exit(Duration::from_millis(300)).is_none(),
+        "exited within the grace period of an idle connection"
+    );
+    let second = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("servelab did not exit at the second SIGTERM");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(second.elapsed() < Duration::from_secs(2));
+}
+
 /// The CLI flags reach the server: a tiny --max-request-line gives 414.
 fn limit_flags_are_applied(model: Model) {
     let server = ServeProcess::start(model, &["--max-request-line", "16"]);
@@ -62,6 +84,7 @@ fn work_flag_is_applied(model: Model) {
 per_model!(
     serves_then_exits_zero_on_sigterm,
     exits_zero_on_sigint,
+    second_sigterm_exits_at_once,
     limit_flags_are_applied,
     work_flag_is_applied,
 );
@@ -91,6 +114,7 @@ fn serve_help_mentions_every_flag() {
         "--pool-size",
         "--queue",
         "--shutdown-timeout",
+        "--shutdown-grace",
         "--work",
     ]
     .into_iter()

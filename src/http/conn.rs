@@ -78,6 +78,8 @@ pub struct Conn<H> {
     /// When output last made progress (or became pending): a client that
     /// stops reading its responses is given up on after an idle timeout.
     write_since: Instant,
+    /// Set by [`Conn::disable_keep_alive`] (graceful shutdown).
+    keep_alive_disabled: bool,
 }
 
 impl<H: Handler> Conn<H> {
@@ -97,6 +99,7 @@ impl<H: Handler> Conn<H> {
             linger: false,
             phase_since: now.instant,
             write_since: now.instant,
+            keep_alive_disabled: false,
         }
     }
 
@@ -232,6 +235,17 @@ impl<H: Handler> Conn<H> {
                 self.phase_since = now.instant;
             }
         }
+    }
+
+    /// Ends keep-alive without cutting a request short, for a server that is
+    /// shutting down gracefully: requests already buffered are still
+    /// answered, and the response after which no further input is buffered
+    /// (with none buffered: the next response) says `Connection: close`;
+    /// nothing is read after it, and [`Conn::needs_linger`] is then true,
+    /// since the client may be sending its next request already. A
+    /// connection with nothing in progress is the model's to close.
+    pub fn disable_keep_alive(&mut self) {
+        self.keep_alive_disabled = true;
     }
 
     /// Whether the connection will read no more requests.
@@ -402,7 +416,15 @@ impl<H: Handler> Conn<H> {
             Framing::Length(n) => n <= MAX_DISCARD && !head.expects_continue,
             Framing::Chunked => !head.expects_continue,
         };
-        let keep_alive = head.keep_alive && !reply.status.closes_connection() && body_discarded;
+        let mut keep_alive = head.keep_alive && !reply.status.closes_connection() && body_discarded;
+        // Shutting down: the request after which nothing more is buffered is
+        // the last one; it says so, and its body (if any) is not read.
+        let last_before_shutdown = self.keep_alive_disabled
+            && keep_alive
+            && (head.framing != Framing::None || self.start + head.len == self.end);
+        if last_before_shutdown {
+            keep_alive = false;
+        }
         let connection = match (keep_alive, head.request.version) {
             (false, _) => ConnectionHeader::Close,
             (true, Version::Http10) => ConnectionHeader::KeepAlive,
@@ -416,8 +438,9 @@ impl<H: Handler> Conn<H> {
         encode(&mut self.output, &reply, date, connection, with_body);
         if !keep_alive {
             self.closing = true;
-            // An unread body, or pipelined bytes after a closing request.
-            self.linger = framing != Framing::None || self.start < self.end;
+            // An unread body, pipelined bytes after a closing request, or a
+            // client that did not expect the close and may be sending more.
+            self.linger = framing != Framing::None || self.start < self.end || last_before_shutdown;
             return true;
         }
         self.reading = match framing {
@@ -791,6 +814,58 @@ mod tests {
         assert_eq!(c.phase(), Phase::Idle);
         c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
         assert_eq!(parse_responses(c.output())[0].status, 200);
+    }
+
+    /// Graceful shutdown: every request already buffered is answered, only
+    /// the last one says `Connection: close`, and nothing is read after it.
+    #[test]
+    fn disabled_keep_alive_closes_after_the_buffered_requests() {
+        let now = fixed_now(Instant::now());
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+        // Idle: the next request is the last.
+        let mut idle = conn(Limits::default(), now);
+        idle.disable_keep_alive();
+        assert!(
+            !idle.is_closing(),
+            "an idle connection is the model's to close"
+        );
+        idle.feed(&[&get[..], &get[..]].concat(), now);
+        let parsed = parse_responses(idle.output());
+        let closes: Vec<bool> = parsed.iter().map(|p| p.close).collect();
+        assert_eq!(closes, vec![false, true], "both buffered requests answered");
+        assert!(idle.is_closing() && idle.needs_linger());
+        let n = idle.output().len();
+        idle.feed(get, now);
+        assert_eq!(idle.output().len(), n, "nothing read after the close");
+
+        // A partial request behind a complete one is waited for and is the
+        // one that closes.
+        let mut partial = conn(Limits::default(), now);
+        partial.disable_keep_alive();
+        partial.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HT", now);
+        assert!(!parse_responses(partial.output())[0].close);
+        assert!(!partial.is_closing());
+        partial.feed(b"TP/1.1\r\nHost: a\r\n\r\n", now);
+        let parsed = parse_responses(partial.output());
+        assert_eq!((parsed[1].status, parsed[1].close), (404, true));
+        assert!(partial.is_closing());
+
+        // A request with a body closes once its body is read; HTTP/1.0
+        // keep-alive ends too.
+        let mut body = conn(Limits::default(), now);
+        body.disable_keep_alive();
+        body.feed(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab",
+            now,
+        );
+        body.feed(b"cd", now);
+        let parsed = parse_responses(body.output());
+        assert_eq!((parsed[0].status, parsed[0].close), (405, true));
+        let mut old = conn(Limits::default(), now);
+        old.disable_keep_alive();
+        old.feed(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", now);
+        assert!(old.output().ends_with(b"Connection: close\r\n\r\nOK"));
     }
 
     // --- property tests ---------------------------------------------------

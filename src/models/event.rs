@@ -6,39 +6,45 @@
 //!
 //! ```text
 //! loop {
-//!     epoll_wait(timeout = next timer sweep)
-//!     listener readable   -> accept until EAGAIN; past the cap: 503 + close
+//!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of shutdown)
+//!     shutdown began      -> stop accepting; keep-alive off on every connection
+//!     listener readable   -> accept until EAGAIN; past the cap: 503 + close;
+//!                            out of descriptors: pause accepting, then drain the queue
 //!     connection readable -> read, Conn::commit_read, write what it produced
 //!     connection writable -> write what is left, then read again
-//!     every tick          -> close or 408 the connections past their deadline
+//!     deadlines due       -> 408 or close; or re-arm at the connection's later deadline
 //! }
 //! ```
 //!
-//! A connection whose client does not read its responses stops being read
-//! (its output is not allowed to grow while it waits): back-pressure instead of
-//! buffering without bound.
+//! Deadlines live in a heap ordered by time ([`Deadlines`]), armed no later
+//! than each connection's deadline and re-checked when they come due, so
+//! every timeout fires on time without a timer syscall per request. A
+//! connection whose client does not read its responses stops being read
+//! (its output is not allowed to grow while it waits): back-pressure instead
+//! of buffering without bound.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{bind_shared_port, reject, spawn, Registration, Shared, LINGER_TIME};
+use super::deadlines::Deadlines;
+use super::{
+    bind_shared_port, deadline_of, reject, spawn, AcceptError, Shared, ShutdownClock,
+    ACCEPT_BACKOFF, LINGER_TIME,
+};
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
 /// Events taken per epoll_wait.
 const EVENT_BATCH: usize = 256;
-/// Bounds of the timer sweep interval (a quarter of the shortest deadline).
-const MIN_TICK: Duration = Duration::from_millis(5);
-const MAX_TICK: Duration = Duration::from_secs(1);
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     let config = &shared.config;
@@ -61,7 +67,7 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
 }
 
 /// One connection owned by a reactor.
-struct Client<'a> {
+struct Client {
     stream: TcpStream,
     conn: Conn<Routes>,
     /// Whether WRITABLE interest is registered (only while output is stuck).
@@ -69,7 +75,29 @@ struct Client<'a> {
     /// Set once the last response is written after an error: input is drained
     /// until EOF or this time, so that closing does not become an RST.
     draining_until: Option<Instant>,
-    _registration: Registration<'a>,
+}
+
+impl Client {
+    /// When the reactor must next look at this connection unprompted.
+    #[inline]
+    fn deadline(&self, grace_end: Option<Instant>) -> Instant {
+        match self.draining_until {
+            Some(until) => until,
+            None => deadline_of(&self.conn, grace_end),
+        }
+    }
+}
+
+/// Whether the reactor takes new connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    Yes,
+    /// Out of descriptors: the listener is left alone until then, and its
+    /// queue drained at that time (edge-triggered, it would not report the
+    /// connections already queued again).
+    PausedUntil(Instant),
+    /// Shutting down.
+    No,
 }
 
 struct Reactor<'a> {
@@ -77,18 +105,18 @@ struct Reactor<'a> {
     poll: Poll,
     /// Connections open across all reactors, against `max_connections`.
     open: &'a AtomicUsize,
-    clients: Vec<Option<Client<'a>>>,
+    clients: Vec<Option<Client>>,
     free: Vec<usize>,
     /// Buffers lent to connections only while they have bytes pending.
     buffers: BufferPool,
-    accepting: bool,
-    tick: Duration,
+    deadlines: Deadlines,
+    accepting: Accepting,
+    /// Set when this reactor saw the shutdown begin.
+    shutdown: Option<ShutdownClock>,
 }
 
 impl<'a> Reactor<'a> {
     fn new(shared: &'a Shared, poll: Poll, open: &'a AtomicUsize) -> Self {
-        let limits = &shared.config.limits;
-        let shortest = limits.idle_timeout.min(limits.header_read_timeout);
         Reactor {
             shared,
             poll,
@@ -96,50 +124,95 @@ impl<'a> Reactor<'a> {
             clients: Vec::new(),
             free: Vec::new(),
             buffers: BufferPool::new(),
-            accepting: true,
-            tick: (shortest / 4).clamp(MIN_TICK, MAX_TICK),
+            deadlines: Deadlines::new(),
+            accepting: Accepting::Yes,
+            shutdown: None,
         }
     }
 
     fn run(mut self, listener: &TcpListener) {
         let mut events = Events::with_capacity(EVENT_BATCH);
-        let mut next_sweep = Instant::now() + self.tick;
-        while self.accepting || self.clients.len() > self.free.len() {
-            let wait = next_sweep.saturating_duration_since(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+        while self.accepting != Accepting::No || self.clients.len() > self.free.len() {
+            let wait = self
+                .next_wake()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, wait) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return;
             }
+            if self.shutdown.is_none() {
+                if let Some(clock) = self.shared.shutdown_clock() {
+                    self.begin_shutdown(listener, clock);
+                }
+            }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(listener),
+                    LISTENER if self.accepting == Accepting::Yes => self.accept_all(listener),
+                    LISTENER => {} // paused: drained when the pause ends
                     Token(slot) => self.serve(slot, event.is_read_closed()),
                 }
             }
-            if Instant::now() >= next_sweep {
-                self.sweep_deadlines();
-                next_sweep = Instant::now() + self.tick;
+            let now = Instant::now();
+            if matches!(self.accepting, Accepting::PausedUntil(until) if now >= until) {
+                self.accepting = Accepting::Yes;
+                self.accept_all(listener);
+            }
+            self.expire_deadlines(now);
+            if self.shutdown.is_some_and(|clock| now >= clock.hard_end) {
+                return; // the shutdown timeout: the remaining clients drop
             }
         }
+    }
+
+    /// The earliest of: a connection's deadline, the end of an accept
+    /// pause, the end of the shutdown.
+    fn next_wake(&self) -> Option<Instant> {
+        let paused = match self.accepting {
+            Accepting::PausedUntil(until) => Some(until),
+            _ => None,
+        };
+        let hard_end = self.shutdown.map(|clock| clock.hard_end);
+        [self.deadlines.next(), paused, hard_end]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Stops accepting and turns keep-alive off everywhere: each connection
+    /// answers what it has buffered or receives in the grace period, then
+    /// closes; one with nothing in progress closes when the grace period ends.
+    fn begin_shutdown(&mut self, listener: &TcpListener, clock: ShutdownClock) {
+        self.shutdown = Some(clock);
+        self.accepting = Accepting::No;
+        let fd = listener.as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        for slot in 0..self.clients.len() {
+            if let Some(client) = self.clients[slot].as_mut() {
+                client.conn.disable_keep_alive();
+                self.arm(slot);
+            }
+        }
+    }
+
+    fn grace_end(&self) -> Option<Instant> {
+        self.shutdown.map(|clock| clock.grace_end)
     }
 
     fn accept_all(&mut self, listener: &TcpListener) {
         loop {
             let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(_) if self.shared.is_stopping() => {
-                    // Shutdown woke us through the listener: stop accepting.
-                    let fd = listener.as_raw_fd();
-                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-                    self.accepting = false;
-                    return;
-                }
-                // EAGAIN, or fd exhaustion: the next connection wakes us again.
-                Err(_) => return,
+                Err(e) => match AcceptError::of(&e) {
+                    AcceptError::Transient => continue,
+                    AcceptError::Empty => return,
+                    AcceptError::Exhausted => {
+                        let until = Instant::now() + ACCEPT_BACKOFF;
+                        self.accepting = Accepting::PausedUntil(until);
+                        return;
+                    }
+                },
             };
             if self.open.load(Ordering::Relaxed) >= self.shared.config.max_connections {
                 reject(stream, Status::ServiceUnavailable);
@@ -150,9 +223,6 @@ impl<'a> Reactor<'a> {
                 continue;
             }
             let mut stream = TcpStream::from_std(stream);
-            let Some(registration) = self.shared.connections.register(&stream) else {
-                continue; // stopping
-            };
             let slot = self.free.pop().unwrap_or(self.clients.len());
             if self
                 .poll
@@ -160,18 +230,17 @@ impl<'a> Reactor<'a> {
                 .register(&mut stream, Token(slot), Interest::READABLE)
                 .is_err()
             {
+                if slot < self.clients.len() {
+                    self.free.push(slot);
+                }
                 continue;
             }
+            let config = &self.shared.config;
             let client = Client {
                 stream,
-                conn: Conn::new(
-                    self.shared.config.routes,
-                    self.shared.config.limits,
-                    Now::read(),
-                ),
+                conn: Conn::new(config.routes, config.limits, Now::read()),
                 waiting_to_write: false,
                 draining_until: None,
-                _registration: registration,
             };
             if slot == self.clients.len() {
                 self.clients.push(Some(client));
@@ -179,6 +248,7 @@ impl<'a> Reactor<'a> {
                 self.clients[slot] = Some(client);
             }
             self.open.fetch_add(1, Ordering::Relaxed);
+            self.arm(slot);
         }
     }
 
@@ -197,29 +267,50 @@ impl<'a> Reactor<'a> {
                 keep
             }
         };
-        if !keep {
+        if keep {
+            self.arm(slot);
+        } else {
             self.close(slot);
         }
     }
 
-    fn sweep_deadlines(&mut self) {
-        let now = Now::read();
-        for slot in 0..self.clients.len() {
+    /// Makes `slot`'s deadline entry come due no later than its connection's
+    /// deadline; in steady state one comparison, no heap operation.
+    #[inline]
+    fn arm(&mut self, slot: usize) {
+        if let Some(client) = self.clients[slot].as_ref() {
+            let at = client.deadline(self.grace_end());
+            self.deadlines.arm_by(slot, at);
+        }
+    }
+
+    /// Handles every deadline entry that has come due: a connection whose
+    /// deadline really passed is timed out (408, or closed); one whose
+    /// deadline moved later since it was armed is re-armed there.
+    fn expire_deadlines(&mut self, now: Instant) {
+        let grace_end = self.grace_end();
+        while let Some(slot) = self.deadlines.pop_due(now) {
             let Some(client) = self.clients[slot].as_mut() else {
                 continue;
             };
+            let due = client.deadline(grace_end);
+            if due > now {
+                self.deadlines.set(slot, due);
+                continue;
+            }
             let keep = match client.draining_until {
-                Some(until) => now.instant < until,
-                None if now.instant >= client.conn.deadline() => {
+                Some(_) => false,
+                None => {
                     client.conn.lend(&mut self.buffers);
-                    client.conn.on_timeout(now);
+                    client.conn.on_timeout(Now::read());
                     let keep = exchange(client, self.poll.registry(), Token(slot), false);
                     client.conn.reclaim(&mut self.buffers);
                     keep
                 }
-                None => true,
             };
-            if !keep {
+            if keep {
+                self.arm(slot);
+            } else {
                 self.close(slot);
             }
         }
@@ -229,6 +320,7 @@ impl<'a> Reactor<'a> {
         if let Some(mut client) = self.clients[slot].take() {
             let _ = self.poll.registry().deregister(&mut client.stream);
             client.conn.release(&mut self.buffers);
+            self.deadlines.cancel(slot);
             self.free.push(slot);
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
@@ -238,15 +330,14 @@ impl<'a> Reactor<'a> {
 /// Writes pending output, then reads and answers until the socket has no more
 /// input or the client stops reading. Returns false when the connection is done.
 fn exchange(
-    client: &mut Client<'_>,
+    client: &mut Client,
     registry: &mio::Registry,
     token: Token,
     peer_closed: bool,
 ) -> bool {
     let mut socket_drained = false;
-    let now = Now::read();
     loop {
-        if !flush(client, now) {
+        if !flush(client) {
             return false;
         }
         if !client.conn.output().is_empty() {
@@ -288,7 +379,7 @@ fn exchange(
                 // A FIN that arrived before this event is behind the data
                 // and raises no new edge: then read on until EOF.
                 socket_drained = n > 0 && n < room && !peer_closed;
-                client.conn.commit_read(n, now);
+                client.conn.commit_read(n, Now::read());
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -298,11 +389,13 @@ fn exchange(
 }
 
 /// Writes as much pending output as the socket takes; false on a dead peer.
-fn flush(client: &mut Client<'_>, now: Now) -> bool {
+/// Progress is stamped with the time of the write itself (a vDSO clock
+/// read): a long exchange must not date its last write back to its start.
+fn flush(client: &mut Client) -> bool {
     while !client.conn.output().is_empty() {
         match client.stream.write(client.conn.output()) {
             Ok(0) => return false,
-            Ok(n) => client.conn.consume_output(n, now),
+            Ok(n) => client.conn.consume_output(n, Now::read()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return false,
@@ -312,7 +405,7 @@ fn flush(client: &mut Client<'_>, now: Now) -> bool {
 }
 
 /// Discards input after the final response; false once the peer closed.
-fn drain(client: &mut Client<'_>) -> bool {
+fn drain(client: &mut Client) -> bool {
     let mut sink = [0u8; 4096];
     loop {
         match client.stream.read(&mut sink) {

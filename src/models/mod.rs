@@ -1,9 +1,20 @@
 //! The concurrency models, and what they share: the server configuration, the
-//! listening sockets, the blocking per-connection loop of v1-v3, connection
-//! accounting and graceful shutdown.
+//! listening sockets, accepting (with a back-off when descriptors run out),
+//! the blocking per-connection loop of v1-v3, connection accounting and
+//! graceful shutdown.
 //!
 //! A model only moves bytes between sockets and [`crate::http::Conn`].
+//!
+//! Graceful shutdown ([`Server::shutdown`]), the same in every model:
+//! listeners stop accepting at once; every open connection has keep-alive
+//! disabled ([`Conn::disable_keep_alive`]), so it answers the requests it has
+//! buffered or receives during [`ServerConfig::shutdown_grace`], the last
+//! response saying `Connection: close`; a connection with nothing in
+//! progress is closed when the grace period ends; one still receiving a
+//! request may finish it; at [`ServerConfig::shutdown_timeout`] whatever is
+//! left is cut.
 
+mod deadlines;
 mod event;
 mod pool;
 mod sequential;
@@ -14,13 +25,13 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::http::{encode_rejection, Conn, Limits, Now, Phase, Status};
-use crate::route::Routes;
+use crate::route::{Handler, Routes};
 
 /// The concurrency models servelab can serve with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -104,6 +115,10 @@ pub struct ServerConfig {
     pub reactors: usize,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_timeout: Duration,
+    /// How long, once shutdown has begun, an open connection with nothing in
+    /// progress stays open for a request that may already be on its way
+    /// (answered with `Connection: close`). At most `shutdown_timeout`.
+    pub shutdown_grace: Duration,
     /// The handler every connection serves (the seed's routes, plus any work).
     pub routes: Routes,
 }
@@ -122,6 +137,7 @@ impl ServerConfig {
             queue: 1024,
             reactors: 0,
             shutdown_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(1),
             routes: Routes::default(),
         }
     }
@@ -158,27 +174,54 @@ impl Server {
         self.local_addr
     }
 
-    /// Stops the server: no new connections; idle keep-alive connections are
-    /// closed; responses to requests already received are written; then waits
-    /// up to [`ServerConfig::shutdown_timeout`] for every thread to finish.
-    /// Returns whether all of them did.
+    /// Shuts the server down gracefully (see the module documentation):
+    /// stops accepting, lets every connection finish what it has or receives
+    /// within [`ServerConfig::shutdown_grace`], and waits up to
+    /// [`ServerConfig::shutdown_timeout`] for every thread to finish. Returns
+    /// whether all of them did; connections left at the timeout are cut.
     pub fn shutdown(self) -> bool {
-        self.shared.stopping.store(true, Ordering::SeqCst);
+        let shared = &self.shared;
+        let config = &shared.config;
+        let began = Instant::now();
+        let clock = ShutdownClock {
+            grace_end: began + config.shutdown_grace.min(config.shutdown_timeout),
+            hard_end: began + config.shutdown_timeout,
+        };
+        let _ = shared.shutdown.set(clock);
         for listener in &self.listeners {
-            // Wakes a thread blocked in accept() (Linux answers it EINVAL).
+            // Stops accepting (connections still in the listen queue are
+            // reset) and wakes whoever waits on the listener: a thread
+            // blocked in accept() gets EINVAL, a reactor an event.
             shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
         }
-        self.shared.connections.stop_reading_all();
-        self.shared
-            .threads
-            .wait_all(self.shared.config.shutdown_timeout)
+        if shared.threads.wait_until(clock.grace_end) {
+            return true;
+        }
+        // A thread blocked waiting for a next request since before shutdown
+        // began cannot see the grace period end: end its wait with EOF.
+        shared.connections.end_waits_for_requests();
+        if shared.threads.wait_until(clock.hard_end) {
+            return true;
+        }
+        shared.connections.cut_all();
+        false
     }
+}
+
+/// The deadlines of a graceful shutdown, fixed when it begins.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShutdownClock {
+    /// Connections with nothing in progress are closed from here on.
+    pub(crate) grace_end: Instant,
+    /// Everything still open is cut.
+    pub(crate) hard_end: Instant,
 }
 
 /// State shared by a server's threads. No global mutable state anywhere.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
-    stopping: AtomicBool,
+    /// Set once, when shutdown begins.
+    shutdown: OnceLock<ShutdownClock>,
     pub(crate) connections: Connections,
     pub(crate) threads: LiveCount,
 }
@@ -187,19 +230,36 @@ impl Shared {
     fn new(config: ServerConfig) -> Self {
         Shared {
             config,
-            stopping: AtomicBool::new(false),
+            shutdown: OnceLock::new(),
             connections: Connections::default(),
             threads: LiveCount::default(),
         }
     }
 
+    /// The shutdown's deadlines once it has begun (one atomic load).
+    #[inline]
+    pub(crate) fn shutdown_clock(&self) -> Option<ShutdownClock> {
+        self.shutdown.get().copied()
+    }
+
+    /// Begins a shutdown with no grace period and no time for anything: for
+    /// a server whose start failed half-way, to stop the threads it started.
+    pub(crate) fn stop_now(&self) {
+        let now = Instant::now();
+        let _ = self.shutdown.set(ShutdownClock {
+            grace_end: now,
+            hard_end: now,
+        });
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.shutdown.get().is_some()
     }
 
     /// Accepts the next connection; `None` once the server is stopping.
-    /// Transient accept errors (aborted connections, fd exhaustion) are waited
-    /// out rather than ending the accept loop.
+    /// Transient errors are retried; when descriptors (or kernel memory) run
+    /// out, accepting pauses for [`ACCEPT_BACKOFF`] and then resumes with
+    /// what waits in the listen queue.
     pub(crate) fn accept(&self, listener: &TcpListener) -> Option<TcpStream> {
         loop {
             if self.is_stopping() {
@@ -207,12 +267,40 @@ impl Shared {
             }
             match listener.accept() {
                 Ok((stream, _)) => return Some(stream),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(_) if self.is_stopping() => return None,
-                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning.
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => match AcceptError::of(&e) {
+                    AcceptError::Transient | AcceptError::Empty => {}
+                    AcceptError::Exhausted if self.is_stopping() => return None,
+                    AcceptError::Exhausted => std::thread::sleep(ACCEPT_BACKOFF),
+                },
             }
+        }
+    }
+}
+
+/// How long a listener is left alone after accept() failed for lack of
+/// descriptors (EMFILE, ENFILE) or kernel memory: long enough that an
+/// exhausted server does not spin, short enough that the listen queue is
+/// drained soon after descriptors free up (nginx waits 500 ms).
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a failed accept() means for the accepting loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// Interrupted, or a connection that died in the queue: accept again.
+    Transient,
+    /// Nothing waiting (EAGAIN on a non-blocking listener).
+    Empty,
+    /// Out of descriptors or memory, or the listener was shut down: back
+    /// off for [`ACCEPT_BACKOFF`] (or stop, when the server is stopping).
+    Exhausted,
+}
+
+impl AcceptError {
+    pub(crate) fn of(e: &io::Error) -> AcceptError {
+        match e.kind() {
+            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => AcceptError::Transient,
+            io::ErrorKind::WouldBlock => AcceptError::Empty,
+            _ => AcceptError::Exhausted,
         }
     }
 }
@@ -289,65 +377,186 @@ pub(crate) fn bind_shared_port(
     Ok(listeners)
 }
 
+/// When a model must next call [`Conn::on_timeout`]: at the connection's
+/// own deadline and, once a graceful shutdown has begun, at the end of its
+/// grace period if the connection has nothing in progress (idle, all output
+/// written), which `on_timeout` then closes.
+#[inline]
+pub(crate) fn deadline_of<H: Handler>(conn: &Conn<H>, grace_end: Option<Instant>) -> Instant {
+    let own = conn.deadline();
+    match grace_end {
+        Some(end) if conn.phase() == Phase::Idle && conn.output().is_empty() => own.min(end),
+        _ => own,
+    }
+}
+
 /// Serves one connection to its end on the calling thread: the loop of v1-v3.
 ///
-/// Reads block with SO_RCVTIMEO set to whatever deadline the connection's
-/// phase calls for; the timeout is only changed when that deadline changes
-/// kind, so a keep-alive connection in steady state makes no extra syscalls.
-pub(crate) fn serve_connection(mut stream: TcpStream, shared: &Shared) {
-    let Some(_registration) = shared.connections.register(&stream) else {
-        return; // shutting down
-    };
+/// ```text
+/// loop {
+///     write all output (waiting for room at most until the deadline)
+///     read, blocking (SO_RCVTIMEO) for most of the time left to the deadline
+///     if that timed out: wait for input precisely until the deadline (ppoll)
+///     Conn::commit_read, or Conn::on_timeout once the deadline has passed
+/// }
+/// ```
+///
+/// A keep-alive connection in steady state makes one read and one write per
+/// request (or per pipelined batch): the read timeout is a constant then, so
+/// it is set once. It is a constant fraction of the deadline because the
+/// kernel's timer wheel may fire a socket timeout up to an eighth of it late
+/// (256 ms for a 5 s timeout at 250 Hz); the precise rest of the wait, an
+/// hrtimer, only runs on a connection that is about to time out.
+pub(crate) fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let registration = shared.connections.register(&stream);
     let limits = shared.config.limits;
+    let steady_wait = coarse_part(limits.idle_timeout);
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(limits.idle_timeout));
     let mut read_timeout = None;
-    // One clock read per socket read; writes follow at once and reuse it.
-    let mut now = Now::read();
-    let mut conn = Conn::new(shared.config.routes, limits, now);
+    let mut conn = Conn::new(shared.config.routes, limits, Now::read());
     loop {
-        while !conn.output().is_empty() {
-            match stream.write(conn.output()) {
-                Ok(0) => return,
-                Ok(n) => conn.consume_output(n, now),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return, // peer gone or write timeout
-            }
+        if !write_output(&stream, &mut conn) {
+            return; // peer gone, or it stopped reading for an idle timeout
         }
         if conn.is_finished() {
             break;
         }
-        let wait = match conn.phase() {
-            Phase::Head => conn.deadline().saturating_duration_since(Instant::now()),
-            Phase::Idle | Phase::Body => limits.idle_timeout,
+        let grace_end = shared.shutdown_clock().map(|clock| clock.grace_end);
+        if grace_end.is_some() {
+            conn.disable_keep_alive();
+        }
+        registration.set_awaiting_request(conn.phase() == Phase::Idle);
+        let deadline = deadline_of(&conn, grace_end);
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Idle (between requests) and Body deadlines run from the latest
+        // progress, just made: in steady state `left` is nearly a whole idle
+        // timeout and the constant coarse wait fits in it.
+        let coarse = if left >= steady_wait + steady_wait / 4 {
+            steady_wait
+        } else {
+            coarse_part(left)
         };
-        if wait.is_zero() {
-            conn.on_timeout(Now::read());
-            continue;
+        let mut read = Err(io::ErrorKind::TimedOut.into());
+        if coarse >= MIN_SOCKET_TIMEOUT {
+            if read_timeout != Some(coarse) {
+                let _ = stream.set_read_timeout(Some(coarse));
+                read_timeout = Some(coarse);
+            }
+            read = (&stream).read(conn.read_buf());
         }
-        if read_timeout != Some(wait) {
-            let _ = stream.set_read_timeout(Some(wait));
-            read_timeout = Some(wait);
+        if read.as_ref().is_err_and(is_timeout) {
+            if !wait_ready(&stream, libc::POLLIN, deadline) {
+                conn.on_timeout(Now::read());
+                continue;
+            }
+            read = recv_now(&stream, conn.read_buf());
         }
-        match stream.read(conn.read_buf()) {
+        match read {
             Ok(n) => {
-                now = Now::read();
-                conn.commit_read(n, now);
+                if shared.is_stopping() {
+                    // Shutdown may have begun while this thread was blocked.
+                    conn.disable_keep_alive();
+                }
+                conn.commit_read(n, Now::read());
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                conn.on_timeout(Now::read())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
     }
     if conn.needs_linger() {
-        linger(&mut stream);
+        linger(&stream);
+    }
+}
+
+/// Shortest SO_RCVTIMEO worth setting; nearer the deadline, the precise wait
+/// does it all.
+const MIN_SOCKET_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// The part of a wait spent blocked in a read with SO_RCVTIMEO: three
+/// quarters, so that a timer wheel an eighth late still wakes before the
+/// deadline.
+fn coarse_part(wait: Duration) -> Duration {
+    wait - wait / 4
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Writes all of `conn`'s output to the blocking `stream`. Each write is
+/// made without blocking (MSG_DONTWAIT); when the socket is full, the wait
+/// for room ends at the connection's deadline, which only write progress
+/// moves: a client that stops reading its responses is cut one idle timeout
+/// after the last progress, however the kernel's buffers drain. Returns
+/// false when the connection must be dropped at once (peer gone, or stalled).
+///
+/// Progress is stamped with the time of the write (a vDSO clock read, no
+/// syscall), not of the read that produced the output: the idle time of a
+/// connection then counts from its last response's write, whatever the
+/// handler's work or the scheduler delayed in between.
+fn write_output<H: Handler>(stream: &TcpStream, conn: &mut Conn<H>) -> bool {
+    let socket = SockRef::from(stream);
+    while !conn.output().is_empty() {
+        match socket.send_with_flags(conn.output(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(0) => return false,
+            Ok(n) => conn.consume_output(n, Now::read()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !wait_ready(stream, libc::POLLOUT, conn.deadline()) {
+                    conn.on_timeout(Now::read());
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Reads what has arrived without blocking.
+fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: recv(2) writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Waits until `stream` is ready for `events` (POLLIN or POLLOUT) or
+/// `deadline` passes, precisely (ppoll's high-resolution timer). True when
+/// ready, or failed: the next read or write says how.
+fn wait_ready(stream: &TcpStream, events: libc::c_short, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        let mut fd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: ppoll(2) on one valid pollfd and a timespec, both locals
+        // that outlive the call; no signal mask is passed.
+        match unsafe { libc::ppoll(&mut fd, 1, &timeout, std::ptr::null()) } {
+            0 => return false,
+            n if n > 0 => return true,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return true,
+        }
     }
 }
 
@@ -357,7 +566,7 @@ pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
 
 /// Sends FIN, then reads and discards what the peer still sends (bounded),
 /// so that closing does not turn into an RST that destroys our last response.
-fn linger(stream: &mut TcpStream) {
+fn linger(mut stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     let _ = stream.set_read_timeout(Some(LINGER_TIME));
     let until = Instant::now() + LINGER_TIME;
@@ -399,7 +608,8 @@ fn shutdown_raw(fd: RawFd, how: libc::c_int) {
     }
 }
 
-/// The open connections of a server, so that shutdown can reach them.
+/// The open connections of the blocking models, so that shutdown can reach
+/// a thread blocked in a read.
 #[derive(Default)]
 pub(crate) struct Connections {
     inner: Mutex<ConnectionSet>,
@@ -407,9 +617,14 @@ pub(crate) struct Connections {
 
 #[derive(Default)]
 struct ConnectionSet {
-    stopping: bool,
-    slots: Vec<Option<RawFd>>,
+    slots: Vec<Option<Registered>>,
     free: Vec<usize>,
+}
+
+struct Registered {
+    fd: RawFd,
+    /// Whether its thread is (about to be) blocked waiting for a next request.
+    awaiting_request: Arc<AtomicBool>,
 }
 
 /// Keeps a connection registered while alive; deregisters on drop, which
@@ -417,37 +632,65 @@ struct ConnectionSet {
 pub(crate) struct Registration<'a> {
     set: &'a Connections,
     slot: usize,
+    awaiting_request: Arc<AtomicBool>,
+}
+
+impl Registration<'_> {
+    /// Says whether the connection's thread now waits for a next request
+    /// (nothing of one has arrived, all output written). A plain store: the
+    /// flag is read only when a shutdown's grace period ends.
+    #[inline]
+    pub(crate) fn set_awaiting_request(&self, awaiting: bool) {
+        self.awaiting_request.store(awaiting, Ordering::Relaxed);
+    }
 }
 
 impl Connections {
-    /// Registers `stream`; `None` when the server is stopping.
-    pub(crate) fn register(&self, stream: &impl AsRawFd) -> Option<Registration<'_>> {
+    /// Registers `stream` (one allocation per connection, none per request).
+    pub(crate) fn register(&self, stream: &impl AsRawFd) -> Registration<'_> {
+        let awaiting_request = Arc::new(AtomicBool::new(true));
+        let entry = Registered {
+            fd: stream.as_raw_fd(),
+            awaiting_request: Arc::clone(&awaiting_request),
+        };
         let mut set = self.inner.lock().unwrap();
-        if set.stopping {
-            return None;
-        }
-        let fd = Some(stream.as_raw_fd());
         let slot = match set.free.pop() {
             Some(slot) => {
-                set.slots[slot] = fd;
+                set.slots[slot] = Some(entry);
                 slot
             }
             None => {
-                set.slots.push(fd);
+                set.slots.push(Some(entry));
                 set.slots.len() - 1
             }
         };
-        Some(Registration { set: self, slot })
+        Registration {
+            set: self,
+            slot,
+            awaiting_request,
+        }
     }
 
-    /// Refuses new registrations and shuts down the read side of every open
-    /// connection: a blocked read returns EOF, responses already owed are
-    /// still written, then the connection closes.
-    fn stop_reading_all(&self) {
-        let mut set = self.inner.lock().unwrap();
-        set.stopping = true;
-        for fd in set.slots.iter().flatten() {
-            shutdown_raw(*fd, libc::SHUT_RD);
+    /// The grace period is over: shuts down the read side of every
+    /// connection whose thread waits for a next request, so its blocked read
+    /// returns EOF and the connection closes. Connections in the middle of a
+    /// request are left to finish it.
+    fn end_waits_for_requests(&self) {
+        let set = self.inner.lock().unwrap();
+        for entry in set.slots.iter().flatten() {
+            if entry.awaiting_request.load(Ordering::Relaxed) {
+                shutdown_raw(entry.fd, libc::SHUT_RD);
+            }
+        }
+    }
+
+    /// The shutdown timeout has passed: shuts down both directions of every
+    /// connection still open, so that its thread's blocked read or write
+    /// fails and the thread ends.
+    fn cut_all(&self) {
+        let set = self.inner.lock().unwrap();
+        for entry in set.slots.iter().flatten() {
+            shutdown_raw(entry.fd, libc::SHUT_RDWR);
         }
     }
 }
@@ -478,8 +721,11 @@ impl LiveCount {
         LiveGuard(Arc::clone(shared))
     }
 
-    fn wait_all(&self, timeout: Duration) -> bool {
+    /// Waits until every thread has finished or `deadline` has passed;
+    /// returns whether all finished.
+    fn wait_until(&self, deadline: Instant) -> bool {
         let count = self.count.lock().unwrap();
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let (count, _) = self
             .changed
             .wait_timeout_while(count, timeout, |n| *n > 0)

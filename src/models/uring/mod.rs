@@ -13,7 +13,10 @@
 //!                       back to the ring at once); parked while a send is
 //!                       in flight
 //!     sent n bytes   -> Conn::consume_output
-//!     deadline due   -> Conn::on_timeout (408 or close); a stalled send: drop
+//!     shutdown began -> stop accepting; keep-alive off on every connection
+//!     deadline due   -> Conn::on_timeout (408 or close; an idle connection
+//!                       after the shutdown's grace period); a stalled send: drop
+//!     shutdown timed out -> every connection's socket shut down, then closed
 //!     every connection touched above -> its next step, queued for the next
 //!                       enter: send the output, re-arm or cancel the recv,
 //!                       linger, close
@@ -22,8 +25,11 @@
 //!
 //! The kernel does the waiting and the copying: one multishot accept per
 //! listener, one multishot recv per connection, reading into a ring of
-//! buffers the reactor owns (an idle connection holds none), and every send
-//! of an iteration goes out with the one `io_uring_enter` that also waits.
+//! buffers the reactor owns, and every send of an iteration goes out with the
+//! one `io_uring_enter` that also waits. The bytes are copied into buffers
+//! the reactor lends the connection's `Conn` from its [`BufferPool`] only
+//! while bytes are pending, so an idle connection holds no buffer at all.
+//! Deadlines live in a heap ordered by time ([`Deadlines`], shared with v4).
 //!
 //! Back-pressure: the core is only given bytes while none of its output is
 //! unsent, as in v4. Bytes that arrive meanwhile are parked (copied out of the
@@ -43,14 +49,12 @@ mod ring;
 
 pub use ring::availability;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use io_uring::squeue::{Entry, Flags};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
@@ -58,8 +62,12 @@ use io_uring::{cqueue, opcode, CompletionQueue, SubmissionQueue, Submitter};
 use socket2::SockRef;
 
 use self::buf_ring::BufRing;
-use super::{bind_shared_port, reject, shutdown_raw, spawn, Shared, LINGER_BYTES, LINGER_TIME};
-use crate::http::{Conn, Now, Status};
+use super::deadlines::Deadlines;
+use super::{
+    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, Shared, ShutdownClock,
+    ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME,
+};
+use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::{Routes, Work};
 
 /// Receive buffers per reactor. Only connections with bytes arriving hold
@@ -75,9 +83,6 @@ const BUFFER_GROUP: u16 = 0;
 const PARK_LIMIT: usize = 16 * 1024;
 /// Parking buffers kept for reuse once their connection drained them.
 const SPARE_PARKING: usize = 64;
-/// How long accepting pauses after EMFILE/ENFILE (or any other error that
-/// would repeat at once), instead of spinning on it.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     availability().map_err(|why| io::Error::new(io::ErrorKind::Unsupported, why))?;
@@ -109,7 +114,7 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     }
     if let Err(e) = outcome {
         // Stop the reactors that did start, as Server::shutdown would.
-        shared.stopping.store(true, Ordering::SeqCst);
+        shared.stop_now();
         for listener in &listeners {
             shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
         }
@@ -162,10 +167,12 @@ fn run(
         free: Vec::new(),
         live: 0,
         touched: Vec::new(),
-        timers: BinaryHeap::new(),
+        deadlines: Deadlines::new(),
+        pool: BufferPool::new(),
         spare_parking: Vec::new(),
         accept: Accept::Idle,
-        stopping: false,
+        shutdown: None,
+        cut: false,
         now: Now::read(),
         slow_handlers: shared.config.routes.work != Work::None,
     }
@@ -190,10 +197,17 @@ struct Reactor<'r> {
     live: usize,
     /// Connections to advance at the end of this iteration.
     touched: Vec<u32>,
-    timers: BinaryHeap<Reverse<Timer>>,
+    /// Each connection's next deadline, armed no later than it.
+    deadlines: Deadlines,
+    /// Input and output buffers, lent to a connection only while it has
+    /// bytes pending: an idle connection holds none.
+    pool: BufferPool,
     spare_parking: Vec<Vec<u8>>,
     accept: Accept,
-    stopping: bool,
+    /// Set when this reactor saw the shutdown begin.
+    shutdown: Option<ShutdownClock>,
+    /// Whether the shutdown timeout has cut every connection.
+    cut: bool,
     /// Read once per iteration, after the wait, and again after each
     /// handler call when handlers spend time (`--work`).
     now: Now,
@@ -205,11 +219,13 @@ struct Reactor<'r> {
 impl Reactor<'_> {
     fn serve(mut self) {
         loop {
-            if !self.stopping && self.shared.is_stopping() {
-                self.begin_stopping();
+            if self.shutdown.is_none() {
+                if let Some(clock) = self.shared.shutdown_clock() {
+                    self.begin_shutdown(clock);
+                }
             }
             self.keep_accepting();
-            if self.stopping && self.accept != Accept::Armed && self.live == 0 {
+            if self.shutdown.is_some() && self.accept != Accept::Armed && self.live == 0 {
                 // The last closes are still queued: hand them over (a
                 // socket's close runs inline, within the enter).
                 self.flush_overflow();
@@ -226,6 +242,13 @@ impl Reactor<'_> {
                 self.complete(cqe.user_data(), cqe.result(), cqe.flags());
             }
             self.expire_deadlines();
+            if !self.cut
+                && self
+                    .shutdown
+                    .is_some_and(|c| self.now.instant >= c.hard_end)
+            {
+                self.cut_all();
+            }
             while let Some(slot) = self.touched.pop() {
                 self.advance(slot);
             }
@@ -238,7 +261,7 @@ impl Reactor<'_> {
             Accept::Idle => true,
             Accept::BackingOff(until) => self.now.instant >= until,
         };
-        if !due || self.stopping {
+        if !due || self.shutdown.is_some() {
             return;
         }
         let accept = opcode::AcceptMulti::new(Fd(self.listener.as_raw_fd()))
@@ -272,12 +295,14 @@ impl Reactor<'_> {
             self.admit(unsafe { OwnedFd::from_raw_fd(res) });
             return;
         }
-        match -res {
-            _ if self.shared.is_stopping() => self.begin_stopping(),
-            libc::ECONNABORTED | libc::EINTR | libc::EAGAIN | libc::ECANCELED => {}
+        if self.shutdown.is_some() || self.shared.is_stopping() || -res == libc::ECANCELED {
+            return; // the shutdown, seen at the top of the next iteration
+        }
+        match AcceptError::of(&io::Error::from_raw_os_error(-res)) {
+            AcceptError::Transient | AcceptError::Empty => {}
             // EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything else that would
             // fail again at once: pause, then re-arm and drain the backlog.
-            _ => {
+            AcceptError::Exhausted => {
                 if self.accept == Accept::Armed {
                     self.cancel(user_data(Op::Accept, 0, 0));
                 }
@@ -288,7 +313,7 @@ impl Reactor<'_> {
 
     fn admit(&mut self, fd: OwnedFd) {
         let config = &self.shared.config;
-        if self.stopping || self.open.load(Ordering::Relaxed) >= config.max_connections {
+        if self.shutdown.is_some() || self.open.load(Ordering::Relaxed) >= config.max_connections {
             reject(TcpStream::from(fd), Status::ServiceUnavailable);
             return;
         }
@@ -302,7 +327,6 @@ impl Reactor<'_> {
             sending: Sending::Idle,
             peer_closed: false,
             parked: Vec::new(),
-            timer: None,
             touched: false,
         };
         let slot = match self.free.pop() {
@@ -330,7 +354,7 @@ impl Reactor<'_> {
                     // SAFETY: the buffer id and length of this completion,
                     // given back just below and not before.
                     let bytes = unsafe { self.buffers.received(id, n as usize) };
-                    client.take_bytes(bytes, self.now, &mut self.spare_parking);
+                    client.take_bytes(bytes, self.now, &mut self.spare_parking, &mut self.pool);
                     if self.slow_handlers {
                         self.now = Now::read();
                     }
@@ -368,30 +392,11 @@ impl Reactor<'_> {
         self.touch(slot);
     }
 
-    /// Touches every connection whose filed deadline has come; `advance`
-    /// then acts on its actual deadline.
+    /// Touches every connection whose armed deadline has come; `advance`
+    /// then acts on its actual deadline (or arms it again, later).
     fn expire_deadlines(&mut self) {
-        while let Some(Reverse(timer)) = self.timers.peek() {
-            if timer.at > self.now.instant {
-                break;
-            }
-            let Reverse(timer) = self.timers.pop().unwrap();
-            if let Some(client) = client_mut(&mut self.clients, timer.slot, timer.generation) {
-                if client.timer == Some(timer.at) {
-                    client.timer = None;
-                    self.touch(timer.slot);
-                }
-            }
-        }
-        // Entries outdated by a deadline that moved earlier pile up only in
-        // odd traffic; keep the heap proportional to the connections.
-        if self.timers.len() > 2 * self.live + 64 {
-            let clients = &self.clients;
-            self.timers.retain(|Reverse(t)| {
-                let client = clients[t.slot as usize].client.as_ref();
-                clients[t.slot as usize].generation == t.generation
-                    && client.is_some_and(|c| c.timer == Some(t.at))
-            });
+        while let Some(slot) = self.deadlines.pop_due(self.now.instant) {
+            self.touch(slot as u32);
         }
     }
 
@@ -415,20 +420,26 @@ impl Reactor<'_> {
             return;
         };
         client.touched = false;
-        let due = client.deadline().is_some_and(|at| at <= now.instant);
+        let grace_end = self.shutdown.map(|clock| clock.grace_end);
+        let due = client
+            .deadline(grace_end)
+            .is_some_and(|at| at <= now.instant);
         let mut send = None;
         match client.stage {
             Stage::Open => match client.quiet_conn() {
                 Some(conn) => {
                     if due {
+                        conn.lend(&mut self.pool);
                         conn.on_timeout(now); // 408, or close
                     }
-                    client.feed_parked(now, &mut self.spare_parking);
+                    client.feed_parked(now, &mut self.spare_parking, &mut self.pool);
                     if self.slow_handlers {
                         self.now = Now::read();
                     }
-                    // No send in flight and everything fed: with a reactor
-                    // buffer pool, the place to take back what is not needed.
+                    // No send in flight and everything fed: the buffers not
+                    // needed now go back to the pool (the output stays
+                    // while unsent: the send below points into it).
+                    client.conn.reclaim(&mut self.pool);
                     let conn = &client.conn;
                     if !conn.output().is_empty() {
                         send = Some((conn.output().as_ptr(), conn.output().len()));
@@ -494,15 +505,8 @@ impl Reactor<'_> {
             && client.recv == Recv::Off
             && client.sending == Sending::Idle;
         if !finished {
-            if let Some(at) = client.deadline() {
-                if client.timer.is_none_or(|filed| at < filed) {
-                    client.timer = Some(at);
-                    self.timers.push(Reverse(Timer {
-                        at,
-                        slot,
-                        generation,
-                    }));
-                }
+            if let Some(at) = client.deadline(grace_end) {
+                self.deadlines.arm_by(slot as usize, at);
             }
         }
         for entry in entries.into_iter().flatten() {
@@ -526,12 +530,17 @@ impl Reactor<'_> {
         };
         entry.generation = (entry.generation + 1) & GENERATION_MASK;
         self.free.push(slot);
+        self.deadlines.cancel(slot as usize);
         self.live -= 1;
         self.open.fetch_sub(1, Ordering::Relaxed);
-        if client.parked.capacity() > 0 {
-            spare(&mut self.spare_parking, client.parked);
+        let Client {
+            fd, conn, parked, ..
+        } = client;
+        conn.release(&mut self.pool);
+        if parked.capacity() > 0 {
+            spare(&mut self.spare_parking, parked);
         }
-        let close = opcode::Close::new(Fd(client.fd.into_raw_fd()))
+        let close = opcode::Close::new(Fd(fd.into_raw_fd()))
             .build()
             .flags(self.quiet)
             .user_data(user_data(Op::Cleanup, slot, 0));
@@ -546,24 +555,39 @@ impl Reactor<'_> {
         unsafe { self.push(entry) };
     }
 
-    /// Shutdown: accept no more; every connection reads what has already
-    /// arrived, then EOF, so it answers the requests received and closes
-    /// (an idle one at once).
-    ///
-    /// A grace period for requests still arriving would delay the read-side
-    /// shutdown below by a timer, and mark each connection's last response
-    /// `Connection: close`.
-    fn begin_stopping(&mut self) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
+    /// Shutdown begins: accept no more, and turn keep-alive off everywhere:
+    /// each connection answers what it has buffered or receives within the
+    /// grace period (the last response saying `Connection: close`), and one
+    /// with nothing in progress closes when the grace period ends
+    /// ([`deadline_of`]).
+    fn begin_shutdown(&mut self, clock: ShutdownClock) {
+        self.shutdown = Some(clock);
         if self.accept == Accept::Armed {
             self.cancel(user_data(Op::Accept, 0, 0));
         }
-        for client in self.clients.iter().filter_map(|s| s.client.as_ref()) {
-            if client.stage == Stage::Open {
-                shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_RD);
+        for slot in 0..self.clients.len() as u32 {
+            if let Some(client) = self.clients[slot as usize].client.as_mut() {
+                // Sets a flag only: safe while a send points into the output.
+                client.conn.disable_keep_alive();
+                self.touch(slot);
+            }
+        }
+        // Before the next wait, so that it already counts the grace period.
+        while let Some(slot) = self.touched.pop() {
+            self.advance(slot);
+        }
+    }
+
+    /// The shutdown timeout: every connection still open is cut. Shutting
+    /// its socket down ends its recv and send at once, and the connection
+    /// then closes the usual way, once they have completed.
+    fn cut_all(&mut self) {
+        self.cut = true;
+        for slot in 0..self.clients.len() as u32 {
+            if let Some(client) = self.clients[slot as usize].client.as_mut() {
+                shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_RDWR);
+                client.stage = Stage::Closing;
+                self.touch(slot);
             }
         }
     }
@@ -598,12 +622,15 @@ impl Reactor<'_> {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|Reverse(t)| t.at);
         let backoff = match self.accept {
             Accept::BackingOff(until) => Some(until),
             _ => None,
         };
-        timer.into_iter().chain(backoff).min()
+        let hard_end = self.shutdown.filter(|_| !self.cut).map(|c| c.hard_end);
+        [self.deadlines.next(), backoff, hard_end]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Queues `entry` for the next enter.
@@ -700,8 +727,6 @@ struct Client {
     peer_closed: bool,
     /// Bytes received while the core could not take them, oldest first.
     parked: Vec<u8>,
-    /// The deadline of this connection's live timer entry, if any.
-    timer: Option<Instant>,
     /// Whether it is on the reactor's to-advance list.
     touched: bool,
 }
@@ -717,12 +742,20 @@ impl Client {
     /// Bytes that arrived: straight into the core when it may take them (no
     /// output pending, nothing parked before them), else parked; after an
     /// error response, or while lingering, discarded.
-    fn take_bytes(&mut self, bytes: &[u8], now: Now, spare_parking: &mut Vec<Vec<u8>>) {
+    fn take_bytes(
+        &mut self,
+        bytes: &[u8],
+        now: Now,
+        spare_parking: &mut Vec<Vec<u8>>,
+        pool: &mut BufferPool,
+    ) {
         match self.stage {
             Stage::Open if self.conn.is_closing() => {}
             Stage::Open => {
                 let fed = match self.parked.is_empty() {
-                    true => self.quiet_conn().map_or(0, |conn| feed(conn, bytes, now)),
+                    true => self
+                        .quiet_conn()
+                        .map_or(0, |conn| feed(conn, bytes, now, pool)),
                     false => 0,
                 };
                 if fed < bytes.len() {
@@ -745,14 +778,14 @@ impl Client {
 
     /// Gives the core the parked bytes it may take now, then the peer's EOF
     /// once nothing is parked before it.
-    fn feed_parked(&mut self, now: Now, spare_parking: &mut Vec<Vec<u8>>) {
+    fn feed_parked(&mut self, now: Now, spare_parking: &mut Vec<Vec<u8>>, pool: &mut BufferPool) {
         if self.sending != Sending::Idle {
             return;
         }
         if !self.parked.is_empty() {
             // Not through `quiet_conn`, to borrow `parked` alongside; the
             // send state was checked above.
-            let fed = feed(&mut self.conn, &self.parked, now);
+            let fed = feed(&mut self.conn, &self.parked, now, pool);
             self.parked.drain(..fed);
         }
         if self.conn.is_closing() {
@@ -767,10 +800,11 @@ impl Client {
         }
     }
 
-    /// When this connection must next be looked at without any I/O.
-    fn deadline(&self) -> Option<Instant> {
+    /// When this connection must next be looked at without any I/O;
+    /// `grace_end` is the end of a shutdown's grace period, once begun.
+    fn deadline(&self, grace_end: Option<Instant>) -> Option<Instant> {
         match self.stage {
-            Stage::Open => Some(self.conn.deadline()),
+            Stage::Open => Some(deadline_of(&self.conn, grace_end)),
             Stage::Lingering { until, .. } => Some(until),
             Stage::Closing => None,
         }
@@ -780,15 +814,6 @@ impl Client {
 struct Slot {
     generation: u32,
     client: Option<Client>,
-}
-
-/// A deadline filed for a connection (lazily invalidated: an entry counts
-/// only while it matches the connection's `timer`).
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Timer {
-    at: Instant,
-    slot: u32,
-    generation: u32,
 }
 
 /// The live client in `slot`, if it is still the connection of `generation`.
@@ -810,8 +835,9 @@ fn cancel(target: u64, quiet: Flags) -> Entry {
 /// Gives `bytes` to the core while it has no output pending (v4's rule: a
 /// client's responses are not allowed to pile up); returns how many it took.
 /// Every received byte reaches the core here, never while a send is in
-/// flight: with a reactor buffer pool, the place to lend input buffers.
-fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now) -> usize {
+/// flight, into buffers lent from the reactor's `pool`.
+fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool) -> usize {
+    conn.lend(pool);
     let mut fed = 0;
     while fed < bytes.len() && !conn.is_closing() && conn.output().is_empty() {
         let room = conn.read_buf();
