@@ -154,7 +154,10 @@ impl<H: Handler> Conn<H> {
     pub fn read_buf(&mut self) -> &mut [u8] {
         if self.input.is_empty() {
             // Nothing lent: the connection's own buffer, kept from now on.
-            self.input = vec![0; INPUT_BUFFER.min(self.limits.max_head_bytes())];
+            // The size of a lent one, so that how much one read can take
+            // (and so which of 400 or 414/431 a malformed, oversized head
+            // gets) does not depend on who owns the buffer.
+            self.input = vec![0; INPUT_BUFFER];
         }
         if self.end == self.input.len() {
             if self.start > 0 {
@@ -801,6 +804,30 @@ mod tests {
         c.consume_output(n, now);
         c.reclaim(&mut pool);
         assert!(!c.holds_buffers() && c.is_finished());
+    }
+
+    /// Regression (found by the proptests): a lent buffer and a connection's
+    /// own buffer differed in size, so under small limits one oversized,
+    /// malformed head got 400 through one and 414 through the other. Every
+    /// prefix of that stream, with every byte in turn set to NUL, must now
+    /// give the same output whoever owns the buffer.
+    #[test]
+    fn owned_and_lent_buffers_give_the_same_output() {
+        let reqs = [
+            Req::Head("/?q"),
+            Req::Get("/x"),
+            Req::Get10KeepAlive("/"),
+            Req::Get("/"),
+            Req::Get("/?q"),
+        ];
+        let input = stream(&reqs);
+        for keep in 0..=input.len() {
+            for at in 0..keep {
+                let mut mutated = input[..keep].to_vec();
+                mutated[at] = 0;
+                check_arbitrary(&mutated, &[], small_limits());
+            }
+        }
     }
 
     #[test]
