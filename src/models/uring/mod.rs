@@ -846,6 +846,10 @@ fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool) 
         conn.commit_read(n, now);
         fed += n;
     }
+    // The input buffer goes back at once unless a partial request is in it,
+    // so that a burst of connections served in one iteration shares one;
+    // the output stays lent until its send has completed.
+    conn.reclaim(pool);
     fed
 }
 
