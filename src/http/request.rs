@@ -171,10 +171,21 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
     let mut expects_continue = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"host") {
+        // The length picks the one name a field could be, so that most
+        // fields cost one comparison of lengths and none of bytes.
+        let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+        let field = match name.len() {
+            4 if is(b"host") => Field::Host,
+            14 if is(b"content-length") => Field::ContentLength,
+            17 if is(b"transfer-encoding") => Field::TransferEncoding,
+            10 if is(b"connection") => Field::Connection,
+            6 if is(b"expect") => Field::Expect,
+            _ => continue,
+        };
+        if field == Field::Host {
             hosts += 1;
             host = h.value;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if field == Field::ContentLength {
             for value in list_elements(h.value) {
                 let n = parse_content_length(value)?;
                 if content_length.is_some_and(|seen| seen != n) {
@@ -185,14 +196,14 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
             if content_length.is_none() {
                 return Err(Status::BadRequest);
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if field == Field::TransferEncoding {
             codings.add(h.value)?;
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if field == Field::Connection {
             for token in list_elements(h.value) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
+        } else {
             expects_continue |= trim(h.value).eq_ignore_ascii_case(b"100-continue");
         }
     }
@@ -233,6 +244,16 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
         keep_alive,
         expects_continue: expects_continue && version == Version::Http11,
     })
+}
+
+/// The header fields that decide how a request is framed and answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
 }
 
 /// The four forms of request-target (RFC 9112 §3.2).
@@ -290,7 +311,7 @@ fn target_form<'a>(method: &str, target: &'a str) -> Option<(Form, &'a str)> {
 }
 
 fn strip_query(target: &str) -> &str {
-    match target.find('?') {
+    match target.bytes().position(|b| b == b'?') {
         Some(i) => &target[..i],
         None => target,
     }
@@ -298,28 +319,72 @@ fn strip_query(target: &str) -> &str {
 
 /// `path-abempty [ "?" query ]` of RFC 3986: pchars, `/` and `?`.
 fn path_and_query_ok(s: &str) -> bool {
-    uri_chars_ok(s.as_bytes(), b":@/?")
+    uri_chars_ok(s.as_bytes(), COLON | AT | SLASH | QUESTION)
 }
 
-/// Whether every byte of `s` is unreserved, a sub-delim, one of `extra`, or
-/// part of a valid percent-encoding (RFC 3986 §2).
-fn uri_chars_ok(s: &[u8], extra: &[u8]) -> bool {
+// Character classes, one bit each in [`CLASS`]: what RFC 3986 and RFC 9110
+// allow where, looked up once per byte instead of searched for.
+/// `ALPHA / DIGIT / "-" / "." / "_" / "~"` (RFC 3986 §2.3).
+const UNRESERVED: u8 = 1;
+/// `"!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="` (§2.2).
+const SUB_DELIM: u8 = 2;
+const COLON: u8 = 4;
+const AT: u8 = 8;
+const SLASH: u8 = 16;
+const QUESTION: u8 = 32;
+/// `tchar` (RFC 9110 §5.6.2).
+const TCHAR: u8 = 64;
+
+/// The classes of every byte value.
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            table[b] |= UNRESERVED | TCHAR;
+        }
+        b += 1;
+    }
+    let marks: [(&[u8], u8); 7] = [
+        (b"-._~", UNRESERVED),
+        (b"!$&'()*+,;=", SUB_DELIM),
+        (b":", COLON),
+        (b"@", AT),
+        (b"/", SLASH),
+        (b"?", QUESTION),
+        (b"!#$%&'*+-.^_`|~", TCHAR),
+    ];
+    let mut m = 0;
+    while m < marks.len() {
+        let (bytes, class) = marks[m];
+        let mut i = 0;
+        while i < bytes.len() {
+            table[bytes[i] as usize] |= class;
+            i += 1;
+        }
+        m += 1;
+    }
+    table
+}
+
+/// Whether every byte of `s` is unreserved, a sub-delim, in one of the
+/// `extra` classes, or part of a valid percent-encoding (RFC 3986 §2).
+fn uri_chars_ok(s: &[u8], extra: u8) -> bool {
+    let allowed = UNRESERVED | SUB_DELIM | extra;
     let mut i = 0;
     while i < s.len() {
         let b = s[i];
-        if b == b'%' {
-            match s.get(i + 1..i + 3) {
-                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
-                _ => return false,
-            }
+        if CLASS[usize::from(b)] & allowed != 0 {
+            i += 1;
             continue;
         }
-        let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
-        let sub_delim = b"!$&'()*+,;=".contains(&b);
-        if !(unreserved || sub_delim || extra.contains(&b)) {
-            return false;
+        match s.get(i..i + 3) {
+            Some([b'%', h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+            _ => return false,
         }
-        i += 1;
     }
     true
 }
@@ -353,7 +418,7 @@ fn valid_host(value: &[u8], empty_ok: bool, port: Port) -> bool {
         _ => {
             let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
             let (name, rest) = value.split_at(end);
-            if !uri_chars_ok(name, b"") {
+            if !uri_chars_ok(name, 0) {
                 return false;
             }
             (name, rest)
@@ -393,7 +458,7 @@ fn valid_ip_literal(inner: &[u8]) -> bool {
             && version.iter().all(u8::is_ascii_hexdigit)
             && !address.is_empty()
             && !address.contains(&b'%')
-            && uri_chars_ok(address, b":");
+            && uri_chars_ok(address, COLON);
     }
     std::str::from_utf8(inner).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
 }
@@ -550,7 +615,7 @@ impl<'a> Cursor<'a> {
 
 /// `tchar` (RFC 9110 §5.6.2).
 pub(super) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    CLASS[usize::from(b)] & TCHAR != 0
 }
 
 /// The non-empty elements of a comma-separated list (RFC 9110 §5.6.1), trimmed.
@@ -701,6 +766,32 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// The class table says, for every byte, what the grammars spell out.
+    #[test]
+    fn character_classes_match_the_rfc_sets() {
+        for b in 0..=255u8 {
+            let class = CLASS[usize::from(b)];
+            let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+            assert_eq!(class & UNRESERVED != 0, unreserved, "{b:#x}");
+            assert_eq!(
+                class & SUB_DELIM != 0,
+                b"!$&'()*+,;=".contains(&b),
+                "{b:#x}"
+            );
+            assert_eq!(class & COLON != 0, b == b':', "{b:#x}");
+            assert_eq!(class & AT != 0, b == b'@', "{b:#x}");
+            assert_eq!(class & SLASH != 0, b == b'/', "{b:#x}");
+            assert_eq!(class & QUESTION != 0, b == b'?', "{b:#x}");
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), tchar, "{b:#x}");
+        }
+        assert!(uri_chars_ok(b"a%20b", 0));
+        assert!(!uri_chars_ok(b"a%2", 0));
+        assert!(!uri_chars_ok(b"a%zz", 0));
+        assert!(!uri_chars_ok(b"a:b", 0));
+        assert!(uri_chars_ok(b"a:b", COLON));
     }
 
     #[test]
