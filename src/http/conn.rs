@@ -18,6 +18,7 @@
 //! reactor models), so that an idle connection holds none.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
@@ -399,59 +400,98 @@ impl<H: Handler> Conn<H> {
                 return false;
             }
         }
-        let handler = &mut self.handler;
-        let Ok(reply) = catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) else {
+        // Where the head being answered starts: this one, then each
+        // pipelined repeat of it (see the end of the loop).
+        let mut at = self.start;
+        // The last response encoded, to append again for a repeat that gets
+        // the same reply: (reply, connection header, its bytes in `output`).
+        let mut last: Option<(Reply, ConnectionHeader, Range<usize>)> = None;
+        let panicked = loop {
+            let handler = &mut self.handler;
+            let Ok(reply) = catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) else {
+                break true;
+            };
+
+            // The body (if any) is discarded after the response has gone
+            // out. It is read only when that keeps the connection: the
+            // client wants it kept, the body is short enough to be worth
+            // reading, and the client is not waiting for `100 Continue`
+            // before sending it. Such a client is never invited: the final
+            // response tells it the body is not needed and, with
+            // `Connection: close`, that the server will not read it (RFC 9110
+            // §10.1.1), so no body can later be misread as requests.
+            let body_discarded = match head.framing {
+                Framing::None => true,
+                Framing::Length(n) => n <= MAX_DISCARD && !head.expects_continue,
+                Framing::Chunked => !head.expects_continue,
+            };
+            let mut keep_alive =
+                head.keep_alive && !reply.status.closes_connection() && body_discarded;
+            // Shutting down: the request after which nothing more is
+            // buffered is the last one; it says so, and its body (if any)
+            // is not read.
+            let last_before_shutdown = self.keep_alive_disabled
+                && keep_alive
+                && (head.framing != Framing::None || at + head.len == self.end);
+            if last_before_shutdown {
+                keep_alive = false;
+            }
+            let connection = match (keep_alive, head.request.version) {
+                (false, _) => ConnectionHeader::Close,
+                (true, Version::Http10) => ConnectionHeader::KeepAlive,
+                (true, Version::Http11) => ConnectionHeader::Omit,
+            };
+            self.start = at + head.len;
+
+            let encoded_from = self.output.len();
+            match &last {
+                Some((r, c, bytes)) if *r == reply && *c == connection => {
+                    self.output.extend_from_within(bytes.clone());
+                }
+                _ => {
+                    let date = self.date.get(now.unix_secs);
+                    let with_body = head.request.method != "HEAD";
+                    encode(&mut self.output, &reply, date, connection, with_body);
+                }
+            }
+            if !keep_alive {
+                self.closing = true;
+                // An unread body, pipelined bytes after a closing request,
+                // or a client that did not expect the close and may be
+                // sending more.
+                self.linger =
+                    head.framing != Framing::None || self.start < self.end || last_before_shutdown;
+                return true;
+            }
+            self.reading = match head.framing {
+                Framing::None => Reading::Head,
+                Framing::Length(n) => Reading::Length(n),
+                Framing::Chunked => Reading::Chunked(ChunkedDecoder::default()),
+            };
+            if head.framing != Framing::None {
+                return true;
+            }
+            // Pipelined repeats: bytes identical to this head are the same
+            // request, parsed the same way under the same limits, so they
+            // are answered from this parse instead of a new one (the
+            // handler is still asked every time). Pipelining clients mostly
+            // repeat one request: this is where pipelined requests cost
+            // least.
+            let next = self.start;
+            let repeated = self.end - next >= head.len
+                && self.input[next..next + head.len] == self.input[at..at + head.len];
+            if !repeated {
+                return true;
+            }
+            last = Some((reply, connection, encoded_from..self.output.len()));
+            at = next;
+        };
+        if panicked {
             // The handler may have been left half-way: trust nothing more of
             // this connection, but only of this one.
             self.fail(Status::InternalServerError, now);
-            return false;
-        };
-
-        // The body (if any) is discarded after the response has gone out. It
-        // is read only when that keeps the connection: the client wants it
-        // kept, the body is short enough to be worth reading, and the client
-        // is not waiting for `100 Continue` before sending it. Such a client
-        // is never invited: the final response tells it the body is not
-        // needed and, with `Connection: close`, that the server will not read
-        // it (RFC 9110 §10.1.1), so no body can later be misread as requests.
-        let body_discarded = match head.framing {
-            Framing::None => true,
-            Framing::Length(n) => n <= MAX_DISCARD && !head.expects_continue,
-            Framing::Chunked => !head.expects_continue,
-        };
-        let mut keep_alive = head.keep_alive && !reply.status.closes_connection() && body_discarded;
-        // Shutting down: the request after which nothing more is buffered is
-        // the last one; it says so, and its body (if any) is not read.
-        let last_before_shutdown = self.keep_alive_disabled
-            && keep_alive
-            && (head.framing != Framing::None || self.start + head.len == self.end);
-        if last_before_shutdown {
-            keep_alive = false;
         }
-        let connection = match (keep_alive, head.request.version) {
-            (false, _) => ConnectionHeader::Close,
-            (true, Version::Http10) => ConnectionHeader::KeepAlive,
-            (true, Version::Http11) => ConnectionHeader::Omit,
-        };
-        let with_body = head.request.method != "HEAD";
-        let framing = head.framing;
-        self.start += head.len;
-
-        let date = self.date.get(now.unix_secs);
-        encode(&mut self.output, &reply, date, connection, with_body);
-        if !keep_alive {
-            self.closing = true;
-            // An unread body, pipelined bytes after a closing request, or a
-            // client that did not expect the close and may be sending more.
-            self.linger = framing != Framing::None || self.start < self.end || last_before_shutdown;
-            return true;
-        }
-        self.reading = match framing {
-            Framing::None => Reading::Head,
-            Framing::Length(n) => Reading::Length(n),
-            Framing::Chunked => Reading::Chunked(ChunkedDecoder::default()),
-        };
-        true
+        false
     }
 
     /// Stops reading after a response already sent: the request's body
@@ -724,6 +764,79 @@ mod tests {
             now,
         );
         assert_eq!(answers(&big), [(413, true)]);
+    }
+
+    /// Alternates 200 and 404 whatever it is asked, and counts its calls.
+    struct Alternating(u32);
+
+    impl Handler for Alternating {
+        fn handle(&mut self, request: &crate::http::Request<'_>) -> Reply {
+            self.0 += 1;
+            match self.0 % 2 {
+                1 => SeedRoutes.handle(request),
+                _ => Reply::plain(Status::NotFound),
+            }
+        }
+    }
+
+    /// Pipelined repeats of one head are answered from its parse, but each
+    /// is still a request of its own: the handler is asked every time and
+    /// its reply, when it changes, is what is sent.
+    #[test]
+    fn pipelined_repeats_ask_the_handler_every_time() {
+        let now = fixed_now(Instant::now());
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut c = Conn::new(Alternating(0), Limits::default(), now);
+        c.feed(&get.repeat(5), now);
+        assert_eq!(
+            answers(&c),
+            [
+                (200, false),
+                (404, false),
+                (200, false),
+                (404, false),
+                (200, false)
+            ]
+        );
+        assert_eq!(c.handler.0, 5);
+
+        // Same replies: byte-identical to answering each request alone.
+        let mut batch = conn(Limits::default(), now);
+        batch.feed(&get.repeat(50), now);
+        let mut one_by_one = conn(Limits::default(), now);
+        let mut alone = Vec::new();
+        for _ in 0..50 {
+            one_by_one.feed(get, now);
+            alone.extend_from_slice(one_by_one.output());
+            let n = one_by_one.output().len();
+            one_by_one.consume_output(n, now);
+        }
+        assert_eq!(batch.output(), &alone[..]);
+
+        // A repeat that asks to close is the last one answered.
+        let close = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        let mut closing = conn(Limits::default(), now);
+        closing.feed(&close.repeat(3), now);
+        assert_eq!(answers(&closing), [(200, true)]);
+        assert!(closing.needs_linger());
+
+        // Shutting down: the last buffered repeat says close, the others not.
+        let mut draining = conn(Limits::default(), now);
+        draining.disable_keep_alive();
+        draining.feed(&get.repeat(3), now);
+        assert_eq!(
+            answers(&draining),
+            [(200, false), (200, false), (200, true)]
+        );
+
+        // A repeat of a panicking request: the first one answers 500.
+        let routes = Routes {
+            panic_path: Some("/p"),
+            ..Routes::default()
+        };
+        let mut faulty = Conn::new(routes, Limits::default(), now);
+        faulty.feed(&b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n".repeat(3), now);
+        assert_eq!(answers(&faulty), [(500, true)]);
     }
 
     #[test]
