@@ -176,12 +176,19 @@ fn model_allocations(model: Model, trace: bool) -> u64 {
     count
 }
 
-/// The core alone: batches of 16 pipelined requests through `Conn::feed`.
-fn core_allocations(trace: bool) -> u64 {
-    let batch: Vec<u8> = GET.repeat(BATCH);
+/// Requests of every framing, pipelined: each is parsed on its own (a
+/// batch of one repeated head is answered from its first parse).
+const MIXED: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n\
+POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
+HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n\
+POST /y HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: 1\r\n\r\n";
+
+/// The core alone: batches of 16 pipelined requests through `Conn::feed`,
+/// all alike (`batch`) or of every framing.
+fn core_allocations(trace: bool, batch: &[u8]) -> u64 {
     let mut conn = Conn::new(SeedRoutes, Limits::default(), Now::read());
     let round = |conn: &mut Conn<SeedRoutes>| {
-        conn.feed(&batch, Now::read());
+        conn.feed(batch, Now::read());
         let out = conn.output();
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         let n = out.len();
@@ -201,7 +208,16 @@ fn core_allocations(trace: bool) -> u64 {
 #[test]
 fn steady_state_requests_allocate_nothing() {
     let trace = std::env::var_os("SERVELAB_ALLOC_TRACE").is_some();
-    let mut results = vec![("core (Conn::feed, batches of 16)", core_allocations(trace))];
+    let mut results = vec![
+        (
+            "core (Conn::feed, batches of 16 GETs)",
+            core_allocations(trace, &GET.repeat(BATCH)),
+        ),
+        (
+            "core (Conn::feed, batches of GET, POST with Content-Length, HEAD, POST chunked)",
+            core_allocations(trace, &MIXED.repeat(BATCH / 4)),
+        ),
+    ];
     for model in Model::ALL {
         if !skip_unavailable(model, "steady_state_requests_allocate_nothing") {
             results.push((model.name(), model_allocations(model, trace)));
