@@ -133,6 +133,24 @@ fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) 
     }
 }
 
+/// The 10,000-connection idle point of `server`: its RSS grew by
+/// `growth_kib`, and `answered` connections were answered.
+fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
+    let mut idle = cell("idle", 1, server, fake(0.0, 0.0, 0.0), None);
+    idle.load = None;
+    idle.idle = Some(clients::IdleOutcome {
+        connections: 10_000,
+        connected: 10_000,
+        answered,
+        failed: 0,
+        status: BTreeMap::new(),
+        waited_s: 1.0,
+    });
+    let u = idle.server_usage.as_mut().unwrap();
+    u.loaded.rss_kib = u.empty.rss_kib + growth_kib;
+    idle
+}
+
 /// The numbers of one made-up bench.
 struct World {
     rps: [f64; 4],
@@ -196,19 +214,7 @@ fn results(w: &World) -> BenchResults {
             fake(w.rps[i] * 0.75, 50.0, p99_75),
             Some(w.rps[i] * 0.75),
         ));
-        let mut idle = cell("idle", 1, s, fake(0.0, 0.0, 0.0), None);
-        idle.load = None;
-        idle.idle = Some(clients::IdleOutcome {
-            connections: 10_000,
-            connected: 10_000,
-            answered: 10_000,
-            failed: 0,
-            status: BTreeMap::new(),
-            waited_s: 1.0,
-        });
-        let u = idle.server_usage.as_mut().unwrap();
-        u.loaded.rss_kib = u.empty.rss_kib + (i as u64 + 1) * 10_000;
-        cells.push(idle);
+        cells.push(idle_cell(s, (i as u64 + 1) * 10_000, 10_000));
     }
     bench_of(&SERVERS, cells)
 }
@@ -474,19 +480,8 @@ fn floor_results(f: &Floor, servers: &[&str]) -> BenchResults {
                 "event" => f.event_idle_bytes,
                 _ => 0.0,
             };
-            let mut idle = cell("idle", 1, server, fake(0.0, 0.0, 0.0), None);
+            let mut idle = idle_cell(server, (bytes * 10_000.0 / 1024.0) as u64, f.answered);
             idle.run = run;
-            idle.load = None;
-            idle.idle = Some(clients::IdleOutcome {
-                connections: 10_000,
-                connected: 10_000,
-                answered: f.answered,
-                failed: 0,
-                status: BTreeMap::new(),
-                waited_s: 1.0,
-            });
-            let u = idle.server_usage.as_mut().unwrap();
-            u.loaded.rss_kib = u.empty.rss_kib + (bytes * 10_000.0 / 1024.0) as u64;
             cells.push(idle);
         }
     }
@@ -626,6 +621,16 @@ fn targets_follow_the_numbers() {
         Some("floor was not in this run")
     );
     assert!(text.contains("| – | at most 1.000× | not measured | floor was not in this run |"));
+
+    // Without the idle scenario, its targets are not measured either.
+    let mut r = floor_results(&targets_met(), ISSUE9);
+    r.cells.retain(|c| c.scenario != "idle");
+    let (a, text) = report(&r);
+    assert_eq!(&target_verdicts(&a)[4..], &[Unknown, Unknown]);
+    assert!(
+        text.contains("| – | at most 512 B | not measured | the idle scenario was not run |"),
+        "{text}"
+    );
 
     // A floor run that failed leaves that run without a ratio, and the
     // check says so.

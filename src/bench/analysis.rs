@@ -337,6 +337,15 @@ impl Ask<'_> {
         out
     }
 
+    /// `server`'s CPU per request over the baseline's, run by run, at one
+    /// point: the median (min–max) of the per-run ratios.
+    fn cpu_ratio(&self, scenario: &str, point: usize, server: &str) -> Option<Spread> {
+        let reference = self.lookup.baseline.as_ref()?;
+        median_of(self.r, scenario, point, server, |c| {
+            reference.ratio(c, usage(c)?.cpu_us_per_request?)
+        })
+    }
+
     fn baseline_table(&self, servers: &[&str]) -> Option<BaselineTable> {
         let reference = self.lookup.baseline.as_ref()?;
         let mut entries = Vec::new();
@@ -350,9 +359,7 @@ impl Ask<'_> {
                 for server in servers {
                     let cpu_us =
                         median_of(self.r, s.name, i, server, |c| usage(c)?.cpu_us_per_request);
-                    let ratio = median_of(self.r, s.name, i, server, |c| {
-                        reference.ratio(c, usage(c)?.cpu_us_per_request?)
-                    });
+                    let ratio = self.cpu_ratio(s.name, i, server);
                     if cpu_us.is_some() || !group(&self.r.cells, s.name, i, server).is_empty() {
                         entries.push(BaselineEntry {
                             scenario: s.name.to_string(),
@@ -407,11 +414,7 @@ impl Ask<'_> {
                     idle,
                     threads: seed(|c| Some(usage(c)?.loaded.threads as f64)),
                     cpu_us: seed(|c| usage(c)?.cpu_us_per_request),
-                    cpu_ratio: self.lookup.baseline.as_ref().and_then(|b| {
-                        median_of(self.r, "seed", 0, s, |c| {
-                            b.ratio(c, usage(c)?.cpu_us_per_request?)
-                        })
-                    }),
+                    cpu_ratio: self.cpu_ratio("seed", 0, s),
                     served: seed(|c| Some(c.load.as_ref()?.fairness.served as f64))
                         .map(|v| (v, connections)),
                     source_lines: info.source_lines,

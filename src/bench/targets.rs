@@ -241,22 +241,20 @@ fn median_column(scenario: &str, name: &str) -> Result<Reader, String> {
 
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
+    let unit = match (t.relative_to, median_column(t.scenario, t.column)) {
+        (Some(_), _) => Unit::Times,
+        (None, Ok((_, unit))) => unit,
+        (None, Err(_)) => Unit::Count,
+    };
     let mut out = TargetCheck {
         target: *t,
         measured: None,
-        unit: if t.relative_to.is_some() {
-            Unit::Times
-        } else {
-            Unit::Count
-        },
+        unit,
         verdict: Verdict::NotMeasured,
         reason: None,
     };
     match measure(r, lookup, t) {
-        Ok((spread, unit, mut notes)) => {
-            if t.relative_to.is_none() {
-                out.unit = unit;
-            }
+        Ok((spread, mut notes)) => {
             out.measured = Some(spread);
             let unmet = unmet_conditions(r, lookup, t);
             out.verdict = if t.bound.admits(spread.median) && unmet.is_empty() {
@@ -274,13 +272,9 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
     out
 }
 
-/// The figure's spread over the runs, its unit, and notes on runs that
-/// gave no figure.
-fn measure(
-    r: &BenchResults,
-    lookup: &Lookup,
-    t: &Target,
-) -> Result<(Spread, Unit, Vec<String>), String> {
+/// The figure's spread over the runs, and notes on runs that gave no
+/// figure; `Err` says why there is none.
+fn measure(r: &BenchResults, lookup: &Lookup, t: &Target) -> Result<(Spread, Vec<String>), String> {
     for server in std::iter::once(t.server).chain(t.relative_to) {
         if !r.servers.iter().any(|s| s.name == server) {
             return Err(format!("{server} was not in this run"));
@@ -292,7 +286,7 @@ fn measure(
     let point = scenarios::find(t.scenario)
         .and_then(|s| s.points.iter().position(|p| p.label == t.point))
         .ok_or_else(|| format!("the {} scenario has no point {:?}", t.scenario, t.point))?;
-    let (read, unit) = median_column(t.scenario, t.column)?;
+    let (read, _) = median_column(t.scenario, t.column)?;
     let reference = t
         .relative_to
         .map(|other| Reference::of(&r.cells, other, |c| read(c, lookup)));
@@ -321,7 +315,7 @@ fn measure(
                 }
             ));
         }
-        return Ok((spread, unit, notes));
+        return Ok((spread, notes));
     }
     // Say why: this server's runs, or the reference's.
     let mut why = problems(&cells);
