@@ -1,5 +1,7 @@
 //! `servelab bench` as a command: a `--quick` run on two models (every
-//! scenario) and the bad input it refuses before anything runs.
+//! scenario, with a baseline and a target set), an external server that
+//! dies of the bench's SIGTERM, and the bad input it refuses before anything
+//! runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -46,6 +48,10 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         out.to_str().unwrap(),
         "--update-readme",
         readme_path.to_str().unwrap(),
+        "--baseline",
+        "event",
+        "--check",
+        "issue9",
     ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -147,8 +153,52 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         assert!(doc.descendants().any(|n| n.has_tag_name("text")));
     }
 
+    // The baseline ratios and the targets, computed and written.
+    let json: serde_json::Value = serde_json::from_str(&read(&out.join("results.json"))).unwrap();
+    assert_eq!(json["settings"]["baseline"], "event");
+    let other = json["settings"]["other_load"]["other_share"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&other), "{other}");
+    let entries = json["baseline"]["entries"].as_array().unwrap();
+    let ratio = |server: &str| {
+        entries
+            .iter()
+            .find(|e| e["scenario"] == "seed" && e["server"] == server)
+            .map(|e| e["ratio"]["median"].as_f64())
+            .unwrap_or_else(|| panic!("no seed entry for {server}: {entries:?}"))
+    };
+    assert_eq!(ratio("event"), Some(1.0), "the baseline over itself");
+    assert!(ratio("sequential").is_some_and(|r| r > 0.0));
+    let checks = json["targets"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 6);
+    for c in checks {
+        if c["server"] == "uring" || c["relative_to"] == "floor" {
+            assert_eq!(c["verdict"], "not_measured", "{c}");
+            assert!(
+                c["reason"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("was not in this run"),
+                "{c}"
+            );
+        } else {
+            // v4's memory per idle connection: measured, whichever way it went.
+            assert_ne!(c["verdict"], "not_measured", "{c}");
+            assert!(c["measured"]["median"].as_f64().is_some(), "{c}");
+        }
+    }
+
     // The report has every table.
     let report = read(&out.join("REPORT.md"));
+    for text in [
+        "| server CPU/req | CPU/req ÷ event |",
+        "## Server CPU per request against event",
+        "## Targets: `issue9`",
+        "| target | measured | bound | verdict | notes |",
+    ] {
+        assert!(report.contains(text), "no {text:?} in the report");
+    }
     for heading in [
         "## Machine and settings",
         "## Summary: the seed's table, measured",
@@ -182,6 +232,7 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     assert!(after.ends_with(&format!("{}\n\nAfter.\n", readme::END)));
     assert!(!after.contains("\nold\n"));
     assert!(after.contains("(docs/bench/throughput.svg)"));
+    assert!(after.contains("| CPU/req ÷ event |") && after.contains("Targets `issue9`"));
     assert!(dir.join("docs/bench/throughput.svg").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -229,6 +280,23 @@ fn bad_input_exits_2_before_anything_runs() {
     refused(&["--quick", "--full"], &["--full"]);
     refused(&["--runs", "0"], &["--runs"]);
     refused(&["--duration", "0s"], &["longer than 0"]);
+    refused(
+        &["--models", "event,pool", "--baseline", "floor"],
+        &["--baseline \"floor\"", "event, pool"],
+    );
+    refused(
+        &[
+            "--models",
+            "event",
+            "--server",
+            "floor=true {port}",
+            "--baseline",
+            "nginx",
+        ],
+        &["event, floor"],
+    );
+    refused(&["--check", "issue99"], &["issue99", "issue9"]);
+    refused(&["--readme-block", "floor"], &["--update-readme"]);
 }
 
 #[test]
@@ -246,6 +314,16 @@ fn unwritable_output_and_readme_without_markers_are_refused() {
     refused(
         &["--update-readme", readme.to_str().unwrap()],
         &["bench:begin"],
+    );
+    std::fs::write(&readme, format!("{}\n{}\n", readme::BEGIN, readme::END)).unwrap();
+    refused(
+        &[
+            "--update-readme",
+            readme.to_str().unwrap(),
+            "--readme-block",
+            "floor",
+        ],
+        &["bench:begin:floor"],
     );
     let missing = dir.join("missing.md");
     refused(
@@ -273,6 +351,10 @@ fn help_names_every_flag() {
         "--server-cpus",
         "--client-cpus",
         "--update-readme",
+        "--readme-block",
+        "--baseline",
+        "--check",
+        "issue9",
         "[default: bench-report]",
         "5 minutes",
     ] {
@@ -281,10 +363,17 @@ fn help_names_every_flag() {
 }
 
 /// A server that cannot start (as v5 where io_uring is disabled) is a failed
-/// cell with its own words as the reason, and the bench goes on.
+/// cell with its own words as the reason, and the bench goes on. An external
+/// server that dies of the bench's SIGTERM (as floor.c does) stopped cleanly.
 #[test]
 fn a_server_that_cannot_start_is_a_failed_cell_with_its_reason() {
     let dir = scratch("broken");
+    // A shell waiting on a servelab server: the SIGTERM to its process group
+    // kills the shell (no handler) while the server shuts down.
+    let dies_of_sigterm = format!(
+        "dies={} serve --model event --addr 127.0.0.1:{{port}} & wait",
+        env!("CARGO_BIN_EXE_servelab")
+    );
     let run = bench(&[
         "--quick",
         "--models",
@@ -293,6 +382,8 @@ fn a_server_that_cannot_start_is_a_failed_cell_with_its_reason() {
         "churn,noise",
         "--server",
         "broken=echo 'io_uring is disabled here' >&2; exit 3 # {port}",
+        "--server",
+        &dies_of_sigterm,
         "--out",
         dir.to_str().unwrap(),
     ]);
@@ -302,6 +393,12 @@ fn a_server_that_cannot_start_is_a_failed_cell_with_its_reason() {
     for c in &results.cells {
         match c.server.as_str() {
             "event" => assert_eq!(c.outcome, Outcome::Measured, "{c:?}"),
+            "dies" => {
+                assert_eq!(c.outcome, Outcome::Measured, "{c:?}");
+                let stop = c.shutdown.as_ref().unwrap();
+                assert!(stop.clean, "{stop:?}");
+                assert_eq!(stop.signal, Some(15), "{stop:?}");
+            }
             _ => match &c.outcome {
                 Outcome::Failed { reason } => assert!(
                     reason.contains(
@@ -316,5 +413,6 @@ fn a_server_that_cannot_start_is_a_failed_cell_with_its_reason() {
     let report = read(&dir.join("REPORT.md"));
     assert!(report.contains("| broken | – |"), "{report}");
     assert!(report.contains("io_uring is disabled here"));
+    assert!(!report.contains("unclean shutdown"), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -133,6 +133,24 @@ fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) 
     }
 }
 
+/// The 10,000-connection idle point of `server`: its RSS grew by
+/// `growth_kib`, and `answered` connections were answered.
+fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
+    let mut idle = cell("idle", 1, server, fake(0.0, 0.0, 0.0), None);
+    idle.load = None;
+    idle.idle = Some(clients::IdleOutcome {
+        connections: 10_000,
+        connected: 10_000,
+        answered,
+        failed: 0,
+        status: BTreeMap::new(),
+        waited_s: 1.0,
+    });
+    let u = idle.server_usage.as_mut().unwrap();
+    u.loaded.rss_kib = u.empty.rss_kib + growth_kib;
+    idle
+}
+
 /// The numbers of one made-up bench.
 struct World {
     rps: [f64; 4],
@@ -196,20 +214,13 @@ fn results(w: &World) -> BenchResults {
             fake(w.rps[i] * 0.75, 50.0, p99_75),
             Some(w.rps[i] * 0.75),
         ));
-        let mut idle = cell("idle", 1, s, fake(0.0, 0.0, 0.0), None);
-        idle.load = None;
-        idle.idle = Some(clients::IdleOutcome {
-            connections: 10_000,
-            connected: 10_000,
-            answered: 10_000,
-            failed: 0,
-            status: BTreeMap::new(),
-            waited_s: 1.0,
-        });
-        let u = idle.server_usage.as_mut().unwrap();
-        u.loaded.rss_kib = u.empty.rss_kib + (i as u64 + 1) * 10_000;
-        cells.push(idle);
+        cells.push(idle_cell(s, (i as u64 + 1) * 10_000, 10_000));
     }
+    bench_of(&SERVERS, cells)
+}
+
+/// A made-up bench of `servers` with `cells`, no baseline, no targets.
+fn bench_of(servers: &[&str], cells: Vec<CellResult>) -> BenchResults {
     BenchResults {
         schema: 1,
         complete: true,
@@ -233,8 +244,11 @@ fn results(w: &World) -> BenchResults {
             planned_s: 200.0,
             elapsed_s: 190.0,
             notes: Vec::new(),
+            baseline: None,
+            check: None,
+            other_load: None,
         },
-        servers: SERVERS
+        servers: servers
             .iter()
             .map(|s| ServerInfo {
                 name: s.to_string(),
@@ -413,4 +427,263 @@ fn the_readme_documents_every_column_and_starts_with_the_bench() {
     }
     assert!(readme.contains(servelab::bench::readme::BEGIN));
     assert!(readme.contains(servelab::bench::readme::END));
+}
+
+// ---------------------------------------------------------------------------
+// --baseline and --check: ratios run by run, targets decided by the numbers.
+
+/// One made-up floor comparison: CPU per request per run of each server,
+/// seed and pipeline, and RSS per idle connection at 10,000.
+struct Floor {
+    floor_seed: [f64; 3],
+    uring_seed: [f64; 3],
+    event_seed: [f64; 3],
+    floor_pipeline: f64,
+    uring_pipeline: f64,
+    uring_idle_bytes: f64,
+    event_idle_bytes: f64,
+    answered: u64,
+}
+
+fn with_cpu(mut c: CellResult, run: u32, cpu_us: f64) -> CellResult {
+    c.run = run;
+    c.server_usage.as_mut().unwrap().cpu_us_per_request = Some(cpu_us);
+    c
+}
+
+fn floor_results(f: &Floor, servers: &[&str]) -> BenchResults {
+    let mut cells = Vec::new();
+    for run in 1..=3u32 {
+        let i = run as usize - 1;
+        for (server, seed) in [
+            ("event", f.event_seed[i]),
+            ("uring", f.uring_seed[i]),
+            ("floor", f.floor_seed[i]),
+        ] {
+            cells.push(with_cpu(
+                cell("seed", 0, server, fake(100_000.0, 900.0, 4000.0), None),
+                run,
+                seed,
+            ));
+            let pipeline = match server {
+                "floor" => f.floor_pipeline,
+                "uring" => f.uring_pipeline,
+                _ => f.floor_pipeline * 1.3,
+            };
+            cells.push(with_cpu(
+                cell("pipeline", 0, server, fake(1e6, 900.0, 4000.0), None),
+                run,
+                pipeline,
+            ));
+            let bytes = match server {
+                "uring" => f.uring_idle_bytes,
+                "event" => f.event_idle_bytes,
+                _ => 0.0,
+            };
+            let mut idle = idle_cell(server, (bytes * 10_000.0 / 1024.0) as u64, f.answered);
+            idle.run = run;
+            cells.push(idle);
+        }
+    }
+    cells.retain(|c| servers.contains(&c.server.as_str()));
+    let mut r = bench_of(servers, cells);
+    r.settings.baseline = Some("floor".to_string()).filter(|_| servers.contains(&"floor"));
+    r.settings.check = Some("issue9".to_string());
+    r
+}
+
+/// Issue 9's world where v5 and v4 meet every target but the moonshot.
+fn targets_met() -> Floor {
+    Floor {
+        floor_seed: [4.0, 5.0, 6.0],
+        // Run by run: 1.1, 0.9 and 0.95 of the floor's. The ratio of the
+        // medians would be 4.5 / 5.0 = 0.9; the per-run median is 0.95.
+        uring_seed: [4.4, 4.5, 5.7],
+        event_seed: [4.16, 5.2, 6.24],
+        floor_pipeline: 0.5,
+        uring_pipeline: 0.45,
+        uring_idle_bytes: 500.0,
+        event_idle_bytes: 1000.0,
+        answered: 10_000,
+    }
+}
+
+fn target_verdicts(a: &Analysis) -> Vec<Verdict> {
+    a.targets
+        .as_ref()
+        .expect("targets checked")
+        .checks
+        .iter()
+        .map(|c| c.verdict)
+        .collect()
+}
+
+const ISSUE9: &[&str] = &["event", "uring", "floor"];
+
+#[test]
+fn baseline_ratios_are_taken_run_by_run() {
+    let r = floor_results(&targets_met(), ISSUE9);
+    let (a, text) = report(&r);
+    let b = a.baseline.as_ref().expect("a baseline table");
+    assert_eq!(b.baseline, "floor");
+    let entry = |scenario: &str, server: &str| {
+        b.entries
+            .iter()
+            .find(|e| e.scenario == scenario && e.server == server)
+            .unwrap_or_else(|| panic!("no {scenario}/{server}"))
+    };
+    let uring = entry("seed", "uring").ratio.unwrap();
+    assert!((uring.median - 0.95).abs() < 1e-9, "{uring:?}");
+    assert!((uring.min - 0.9).abs() < 1e-9 && (uring.max - 1.1).abs() < 1e-9);
+    assert_eq!(uring.runs, 3);
+    assert!((entry("seed", "event").ratio.unwrap().median - 1.04).abs() < 1e-9);
+    assert_eq!(entry("seed", "floor").ratio.unwrap().median, 1.0);
+    assert!((entry("pipeline", "uring").ratio.unwrap().median - 0.9).abs() < 1e-9);
+    // Idle has no CPU column, so no ratio.
+    assert!(b.entries.iter().all(|e| e.scenario != "idle"));
+    // The summary and every table with server CPU/req carry the column.
+    let summary = &a.summary.iter().find(|s| s.server == "uring").unwrap();
+    assert!((summary.cpu_ratio.unwrap().median - 0.95).abs() < 1e-9);
+    assert!(text.contains("| server CPU/req | CPU/req ÷ floor | connections served |"));
+    assert!(text.contains("| 0.950× (0.900×–1.100×) |"), "{text}");
+    for s in ["seed", "pipeline"] {
+        let section = a.sections.iter().find(|x| x.name == s).unwrap();
+        let names: Vec<&str> = section.columns.iter().map(|c| c.0.as_str()).collect();
+        let cpu = names.iter().position(|n| *n == "server CPU/req").unwrap();
+        assert_eq!(names[cpu + 1], "CPU/req ÷ floor", "{s}: {names:?}");
+    }
+    assert!(text.contains("## Server CPU per request against floor"));
+
+    // Without a baseline (nor targets), no such column anywhere.
+    let mut plain = r.clone();
+    plain.settings.baseline = None;
+    plain.settings.check = None;
+    let (a, text) = report(&plain);
+    assert!(a.baseline.is_none() && a.targets.is_none());
+    assert!(a.summary.iter().all(|s| s.cpu_ratio.is_none()));
+    assert!(
+        !text.contains("÷") && !text.contains("## Targets"),
+        "{text}"
+    );
+}
+
+#[test]
+fn targets_follow_the_numbers() {
+    use Verdict::{DoesNotHold as No, Holds as Yes, NotMeasured as Unknown};
+    let (a, text) = report(&floor_results(&targets_met(), ISSUE9));
+    // v5 ≤ 1.00×, moonshot ≤ 0.85×, v5 pipelined ≤ 1.00×, v4 ≤ 1.05×,
+    // v5 ≤ 512 B, v4 ≤ 1 KiB.
+    assert_eq!(target_verdicts(&a), vec![Yes, No, Yes, Yes, Yes, Yes]);
+    assert!(text.contains("## Targets: `issue9`"), "{text}");
+    assert!(text.contains(
+        "| v5 server CPU per request at most 1.00× the floor's, unpipelined | 0.950× (0.900×–1.100×) (uring's server CPU/req ÷ floor's, per run, 3 runs) | at most 1.000× | **holds** |"
+    ), "{text}");
+
+    // Every figure on the wrong side of its bound.
+    let missed = Floor {
+        uring_seed: [4.4, 5.5, 6.0],
+        event_seed: [4.4, 5.5, 6.0],
+        uring_pipeline: 0.55,
+        uring_idle_bytes: 600.0,
+        event_idle_bytes: 1100.0,
+        ..targets_met()
+    };
+    let (a, text) = report(&floor_results(&missed, ISSUE9));
+    assert_eq!(target_verdicts(&a), vec![No; 6]);
+    assert!(
+        text.contains("| at most 512 B | **does not hold** |"),
+        "{text}"
+    );
+
+    // Memory per connection does not count when the connections were not
+    // all answered.
+    let unanswered = Floor {
+        answered: 5_000,
+        ..targets_met()
+    };
+    let (a, _) = report(&floor_results(&unanswered, ISSUE9));
+    assert_eq!(target_verdicts(&a), vec![Yes, No, Yes, Yes, No, No]);
+    let checks = &a.targets.as_ref().unwrap().checks;
+    assert_eq!(
+        checks[4].reason.as_deref(),
+        Some("answered 5,000 (needs at least 9,900)")
+    );
+
+    // Without the floor, the ratios are not measured, and say why.
+    let (a, text) = report(&floor_results(&targets_met(), &["event", "uring"]));
+    assert_eq!(
+        target_verdicts(&a),
+        vec![Unknown, Unknown, Unknown, Unknown, Yes, Yes]
+    );
+    let checks = &a.targets.as_ref().unwrap().checks;
+    assert_eq!(
+        checks[0].reason.as_deref(),
+        Some("floor was not in this run")
+    );
+    assert!(text.contains("| – | at most 1.000× | not measured | floor was not in this run |"));
+
+    // Without the idle scenario, its targets are not measured either.
+    let mut r = floor_results(&targets_met(), ISSUE9);
+    r.cells.retain(|c| c.scenario != "idle");
+    let (a, text) = report(&r);
+    assert_eq!(&target_verdicts(&a)[4..], &[Unknown, Unknown]);
+    assert!(
+        text.contains("| – | at most 512 B | not measured | the idle scenario was not run |"),
+        "{text}"
+    );
+
+    // A floor run that failed leaves that run without a ratio, and the
+    // check says so.
+    let mut r = floor_results(&targets_met(), ISSUE9);
+    for c in r
+        .cells
+        .iter_mut()
+        .filter(|c| c.server == "floor" && c.run == 2)
+    {
+        c.outcome = Outcome::Failed {
+            reason: "exited during the run".to_string(),
+        };
+    }
+    let (a, _) = report(&r);
+    let seed = &a.targets.as_ref().unwrap().checks[0];
+    assert_eq!(seed.measured.unwrap().runs, 2);
+    assert_eq!(
+        seed.reason.as_deref(),
+        Some("2 of 3 runs gave a figure for both uring and floor")
+    );
+}
+
+#[test]
+fn results_json_carries_the_ratios_and_the_verdicts() {
+    let r = floor_results(&targets_met(), ISSUE9);
+    let a = Analysis::of(&r);
+    let out = servelab::bench::export::json::Json
+        .render(&Report {
+            results: &r,
+            analysis: &a,
+        })
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out[0].bytes).unwrap();
+    assert_eq!(json["settings"]["baseline"], "floor");
+    assert_eq!(json["settings"]["check"], "issue9");
+    assert_eq!(json["baseline"]["baseline"], "floor");
+    let entry = json["baseline"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["server"] == "uring" && e["scenario"] == "seed")
+        .unwrap();
+    assert!((entry["ratio"]["median"].as_f64().unwrap() - 0.95).abs() < 1e-9);
+    let checks = json["targets"]["checks"].as_array().unwrap();
+    assert_eq!(json["targets"]["set"], "issue9");
+    assert_eq!(checks.len(), 6);
+    assert_eq!(checks[0]["verdict"], "holds");
+    assert_eq!(checks[1]["verdict"], "does_not_hold");
+    assert_eq!(checks[0]["server"], "uring");
+    assert_eq!(checks[0]["relative_to"], "floor");
+    assert_eq!(checks[0]["comparison"], "at_most");
+    assert_eq!(checks[1]["bound"], 0.85);
+    // The raw results still read back as they were.
+    let back: BenchResults = serde_json::from_slice(&out[0].bytes).unwrap();
+    assert_eq!(back, r);
 }

@@ -1,17 +1,20 @@
 //! What the report concludes, computed from [`BenchResults`]: the tables of
 //! every scenario, the seed's summary table, the seed's claims with a verdict
-//! decided from the numbers, the "which model when" sentences, and the data
-//! of every chart. Nothing here formats a file, and nothing in the exporters
-//! decides anything.
+//! decided from the numbers, the "which model when" sentences, the ratios to
+//! the `--baseline` server, the `--check` targets ([`super::targets`]), and
+//! the data of every chart. Nothing here formats a file, and nothing in the
+//! exporters decides anything.
 
 use hdrhistogram::Histogram;
 
 use super::columns::{
-    columns, group, idle_per_connection, lat, problems, row, usage, Lookup, Section,
+    columns, columns_with_baseline, group, idle_per_connection, lat, problems, row, usage, Lookup,
+    Reference, Section, BASELINE_CPU, SERVER_CPU,
 };
 use super::format;
 use super::results::{decode_histogram, BenchResults, CellResult, Spread};
 use super::scenarios;
+use super::targets::{self, Checked};
 
 /// The seed's summary table, one row per server, measured.
 #[derive(Clone, Debug)]
@@ -32,6 +35,9 @@ pub struct SummaryRow {
     pub threads: Option<Spread>,
     /// Server CPU per request under the `seed` load, µs.
     pub cpu_us: Option<Spread>,
+    /// With `--baseline`: `cpu_us` over the baseline's, run by run (median,
+    /// min–max of the per-run ratios).
+    pub cpu_ratio: Option<Spread>,
     /// Connections served in `seed`, and the connections there were.
     pub served: Option<(Spread, u64)>,
     /// Code lines of its source file.
@@ -53,8 +59,9 @@ pub struct IdleCost {
     pub connections: u64,
 }
 
-/// Whether a claim holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether a claim or a target holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The numbers agree with the claim.
     Holds,
@@ -120,6 +127,38 @@ pub struct Chart {
     pub data: ChartData,
 }
 
+/// `--baseline`: each server's CPU per request at each point, beside its
+/// ratio to the baseline's (taken run by run, see [`Reference`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BaselineTable {
+    /// The baseline server.
+    pub baseline: String,
+    /// How the ratios are taken.
+    pub definition: &'static str,
+    /// One entry per point and server, point by point.
+    pub entries: Vec<BaselineEntry>,
+}
+
+/// One server at one point, against the baseline.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BaselineEntry {
+    /// The scenario.
+    pub scenario: String,
+    /// The point's label.
+    pub point: String,
+    /// The server.
+    pub server: String,
+    /// Its server CPU per request, µs: median (min–max) over the runs.
+    pub cpu_us: Option<Spread>,
+    /// Its per-run ratios to the baseline's: median (min–max).
+    pub ratio: Option<Spread>,
+}
+
+/// How the baseline ratios are taken, for the report and results.json.
+pub const BASELINE_DEFINITION: &str = "each run's server CPU per request divided by the \
+    baseline's in the same run of the same point (the interleaved plan runs them seconds \
+    apart, so drift of a shared machine cancels); median (min–max) of those ratios over the runs";
+
 /// Everything the report shows, computed from [`BenchResults`].
 #[derive(Clone, Debug)]
 pub struct Analysis {
@@ -135,6 +174,11 @@ pub struct Analysis {
     pub charts: Vec<Chart>,
     /// Every failed, skipped or interrupted cell and unclean shutdown.
     pub problems: Vec<String>,
+    /// `--baseline`: every server's CPU per request and its ratio to the
+    /// baseline's, at every point that measures it.
+    pub baseline: Option<BaselineTable>,
+    /// `--check`: the targets, checked.
+    pub targets: Option<Checked>,
 }
 
 /// How far a measured ratio may be from the seed's and still "hold".
@@ -166,8 +210,20 @@ impl Analysis {
                 lookup.seed_rps.insert((*s).to_string(), v.median);
             }
         }
+        lookup.baseline = r
+            .settings
+            .baseline
+            .as_deref()
+            .map(|b| Reference::of(&r.cells, b, |c| usage(c)?.cpu_us_per_request));
+        let targets = r
+            .settings
+            .check
+            .as_deref()
+            .and_then(targets::find)
+            .map(|set| targets::check(r, &lookup, set));
         let a = Ask { r, lookup };
         let sections = a.sections(&servers);
+        let baseline = a.baseline_table(&servers);
         let summary = a.summary();
         let claims = a.claims();
         let guidance = a.guidance(&servers);
@@ -191,6 +247,8 @@ impl Analysis {
             sections,
             charts,
             problems,
+            baseline,
+            targets,
         }
     }
 }
@@ -245,7 +303,11 @@ impl Ask<'_> {
             if !self.has_scenario(s.name) {
                 continue;
             }
-            let metrics = columns(s.name);
+            let baseline = self.lookup.baseline.as_ref().map(|b| b.server.as_str());
+            let metrics = match baseline {
+                Some(_) => columns_with_baseline(s.name),
+                None => columns(s.name),
+            };
             let mut rows = Vec::new();
             for point in 0..s.points.len() {
                 for server in servers {
@@ -262,11 +324,59 @@ impl Ask<'_> {
                 name: s.name.to_string(),
                 title: s.title.to_string(),
                 question: s.question.to_string(),
-                columns: metrics.iter().map(|m| (m.name, m.unit)).collect(),
+                columns: metrics
+                    .iter()
+                    .map(|m| match baseline {
+                        Some(b) if m.name == BASELINE_CPU.name => (baseline_header(b), m.unit),
+                        _ => (m.name.to_string(), m.unit),
+                    })
+                    .collect(),
                 rows,
             });
         }
         out
+    }
+
+    /// `server`'s CPU per request over the baseline's, run by run, at one
+    /// point: the median (min–max) of the per-run ratios.
+    fn cpu_ratio(&self, scenario: &str, point: usize, server: &str) -> Option<Spread> {
+        let reference = self.lookup.baseline.as_ref()?;
+        median_of(self.r, scenario, point, server, |c| {
+            reference.ratio(c, usage(c)?.cpu_us_per_request?)
+        })
+    }
+
+    fn baseline_table(&self, servers: &[&str]) -> Option<BaselineTable> {
+        let reference = self.lookup.baseline.as_ref()?;
+        let mut entries = Vec::new();
+        for s in scenarios::SCENARIOS {
+            if !self.has_scenario(s.name)
+                || !columns(s.name).iter().any(|m| m.name == SERVER_CPU.name)
+            {
+                continue;
+            }
+            for (i, p) in s.points.iter().enumerate() {
+                for server in servers {
+                    let cpu_us =
+                        median_of(self.r, s.name, i, server, |c| usage(c)?.cpu_us_per_request);
+                    let ratio = self.cpu_ratio(s.name, i, server);
+                    if cpu_us.is_some() || !group(&self.r.cells, s.name, i, server).is_empty() {
+                        entries.push(BaselineEntry {
+                            scenario: s.name.to_string(),
+                            point: p.label.to_string(),
+                            server: server.to_string(),
+                            cpu_us,
+                            ratio,
+                        });
+                    }
+                }
+            }
+        }
+        Some(BaselineTable {
+            baseline: reference.server.clone(),
+            definition: BASELINE_DEFINITION,
+            entries,
+        })
     }
 
     fn summary(&self) -> Vec<SummaryRow> {
@@ -304,6 +414,7 @@ impl Ask<'_> {
                     idle,
                     threads: seed(|c| Some(usage(c)?.loaded.threads as f64)),
                     cpu_us: seed(|c| usage(c)?.cpu_us_per_request),
+                    cpu_ratio: self.cpu_ratio("seed", 0, s),
                     served: seed(|c| Some(c.load.as_ref()?.fairness.served as f64))
                         .map(|v| (v, connections)),
                     source_lines: info.source_lines,
@@ -945,6 +1056,11 @@ impl Ask<'_> {
         }
         charts
     }
+}
+
+/// The header of the baseline column: `CPU/req ÷ floor`.
+pub fn baseline_header(baseline: &str) -> String {
+    BASELINE_CPU.name.replace("baseline", baseline)
 }
 
 /// The latency (µs) at percentiles 0, 50, 75, 90, 95, 99, ... up to the

@@ -10,12 +10,15 @@ use clap::builder::PossibleValuesParser;
 use crate::models::Model;
 use crate::units::parse_duration;
 
-use super::scenarios;
+use super::{scenarios, targets};
 
 /// Benchmarks every concurrency model (and any `--server`) through the
 /// scenarios and writes REPORT.md, results.json and SVG charts.
 #[derive(Debug, clap::Args)]
 #[command(
+    // A flag given twice takes its last value, so that a script's defaults
+    // can be overridden by flags passed after them.
+    args_override_self = true,
     after_help = "Default: every model of serve --model and every scenario, in at most \
 5 minutes on a 2-core machine; --quick in at most 60 s. The planned time is printed before \
 anything runs. Servers run pinned to half the CPUs and the load to the other half (unpinned on \
@@ -59,6 +62,16 @@ pub struct BenchArgs {
     /// CPUs of the load generator [default: the other half].
     #[arg(long, value_parser = parse_cpu_list, value_name = "LIST")]
     pub client_cpus: Option<CpuList>,
+    /// Add to every table with server CPU per request a column with each
+    /// run's figure over this server's in the same run (a model or a
+    /// --server name of this run).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Check a named set of targets against the results and print them as
+    /// a table (issue9: v5 and v4 against floor.c).
+    #[arg(long, value_name = "SET",
+          value_parser = PossibleValuesParser::new(targets::names()))]
+    pub check: Option<String>,
     /// Print the plan (cells and planned time) and exit without running it.
     #[arg(long)]
     pub dry_run: bool,
@@ -66,6 +79,12 @@ pub struct BenchArgs {
     /// README.md) with the summary table and a chart under docs/bench/.
     #[arg(long, value_name = "README", num_args = 0..=1, default_missing_value = "README.md")]
     pub update_readme: Option<PathBuf>,
+    /// With --update-readme: rewrite the block marked bench:begin:NAME /
+    /// bench:end:NAME instead of the main one (its chart goes to
+    /// docs/bench/NAME-throughput.svg).
+    #[arg(long, value_name = "NAME", requires = "update_readme",
+          value_parser = parse_block_name)]
+    pub readme_block: Option<String>,
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {
@@ -74,6 +93,20 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         return Err("must be longer than 0".to_string());
     }
     Ok(d)
+}
+
+fn parse_block_name(text: &str) -> Result<String, String> {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?}: a block name is letters, digits, '-' or '_'"
+        ))
+    }
 }
 
 /// Parses `NAME=CMD`: a name of letters, digits, `-`, `_` or `.` that is not

@@ -1,7 +1,8 @@
 //! The columns of the scenario tables, as data: each [`Metric`] says what it
 //! reads from a cell, how its numbers read and what it means; [`columns`]
-//! picks them per scenario; [`row`] turns the runs of one point against one
-//! server into medians, totals and problems.
+//! picks them per scenario (with [`BASELINE_CPU`] where a baseline is set);
+//! [`row`] turns the runs of one point against one server into medians,
+//! totals and problems.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,8 @@ pub enum Unit {
     Count,
     /// A plain ratio.
     Ratio,
+    /// A multiple of another figure: `0.975×`.
+    Times,
     /// A share, shown as a percentage.
     Share,
     /// Seconds.
@@ -60,6 +63,45 @@ pub struct Metric {
 pub struct Lookup {
     /// Median `seed` req/s per server.
     pub seed_rps: BTreeMap<String, f64>,
+    /// `--baseline`: the baseline's server CPU per request in each run.
+    pub baseline: Option<Reference>,
+}
+
+/// One server's figure in every measured run, to divide other servers'
+/// figures by, run by run: run `r` of a point is compared with run `r` of
+/// the same point, which the interleaved plan ran seconds apart.
+#[derive(Clone, Debug, Default)]
+pub struct Reference {
+    /// The server.
+    pub server: String,
+    /// Its figure by (scenario, point index, run).
+    pub runs: BTreeMap<(String, usize, u32), f64>,
+}
+
+impl Reference {
+    /// `server`'s figure `f` in each of its measured runs.
+    pub fn of(
+        cells: &[CellResult],
+        server: &str,
+        f: impl Fn(&CellResult) -> Option<f64>,
+    ) -> Reference {
+        let runs = cells
+            .iter()
+            .filter(|c| c.server == server && c.measured())
+            .filter_map(|c| Some(((c.scenario.clone(), c.point_index, c.run), f(c)?)))
+            .collect();
+        Reference {
+            server: server.to_string(),
+            runs,
+        }
+    }
+
+    /// `value`, measured in cell `c`, over the reference's figure in the
+    /// same run of the same point; `None` when that run has none.
+    pub fn ratio(&self, c: &CellResult, value: f64) -> Option<f64> {
+        let base = *self.runs.get(&(c.scenario.clone(), c.point_index, c.run))?;
+        (base > 0.0 && value.is_finite()).then(|| value / base)
+    }
 }
 
 pub(crate) fn lat(c: &CellResult) -> Option<&LatencyUs> {
@@ -190,12 +232,22 @@ const TARGET: Metric = metric!(
     _ | c.config.rate
 );
 const NOT_SENT: Metric = metric!("not sent", Count, "open loop: scheduled requests never sent because every connection had a request in flight, over all runs", total |c| Some(c.load.as_ref()?.scheduled_not_sent));
-const SERVER_CPU: Metric = metric!(
+/// Server CPU per response.
+pub const SERVER_CPU: Metric = metric!(
     "server CPU/req",
     Micros,
     "server utime+stime in the window (every thread) per response",
     median | c,
     _ | usage(c)?.cpu_us_per_request
+);
+/// `--baseline`: each run's server CPU per response over the baseline's in
+/// the same run of the same point. The header names the baseline.
+pub const BASELINE_CPU: Metric = metric!(
+    "CPU/req ÷ baseline",
+    Times,
+    "server CPU/req over the baseline's (--baseline) in the same run of the same point; median (min–max) of those per-run ratios",
+    median | c,
+    k | k.baseline.as_ref()?.ratio(c, usage(c)?.cpu_us_per_request?)
 );
 const CLIENT_CPU: Metric = metric!(
     "client CPU/req",
@@ -381,11 +433,25 @@ pub fn columns(scenario: &str) -> Vec<Metric> {
     }
 }
 
+/// The columns of a scenario's table when a baseline is set: [`columns`]
+/// with [`BASELINE_CPU`] after every server CPU column.
+pub fn columns_with_baseline(scenario: &str) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for m in columns(scenario) {
+        let cpu = m.name == SERVER_CPU.name;
+        out.push(m);
+        if cpu {
+            out.push(BASELINE_CPU);
+        }
+    }
+    out
+}
+
 /// Every column any table can have, for the README's guide.
 pub fn all_metrics() -> Vec<Metric> {
     let mut all: Vec<Metric> = Vec::new();
     for s in scenarios::SCENARIOS {
-        for m in columns(s.name) {
+        for m in columns_with_baseline(s.name) {
             if !all.iter().any(|a| a.name == m.name) {
                 all.push(m);
             }
@@ -434,7 +500,7 @@ pub struct Section {
     /// What it shows.
     pub question: String,
     /// Column headers.
-    pub columns: Vec<(&'static str, Unit)>,
+    pub columns: Vec<(String, Unit)>,
     /// Rows, point by point, server by server.
     pub rows: Vec<Row>,
 }
@@ -541,5 +607,23 @@ mod tests {
             assert!(!columns(s.name).is_empty());
         }
         assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
+    }
+
+    #[test]
+    fn the_baseline_column_follows_every_server_cpu_column() {
+        for s in scenarios::SCENARIOS {
+            let plain: Vec<&str> = columns(s.name).iter().map(|m| m.name).collect();
+            let with: Vec<&str> = columns_with_baseline(s.name)
+                .iter()
+                .map(|m| m.name)
+                .collect();
+            match plain.iter().position(|n| *n == SERVER_CPU.name) {
+                Some(i) => {
+                    assert_eq!(with[i + 1], BASELINE_CPU.name, "{}", s.name);
+                    assert_eq!(with.len(), plain.len() + 1);
+                }
+                None => assert_eq!(with, plain, "{}", s.name),
+            }
+        }
     }
 }

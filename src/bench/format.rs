@@ -1,6 +1,9 @@
 //! How numbers read in the report, the terminal and the charts: one place, so
 //! that a latency looks the same in a table, a sentence and an axis.
 
+use super::columns::Unit;
+use super::results::Spread;
+
 /// A rate: `123,456` (whole numbers with thousands separators), `12.5` below 100.
 pub fn rate(v: f64) -> String {
     if !v.is_finite() {
@@ -111,6 +114,44 @@ pub fn times(v: f64) -> String {
     }
 }
 
+/// A multiple to three decimals, for ratios compared with bounds such as
+/// 1.05: `0.975×`.
+pub fn multiple(v: f64) -> String {
+    if !v.is_finite() {
+        "–".to_string()
+    } else if v < 10.0 {
+        format!("{v:.3}×")
+    } else {
+        format!("{v:.1}×")
+    }
+}
+
+/// A figure in its column's unit.
+pub fn number(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::PerSecond => rate(v),
+        Unit::Micros => micros(v),
+        Unit::Bytes => bytes(v),
+        Unit::Kib => bytes(v * 1024.0),
+        Unit::Count if v.fract() == 0.0 && v >= 0.0 => count(v as u64),
+        Unit::Count => format!("{v:.1}"),
+        Unit::Ratio => ratio(v),
+        Unit::Times => multiple(v),
+        Unit::Share => percent(v),
+        Unit::Seconds => seconds(v),
+    }
+}
+
+/// A median in its unit, with `(min–max)` when the runs differ.
+pub fn spread(s: Spread, unit: Unit) -> String {
+    let one = |v: f64| number(v, unit);
+    if s.runs > 1 && s.min != s.max {
+        format!("{} ({}–{})", one(s.median), one(s.min), one(s.max))
+    } else {
+        one(s.median)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +170,9 @@ mod tests {
         assert_eq!(percent(0.374), "37%");
         assert_eq!(times(4.7), "4.70×");
         assert_eq!(rate(f64::NAN), "–");
+        assert_eq!(multiple(0.9749), "0.975×");
+        let s = Spread::of(&[1.0, 2.0, 4.0]).unwrap();
+        assert_eq!(spread(s, Unit::Times), "2.000× (1.000×–4.000×)");
+        assert_eq!(number(9_900.0, Unit::Count), "9,900");
     }
 }

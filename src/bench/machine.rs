@@ -1,5 +1,6 @@
 //! What the report says about where and when it ran: the machine (CPU model,
-//! cores, memory, kernel), the build, and UTC timestamps.
+//! cores, memory, kernel), how busy it was with other work, the build, and
+//! UTC timestamps.
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -49,6 +50,60 @@ impl Machine {
                 .unwrap_or_else(|_| "unknown".to_string()),
             fd_limit,
         }
+    }
+}
+
+/// The whole machine's CPU time so far (`/proc/stat`, every CPU), seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTimes {
+    /// Time spent running processes: user, nice and system (interrupts not
+    /// included, since the kernel may not charge them to any process).
+    pub busy_s: f64,
+    /// Time the hypervisor ran other guests while a CPU wanted to run.
+    pub steal_s: f64,
+    /// All of the CPUs' time (every field).
+    pub total_s: f64,
+}
+
+impl CpuTimes {
+    /// Reads `/proc/stat`; `None` where it cannot be read.
+    pub fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        CpuTimes::parse(&stat, ticks_per_second())
+    }
+
+    /// The aggregate `cpu` line of a `/proc/stat` text, in ticks of `hz`.
+    pub fn parse(stat: &str, hz: f64) -> Option<CpuTimes> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        // user nice system idle iowait irq softirq steal guest guest_nice;
+        // guest time is already counted in user.
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        if f.len() < 8 {
+            return None;
+        }
+        let seconds = |ticks: u64| ticks as f64 / hz;
+        Some(CpuTimes {
+            busy_s: seconds(f[0] + f[1] + f[2]),
+            steal_s: seconds(f[7]),
+            total_s: seconds(f.iter().sum()),
+        })
+    }
+}
+
+/// Clock ticks per second of /proc's CPU times.
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
     }
 }
 
@@ -142,6 +197,15 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(1_790_000_000), "2026-09-21T14:13:20Z");
+    }
+
+    #[test]
+    fn reads_proc_stat() {
+        let stat = "cpu  100 20 30 1000 5 6 7 8 0 0\ncpu0 50 10 15 500 2 3 3 4 0 0\n";
+        let t = CpuTimes::parse(stat, 100.0).unwrap();
+        assert_eq!((t.busy_s, t.steal_s, t.total_s), (1.5, 0.08, 11.76));
+        assert!(CpuTimes::parse("cpu0 1 2 3\n", 100.0).is_none());
+        assert!(CpuTimes::now().is_some_and(|t| t.total_s > 0.0));
     }
 
     #[test]

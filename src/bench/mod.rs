@@ -4,8 +4,9 @@
 //! process through the scenarios ([`scenarios`], declared as data); the
 //! [`runner`] starts, pins, loads and measures each cell; [`results`] holds
 //! what was measured, and [`analysis`] computes the tables ([`columns`]), the
-//! seed's claims and the guidance from it; the [`export`] writers format REPORT.md, results.json
-//! and the SVG charts; [`progress`] shows where the run is.
+//! seed's claims, the guidance, the ratios to a `--baseline` server and the
+//! `--check` [`targets`] from it; the [`export`] writers format REPORT.md,
+//! results.json and the SVG charts; [`progress`] shows where the run is.
 
 pub mod analysis;
 pub mod args;
@@ -19,6 +20,7 @@ pub mod readme;
 pub mod results;
 pub mod runner;
 pub mod scenarios;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,9 +36,9 @@ pub use args::BenchArgs;
 use analysis::Analysis;
 use args::cpu_list;
 use export::{Output, Report};
-use machine::{utc_now, Build, Machine};
+use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
-use results::{BenchResults, CellResult, Outcome, ServerInfo, Settings, Spread};
+use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings, Spread};
 use runner::{CellContext, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, Profile, Scenario};
 
@@ -74,7 +76,9 @@ struct Setup {
     profile: Profile,
     overrides: Overrides,
     out: PathBuf,
-    readme: Option<PathBuf>,
+    readme: Option<(PathBuf, Option<String>)>,
+    baseline: Option<String>,
+    check: Option<String>,
     pinning: Pinning,
     notes: Vec<String>,
     dry_run: bool,
@@ -151,9 +155,21 @@ impl Setup {
             args.client_cpus.as_ref().map(|c| c.0.clone()),
         );
         notes.extend(pin_note);
+        if let Some(b) = &args.baseline {
+            if !servers.iter().any(|s| &s.name == b) {
+                return Err(format!(
+                    "--baseline {b:?} is not a server of this run (its servers: {})",
+                    servers
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         check_writable(&args.out)?;
         if let Some(readme) = &args.update_readme {
-            readme::check(readme)?;
+            readme::check(readme, args.readme_block.as_deref())?;
         }
         let infos = servers.iter().map(server_info).collect();
         Ok(Setup {
@@ -163,7 +179,12 @@ impl Setup {
             profile,
             overrides,
             out: args.out.clone(),
-            readme: args.update_readme.clone(),
+            readme: args
+                .update_readme
+                .clone()
+                .map(|path| (path, args.readme_block.clone())),
+            baseline: args.baseline.clone(),
+            check: args.check.clone(),
             pinning,
             notes,
             dry_run: args.dry_run,
@@ -242,17 +263,35 @@ fn check_writable(dir: &Path) -> Result<(), String> {
         })
 }
 
+/// Code lines (non-blank, non-comment) of a model's source: its file
+/// `src/models/NAME.rs`, or every file of its folder `src/models/NAME/`.
+fn model_source_lines(name: &str) -> Option<(String, u64)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let count = |text: &str| {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .count() as u64
+    };
+    let file = format!("src/models/{name}.rs");
+    if let Ok(text) = std::fs::read_to_string(root.join(&file)) {
+        return Some((file, count(&text)));
+    }
+    let folder = format!("src/models/{name}/");
+    let mut total = 0;
+    for entry in std::fs::read_dir(root.join(&folder)).ok()? {
+        let path = entry.ok()?.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            total += count(&std::fs::read_to_string(path).ok()?);
+        }
+    }
+    Some((folder, total))
+}
+
 fn server_info(spec: &ServerSpec) -> ServerInfo {
     match &spec.kind {
         ServerKind::Model(m) => {
-            let file = format!("src/models/{}.rs", m.name());
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
-            let lines = std::fs::read_to_string(path).ok().map(|text| {
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with("//"))
-                    .count() as u64
-            });
+            let source = model_source_lines(m.name());
             ServerInfo {
                 name: spec.name.clone(),
                 kind: "model".to_string(),
@@ -260,8 +299,8 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
                     .to_possible_value()
                     .and_then(|v| v.get_help().map(ToString::to_string))
                     .unwrap_or_default(),
-                source_lines: lines,
-                source_file: lines.map(|_| file),
+                source_lines: source.as_ref().map(|s| s.1),
+                source_file: source.map(|s| s.0),
             }
         }
         ServerKind::External { command } => ServerInfo {
@@ -344,6 +383,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
     catch_interrupts();
     let started_at = utc_now();
     let clock = Instant::now();
+    let machine_before = CpuTimes::now();
+    let own_before = runner::own_cpu_seconds();
     let load_threads = setup.pinning.client.as_ref().map_or(1, Vec::len).max(1);
     let ctx = CellContext {
         servers: &setup.servers,
@@ -394,6 +435,14 @@ pub fn run(args: BenchArgs) -> ExitCode {
         cells.push(result);
     }
     progress.finish();
+    let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
+        other_load(
+            before,
+            after,
+            runner::own_cpu_seconds() - own_before,
+            &cells,
+        )
+    });
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
     let results = BenchResults {
         schema: results::SCHEMA,
@@ -412,17 +461,41 @@ pub fn run(args: BenchArgs) -> ExitCode {
             planned_s: planned.as_secs_f64(),
             elapsed_s: clock.elapsed().as_secs_f64(),
             notes,
+            baseline: setup.baseline.clone(),
+            check: setup.check.clone(),
+            other_load,
         },
         servers: setup.infos.clone(),
         cells,
     };
-    match write_report(&results, &setup.out, setup.readme.as_deref()) {
+    let readme = setup
+        .readme
+        .as_ref()
+        .map(|(path, block)| (path.as_path(), block.as_deref()));
+    match write_report(&results, &setup.out, readme) {
         Ok(()) if interrupted => ExitCode::from(130),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("servelab bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The machine's CPU time between `before` and `after` that went neither to
+/// the bench (`own_s`) nor to its servers (each cell's server CPU from its
+/// start to the end of its window), as shares of all the CPUs' time.
+fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult]) -> OtherLoad {
+    let servers_s: f64 = cells
+        .iter()
+        .filter_map(|c| c.server_usage.as_ref())
+        .map(|u| u.loaded.cpu_s)
+        .sum();
+    let total = (after.total_s - before.total_s).max(f64::MIN_POSITIVE);
+    let other = (after.busy_s - before.busy_s - own_s - servers_s).max(0.0);
+    OtherLoad {
+        other_share: other / total,
+        steal_share: (after.steal_s - before.steal_s).max(0.0) / total,
     }
 }
 
@@ -438,7 +511,11 @@ fn seed_rps(cells: &[CellResult], server: &str) -> Option<f64> {
 
 /// Writes every file of the report, the README block if asked, and the
 /// summary on stdout.
-fn write_report(results: &BenchResults, out: &Path, readme: Option<&Path>) -> Result<(), String> {
+fn write_report(
+    results: &BenchResults,
+    out: &Path,
+    readme: Option<(&Path, Option<&str>)>,
+) -> Result<(), String> {
     let analysis = Analysis::of(results);
     let report = Report {
         results,
@@ -457,10 +534,21 @@ fn write_report(results: &BenchResults, out: &Path, readme: Option<&Path>) -> Re
     if !results.complete {
         println!("Incomplete: interrupted.\n");
     }
-    print!("{}", export::markdown::summary_table(&analysis.summary));
+    print!("{}", export::markdown::summary_table(&analysis));
     println!();
     for c in &analysis.claims {
         println!("{:?}: {} ({})", c.verdict, c.claim, c.measured);
+    }
+    if let Some(b) = &analysis.baseline {
+        println!(
+            "\nServer CPU per request against {} ({}):\n",
+            b.baseline, b.definition
+        );
+        print!("{}", export::markdown::baseline_table(b));
+    }
+    if let Some(t) = &analysis.targets {
+        println!("\nTargets {}:\n", t.set);
+        print!("{}", export::markdown::targets_table(t));
     }
     if !analysis.problems.is_empty() {
         println!("\n{} problems: see REPORT.md", analysis.problems.len());
@@ -470,10 +558,11 @@ fn write_report(results: &BenchResults, out: &Path, readme: Option<&Path>) -> Re
         out.join(export::markdown::FILE).display(),
         outputs.len()
     );
-    if let Some(readme) = readme {
+    if let Some((readme, block)) = readme {
         let chart = outputs.iter().find(|o| o.file == "throughput.svg");
         let written = readme::update(
             readme,
+            block,
             results,
             &analysis,
             chart.map(|c| (c.file.as_str(), c.bytes.as_slice())),
@@ -483,4 +572,47 @@ fn write_report(results: &BenchResults, out: &Path, readme: Option<&Path>) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use results::{ProcSample, ServerUsage};
+
+    #[test]
+    fn other_load_is_what_neither_the_bench_nor_its_servers_used() {
+        let before = CpuTimes {
+            busy_s: 10.0,
+            steal_s: 1.0,
+            total_s: 100.0,
+        };
+        let after = CpuTimes {
+            busy_s: 18.0,
+            steal_s: 1.5,
+            total_s: 120.0,
+        };
+        let mut cell = CellResult::planned(
+            &Plan::new(
+                &[scenarios::find("seed").unwrap()],
+                1,
+                Profile::Quick,
+                Overrides::default(),
+            )
+            .cells[0],
+            "event",
+            utc_now(),
+        );
+        let loaded = ProcSample {
+            cpu_s: 3.0,
+            ..ProcSample::default()
+        };
+        cell.server_usage = Some(ServerUsage::new(ProcSample::default(), 2.0, loaded, 1));
+        // 8 s busy: 2 s the bench, 3 s the server, 3 s someone else.
+        let o = other_load(before, after, 2.0, &[cell.clone()]);
+        assert!((o.other_share - 3.0 / 20.0).abs() < 1e-9, "{o:?}");
+        assert!((o.steal_share - 0.5 / 20.0).abs() < 1e-9, "{o:?}");
+        // Never below zero, whatever the clocks say.
+        let o = other_load(before, after, 7.0, &[cell]);
+        assert_eq!(o.other_share, 0.0);
+    }
 }

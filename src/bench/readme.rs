@@ -1,7 +1,10 @@
 //! `--update-readme`: rewrites the block between two marker comments in the
-//! README with the summary table and one chart of this run, so that the
-//! README's figures come from the command, not from an editor. Everything
-//! outside the markers is left byte for byte.
+//! README with the summary table and one chart of this run (and, when the
+//! run had them, the `--baseline` ratios and the `--check` targets), so that
+//! the README's figures come from the command, not from an editor.
+//! Everything outside the markers is left byte for byte. A README may hold
+//! several blocks: the main one, and named ones (`--readme-block NAME`) for
+//! runs of other servers or scenarios.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +12,7 @@ use super::analysis::Analysis;
 use super::export::markdown;
 use super::results::BenchResults;
 
-/// The line that opens the block.
+/// The line that opens the main block.
 pub const BEGIN: &str =
     "<!-- bench:begin (written by `servelab bench --update-readme`; edits here are overwritten) -->";
 /// The line that closes it.
@@ -17,13 +20,63 @@ pub const END: &str = "<!-- bench:end -->";
 /// Where the chart goes, relative to the README's folder.
 pub const CHART_DIR: &str = "docs/bench";
 
+/// The marker lines of a block: the main one (`None`) or a named one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Markers {
+    /// The whole opening line, as it should be written.
+    pub begin: String,
+    /// What the opening line starts with, followed by a space.
+    begin_prefix: String,
+    /// The closing line.
+    pub end: String,
+    /// The command that writes the block.
+    pub command: String,
+}
+
+impl Markers {
+    /// The markers of the main block, or of the block called `name`.
+    pub fn of(name: Option<&str>) -> Markers {
+        match name {
+            None => Markers {
+                begin: BEGIN.to_string(),
+                begin_prefix: "<!-- bench:begin ".to_string(),
+                end: END.to_string(),
+                command: "servelab bench --update-readme".to_string(),
+            },
+            Some(name) => {
+                let command = format!("servelab bench --update-readme --readme-block {name}");
+                Markers {
+                    begin: format!(
+                        "<!-- bench:begin:{name} (written by `{command}`; edits here are overwritten) -->"
+                    ),
+                    begin_prefix: format!("<!-- bench:begin:{name} "),
+                    end: format!("<!-- bench:end:{name} -->"),
+                    command,
+                }
+            }
+        }
+    }
+
+    /// The chart's file name under [`CHART_DIR`].
+    fn chart(&self, name: Option<&str>, file: &str) -> String {
+        match name {
+            None => file.to_string(),
+            Some(name) => format!("{name}-{file}"),
+        }
+    }
+}
+
 /// Replaces what lies between the marker lines of `readme` with `block`.
 /// Fails when the markers are missing, repeated or out of order.
-pub fn splice(readme: &str, block: &str) -> Result<String, String> {
-    let begin = unique(readme, "<!-- bench:begin")?;
-    let end = unique(readme, END)?;
+pub fn splice(readme: &str, markers: &Markers, block: &str) -> Result<String, String> {
+    let begin = unique(readme, &markers.begin_prefix, markers)?;
+    let end = unique(readme, &markers.end, markers)?;
     if end < begin {
-        return Err(format!("{END} comes before the bench:begin marker"));
+        return Err(format!(
+            "{} comes before its {:?} marker",
+            markers.end,
+            markers.begin_prefix.trim_end()
+        ));
     }
     let after_begin = readme[begin..]
         .find('\n')
@@ -38,22 +91,30 @@ pub fn splice(readme: &str, block: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn unique(text: &str, marker: &str) -> Result<usize, String> {
+fn unique(text: &str, marker: &str, markers: &Markers) -> Result<usize, String> {
     let mut found = text.match_indices(marker).map(|(i, _)| i);
     let first = found.next().ok_or_else(|| {
-        format!("no {marker:?} marker line (add the two lines {BEGIN:?} and {END:?} where the block goes)")
+        format!(
+            "no {:?} marker line (add the two lines {:?} and {:?} where the block goes)",
+            marker.trim_end(),
+            markers.begin,
+            markers.end
+        )
     })?;
     if found.next().is_some() {
-        return Err(format!("the {marker:?} marker appears more than once"));
+        return Err(format!(
+            "the {:?} marker appears more than once",
+            marker.trim_end()
+        ));
     }
     Ok(first)
 }
 
 /// Checks, before anything runs, that `readme` can be updated.
-pub fn check(readme: &Path) -> Result<(), String> {
+pub fn check(readme: &Path, name: Option<&str>) -> Result<(), String> {
     let text = std::fs::read_to_string(readme)
         .map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
-    splice(&text, "").map_err(|e| format!("{}: {e}", readme.display()))?;
+    splice(&text, &Markers::of(name), "").map_err(|e| format!("{}: {e}", readme.display()))?;
     let meta = std::fs::metadata(readme).map_err(|e| e.to_string())?;
     if meta.permissions().readonly() {
         return Err(format!("{} is read-only", readme.display()));
@@ -61,17 +122,35 @@ pub fn check(readme: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The block: where and when it was measured, the summary table, the chart.
-pub fn block(results: &BenchResults, analysis: &Analysis, chart: Option<&str>) -> String {
+/// The block: where and when it was measured, the summary table, the
+/// baseline ratios and the targets if the run had them, the chart.
+pub fn block(
+    results: &BenchResults,
+    analysis: &Analysis,
+    markers: &Markers,
+    chart: Option<&str>,
+) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "Written by `servelab bench --update-readme` from a real run, not edited by hand. {}\n\n",
+        "Written by `{}` from a real run, not edited by hand. {}\n\n",
+        markers.command,
         markdown::provenance(results)
     ));
     if !results.complete {
         out.push_str("**Incomplete: that run was interrupted.**\n\n");
     }
-    out.push_str(&markdown::summary_table(&analysis.summary));
+    out.push_str(&markdown::summary_table(analysis));
+    if let Some(b) = &analysis.baseline {
+        out.push_str(&format!(
+            "\nServer CPU per request against {} (ratios: {}):\n\n",
+            b.baseline, b.definition
+        ));
+        out.push_str(&markdown::baseline_table(b));
+    }
+    if let Some(t) = &analysis.targets {
+        out.push_str(&format!("\nTargets `{}` ({}):\n\n", t.set, t.about));
+        out.push_str(&markdown::targets_table(t));
+    }
     if let Some(chart) = chart {
         out.push_str(&format!("\n![Requests per second per model]({chart})\n"));
     }
@@ -79,31 +158,39 @@ pub fn block(results: &BenchResults, analysis: &Analysis, chart: Option<&str>) -
 }
 
 /// Writes `chart_svg` (if any) under [`CHART_DIR`] next to `readme` and
-/// rewrites the README's block; returns the files written.
+/// rewrites the README's block (the main one, or the one called `name`);
+/// returns the files written.
 pub fn update(
     readme: &Path,
+    name: Option<&str>,
     results: &BenchResults,
     analysis: &Analysis,
     chart: Option<(&str, &[u8])>,
 ) -> Result<Vec<PathBuf>, String> {
+    let markers = Markers::of(name);
     let dir = readme.parent().unwrap_or(Path::new("."));
     let mut written = Vec::new();
     let link = match chart {
-        Some((name, svg)) => {
+        Some((file, svg)) => {
             let folder = dir.join(CHART_DIR);
             std::fs::create_dir_all(&folder)
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-            let path = folder.join(name);
+            let file = markers.chart(name, file);
+            let path = folder.join(&file);
             std::fs::write(&path, svg)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             written.push(path);
-            Some(format!("{CHART_DIR}/{name}"))
+            Some(format!("{CHART_DIR}/{file}"))
         }
         None => None,
     };
     let text = std::fs::read_to_string(readme)
         .map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
-    let new = splice(&text, &block(results, analysis, link.as_deref()))?;
+    let new = splice(
+        &text,
+        &markers,
+        &block(results, analysis, &markers, link.as_deref()),
+    )?;
     std::fs::write(readme, new).map_err(|e| format!("cannot write {}: {e}", readme.display()))?;
     written.push(readme.to_path_buf());
     Ok(written)
@@ -117,14 +204,18 @@ mod tests {
         format!("# Title\n\nBefore.\n\n{BEGIN}\nold table\nold chart\n{END}\n\nAfter.\n")
     }
 
+    fn main() -> Markers {
+        Markers::of(None)
+    }
+
     #[test]
     fn splice_replaces_only_the_block_and_is_idempotent() {
-        let once = splice(&doc(), "new table\n").unwrap();
+        let once = splice(&doc(), &main(), "new table\n").unwrap();
         assert_eq!(
             once,
             format!("# Title\n\nBefore.\n\n{BEGIN}\nnew table\n{END}\n\nAfter.\n")
         );
-        assert_eq!(splice(&once, "new table\n").unwrap(), once);
+        assert_eq!(splice(&once, &main(), "new table\n").unwrap(), once);
         let (head, tail) = doc()
             .split_once(BEGIN)
             .map(|(h, t)| (h.to_string(), t.to_string()))
@@ -132,13 +223,32 @@ mod tests {
         assert!(once.starts_with(&head));
         assert!(once.ends_with(tail.split_once(END).unwrap().1));
         // A block without a final newline still leaves the end marker on its own line.
-        assert!(splice(&doc(), "x").unwrap().contains(&format!("x\n{END}")));
+        assert!(splice(&doc(), &main(), "x")
+            .unwrap()
+            .contains(&format!("x\n{END}")));
     }
 
     #[test]
     fn splice_refuses_bad_markers() {
-        assert!(splice("no markers", "x").is_err());
-        assert!(splice(&format!("{END}\n{BEGIN}\n"), "x").is_err());
-        assert!(splice(&format!("{BEGIN}\n{BEGIN}\n{END}\n"), "x").is_err());
+        assert!(splice("no markers", &main(), "x").is_err());
+        assert!(splice(&format!("{END}\n{BEGIN}\n"), &main(), "x").is_err());
+        assert!(splice(&format!("{BEGIN}\n{BEGIN}\n{END}\n"), &main(), "x").is_err());
+    }
+
+    #[test]
+    fn named_blocks_are_separate_from_the_main_one() {
+        let floor = Markers::of(Some("floor"));
+        let other = Markers::of(Some("floor2"));
+        let text = format!(
+            "{BEGIN}\nmain\n{END}\n{}\nfloor\n{}\n{}\nfloor2\n{}\n",
+            floor.begin, floor.end, other.begin, other.end
+        );
+        let once = splice(&text, &floor, "new floor\n").unwrap();
+        assert_eq!(once, text.replace("\nfloor\n", "\nnew floor\n"));
+        let main_only = splice(&text, &main(), "new main\n").unwrap();
+        assert_eq!(main_only, text.replace("\nmain\n", "\nnew main\n"));
+        let err = splice(&format!("{BEGIN}\n{END}\n"), &floor, "x").unwrap_err();
+        assert!(err.contains("bench:begin:floor"), "{err}");
+        assert!(floor.begin.contains("--readme-block floor"));
     }
 }

@@ -63,6 +63,28 @@ pub struct Settings {
     /// Anything the reader should know about how it ran (pinning,
     /// scenarios added, overrides).
     pub notes: Vec<String>,
+    /// `--baseline`: the server every server's CPU per request is compared
+    /// with, run by run.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// `--check`: the name of the target set checked.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// What else the machine was doing while the bench ran.
+    #[serde(default)]
+    pub other_load: Option<OtherLoad>,
+}
+
+/// The machine's CPU time over the bench that went neither to the bench
+/// nor to its servers: how quiet the machine was.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtherLoad {
+    /// CPU time of other processes (kernel threads included), as a share
+    /// of all the CPUs' time over the bench.
+    pub other_share: f64,
+    /// Time the hypervisor gave the CPUs to other guests (steal), as a
+    /// share of all the CPUs' time.
+    pub steal_share: f64,
 }
 
 /// One server of the bench.
@@ -164,10 +186,15 @@ impl ServerUsage {
 /// How the server's stop went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShutdownRecord {
-    /// Exited with status 0 within the shutdown timeout after SIGTERM.
+    /// Exited with status 0 within the shutdown timeout after SIGTERM; or,
+    /// for an external server, died of that SIGTERM (the default action of
+    /// a program that does not handle it, such as floor.c).
     pub clean: bool,
     /// Its exit code, if it exited.
     pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did (15: the bench's SIGTERM).
+    #[serde(default)]
+    pub signal: Option<i32>,
     /// Seconds from SIGTERM to exit.
     pub waited_s: f64,
     /// What went wrong, if anything.
@@ -284,7 +311,7 @@ pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
 // Medians.
 
 /// The median of several runs, with the smallest and the largest.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
     /// Median.
     pub median: f64,

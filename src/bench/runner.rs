@@ -17,7 +17,7 @@ use crate::load::{run_load, LoadConfig, LoadReport, LoadSummary};
 use crate::models::Model;
 
 use super::clients::{self, Noise, Slowloris};
-use super::machine::utc_now;
+use super::machine::{ticks_per_second, utc_now};
 use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord};
 use super::scenarios::{Drive, PlannedCell};
 
@@ -299,6 +299,7 @@ impl ServerProcess {
             return ShutdownRecord {
                 clean: false,
                 exit_code: status.code(),
+                signal: status.signal(),
                 waited_s: 0.0,
                 note: Some(format!(
                     "had already exited ({}){}",
@@ -310,10 +311,11 @@ impl ServerProcess {
         self.signal(libc::SIGTERM);
         while started.elapsed() < EXIT_TIMEOUT {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let clean = status.success();
+                let clean = stopped_cleanly(status, self.tree);
                 return ShutdownRecord {
                     clean,
                     exit_code: status.code(),
+                    signal: status.signal(),
                     waited_s: started.elapsed().as_secs_f64(),
                     note: (!clean).then(|| {
                         format!(
@@ -330,6 +332,7 @@ impl ServerProcess {
         ShutdownRecord {
             clean: false,
             exit_code: None,
+            signal: Some(libc::SIGKILL),
             waited_s: started.elapsed().as_secs_f64(),
             note: Some(format!(
                 "still running {}s after SIGTERM: killed",
@@ -394,6 +397,14 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     url.trim_end().trim_end_matches('/').parse().ok()
 }
 
+/// Whether a server that ended after the bench's SIGTERM stopped cleanly:
+/// servelab's models handle SIGTERM and must exit with status 0; an
+/// external server may also die of the signal, since that is how a program
+/// without a handler for it (floor.c) ends.
+fn stopped_cleanly(status: std::process::ExitStatus, external: bool) -> bool {
+    status.success() || (external && status.signal() == Some(libc::SIGTERM))
+}
+
 fn status_text(status: std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
@@ -404,17 +415,6 @@ fn status_text(status: std::process::ExitStatus) -> String {
 
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Clock ticks per second of /proc's utime and stime.
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as f64
-    } else {
-        100.0
-    }
 }
 
 /// utime+stime of one process (every thread, dead ones included), seconds.
@@ -486,7 +486,7 @@ fn sample_processes(pids: &[u32]) -> ProcSample {
 }
 
 /// CPU seconds of this process (the load threads and the bench's clients).
-fn own_cpu_seconds() -> f64 {
+pub fn own_cpu_seconds() -> f64 {
     cpu_seconds(std::process::id()).unwrap_or(0.0)
 }
 
@@ -752,6 +752,25 @@ mod tests {
         );
         assert_eq!(listening_addr("servelab: SIGTERM, shutting down"), None);
         assert_eq!(listening_addr("nginx listening on http://x/"), None);
+    }
+
+    #[test]
+    fn an_external_server_may_die_of_the_sigterm() {
+        use std::process::ExitStatus;
+        // Raw wait statuses: the low 7 bits are the signal, the next byte
+        // the exit code.
+        let exit = |code: i32| ExitStatus::from_raw(code << 8);
+        let killed = |signal: i32| ExitStatus::from_raw(signal);
+        assert!(stopped_cleanly(exit(0), false));
+        assert!(stopped_cleanly(exit(0), true));
+        assert!(!stopped_cleanly(exit(1), true));
+        assert!(stopped_cleanly(killed(libc::SIGTERM), true));
+        assert!(
+            !stopped_cleanly(killed(libc::SIGTERM), false),
+            "a model handles SIGTERM"
+        );
+        assert!(!stopped_cleanly(killed(libc::SIGKILL), true));
+        assert!(!stopped_cleanly(killed(libc::SIGSEGV), true));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! `REPORT.md`: the machine and settings, the seed's summary table measured,
-//! the seed's claims checked, "which model when", one section per scenario
-//! with its table and charts, and every problem.
+//! the `--check` targets, the seed's claims checked, "which model when", one
+//! section per scenario with its table and charts, and every problem.
 
 use std::fmt::Write;
 
-use crate::bench::analysis::{Analysis, SummaryRow, Verdict};
+use crate::bench::analysis::{baseline_header, Analysis, BaselineTable, Verdict};
 use crate::bench::columns::{Row, Section, Unit, Value};
-use crate::bench::format;
-use crate::bench::results::{BenchResults, Spread};
+use crate::bench::format::{self, number, spread};
+use crate::bench::results::{BenchResults, OtherLoad, Spread};
+use crate::bench::targets::Checked;
 
 use super::{Exporter, Output, Report};
 
@@ -41,9 +42,19 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     writeln!(out, "## Machine and settings\n")?;
     write_settings(out, r)?;
     writeln!(out, "\n## Summary: the seed's table, measured\n")?;
-    out.push_str(&summary_table(&a.summary));
+    out.push_str(&summary_table(a));
     if let Some(chart) = a.charts.iter().find(|c| c.scenario == "seed") {
         writeln!(out, "\n![{}]({})", chart.title, chart.file)?;
+    }
+    if let Some(b) = &a.baseline {
+        writeln!(out, "\n## Server CPU per request against {}\n", b.baseline)?;
+        writeln!(out, "Ratios: {}.\n", b.definition)?;
+        out.push_str(&baseline_table(b));
+    }
+    if let Some(t) = &a.targets {
+        writeln!(out, "\n## Targets: `{}`\n", t.set)?;
+        writeln!(out, "{}.\n", t.about)?;
+        out.push_str(&targets_table(t));
     }
     writeln!(out, "\n## The seed's claims, checked\n")?;
     writeln!(
@@ -52,11 +63,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     )?;
     writeln!(out, "|---|---|---|---|---|")?;
     for c in &a.claims {
-        let verdict = match c.verdict {
-            Verdict::Holds => "**holds**",
-            Verdict::DoesNotHold => "**does not hold**",
-            Verdict::NotMeasured => "not measured",
-        };
+        let verdict = verdict_text(c.verdict);
         writeln!(
             out,
             "| {} | {} | {} | {verdict} | {} |",
@@ -102,9 +109,10 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     )
 }
 
-/// One line saying where, when and how the results were measured.
+/// One line saying where, when and how the results were measured, and how
+/// busy the machine was with other work meanwhile.
 pub fn provenance(r: &BenchResults) -> String {
-    format!(
+    let mut line = format!(
         "Measured by `servelab bench` ({} profile) on {} ({} CPUs, {}), {}, servelab {} at commit {} ({} build).",
         r.settings.profile.name(),
         r.machine.cpu_model,
@@ -114,7 +122,11 @@ pub fn provenance(r: &BenchResults) -> String {
         r.build.version,
         r.build.commit,
         r.build.profile
-    )
+    );
+    if let Some(o) = &r.settings.other_load {
+        line.push_str(&format!(" Other load: {}.", other_load(o)));
+    }
+    line
 }
 
 fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
@@ -147,6 +159,16 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
     writeln!(out, "| started | {} |", r.started_at)?;
     writeln!(out, "| finished | {} |", r.finished_at)?;
     writeln!(out, "| pinning | {pinning} |")?;
+    if let Some(other) = &s.other_load {
+        writeln!(out, "| other load | {} |", other_load(other))?;
+    }
+    if let Some(b) = &s.baseline {
+        writeln!(
+            out,
+            "| baseline | {b}: `{}` is each run's server CPU/req over {b}'s in the same run of the same point |",
+            baseline_header(b)
+        )?;
+    }
     writeln!(out, "| load threads | {} |", s.load_threads)?;
     writeln!(out, "| open-files limit | {} |", format::count(m.fd_limit))?;
     writeln!(out, "| profile | {} |", s.profile.name())?;
@@ -202,14 +224,110 @@ fn timing_of(r: &BenchResults, scenario: &str) -> Option<String> {
     ))
 }
 
-/// The seed's summary table as Markdown.
-pub fn summary_table(rows: &[SummaryRow]) -> String {
+/// How busy the machine was with other work, in words.
+pub fn other_load(o: &OtherLoad) -> String {
+    format!(
+        "{} of the CPUs' time went to other processes (kernel threads included) while it ran, {} was stolen by the hypervisor",
+        format::percent(o.other_share),
+        format::percent(o.steal_share)
+    )
+}
+
+fn verdict_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Holds => "**holds**",
+        Verdict::DoesNotHold => "**does not hold**",
+        Verdict::NotMeasured => "not measured",
+    }
+}
+
+/// The checked targets as Markdown: target, server, measured, bound, verdict.
+pub fn targets_table(t: &Checked) -> String {
     let mut out = String::new();
-    out.push_str(
+    out.push_str("| target | measured | bound | verdict | notes |\n|---|---|---|---|---|\n");
+    for c in &t.checks {
+        let tg = &c.target;
+        let what = match tg.relative_to {
+            Some(other) => format!("{}'s {} ÷ {other}'s, per run", tg.server, tg.column),
+            None => format!("{}'s {}", tg.server, tg.column),
+        };
+        let measured = c.measured.map_or("–".to_string(), |m| {
+            let runs = if m.runs == 1 { "run" } else { "runs" };
+            format!("{} ({}, {} {runs})", spread(m, c.unit), what, m.runs)
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} {} | {} | {} |",
+            cell(tg.label),
+            cell(&measured),
+            tg.bound.words(),
+            number(tg.bound.value(), c.unit),
+            verdict_text(c.verdict),
+            cell(c.reason.as_deref().unwrap_or(""))
+        );
+    }
+    out
+}
+
+/// Server CPU per request and its ratio to the baseline's: one row per
+/// server, two columns per point.
+pub fn baseline_table(b: &BaselineTable) -> String {
+    let mut points: Vec<(&str, &str)> = Vec::new();
+    let mut servers: Vec<&str> = Vec::new();
+    for e in &b.entries {
+        if !points.contains(&(e.scenario.as_str(), e.point.as_str())) {
+            points.push((&e.scenario, &e.point));
+        }
+        if !servers.contains(&e.server.as_str()) {
+            servers.push(&e.server);
+        }
+    }
+    let mut out = String::from("| server |");
+    for (scenario, point) in &points {
+        let _ = write!(
+            out,
+            " `{scenario}` {point}: CPU/req | `{scenario}` {point}: ÷ {} |",
+            b.baseline
+        );
+    }
+    let _ = writeln!(out, "\n|---|{}", "---|---|".repeat(points.len()));
+    for server in servers {
+        out.push_str(&format!("| {server} |"));
+        for (scenario, point) in &points {
+            let e = b
+                .entries
+                .iter()
+                .find(|e| e.server == server && e.scenario == *scenario && e.point == *point);
+            let show = |s: Option<Spread>, unit| s.map_or("–".to_string(), |s| spread(s, unit));
+            let _ = write!(
+                out,
+                " {} | {} |",
+                show(e.and_then(|e| e.cpu_us), Unit::Micros),
+                show(e.and_then(|e| e.ratio), Unit::Times)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The seed's summary table as Markdown, with the ratio to the baseline's
+/// server CPU per request when there is one.
+pub fn summary_table(a: &Analysis) -> String {
+    let rows = &a.summary;
+    let baseline = a.baseline.as_ref().map(|b| b.baseline.as_str());
+    let mut out = String::new();
+    let ratio = baseline.map_or(String::new(), |b| format!(" {} |", baseline_header(b)));
+    let _ = writeln!(
+        out,
         "| model | concurrency model | req/s | avg latency | p99 | memory per idle connection \
-         | threads | server CPU/req | connections served | complexity |\n",
+         | threads | server CPU/req |{ratio} connections served | complexity |"
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|{}---|---|",
+        if baseline.is_some() { "---|" } else { "" }
+    );
     for r in rows {
         let opt = |s: Option<Spread>, unit: Unit| s.map_or("–".to_string(), |s| spread(s, unit));
         let idle = r.idle.as_ref().map_or("–".to_string(), |i| {
@@ -229,9 +347,13 @@ pub fn summary_table(rows: &[SummaryRow]) -> String {
         if !r.problems.is_empty() {
             desc.push_str(&format!(" ({})", cell(&r.problems.join("; "))));
         }
+        let ratio = match baseline {
+            Some(_) => format!(" {} |", opt(r.cpu_ratio, Unit::Times)),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {desc} | {} | {} | {} | {idle} | {} | {} | {served} | {lines} |",
+            "| {} | {desc} | {} | {} | {} | {idle} | {} | {} |{ratio} {served} | {lines} |",
             r.server,
             opt(r.rps, Unit::PerSecond),
             opt(r.mean_us, Unit::Micros),
@@ -253,7 +375,7 @@ fn section_table(s: &Section) -> String {
     if many_points {
         header.insert(0, "point");
     }
-    header.extend(s.columns.iter().map(|c| c.0));
+    header.extend(s.columns.iter().map(|c| c.0.as_str()));
     header.push("notes");
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
@@ -289,30 +411,6 @@ fn value(v: &Value) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         Value::Missing => "–".to_string(),
-    }
-}
-
-/// A median, with `(min–max)` when the runs differ.
-fn spread(s: Spread, unit: Unit) -> String {
-    let one = |v: f64| number(v, unit);
-    if s.runs > 1 && s.min != s.max {
-        format!("{} ({}–{})", one(s.median), one(s.min), one(s.max))
-    } else {
-        one(s.median)
-    }
-}
-
-fn number(v: f64, unit: Unit) -> String {
-    match unit {
-        Unit::PerSecond => format::rate(v),
-        Unit::Micros => format::micros(v),
-        Unit::Bytes => format::bytes(v),
-        Unit::Kib => format::bytes(v * 1024.0),
-        Unit::Count if v.fract() == 0.0 => format::count(v as u64),
-        Unit::Count => format!("{v:.1}"),
-        Unit::Ratio => format::ratio(v),
-        Unit::Share => format::percent(v),
-        Unit::Seconds => format::seconds(v),
     }
 }
 
