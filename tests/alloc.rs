@@ -143,12 +143,14 @@ fn parse_status(buf: &[u8]) -> u16 {
 /// One keep-alive connection to `model`: 100 warm-up requests, then the
 /// allocations made (by client and server together) over 1,000 more.
 fn model_allocations(model: Model, trace: bool) -> u64 {
-    // One acceptor and one worker: serving the warm-up requests proves both
-    // threads have started. A worker that the OS had not yet run would
-    // allocate its thread-startup state (name, TLS) inside the window.
+    // One acceptor and one worker (one reactor): serving the warm-up
+    // requests proves every server thread has started. A thread that the
+    // OS had not yet run would allocate its thread-startup state (name,
+    // TLS) inside the window.
     let config = ServerConfig {
         acceptors: 1,
         pool_size: 1,
+        reactors: 1,
         limits: Limits {
             idle_timeout: Duration::from_secs(30),
             ..Limits::default()
