@@ -15,30 +15,38 @@
 //! with every request then costs one comparison per request and one heap
 //! operation per timeout period, and no deadline ever fires late.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// No entry for this slot.
-const UNARMED: usize = usize::MAX;
+const UNARMED: u32 = u32::MAX;
 
+/// One armed deadline: 16 bytes (an `Instant` alone takes 16).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    at: Instant,
-    slot: usize,
+    /// Nanoseconds from [`Deadlines::epoch`]: see [`Deadlines::ticks`].
+    at: i64,
+    slot: u32,
 }
 
 /// The armed deadlines of a set of slots (connection indices).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Deadlines {
     /// A binary min-heap on `at`.
     heap: Vec<Entry>,
     /// Per slot: the index of its entry in `heap`, or [`UNARMED`].
-    position: Vec<usize>,
+    position: Vec<u32>,
+    /// What entries' times count from: the table's creation.
+    epoch: Instant,
 }
 
 impl Deadlines {
     /// No deadlines.
     pub(crate) fn new() -> Self {
-        Deadlines::default()
+        Deadlines {
+            heap: Vec::new(),
+            position: Vec::new(),
+            epoch: Instant::now(),
+        }
     }
 
     /// Slots armed.
@@ -48,24 +56,23 @@ impl Deadlines {
     }
 
     /// When `slot` comes due, if armed.
-    pub(crate) fn get(&self, slot: usize) -> Option<Instant> {
-        match self.position.get(slot) {
-            Some(&i) if i != UNARMED => Some(self.heap[i].at),
-            _ => None,
-        }
+    #[cfg(test)]
+    pub(crate) fn get(&self, slot: u32) -> Option<Instant> {
+        self.armed(slot).map(|at| self.instant(at))
     }
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.heap.first().map(|e| e.at)
+        self.heap.first().map(|e| self.instant(e.at))
     }
 
     /// Arms `slot` at `at`, replacing any deadline it had.
-    pub(crate) fn set(&mut self, slot: usize, at: Instant) {
-        match self.get(slot) {
+    pub(crate) fn set(&mut self, slot: u32, at: Instant) {
+        let at = self.ticks(at);
+        match self.armed(slot) {
             None => self.insert(slot, at),
             Some(old) => {
-                let i = self.position[slot];
+                let i = self.position[slot as usize] as usize;
                 self.heap[i].at = at;
                 if at < old {
                     self.sift_up(i);
@@ -80,51 +87,79 @@ impl Deadlines {
     /// it earlier if armed later, and leaves an earlier entry alone (the
     /// caller re-checks when that one comes due).
     #[inline]
-    pub(crate) fn arm_by(&mut self, slot: usize, at: Instant) {
-        match self.get(slot) {
-            Some(armed) if armed <= at => {}
+    pub(crate) fn arm_by(&mut self, slot: u32, at: Instant) {
+        match self.armed(slot) {
+            Some(armed) if armed <= self.ticks(at) => {}
             _ => self.set(slot, at),
         }
     }
 
     /// Disarms `slot` (a closed connection).
-    pub(crate) fn cancel(&mut self, slot: usize) {
-        if self.get(slot).is_some() {
-            let i = self.position[slot];
+    pub(crate) fn cancel(&mut self, slot: u32) {
+        if self.armed(slot).is_some() {
+            let i = self.position[slot as usize] as usize;
             self.remove_at(i);
         }
     }
 
     /// Disarms and returns a slot whose deadline is at or before `now`,
     /// earliest first; `None` when none has passed.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<usize> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u32> {
         let first = *self.heap.first()?;
-        if first.at > now {
+        if first.at > self.ticks(now) {
             return None;
         }
         self.remove_at(0);
         Some(first.slot)
     }
 
-    fn insert(&mut self, slot: usize, at: Instant) {
-        if slot >= self.position.len() {
-            self.position.resize(slot + 1, UNARMED);
+    /// `slot`'s armed time, in ticks.
+    #[inline]
+    fn armed(&self, slot: u32) -> Option<i64> {
+        match self.position.get(slot as usize) {
+            Some(&i) if i != UNARMED => Some(self.heap[i as usize].at),
+            _ => None,
+        }
+    }
+
+    /// `at` as signed nanoseconds from the epoch: exact both ways (an
+    /// `Instant` counts nanoseconds), 292 years either side.
+    #[inline]
+    fn ticks(&self, at: Instant) -> i64 {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        match at.checked_duration_since(self.epoch) {
+            Some(after) => nanos(after),
+            None => -nanos(self.epoch - at),
+        }
+    }
+
+    fn instant(&self, ticks: i64) -> Instant {
+        let d = Duration::from_nanos(ticks.unsigned_abs());
+        match ticks >= 0 {
+            true => self.epoch + d,
+            false => self.epoch - d,
+        }
+    }
+
+    fn insert(&mut self, slot: u32, at: i64) {
+        if slot as usize >= self.position.len() {
+            self.position.resize(slot as usize + 1, UNARMED);
         }
         self.heap.push(Entry { at, slot });
         let i = self.heap.len() - 1;
-        self.position[slot] = i;
+        self.position[slot as usize] = i as u32;
         self.sift_up(i);
     }
 
     fn remove_at(&mut self, i: usize) {
         let removed = self.heap.swap_remove(i);
-        self.position[removed.slot] = UNARMED;
+        self.position[removed.slot as usize] = UNARMED;
         if i < self.heap.len() {
             // The entry moved here from the end may belong above or below.
-            let moved = self.heap[i].slot;
-            self.position[moved] = i;
+            let moved = self.heap[i].slot as usize;
+            self.position[moved] = i as u32;
             self.sift_up(i);
-            self.sift_down(self.position[moved]);
+            self.sift_down(self.position[moved] as usize);
         }
     }
 
@@ -159,8 +194,8 @@ impl Deadlines {
 
     fn swap(&mut self, a: usize, b: usize) {
         self.heap.swap(a, b);
-        self.position[self.heap[a].slot] = a;
-        self.position[self.heap[b].slot] = b;
+        self.position[self.heap[a].slot as usize] = a as u32;
+        self.position[self.heap[b].slot as usize] = b as u32;
     }
 }
 
@@ -221,24 +256,47 @@ mod tests {
         d.cancel(3);
         d.cancel(3);
         d.cancel(99);
-        let due: Vec<usize> = std::iter::from_fn(|| d.pop_due(ms(t, 100))).collect();
+        let due: Vec<u32> = std::iter::from_fn(|| d.pop_due(ms(t, 100))).collect();
         assert_eq!(due, vec![1, 2, 4]);
         assert_eq!(d.next(), None);
     }
 
+    /// Times are kept as nanoseconds from the table's creation, in half
+    /// an `Instant`'s space, and come back exactly, on either side of it.
+    #[test]
+    fn instants_before_and_after_the_epoch_round_trip() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+        let mut d = Deadlines::new();
+        let epoch = d.epoch;
+        let later = epoch + Duration::new(86_400 * 365, 123_456_789);
+        d.set(0, later);
+        assert_eq!(d.get(0), Some(later));
+        if let Some(earlier) = epoch.checked_sub(Duration::new(3, 7)) {
+            d.set(1, earlier);
+            assert_eq!(d.get(1), Some(earlier));
+            assert_eq!(d.next(), Some(earlier));
+            assert_eq!(
+                d.pop_due(epoch),
+                Some(1),
+                "a deadline before the epoch is due"
+            );
+        }
+        assert_eq!(d.pop_due(epoch), None);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
-        Set(usize, u64),
-        ArmBy(usize, u64),
-        Cancel(usize),
+        Set(u32, u64),
+        ArmBy(u32, u64),
+        Cancel(u32),
         PopDue(u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..16usize, 0..100u64).prop_map(|(s, t)| Op::Set(s, t)),
-            (0..16usize, 0..100u64).prop_map(|(s, t)| Op::ArmBy(s, t)),
-            (0..16usize).prop_map(Op::Cancel),
+            (0..16u32, 0..100u64).prop_map(|(s, t)| Op::Set(s, t)),
+            (0..16u32, 0..100u64).prop_map(|(s, t)| Op::ArmBy(s, t)),
+            (0..16u32).prop_map(Op::Cancel),
             (0..100u64).prop_map(Op::PopDue),
         ]
     }
@@ -251,7 +309,7 @@ mod tests {
         fn agrees_with_a_plain_map(ops in prop::collection::vec(op(), 0..200)) {
             let t = Instant::now();
             let mut d = Deadlines::new();
-            let mut model: BTreeMap<usize, u64> = BTreeMap::new();
+            let mut model: BTreeMap<u32, u64> = BTreeMap::new();
             for op in ops {
                 match op {
                     Op::Set(s, at) => {

@@ -35,6 +35,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::deadlines::Deadlines;
+use super::slots::Slots;
 use super::{
     bind_shared_port, deadline_of, reject, spawn, AcceptError, Shared, ShutdownClock,
     ACCEPT_BACKOFF, LINGER_TIME,
@@ -105,8 +106,8 @@ struct Reactor<'a> {
     poll: Poll,
     /// Connections open across all reactors, against `max_connections`.
     open: &'a AtomicUsize,
-    clients: Vec<Option<Client>>,
-    free: Vec<usize>,
+    /// The connections, at the slot numbers their tokens carry.
+    clients: Slots<Option<Client>>,
     /// Buffers lent to connections only while they have bytes pending.
     buffers: BufferPool,
     deadlines: Deadlines,
@@ -121,8 +122,7 @@ impl<'a> Reactor<'a> {
             shared,
             poll,
             open,
-            clients: Vec::new(),
-            free: Vec::new(),
+            clients: Slots::new(),
             buffers: BufferPool::new(),
             deadlines: Deadlines::new(),
             accepting: Accepting::Yes,
@@ -132,7 +132,7 @@ impl<'a> Reactor<'a> {
 
     fn run(mut self, listener: &TcpListener) {
         let mut events = Events::with_capacity(EVENT_BATCH);
-        while self.accepting != Accepting::No || self.clients.len() > self.free.len() {
+        while self.accepting != Accepting::No || self.clients.in_use() > 0 {
             let wait = self
                 .next_wake()
                 .map(|at| at.saturating_duration_since(Instant::now()));
@@ -151,7 +151,7 @@ impl<'a> Reactor<'a> {
                 match event.token() {
                     LISTENER if self.accepting == Accepting::Yes => self.accept_all(listener),
                     LISTENER => {} // paused: drained when the pause ends
-                    Token(slot) => self.serve(slot, event.is_read_closed()),
+                    Token(slot) => self.serve(slot as u32, event.is_read_closed()),
                 }
             }
             let now = Instant::now();
@@ -188,7 +188,7 @@ impl<'a> Reactor<'a> {
         self.accepting = Accepting::No;
         let fd = listener.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        for slot in 0..self.clients.len() {
+        for slot in 0..self.clients.len() as u32 {
             if let Some(client) = self.clients[slot].as_mut() {
                 client.conn.disable_keep_alive();
                 self.arm(slot);
@@ -223,16 +223,14 @@ impl<'a> Reactor<'a> {
                 continue;
             }
             let mut stream = TcpStream::from_std(stream);
-            let slot = self.free.pop().unwrap_or(self.clients.len());
+            let slot = self.clients.claim();
             if self
                 .poll
                 .registry()
-                .register(&mut stream, Token(slot), Interest::READABLE)
+                .register(&mut stream, Token(slot as usize), Interest::READABLE)
                 .is_err()
             {
-                if slot < self.clients.len() {
-                    self.free.push(slot);
-                }
+                self.clients.release(slot);
                 continue;
             }
             let config = &self.shared.config;
@@ -242,11 +240,7 @@ impl<'a> Reactor<'a> {
                 waiting_to_write: false,
                 draining_until: None,
             };
-            if slot == self.clients.len() {
-                self.clients.push(Some(client));
-            } else {
-                self.clients[slot] = Some(client);
-            }
+            self.clients[slot] = Some(client);
             self.open.fetch_add(1, Ordering::Relaxed);
             self.arm(slot);
         }
@@ -254,7 +248,7 @@ impl<'a> Reactor<'a> {
 
     /// Moves bytes for one connection that epoll reported ready;
     /// `peer_closed` is whether the event says the peer's FIN has arrived.
-    fn serve(&mut self, slot: usize, peer_closed: bool) {
+    fn serve(&mut self, slot: u32, peer_closed: bool) {
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
             return; // closed earlier in this batch
         };
@@ -262,7 +256,8 @@ impl<'a> Reactor<'a> {
             Some(_) => drain(client),
             None => {
                 client.conn.lend(&mut self.buffers);
-                let keep = exchange(client, self.poll.registry(), Token(slot), peer_closed);
+                let token = Token(slot as usize);
+                let keep = exchange(client, self.poll.registry(), token, peer_closed);
                 client.conn.reclaim(&mut self.buffers);
                 keep
             }
@@ -277,7 +272,7 @@ impl<'a> Reactor<'a> {
     /// Makes `slot`'s deadline entry come due no later than its connection's
     /// deadline; in steady state one comparison, no heap operation.
     #[inline]
-    fn arm(&mut self, slot: usize) {
+    fn arm(&mut self, slot: u32) {
         if let Some(client) = self.clients[slot].as_ref() {
             let at = client.deadline(self.grace_end());
             self.deadlines.arm_by(slot, at);
@@ -303,7 +298,8 @@ impl<'a> Reactor<'a> {
                 None => {
                     client.conn.lend(&mut self.buffers);
                     client.conn.on_timeout(Now::read());
-                    let keep = exchange(client, self.poll.registry(), Token(slot), false);
+                    let token = Token(slot as usize);
+                    let keep = exchange(client, self.poll.registry(), token, false);
                     client.conn.reclaim(&mut self.buffers);
                     keep
                 }
@@ -316,12 +312,12 @@ impl<'a> Reactor<'a> {
         }
     }
 
-    fn close(&mut self, slot: usize) {
+    fn close(&mut self, slot: u32) {
         if let Some(mut client) = self.clients[slot].take() {
             let _ = self.poll.registry().deregister(&mut client.stream);
             client.conn.release(&mut self.buffers);
             self.deadlines.cancel(slot);
-            self.free.push(slot);
+            self.clients.release(slot);
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -18,6 +18,7 @@ mod deadlines;
 mod event;
 mod pool;
 mod sequential;
+mod slots;
 mod threaded;
 mod uring;
 

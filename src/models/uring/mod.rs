@@ -63,6 +63,7 @@ use socket2::SockRef;
 
 use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
+use super::slots::Slots;
 use super::{
     bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, Shared, ShutdownClock,
     ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME,
@@ -163,9 +164,7 @@ fn run(
         quiet,
         buffers: &mut buffers,
         overflow: Vec::new(),
-        clients: Vec::new(),
-        free: Vec::new(),
-        live: 0,
+        clients: Slots::new(),
         touched: Vec::new(),
         deadlines: Deadlines::new(),
         pool: BufferPool::new(),
@@ -192,9 +191,8 @@ struct Reactor<'r> {
     buffers: &'r mut BufRing,
     /// Entries queued while the submission queue was full, submitted first.
     overflow: Vec<Entry>,
-    clients: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
+    /// The connections, at the slot numbers their operations carry.
+    clients: Slots<Slot>,
     /// Connections to advance at the end of this iteration.
     touched: Vec<u32>,
     /// Each connection's next deadline, armed no later than it.
@@ -225,7 +223,8 @@ impl Reactor<'_> {
                 }
             }
             self.keep_accepting();
-            if self.shutdown.is_some() && self.accept != Accept::Armed && self.live == 0 {
+            if self.shutdown.is_some() && self.accept != Accept::Armed && self.clients.in_use() == 0
+            {
                 // The last closes are still queued: hand them over (a
                 // socket's close runs inline, within the enter).
                 self.flush_overflow();
@@ -318,7 +317,6 @@ impl Reactor<'_> {
             return;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
-        self.live += 1;
         let client = Client {
             fd,
             conn: Conn::new(config.routes, config.limits, self.now),
@@ -329,17 +327,8 @@ impl Reactor<'_> {
             parked: Vec::new(),
             touched: false,
         };
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.clients.push(Slot {
-                    generation: 0,
-                    client: None,
-                });
-                (self.clients.len() - 1) as u32
-            }
-        };
-        self.clients[slot as usize].client = Some(client);
+        let slot = self.clients.claim();
+        self.clients[slot].client = Some(client);
         self.touch(slot);
     }
 
@@ -396,12 +385,12 @@ impl Reactor<'_> {
     /// then acts on its actual deadline (or arms it again, later).
     fn expire_deadlines(&mut self) {
         while let Some(slot) = self.deadlines.pop_due(self.now.instant) {
-            self.touch(slot as u32);
+            self.touch(slot);
         }
     }
 
     fn touch(&mut self, slot: u32) {
-        if let Some(client) = self.clients[slot as usize].client.as_mut() {
+        if let Some(client) = self.clients[slot].client.as_mut() {
             if !client.touched {
                 client.touched = true;
                 self.touched.push(slot);
@@ -415,8 +404,8 @@ impl Reactor<'_> {
     /// its next deadline.
     fn advance(&mut self, slot: u32) {
         let now = self.now;
-        let generation = self.clients[slot as usize].generation;
-        let Some(client) = self.clients[slot as usize].client.as_mut() else {
+        let generation = self.clients[slot].generation;
+        let Some(client) = self.clients[slot].client.as_mut() else {
             return;
         };
         client.touched = false;
@@ -506,7 +495,7 @@ impl Reactor<'_> {
             && client.sending == Sending::Idle;
         if !finished {
             if let Some(at) = client.deadline(grace_end) {
-                self.deadlines.arm_by(slot as usize, at);
+                self.deadlines.arm_by(slot, at);
             }
         }
         for entry in entries.into_iter().flatten() {
@@ -524,14 +513,13 @@ impl Reactor<'_> {
 
     /// Closes a connection none of whose operations is in flight.
     fn close(&mut self, slot: u32) {
-        let entry = &mut self.clients[slot as usize];
+        let entry = &mut self.clients[slot];
         let Some(client) = entry.client.take() else {
             return;
         };
         entry.generation = (entry.generation + 1) & GENERATION_MASK;
-        self.free.push(slot);
-        self.deadlines.cancel(slot as usize);
-        self.live -= 1;
+        self.clients.release(slot);
+        self.deadlines.cancel(slot);
         self.open.fetch_sub(1, Ordering::Relaxed);
         let Client {
             fd, conn, parked, ..
@@ -566,7 +554,7 @@ impl Reactor<'_> {
             self.cancel(user_data(Op::Accept, 0, 0));
         }
         for slot in 0..self.clients.len() as u32 {
-            if let Some(client) = self.clients[slot as usize].client.as_mut() {
+            if let Some(client) = self.clients[slot].client.as_mut() {
                 // Sets a flag only: safe while a send points into the output.
                 client.conn.disable_keep_alive();
                 self.touch(slot);
@@ -584,7 +572,7 @@ impl Reactor<'_> {
     fn cut_all(&mut self) {
         self.cut = true;
         for slot in 0..self.clients.len() as u32 {
-            if let Some(client) = self.clients[slot as usize].client.as_mut() {
+            if let Some(client) = self.clients[slot].client.as_mut() {
                 shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_RDWR);
                 client.stage = Stage::Closing;
                 self.touch(slot);
@@ -671,7 +659,7 @@ impl Drop for Reactor<'_> {
     /// handler panicked) cannot wait for them: it leaks the memory they may
     /// still read or write, rather than free it under the kernel.
     fn drop(&mut self) {
-        if self.live > 0 {
+        if self.clients.in_use() > 0 {
             self.buffers.leak();
             std::mem::forget(std::mem::take(&mut self.clients));
         }
@@ -811,14 +799,17 @@ impl Client {
     }
 }
 
+/// A connection's entry in the reactor's table: its generation outlives
+/// the connection, so that the next one in the slot gets a new one.
+#[derive(Default)]
 struct Slot {
     generation: u32,
     client: Option<Client>,
 }
 
 /// The live client in `slot`, if it is still the connection of `generation`.
-fn client_mut(clients: &mut [Slot], slot: u32, generation: u32) -> Option<&mut Client> {
-    let entry = clients.get_mut(slot as usize)?;
+fn client_mut(clients: &mut Slots<Slot>, slot: u32, generation: u32) -> Option<&mut Client> {
+    let entry = clients.get_mut(slot)?;
     match entry.generation == generation {
         true => entry.client.as_mut(),
         false => None,
