@@ -71,13 +71,18 @@ use super::{
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::{Routes, Work};
 
-/// Receive buffers per reactor. Only connections with bytes arriving hold
-/// one, and only until the iteration has copied them out; past this many
-/// arrivals in one iteration the rest get ENOBUFS and are re-armed.
-const BUFFER_COUNT: u16 = 512;
-/// Bytes per receive buffer: a pipelined batch of small requests fits; a
-/// larger read arrives in several completions.
-const BUFFER_SIZE: u32 = 2048;
+/// Most receive buffers per reactor. Only connections with bytes arriving
+/// hold one, and only until the iteration has copied them out; past this
+/// many arrivals in one iteration the rest get ENOBUFS and are re-armed.
+const BUFFER_COUNT: u16 = 256;
+/// Receive buffers a reactor starts with; the ring doubles each time it
+/// runs dry, up to [`BUFFER_COUNT`], since every buffer in it gets used in
+/// turn (see [`BufRing`]): its memory follows the most arrivals one
+/// iteration has seen.
+const BUFFER_INITIAL: u16 = 64;
+/// Bytes per receive buffer: a request of a usual size, or a pipelined batch
+/// of 16 small ones, fits; a larger read arrives in several completions.
+const BUFFER_SIZE: u32 = 1024;
 const BUFFER_GROUP: u16 = 0;
 /// Bytes parked for a connection whose client is not reading its responses,
 /// past which its recv is cancelled (back-pressure).
@@ -132,7 +137,7 @@ fn run(
     ready: mpsc::Sender<io::Result<()>>,
 ) {
     // Declared before the ring, so that it is dropped after it.
-    let mut buffers = match BufRing::new(BUFFER_COUNT, BUFFER_SIZE) {
+    let mut buffers = match BufRing::new(BUFFER_COUNT, BUFFER_SIZE, BUFFER_INITIAL) {
         Ok(buffers) => buffers,
         Err(e) => return drop(ready.send(Err(e))),
     };
@@ -350,8 +355,11 @@ impl Reactor<'_> {
                 }
                 (0, _) => client.peer_closed = true,
                 // The ring ran dry: the recv ended and is re-armed once this
-                // iteration has given its buffers back.
-                (e, _) if e == -libc::ENOBUFS || e == -libc::ECANCELED => {}
+                // iteration has given its buffers back, to a larger ring.
+                (e, _) if e == -libc::ENOBUFS => {
+                    self.buffers.grow();
+                }
+                (e, _) if e == -libc::ECANCELED => {}
                 // ECONNRESET and the like: nothing more will come or go.
                 _ => {
                     client.peer_closed = true;
