@@ -15,38 +15,33 @@
 //! with every request then costs one comparison per request and one heap
 //! operation per timeout period, and no deadline ever fires late.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// No entry for this slot.
 const UNARMED: u32 = u32::MAX;
 
-/// One armed deadline: 16 bytes (an `Instant` alone takes 16).
+/// One armed deadline: 24 bytes. (Nanoseconds from an epoch would take 16,
+/// but converting every deadline armed, once per request, costs more CPU
+/// than the 8 bytes per connection are worth.)
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    /// Nanoseconds from [`Deadlines::epoch`]: see [`Deadlines::ticks`].
-    at: i64,
+    at: Instant,
     slot: u32,
 }
 
 /// The armed deadlines of a set of slots (connection indices).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Deadlines {
     /// A binary min-heap on `at`.
     heap: Vec<Entry>,
     /// Per slot: the index of its entry in `heap`, or [`UNARMED`].
     position: Vec<u32>,
-    /// What entries' times count from: the table's creation.
-    epoch: Instant,
 }
 
 impl Deadlines {
     /// No deadlines.
     pub(crate) fn new() -> Self {
-        Deadlines {
-            heap: Vec::new(),
-            position: Vec::new(),
-            epoch: Instant::now(),
-        }
+        Deadlines::default()
     }
 
     /// Slots armed.
@@ -56,20 +51,22 @@ impl Deadlines {
     }
 
     /// When `slot` comes due, if armed.
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn get(&self, slot: u32) -> Option<Instant> {
-        self.armed(slot).map(|at| self.instant(at))
+        match self.position.get(slot as usize) {
+            Some(&i) if i != UNARMED => Some(self.heap[i as usize].at),
+            _ => None,
+        }
     }
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.heap.first().map(|e| self.instant(e.at))
+        self.heap.first().map(|e| e.at)
     }
 
     /// Arms `slot` at `at`, replacing any deadline it had.
     pub(crate) fn set(&mut self, slot: u32, at: Instant) {
-        let at = self.ticks(at);
-        match self.armed(slot) {
+        match self.get(slot) {
             None => self.insert(slot, at),
             Some(old) => {
                 let i = self.position[slot as usize] as usize;
@@ -88,15 +85,15 @@ impl Deadlines {
     /// caller re-checks when that one comes due).
     #[inline]
     pub(crate) fn arm_by(&mut self, slot: u32, at: Instant) {
-        match self.armed(slot) {
-            Some(armed) if armed <= self.ticks(at) => {}
+        match self.get(slot) {
+            Some(armed) if armed <= at => {}
             _ => self.set(slot, at),
         }
     }
 
     /// Disarms `slot` (a closed connection).
     pub(crate) fn cancel(&mut self, slot: u32) {
-        if self.armed(slot).is_some() {
+        if self.get(slot).is_some() {
             let i = self.position[slot as usize] as usize;
             self.remove_at(i);
         }
@@ -106,42 +103,14 @@ impl Deadlines {
     /// earliest first; `None` when none has passed.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u32> {
         let first = *self.heap.first()?;
-        if first.at > self.ticks(now) {
+        if first.at > now {
             return None;
         }
         self.remove_at(0);
         Some(first.slot)
     }
 
-    /// `slot`'s armed time, in ticks.
-    #[inline]
-    fn armed(&self, slot: u32) -> Option<i64> {
-        match self.position.get(slot as usize) {
-            Some(&i) if i != UNARMED => Some(self.heap[i as usize].at),
-            _ => None,
-        }
-    }
-
-    /// `at` as signed nanoseconds from the epoch: exact both ways (an
-    /// `Instant` counts nanoseconds), 292 years either side.
-    #[inline]
-    fn ticks(&self, at: Instant) -> i64 {
-        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-        match at.checked_duration_since(self.epoch) {
-            Some(after) => nanos(after),
-            None => -nanos(self.epoch - at),
-        }
-    }
-
-    fn instant(&self, ticks: i64) -> Instant {
-        let d = Duration::from_nanos(ticks.unsigned_abs());
-        match ticks >= 0 {
-            true => self.epoch + d,
-            false => self.epoch - d,
-        }
-    }
-
-    fn insert(&mut self, slot: u32, at: i64) {
+    fn insert(&mut self, slot: u32, at: Instant) {
         if slot as usize >= self.position.len() {
             self.position.resize(slot as usize + 1, UNARMED);
         }
@@ -259,29 +228,6 @@ mod tests {
         let due: Vec<u32> = std::iter::from_fn(|| d.pop_due(ms(t, 100))).collect();
         assert_eq!(due, vec![1, 2, 4]);
         assert_eq!(d.next(), None);
-    }
-
-    /// Times are kept as nanoseconds from the table's creation, in half
-    /// an `Instant`'s space, and come back exactly, on either side of it.
-    #[test]
-    fn instants_before_and_after_the_epoch_round_trip() {
-        assert_eq!(std::mem::size_of::<Entry>(), 16);
-        let mut d = Deadlines::new();
-        let epoch = d.epoch;
-        let later = epoch + Duration::new(86_400 * 365, 123_456_789);
-        d.set(0, later);
-        assert_eq!(d.get(0), Some(later));
-        if let Some(earlier) = epoch.checked_sub(Duration::new(3, 7)) {
-            d.set(1, earlier);
-            assert_eq!(d.get(1), Some(earlier));
-            assert_eq!(d.next(), Some(earlier));
-            assert_eq!(
-                d.pop_due(epoch),
-                Some(1),
-                "a deadline before the epoch is due"
-            );
-        }
-        assert_eq!(d.pop_due(epoch), None);
     }
 
     #[derive(Clone, Debug)]
