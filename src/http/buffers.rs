@@ -9,16 +9,30 @@
 //! busy at the same moment, not to the number open.
 //!
 //! Buffers are reused, never freed while the pool lives, so the steady state
-//! allocates nothing. A model that serves one connection per thread (v1-v3)
+//! allocates nothing. They come back at whatever size they grew to (an
+//! input buffer for a long head, an output buffer for a batch of pipelined
+//! responses) and are handed out again most recently returned first,
+//! whatever their size: a connection that needs more than the buffer it got
+//! grows it, and the buffer keeps that size. Each buffer grows a few times
+//! in its life at most (doubling, up to the largest head or batch the
+//! traffic has), so the allocations stop once the pool has seen the
+//! traffic's mix; the pool's memory is then its peak count of buffers times
+//! the sizes that traffic needed. A model that serves one connection per thread (v1-v3)
 //! does not need a pool: a connection that is never lent anything allocates
 //! its own pair on first use and keeps it.
 
 /// Size of a fresh input buffer. A buffer grows (doubling) only while a
 /// single request head needs more, up to [`crate::http::Limits::max_head_bytes`].
 pub const INPUT_BUFFER: usize = 4096;
-/// Initial capacity of a fresh output buffer; it grows to the largest batch of
-/// pipelined responses a connection produced.
-pub const OUTPUT_BUFFER: usize = 4096;
+/// Initial capacity of a fresh output buffer: any one response servelab
+/// sends (about 120 bytes for `200 OK`, at most about 200 for an error with
+/// `Connection: close`) fits. A batch of pipelined responses grows the buffer
+/// it was written into, and the buffer goes back to the pool grown.
+///
+/// Small, because v5 holds a connection's output buffer until its send has
+/// completed: a burst of N connections answered in one loop iteration holds
+/// N of them at once, and the pool keeps that many.
+pub const OUTPUT_BUFFER: usize = 256;
 
 /// Input and output buffers waiting to be lent.
 #[derive(Debug, Default)]

@@ -16,10 +16,11 @@ use super::status::Status;
 /// Most hex digits in a chunk size: 16 fill a u64.
 const MAX_SIZE_DIGITS: u8 = 16;
 /// Most bytes of chunk extensions on one chunk-size line.
-const MAX_EXTENSION_BYTES: usize = 4096;
+const MAX_EXTENSION_BYTES: u16 = 4096;
 
 /// Where the decoder is in `chunked-body` (RFC 9112 §7.1); the `Ext*` states
 /// walk `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`.
+/// One byte: the numbers live in [`ChunkedDecoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Size,
@@ -40,7 +41,8 @@ enum State {
     /// Whitespace after a value, which only a `;` may follow.
     ExtValueBws,
     SizeLf,
-    Data(u64),
+    /// Inside chunk data; [`ChunkedDecoder::size`] bytes of it are left.
+    Data,
     DataCr,
     DataLf,
     TrailerStart,
@@ -51,26 +53,28 @@ enum State {
     Done,
 }
 
-/// Decoder state for one chunked body.
+/// Decoder state for one chunked body: 24 bytes, part of every connection's
+/// state (the counters are as wide as their limits need).
 #[derive(Clone, Debug)]
 pub struct ChunkedDecoder {
-    state: State,
+    /// The chunk size being read; then, in [`State::Data`], what is left of
+    /// the chunk's data; after the last chunk, the trailer bytes so far
+    /// (counted against [`Limits::max_header_bytes`]).
     size: u64,
-    size_digits: u8,
-    extension_bytes: usize,
     body_len: u64,
-    trailer_bytes: usize,
+    extension_bytes: u16,
+    size_digits: u8,
+    state: State,
 }
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
         ChunkedDecoder {
-            state: State::Size,
             size: 0,
-            size_digits: 0,
-            extension_bytes: 0,
             body_len: 0,
-            trailer_bytes: 0,
+            extension_bytes: 0,
+            size_digits: 0,
+            state: State::Size,
         }
     }
 }
@@ -92,13 +96,13 @@ impl ChunkedDecoder {
     pub fn decode(&mut self, input: &[u8], limits: &Limits) -> Result<Decoded, Status> {
         let mut i = 0;
         while i < input.len() && self.state != State::Done {
-            if let State::Data(remaining) = self.state {
-                let take = remaining.min((input.len() - i) as u64);
+            if self.state == State::Data {
+                let take = self.size.min((input.len() - i) as u64);
                 i += take as usize;
-                self.state = match remaining - take {
-                    0 => State::DataCr,
-                    left => State::Data(left),
-                };
+                self.size -= take;
+                if self.size == 0 {
+                    self.state = State::DataCr;
+                }
                 continue;
             }
             self.step(input[i], limits)?;
@@ -163,17 +167,18 @@ impl ChunkedDecoder {
             (ExtQuoted, b'\\') => ExtQuotedPair,
             (ExtQuoted | ExtQuotedPair, b) if ws || b.is_ascii_graphic() => ExtQuoted,
             (SizeLf, b'\n') => {
-                let size = std::mem::take(&mut self.size);
                 self.size_digits = 0;
                 self.extension_bytes = 0;
-                self.body_len = self.body_len.saturating_add(size);
+                self.body_len = self.body_len.saturating_add(self.size);
                 if self.body_len > limits.max_body {
                     return Err(Status::ContentTooLarge);
                 }
-                if size == 0 {
+                // The size stays: it counts the chunk's data down, or (the
+                // last chunk's size, 0) the trailer bytes up.
+                if self.size == 0 {
                     TrailerStart
                 } else {
-                    Data(size)
+                    Data
                 }
             }
             (DataCr, b'\r') => DataLf,
@@ -196,8 +201,8 @@ impl ChunkedDecoder {
 
     /// Counts one trailer byte against [`Limits::max_header_bytes`].
     fn trailer_byte(&mut self, next: State, limits: &Limits) -> Result<State, Status> {
-        self.trailer_bytes += 1;
-        if self.trailer_bytes > limits.max_header_bytes {
+        self.size += 1;
+        if self.size > limits.max_header_bytes as u64 {
             return Err(Status::HeaderFieldsTooLarge);
         }
         Ok(next)
@@ -295,6 +300,12 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// The decoder is part of every connection's state: it stays small.
+    #[test]
+    fn decoder_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<ChunkedDecoder>(), 24);
     }
 
     #[test]

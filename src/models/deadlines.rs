@@ -18,12 +18,15 @@
 use std::time::Instant;
 
 /// No entry for this slot.
-const UNARMED: usize = usize::MAX;
+const UNARMED: u32 = u32::MAX;
 
+/// One armed deadline: 24 bytes. (Nanoseconds from an epoch would take 16,
+/// but converting every deadline armed, once per request, costs more CPU
+/// than the 8 bytes per connection are worth.)
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     at: Instant,
-    slot: usize,
+    slot: u32,
 }
 
 /// The armed deadlines of a set of slots (connection indices).
@@ -32,7 +35,7 @@ pub(crate) struct Deadlines {
     /// A binary min-heap on `at`.
     heap: Vec<Entry>,
     /// Per slot: the index of its entry in `heap`, or [`UNARMED`].
-    position: Vec<usize>,
+    position: Vec<u32>,
 }
 
 impl Deadlines {
@@ -48,9 +51,10 @@ impl Deadlines {
     }
 
     /// When `slot` comes due, if armed.
-    pub(crate) fn get(&self, slot: usize) -> Option<Instant> {
-        match self.position.get(slot) {
-            Some(&i) if i != UNARMED => Some(self.heap[i].at),
+    #[inline]
+    pub(crate) fn get(&self, slot: u32) -> Option<Instant> {
+        match self.position.get(slot as usize) {
+            Some(&i) if i != UNARMED => Some(self.heap[i as usize].at),
             _ => None,
         }
     }
@@ -61,11 +65,11 @@ impl Deadlines {
     }
 
     /// Arms `slot` at `at`, replacing any deadline it had.
-    pub(crate) fn set(&mut self, slot: usize, at: Instant) {
+    pub(crate) fn set(&mut self, slot: u32, at: Instant) {
         match self.get(slot) {
             None => self.insert(slot, at),
             Some(old) => {
-                let i = self.position[slot];
+                let i = self.position[slot as usize] as usize;
                 self.heap[i].at = at;
                 if at < old {
                     self.sift_up(i);
@@ -80,7 +84,7 @@ impl Deadlines {
     /// it earlier if armed later, and leaves an earlier entry alone (the
     /// caller re-checks when that one comes due).
     #[inline]
-    pub(crate) fn arm_by(&mut self, slot: usize, at: Instant) {
+    pub(crate) fn arm_by(&mut self, slot: u32, at: Instant) {
         match self.get(slot) {
             Some(armed) if armed <= at => {}
             _ => self.set(slot, at),
@@ -88,16 +92,16 @@ impl Deadlines {
     }
 
     /// Disarms `slot` (a closed connection).
-    pub(crate) fn cancel(&mut self, slot: usize) {
+    pub(crate) fn cancel(&mut self, slot: u32) {
         if self.get(slot).is_some() {
-            let i = self.position[slot];
+            let i = self.position[slot as usize] as usize;
             self.remove_at(i);
         }
     }
 
     /// Disarms and returns a slot whose deadline is at or before `now`,
     /// earliest first; `None` when none has passed.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<usize> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u32> {
         let first = *self.heap.first()?;
         if first.at > now {
             return None;
@@ -106,25 +110,25 @@ impl Deadlines {
         Some(first.slot)
     }
 
-    fn insert(&mut self, slot: usize, at: Instant) {
-        if slot >= self.position.len() {
-            self.position.resize(slot + 1, UNARMED);
+    fn insert(&mut self, slot: u32, at: Instant) {
+        if slot as usize >= self.position.len() {
+            self.position.resize(slot as usize + 1, UNARMED);
         }
         self.heap.push(Entry { at, slot });
         let i = self.heap.len() - 1;
-        self.position[slot] = i;
+        self.position[slot as usize] = i as u32;
         self.sift_up(i);
     }
 
     fn remove_at(&mut self, i: usize) {
         let removed = self.heap.swap_remove(i);
-        self.position[removed.slot] = UNARMED;
+        self.position[removed.slot as usize] = UNARMED;
         if i < self.heap.len() {
             // The entry moved here from the end may belong above or below.
-            let moved = self.heap[i].slot;
-            self.position[moved] = i;
+            let moved = self.heap[i].slot as usize;
+            self.position[moved] = i as u32;
             self.sift_up(i);
-            self.sift_down(self.position[moved]);
+            self.sift_down(self.position[moved] as usize);
         }
     }
 
@@ -159,8 +163,8 @@ impl Deadlines {
 
     fn swap(&mut self, a: usize, b: usize) {
         self.heap.swap(a, b);
-        self.position[self.heap[a].slot] = a;
-        self.position[self.heap[b].slot] = b;
+        self.position[self.heap[a].slot as usize] = a as u32;
+        self.position[self.heap[b].slot as usize] = b as u32;
     }
 }
 
@@ -221,24 +225,24 @@ mod tests {
         d.cancel(3);
         d.cancel(3);
         d.cancel(99);
-        let due: Vec<usize> = std::iter::from_fn(|| d.pop_due(ms(t, 100))).collect();
+        let due: Vec<u32> = std::iter::from_fn(|| d.pop_due(ms(t, 100))).collect();
         assert_eq!(due, vec![1, 2, 4]);
         assert_eq!(d.next(), None);
     }
 
     #[derive(Clone, Debug)]
     enum Op {
-        Set(usize, u64),
-        ArmBy(usize, u64),
-        Cancel(usize),
+        Set(u32, u64),
+        ArmBy(u32, u64),
+        Cancel(u32),
         PopDue(u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..16usize, 0..100u64).prop_map(|(s, t)| Op::Set(s, t)),
-            (0..16usize, 0..100u64).prop_map(|(s, t)| Op::ArmBy(s, t)),
-            (0..16usize).prop_map(Op::Cancel),
+            (0..16u32, 0..100u64).prop_map(|(s, t)| Op::Set(s, t)),
+            (0..16u32, 0..100u64).prop_map(|(s, t)| Op::ArmBy(s, t)),
+            (0..16u32).prop_map(Op::Cancel),
             (0..100u64).prop_map(Op::PopDue),
         ]
     }
@@ -251,7 +255,7 @@ mod tests {
         fn agrees_with_a_plain_map(ops in prop::collection::vec(op(), 0..200)) {
             let t = Instant::now();
             let mut d = Deadlines::new();
-            let mut model: BTreeMap<usize, u64> = BTreeMap::new();
+            let mut model: BTreeMap<u32, u64> = BTreeMap::new();
             for op in ops {
                 match op {
                     Op::Set(s, at) => {

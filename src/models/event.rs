@@ -35,6 +35,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::deadlines::Deadlines;
+use super::slots::Slots;
 use super::{
     bind_shared_port, deadline_of, reject, spawn, AcceptError, Shared, ShutdownClock,
     ACCEPT_BACKOFF, LINGER_TIME,
@@ -66,10 +67,10 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     Ok(listeners)
 }
 
-/// One connection owned by a reactor.
-struct Client {
+/// One connection owned by a reactor; its handler is the server's routes.
+struct Client<'a> {
     stream: TcpStream,
-    conn: Conn<Routes>,
+    conn: Conn<&'a Routes>,
     /// Whether WRITABLE interest is registered (only while output is stuck).
     waiting_to_write: bool,
     /// Set once the last response is written after an error: input is drained
@@ -77,7 +78,7 @@ struct Client {
     draining_until: Option<Instant>,
 }
 
-impl Client {
+impl Client<'_> {
     /// When the reactor must next look at this connection unprompted.
     #[inline]
     fn deadline(&self, grace_end: Option<Instant>) -> Instant {
@@ -105,8 +106,8 @@ struct Reactor<'a> {
     poll: Poll,
     /// Connections open across all reactors, against `max_connections`.
     open: &'a AtomicUsize,
-    clients: Vec<Option<Client>>,
-    free: Vec<usize>,
+    /// The connections, at the slot numbers their tokens carry.
+    clients: Slots<Option<Client<'a>>>,
     /// Buffers lent to connections only while they have bytes pending.
     buffers: BufferPool,
     deadlines: Deadlines,
@@ -121,8 +122,7 @@ impl<'a> Reactor<'a> {
             shared,
             poll,
             open,
-            clients: Vec::new(),
-            free: Vec::new(),
+            clients: Slots::new(),
             buffers: BufferPool::new(),
             deadlines: Deadlines::new(),
             accepting: Accepting::Yes,
@@ -132,7 +132,7 @@ impl<'a> Reactor<'a> {
 
     fn run(mut self, listener: &TcpListener) {
         let mut events = Events::with_capacity(EVENT_BATCH);
-        while self.accepting != Accepting::No || self.clients.len() > self.free.len() {
+        while self.accepting != Accepting::No || self.clients.in_use() > 0 {
             let wait = self
                 .next_wake()
                 .map(|at| at.saturating_duration_since(Instant::now()));
@@ -142,16 +142,16 @@ impl<'a> Reactor<'a> {
                 }
                 return;
             }
-            if self.shutdown.is_none() {
-                if let Some(clock) = self.shared.shutdown_clock() {
-                    self.begin_shutdown(listener, clock);
-                }
+            if self.shutdown.is_none() && self.shared.stops_accepting() {
+                // The listeners are being shut: the clock follows at once.
+                let clock = self.shared.await_shutdown_clock();
+                self.begin_shutdown(listener, clock);
             }
             for event in events.iter() {
                 match event.token() {
                     LISTENER if self.accepting == Accepting::Yes => self.accept_all(listener),
                     LISTENER => {} // paused: drained when the pause ends
-                    Token(slot) => self.serve(slot, event.is_read_closed()),
+                    Token(slot) => self.serve(slot as u32, event.is_read_closed()),
                 }
             }
             let now = Instant::now();
@@ -188,7 +188,7 @@ impl<'a> Reactor<'a> {
         self.accepting = Accepting::No;
         let fd = listener.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        for slot in 0..self.clients.len() {
+        for slot in 0..self.clients.len() as u32 {
             if let Some(client) = self.clients[slot].as_mut() {
                 client.conn.disable_keep_alive();
                 self.arm(slot);
@@ -223,30 +223,24 @@ impl<'a> Reactor<'a> {
                 continue;
             }
             let mut stream = TcpStream::from_std(stream);
-            let slot = self.free.pop().unwrap_or(self.clients.len());
+            let slot = self.clients.claim();
             if self
                 .poll
                 .registry()
-                .register(&mut stream, Token(slot), Interest::READABLE)
+                .register(&mut stream, Token(slot as usize), Interest::READABLE)
                 .is_err()
             {
-                if slot < self.clients.len() {
-                    self.free.push(slot);
-                }
+                self.clients.release(slot);
                 continue;
             }
             let config = &self.shared.config;
             let client = Client {
                 stream,
-                conn: Conn::new(config.routes, config.limits, Now::read()),
+                conn: Conn::new(&config.routes, config.limits, Now::read()),
                 waiting_to_write: false,
                 draining_until: None,
             };
-            if slot == self.clients.len() {
-                self.clients.push(Some(client));
-            } else {
-                self.clients[slot] = Some(client);
-            }
+            self.clients[slot] = Some(client);
             self.open.fetch_add(1, Ordering::Relaxed);
             self.arm(slot);
         }
@@ -254,7 +248,7 @@ impl<'a> Reactor<'a> {
 
     /// Moves bytes for one connection that epoll reported ready;
     /// `peer_closed` is whether the event says the peer's FIN has arrived.
-    fn serve(&mut self, slot: usize, peer_closed: bool) {
+    fn serve(&mut self, slot: u32, peer_closed: bool) {
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
             return; // closed earlier in this batch
         };
@@ -262,7 +256,8 @@ impl<'a> Reactor<'a> {
             Some(_) => drain(client),
             None => {
                 client.conn.lend(&mut self.buffers);
-                let keep = exchange(client, self.poll.registry(), Token(slot), peer_closed);
+                let token = Token(slot as usize);
+                let keep = exchange(client, self.poll.registry(), token, peer_closed);
                 client.conn.reclaim(&mut self.buffers);
                 keep
             }
@@ -277,7 +272,7 @@ impl<'a> Reactor<'a> {
     /// Makes `slot`'s deadline entry come due no later than its connection's
     /// deadline; in steady state one comparison, no heap operation.
     #[inline]
-    fn arm(&mut self, slot: usize) {
+    fn arm(&mut self, slot: u32) {
         if let Some(client) = self.clients[slot].as_ref() {
             let at = client.deadline(self.grace_end());
             self.deadlines.arm_by(slot, at);
@@ -303,7 +298,8 @@ impl<'a> Reactor<'a> {
                 None => {
                     client.conn.lend(&mut self.buffers);
                     client.conn.on_timeout(Now::read());
-                    let keep = exchange(client, self.poll.registry(), Token(slot), false);
+                    let token = Token(slot as usize);
+                    let keep = exchange(client, self.poll.registry(), token, false);
                     client.conn.reclaim(&mut self.buffers);
                     keep
                 }
@@ -316,12 +312,12 @@ impl<'a> Reactor<'a> {
         }
     }
 
-    fn close(&mut self, slot: usize) {
+    fn close(&mut self, slot: u32) {
         if let Some(mut client) = self.clients[slot].take() {
             let _ = self.poll.registry().deregister(&mut client.stream);
             client.conn.release(&mut self.buffers);
             self.deadlines.cancel(slot);
-            self.free.push(slot);
+            self.clients.release(slot);
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -330,7 +326,7 @@ impl<'a> Reactor<'a> {
 /// Writes pending output, then reads and answers until the socket has no more
 /// input or the client stops reading. Returns false when the connection is done.
 fn exchange(
-    client: &mut Client,
+    client: &mut Client<'_>,
     registry: &mio::Registry,
     token: Token,
     peer_closed: bool,
@@ -391,7 +387,7 @@ fn exchange(
 /// Writes as much pending output as the socket takes; false on a dead peer.
 /// Progress is stamped with the time of the write itself (a vDSO clock
 /// read): a long exchange must not date its last write back to its start.
-fn flush(client: &mut Client) -> bool {
+fn flush(client: &mut Client<'_>) -> bool {
     while !client.conn.output().is_empty() {
         match client.stream.write(client.conn.output()) {
             Ok(0) => return false,
@@ -405,7 +401,7 @@ fn flush(client: &mut Client) -> bool {
 }
 
 /// Discards input after the final response; false once the peer closed.
-fn drain(client: &mut Client) -> bool {
+fn drain(client: &mut Client<'_>) -> bool {
     let mut sink = [0u8; 4096];
     loop {
         match client.stream.read(&mut sink) {
@@ -415,5 +411,21 @@ fn drain(client: &mut Client) -> bool {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle connection costs its reactor is its table entry (its
+    /// buffers are lent only while bytes are pending): the protocol state
+    /// and little more (mio's stream carries a registry check in debug
+    /// builds, 16 bytes of the bound).
+    #[test]
+    fn a_table_entry_is_its_conn_and_little_more() {
+        let conn = size_of::<Conn<&Routes>>();
+        let entry = size_of::<Option<Client<'_>>>();
+        assert!(entry <= conn + 40, "entry {entry} B, its Conn {conn} B");
     }
 }

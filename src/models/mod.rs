@@ -18,6 +18,7 @@ mod deadlines;
 mod event;
 mod pool;
 mod sequential;
+mod slots;
 mod threaded;
 mod uring;
 
@@ -187,13 +188,18 @@ impl Server {
             grace_end: began + config.shutdown_grace.min(config.shutdown_timeout),
             hard_end: began + config.shutdown_timeout,
         };
-        let _ = shared.shutdown.set(clock);
+        // Every listener is shut before the clock is published: a
+        // connection answered `Connection: close` because of the shutdown
+        // may reconnect at once, and that connection must be refused, not
+        // queued on a listener still open and then reset with its request.
+        shared.accepting_stopped.store(true, Ordering::SeqCst);
         for listener in &self.listeners {
             // Stops accepting (connections still in the listen queue are
             // reset) and wakes whoever waits on the listener: a thread
             // blocked in accept() gets EINVAL, a reactor an event.
             shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
         }
+        let _ = shared.shutdown.set(clock);
         if shared.threads.wait_until(clock.grace_end) {
             return true;
         }
@@ -220,7 +226,9 @@ pub(crate) struct ShutdownClock {
 /// State shared by a server's threads. No global mutable state anywhere.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
-    /// Set once, when shutdown begins.
+    /// Set when shutdown begins, before the listeners are shut.
+    accepting_stopped: AtomicBool,
+    /// Set once, when shutdown begins, after the listeners are shut.
     shutdown: OnceLock<ShutdownClock>,
     pub(crate) connections: Connections,
     pub(crate) threads: LiveCount,
@@ -230,21 +238,44 @@ impl Shared {
     fn new(config: ServerConfig) -> Self {
         Shared {
             config,
+            accepting_stopped: AtomicBool::new(false),
             shutdown: OnceLock::new(),
             connections: Connections::default(),
             threads: LiveCount::default(),
         }
     }
 
-    /// The shutdown's deadlines once it has begun (one atomic load).
+    /// The shutdown's deadlines once it has begun, every listener shut (one
+    /// atomic load).
     #[inline]
     pub(crate) fn shutdown_clock(&self) -> Option<ShutdownClock> {
         self.shutdown.get().copied()
     }
 
+    /// Whether the server accepts no more connections: set first when a
+    /// shutdown begins, then the listeners are shut, then the clock is set.
+    #[inline]
+    pub(crate) fn stops_accepting(&self) -> bool {
+        self.accepting_stopped.load(Ordering::Relaxed)
+    }
+
+    /// The shutdown's clock, for a thread that saw [`Shared::stops_accepting`]
+    /// (its listener shut, or a flag read early): the shutting thread sets
+    /// the clock right after shutting every listener, a few syscalls later,
+    /// so this yields until then rather than sleep.
+    pub(crate) fn await_shutdown_clock(&self) -> ShutdownClock {
+        loop {
+            if let Some(clock) = self.shutdown_clock() {
+                return clock;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Begins a shutdown with no grace period and no time for anything: for
     /// a server whose start failed half-way, to stop the threads it started.
     pub(crate) fn stop_now(&self) {
+        self.accepting_stopped.store(true, Ordering::SeqCst);
         let now = Instant::now();
         let _ = self.shutdown.set(ShutdownClock {
             grace_end: now,
@@ -262,14 +293,14 @@ impl Shared {
     /// what waits in the listen queue.
     pub(crate) fn accept(&self, listener: &TcpListener) -> Option<TcpStream> {
         loop {
-            if self.is_stopping() {
+            if self.stops_accepting() {
                 return None;
             }
             match listener.accept() {
                 Ok((stream, _)) => return Some(stream),
                 Err(e) => match AcceptError::of(&e) {
                     AcceptError::Transient | AcceptError::Empty => {}
-                    AcceptError::Exhausted if self.is_stopping() => return None,
+                    AcceptError::Exhausted if self.stops_accepting() => return None,
                     AcceptError::Exhausted => std::thread::sleep(ACCEPT_BACKOFF),
                 },
             }

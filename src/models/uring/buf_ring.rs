@@ -6,6 +6,13 @@
 //! One anonymous mapping holds the ring of buffer descriptors (page-aligned,
 //! as the kernel requires) followed by the buffers themselves; pages are
 //! touched only as buffers get used.
+//!
+//! The kernel takes buffers in ring order and each one given back goes to
+//! the end, so every buffer in the ring gets used in turn: the ring costs
+//! all its buffers' memory, however few are busy at once. So it starts with
+//! few and [`BufRing::grow`]s (to at most its descriptor count) only when
+//! the kernel found it empty: its memory follows the most bytes that arrived
+//! in one loop iteration, not a fixed worst case.
 
 use std::io;
 use std::ptr::NonNull;
@@ -21,7 +28,11 @@ pub(super) struct BufRing {
     mapped: usize,
     /// Offset of the first buffer in the mapping.
     buffers_at: usize,
+    /// Descriptors in the ring: the most buffers it can hold.
     count: u16,
+    /// Buffers created so far, ids `0..provided`, every one in the ring or
+    /// handed out.
+    provided: u16,
     size: u32,
     /// Our tail: descriptors below it are written; the kernel sees them once
     /// [`BufRing::publish`] stores it.
@@ -33,10 +44,11 @@ pub(super) struct BufRing {
 }
 
 impl BufRing {
-    /// Maps `count` buffers (a power of two, at most 32768) of `size` bytes
-    /// each, every one of them initially given to the kernel.
-    pub(super) fn new(count: u16, size: u32) -> io::Result<BufRing> {
+    /// Maps room for `count` buffers (a power of two, at most 32768) of
+    /// `size` bytes each, and gives the kernel the first `initial` of them.
+    pub(super) fn new(count: u16, size: u32, initial: u16) -> io::Result<BufRing> {
         assert!(count.is_power_of_two() && count <= 1 << 15);
+        assert!(0 < initial && initial <= count);
         let page = page_size();
         let ring_bytes = (usize::from(count) * size_of::<BufRingEntry>()).next_multiple_of(page);
         let mapped = ring_bytes + usize::from(count) * size as usize;
@@ -60,16 +72,38 @@ impl BufRing {
             mapped,
             buffers_at: ring_bytes,
             count,
+            provided: 0,
             size,
             tail: 0,
             published: 0,
             leaked: false,
         };
-        for id in 0..count {
-            ring.give_back(id);
-        }
+        ring.provide(initial);
         ring.publish();
         Ok(ring)
+    }
+
+    /// Doubles the buffers in the ring (up to its descriptor count): for
+    /// when a receive found it empty (ENOBUFS). They reach the kernel at the
+    /// next [`BufRing::publish`]. Returns whether it grew.
+    pub(super) fn grow(&mut self) -> bool {
+        let more = self.provided.min(self.count - self.provided);
+        self.provide(more);
+        more > 0
+    }
+
+    /// Buffers in the ring or handed out: what its memory is, once used.
+    #[cfg(test)]
+    fn provided(&self) -> u16 {
+        self.provided
+    }
+
+    fn provide(&mut self, more: u16) {
+        let first = self.provided;
+        self.provided += more;
+        for id in first..self.provided {
+            self.give_back(id);
+        }
     }
 
     /// Registers the ring with `submitter` as buffer group `group`.
@@ -101,7 +135,7 @@ impl BufRing {
     /// `IORING_CQE_F_BUFFER` id and its result), and the buffer must not have
     /// been given back since: until it is, the kernel does not touch it.
     pub(super) unsafe fn received(&self, id: u16, len: usize) -> &[u8] {
-        assert!(id < self.count && len <= self.size as usize);
+        assert!(id < self.provided && len <= self.size as usize);
         // SAFETY: in bounds (checked above); the kernel finished writing
         // these bytes before posting the completion and writes no more into
         // this buffer until it is given back (the caller's promise).
@@ -112,12 +146,12 @@ impl BufRing {
     /// [`BufRing::publish`]). Call only once its bytes were used, and at most
     /// once per completion that handed it out.
     pub(super) fn give_back(&mut self, id: u16) {
-        assert!(id < self.count);
+        assert!(id < self.provided);
         let slot = usize::from(self.tail & (self.count - 1));
         // SAFETY: `slot` is in the descriptor ring. The kernel reads only the
         // descriptors between its head and the published tail; this one is
         // past the tail, and free, because every buffer given back was handed
-        // out once (so at most `count` are ever outstanding). Only the
+        // out once (so at most `provided <= count` are ever outstanding). Only the
         // address, length and id fields are written: the last field of
         // descriptor 0 is the ring's tail, which `publish` owns.
         unsafe {
@@ -179,4 +213,32 @@ fn page_size() -> usize {
     // SAFETY: sysconf has no memory effects.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(size).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ring starts with the buffers asked for and doubles up to its
+    /// descriptor count; every new buffer is given to the kernel at once
+    /// (written past the tail, visible at the next publish).
+    #[test]
+    fn grows_by_doubling_up_to_its_descriptor_count() {
+        let mut ring = BufRing::new(16, 64, 3).expect("an anonymous mapping");
+        assert_eq!((ring.provided(), ring.tail, ring.published), (3, 3, 3));
+        assert!(ring.grow());
+        assert_eq!((ring.provided(), ring.tail, ring.published), (6, 6, 3));
+        ring.publish();
+        assert_eq!(ring.published, 6);
+        assert!(ring.grow() && ring.grow());
+        assert_eq!(ring.provided(), 16, "12 would pass the descriptor count");
+        assert!(!ring.grow(), "full");
+        assert_eq!((ring.provided(), ring.tail), (16, 16));
+        for slot in 0..16u16 {
+            // SAFETY: within the descriptor ring; no kernel uses it.
+            let entry = unsafe { &*ring.descriptors().add(usize::from(slot)) };
+            assert_eq!((entry.bid(), entry.len()), (slot, 64));
+            assert_eq!(entry.addr(), ring.buffer(slot) as u64);
+        }
+    }
 }

@@ -63,6 +63,7 @@ use socket2::SockRef;
 
 use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
+use super::slots::Slots;
 use super::{
     bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, Shared, ShutdownClock,
     ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME,
@@ -70,13 +71,18 @@ use super::{
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::{Routes, Work};
 
-/// Receive buffers per reactor. Only connections with bytes arriving hold
-/// one, and only until the iteration has copied them out; past this many
-/// arrivals in one iteration the rest get ENOBUFS and are re-armed.
-const BUFFER_COUNT: u16 = 512;
-/// Bytes per receive buffer: a pipelined batch of small requests fits; a
-/// larger read arrives in several completions.
-const BUFFER_SIZE: u32 = 2048;
+/// Most receive buffers per reactor. Only connections with bytes arriving
+/// hold one, and only until the iteration has copied them out; past this
+/// many arrivals in one iteration the rest get ENOBUFS and are re-armed.
+const BUFFER_COUNT: u16 = 256;
+/// Receive buffers a reactor starts with; the ring doubles each time it
+/// runs dry, up to [`BUFFER_COUNT`], since every buffer in it gets used in
+/// turn (see [`BufRing`]): its memory follows the most arrivals one
+/// iteration has seen.
+const BUFFER_INITIAL: u16 = 64;
+/// Bytes per receive buffer: a request of a usual size, or a pipelined batch
+/// of 16 small ones, fits; a larger read arrives in several completions.
+const BUFFER_SIZE: u32 = 1024;
 const BUFFER_GROUP: u16 = 0;
 /// Bytes parked for a connection whose client is not reading its responses,
 /// past which its recv is cancelled (back-pressure).
@@ -131,7 +137,7 @@ fn run(
     ready: mpsc::Sender<io::Result<()>>,
 ) {
     // Declared before the ring, so that it is dropped after it.
-    let mut buffers = match BufRing::new(BUFFER_COUNT, BUFFER_SIZE) {
+    let mut buffers = match BufRing::new(BUFFER_COUNT, BUFFER_SIZE, BUFFER_INITIAL) {
         Ok(buffers) => buffers,
         Err(e) => return drop(ready.send(Err(e))),
     };
@@ -163,9 +169,7 @@ fn run(
         quiet,
         buffers: &mut buffers,
         overflow: Vec::new(),
-        clients: Vec::new(),
-        free: Vec::new(),
-        live: 0,
+        clients: Slots::new(),
         touched: Vec::new(),
         deadlines: Deadlines::new(),
         pool: BufferPool::new(),
@@ -192,9 +196,8 @@ struct Reactor<'r> {
     buffers: &'r mut BufRing,
     /// Entries queued while the submission queue was full, submitted first.
     overflow: Vec<Entry>,
-    clients: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
+    /// The connections, at the slot numbers their operations carry.
+    clients: Slots<Slot<'r>>,
     /// Connections to advance at the end of this iteration.
     touched: Vec<u32>,
     /// Each connection's next deadline, armed no later than it.
@@ -202,7 +205,7 @@ struct Reactor<'r> {
     /// Input and output buffers, lent to a connection only while it has
     /// bytes pending: an idle connection holds none.
     pool: BufferPool,
-    spare_parking: Vec<Vec<u8>>,
+    spare_parking: Vec<Parking>,
     accept: Accept,
     /// Set when this reactor saw the shutdown begin.
     shutdown: Option<ShutdownClock>,
@@ -219,13 +222,14 @@ struct Reactor<'r> {
 impl Reactor<'_> {
     fn serve(mut self) {
         loop {
-            if self.shutdown.is_none() {
-                if let Some(clock) = self.shared.shutdown_clock() {
-                    self.begin_shutdown(clock);
-                }
+            if self.shutdown.is_none() && self.shared.stops_accepting() {
+                // The listeners are being shut: the clock follows at once.
+                let clock = self.shared.await_shutdown_clock();
+                self.begin_shutdown(clock);
             }
             self.keep_accepting();
-            if self.shutdown.is_some() && self.accept != Accept::Armed && self.live == 0 {
+            if self.shutdown.is_some() && self.accept != Accept::Armed && self.clients.in_use() == 0
+            {
                 // The last closes are still queued: hand them over (a
                 // socket's close runs inline, within the enter).
                 self.flush_overflow();
@@ -261,7 +265,7 @@ impl Reactor<'_> {
             Accept::Idle => true,
             Accept::BackingOff(until) => self.now.instant >= until,
         };
-        if !due || self.shutdown.is_some() {
+        if !due || self.shutdown.is_some() || self.shared.stops_accepting() {
             return;
         }
         let accept = opcode::AcceptMulti::new(Fd(self.listener.as_raw_fd()))
@@ -295,7 +299,7 @@ impl Reactor<'_> {
             self.admit(unsafe { OwnedFd::from_raw_fd(res) });
             return;
         }
-        if self.shutdown.is_some() || self.shared.is_stopping() || -res == libc::ECANCELED {
+        if self.shutdown.is_some() || self.shared.stops_accepting() || -res == libc::ECANCELED {
             return; // the shutdown, seen at the top of the next iteration
         }
         match AcceptError::of(&io::Error::from_raw_os_error(-res)) {
@@ -318,28 +322,18 @@ impl Reactor<'_> {
             return;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
-        self.live += 1;
         let client = Client {
             fd,
-            conn: Conn::new(config.routes, config.limits, self.now),
+            conn: Conn::new(&config.routes, config.limits, self.now),
             stage: Stage::Open,
             recv: Recv::Off,
             sending: Sending::Idle,
             peer_closed: false,
-            parked: Vec::new(),
+            parked: None,
             touched: false,
         };
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.clients.push(Slot {
-                    generation: 0,
-                    client: None,
-                });
-                (self.clients.len() - 1) as u32
-            }
-        };
-        self.clients[slot as usize].client = Some(client);
+        let slot = self.clients.claim();
+        self.clients[slot].client = Some(client);
         self.touch(slot);
     }
 
@@ -361,8 +355,11 @@ impl Reactor<'_> {
                 }
                 (0, _) => client.peer_closed = true,
                 // The ring ran dry: the recv ended and is re-armed once this
-                // iteration has given its buffers back.
-                (e, _) if e == -libc::ENOBUFS || e == -libc::ECANCELED => {}
+                // iteration has given its buffers back, to a larger ring.
+                (e, _) if e == -libc::ENOBUFS => {
+                    self.buffers.grow();
+                }
+                (e, _) if e == -libc::ECANCELED => {}
                 // ECONNRESET and the like: nothing more will come or go.
                 _ => {
                     client.peer_closed = true;
@@ -396,12 +393,12 @@ impl Reactor<'_> {
     /// then acts on its actual deadline (or arms it again, later).
     fn expire_deadlines(&mut self) {
         while let Some(slot) = self.deadlines.pop_due(self.now.instant) {
-            self.touch(slot as u32);
+            self.touch(slot);
         }
     }
 
     fn touch(&mut self, slot: u32) {
-        if let Some(client) = self.clients[slot as usize].client.as_mut() {
+        if let Some(client) = self.clients[slot].client.as_mut() {
             if !client.touched {
                 client.touched = true;
                 self.touched.push(slot);
@@ -415,8 +412,8 @@ impl Reactor<'_> {
     /// its next deadline.
     fn advance(&mut self, slot: u32) {
         let now = self.now;
-        let generation = self.clients[slot as usize].generation;
-        let Some(client) = self.clients[slot as usize].client.as_mut() else {
+        let generation = self.clients[slot].generation;
+        let Some(client) = self.clients[slot].client.as_mut() else {
             return;
         };
         client.touched = false;
@@ -462,12 +459,15 @@ impl Reactor<'_> {
             Stage::Lingering { .. } if due || client.peer_closed => client.stage = Stage::Closing,
             _ => {}
         }
-        if client.stage == Stage::Closing && client.parked.capacity() > 0 {
-            spare(&mut self.spare_parking, std::mem::take(&mut client.parked));
+        if client.stage == Stage::Closing {
+            if let Some(parked) = client.parked.take() {
+                spare(&mut self.spare_parking, parked);
+            }
         }
         let want_recv = match client.stage {
             Stage::Open => {
-                !client.conn.is_closing() && !client.peer_closed && client.parked.len() < PARK_LIMIT
+                let parked = client.parked.as_ref().map_or(0, |parked| parked.len());
+                !client.conn.is_closing() && !client.peer_closed && parked < PARK_LIMIT
             }
             Stage::Lingering { .. } => !client.peer_closed,
             Stage::Closing => false,
@@ -506,7 +506,7 @@ impl Reactor<'_> {
             && client.sending == Sending::Idle;
         if !finished {
             if let Some(at) = client.deadline(grace_end) {
-                self.deadlines.arm_by(slot as usize, at);
+                self.deadlines.arm_by(slot, at);
             }
         }
         for entry in entries.into_iter().flatten() {
@@ -524,20 +524,19 @@ impl Reactor<'_> {
 
     /// Closes a connection none of whose operations is in flight.
     fn close(&mut self, slot: u32) {
-        let entry = &mut self.clients[slot as usize];
+        let entry = &mut self.clients[slot];
         let Some(client) = entry.client.take() else {
             return;
         };
         entry.generation = (entry.generation + 1) & GENERATION_MASK;
-        self.free.push(slot);
-        self.deadlines.cancel(slot as usize);
-        self.live -= 1;
+        self.clients.release(slot);
+        self.deadlines.cancel(slot);
         self.open.fetch_sub(1, Ordering::Relaxed);
         let Client {
             fd, conn, parked, ..
         } = client;
         conn.release(&mut self.pool);
-        if parked.capacity() > 0 {
+        if let Some(parked) = parked {
             spare(&mut self.spare_parking, parked);
         }
         let close = opcode::Close::new(Fd(fd.into_raw_fd()))
@@ -566,7 +565,7 @@ impl Reactor<'_> {
             self.cancel(user_data(Op::Accept, 0, 0));
         }
         for slot in 0..self.clients.len() as u32 {
-            if let Some(client) = self.clients[slot as usize].client.as_mut() {
+            if let Some(client) = self.clients[slot].client.as_mut() {
                 // Sets a flag only: safe while a send points into the output.
                 client.conn.disable_keep_alive();
                 self.touch(slot);
@@ -584,7 +583,7 @@ impl Reactor<'_> {
     fn cut_all(&mut self) {
         self.cut = true;
         for slot in 0..self.clients.len() as u32 {
-            if let Some(client) = self.clients[slot as usize].client.as_mut() {
+            if let Some(client) = self.clients[slot].client.as_mut() {
                 shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_RDWR);
                 client.stage = Stage::Closing;
                 self.touch(slot);
@@ -671,7 +670,7 @@ impl Drop for Reactor<'_> {
     /// handler panicked) cannot wait for them: it leaks the memory they may
     /// still read or write, rather than free it under the kernel.
     fn drop(&mut self) {
-        if self.live > 0 {
+        if self.clients.in_use() > 0 {
             self.buffers.leak();
             std::mem::forget(std::mem::take(&mut self.clients));
         }
@@ -714,28 +713,29 @@ enum Stage {
     Closing,
 }
 
-/// One connection owned by a reactor.
-struct Client {
+/// One connection owned by a reactor; its handler is the server's routes.
+struct Client<'r> {
     fd: OwnedFd,
     /// The protocol state. Mutated only through [`Client::quiet_conn`], so
     /// never while a send points into its output.
-    conn: Conn<Routes>,
+    conn: Conn<&'r Routes>,
     stage: Stage,
     recv: Recv,
     sending: Sending,
     /// The peer's FIN (or a reset) has been read.
     peer_closed: bool,
-    /// Bytes received while the core could not take them, oldest first.
-    parked: Vec<u8>,
+    /// Bytes received while the core could not take them, oldest first;
+    /// `None` while there are none.
+    parked: Option<Parking>,
     /// Whether it is on the reactor's to-advance list.
     touched: bool,
 }
 
-impl Client {
+impl<'r> Client<'r> {
     /// The core, while no send points into its output: only then may it be
     /// fed, time out or have output consumed (any of which may move or
     /// clear the output buffer).
-    fn quiet_conn(&mut self) -> Option<&mut Conn<Routes>> {
+    fn quiet_conn(&mut self) -> Option<&mut Conn<&'r Routes>> {
         (self.sending == Sending::Idle).then_some(&mut self.conn)
     }
 
@@ -746,23 +746,23 @@ impl Client {
         &mut self,
         bytes: &[u8],
         now: Now,
-        spare_parking: &mut Vec<Vec<u8>>,
+        spare_parking: &mut Vec<Parking>,
         pool: &mut BufferPool,
     ) {
         match self.stage {
             Stage::Open if self.conn.is_closing() => {}
             Stage::Open => {
-                let fed = match self.parked.is_empty() {
-                    true => self
+                let fed = match self.parked {
+                    None => self
                         .quiet_conn()
                         .map_or(0, |conn| feed(conn, bytes, now, pool)),
-                    false => 0,
+                    Some(_) => 0,
                 };
                 if fed < bytes.len() {
-                    if self.parked.capacity() == 0 {
-                        self.parked = spare_parking.pop().unwrap_or_default();
-                    }
-                    self.parked.extend_from_slice(&bytes[fed..]);
+                    let parked = self
+                        .parked
+                        .get_or_insert_with(|| spare_parking.pop().unwrap_or_default());
+                    parked.extend_from_slice(&bytes[fed..]);
                 }
             }
             Stage::Lingering { until, drained } => {
@@ -778,24 +778,23 @@ impl Client {
 
     /// Gives the core the parked bytes it may take now, then the peer's EOF
     /// once nothing is parked before it.
-    fn feed_parked(&mut self, now: Now, spare_parking: &mut Vec<Vec<u8>>, pool: &mut BufferPool) {
+    fn feed_parked(&mut self, now: Now, spare_parking: &mut Vec<Parking>, pool: &mut BufferPool) {
         if self.sending != Sending::Idle {
             return;
         }
-        if !self.parked.is_empty() {
+        if let Some(parked) = self.parked.as_mut() {
             // Not through `quiet_conn`, to borrow `parked` alongside; the
             // send state was checked above.
-            let fed = feed(&mut self.conn, &self.parked, now, pool);
-            self.parked.drain(..fed);
+            let fed = feed(&mut self.conn, parked, now, pool);
+            parked.drain(..fed);
+            // Once the core reads no more, what is still parked never will be.
+            if parked.is_empty() || self.conn.is_closing() {
+                if let Some(parked) = self.parked.take() {
+                    spare(spare_parking, parked);
+                }
+            }
         }
-        if self.conn.is_closing() {
-            // What is still parked will never be read.
-            self.parked.clear();
-        }
-        if self.parked.is_empty() && self.parked.capacity() > 0 {
-            spare(spare_parking, std::mem::take(&mut self.parked));
-        }
-        if self.parked.is_empty() && self.peer_closed {
+        if self.parked.is_none() && self.peer_closed {
             self.conn.commit_read(0, now);
         }
     }
@@ -811,14 +810,21 @@ impl Client {
     }
 }
 
-struct Slot {
+/// A connection's entry in the reactor's table: its generation outlives
+/// the connection, so that the next one in the slot gets a new one.
+#[derive(Default)]
+struct Slot<'r> {
     generation: u32,
-    client: Option<Client>,
+    client: Option<Client<'r>>,
 }
 
 /// The live client in `slot`, if it is still the connection of `generation`.
-fn client_mut(clients: &mut [Slot], slot: u32, generation: u32) -> Option<&mut Client> {
-    let entry = clients.get_mut(slot as usize)?;
+fn client_mut<'c, 'r>(
+    clients: &'c mut Slots<Slot<'r>>,
+    slot: u32,
+    generation: u32,
+) -> Option<&'c mut Client<'r>> {
+    let entry = clients.get_mut(slot)?;
     match entry.generation == generation {
         true => entry.client.as_mut(),
         false => None,
@@ -836,7 +842,7 @@ fn cancel(target: u64, quiet: Flags) -> Entry {
 /// client's responses are not allowed to pile up); returns how many it took.
 /// Every received byte reaches the core here, never while a send is in
 /// flight, into buffers lent from the reactor's `pool`.
-fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool) -> usize {
+fn feed(conn: &mut Conn<&Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool) -> usize {
     conn.lend(pool);
     let mut fed = 0;
     while fed < bytes.len() && !conn.is_closing() && conn.output().is_empty() {
@@ -853,7 +859,11 @@ fn feed(conn: &mut Conn<Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool) 
     fed
 }
 
-fn spare(spare_parking: &mut Vec<Vec<u8>>, mut parking: Vec<u8>) {
+/// A parking buffer, boxed: a connection that parks nothing (nearly every
+/// one) spends 8 bytes on it rather than a `Vec`'s 24.
+type Parking = Box<Vec<u8>>;
+
+fn spare(spare_parking: &mut Vec<Parking>, mut parking: Parking) {
     if spare_parking.len() < SPARE_PARKING {
         parking.clear();
         spare_parking.push(parking);
@@ -901,5 +911,15 @@ mod tests {
         let wrapped = user_data(Op::Recv, u32::MAX, GENERATION_MASK + 5);
         assert_eq!(decode(wrapped), (Some(Op::Recv), u32::MAX, 4));
         assert_eq!(decode(0).0, None);
+    }
+
+    /// What an idle connection costs its reactor is its table entry (its
+    /// buffers are lent only while bytes are pending): the protocol state
+    /// and little more.
+    #[test]
+    fn a_table_entry_is_its_conn_and_little_more() {
+        let conn = size_of::<Conn<&Routes>>();
+        let entry = size_of::<Slot>();
+        assert!(entry <= conn + 48, "entry {entry} B, its Conn {conn} B");
     }
 }

@@ -78,7 +78,7 @@ fn probe() -> Result<(), String> {
         );
     }
     // Declared before the ring, so dropped after it.
-    let buffers = BufRing::new(4, 64).map_err(|e| format!("cannot map a buffer ring: {e}"))?;
+    let buffers = BufRing::new(4, 64, 4).map_err(|e| format!("cannot map a buffer ring: {e}"))?;
     let mut ring = new_ring(8).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOSYS) => format!(
             "the kernel has no io_uring (io_uring_setup: {e}); Linux 6.0 or newer built with \
