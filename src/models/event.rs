@@ -37,8 +37,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, spawn, AcceptError, Shared, ShutdownClock,
-    ACCEPT_BACKOFF, LINGER_TIME,
+    bind_shared_port, deadline_of, reject, spawn, AcceptError, IterationClock, Shared,
+    ShutdownClock, ACCEPT_BACKOFF, LINGER_TIME,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
@@ -114,6 +114,8 @@ struct Reactor<'a> {
     accepting: Accepting,
     /// Set when this reactor saw the shutdown begin.
     shutdown: Option<ShutdownClock>,
+    /// The time, read once per loop iteration (and after slow handlers).
+    clock: IterationClock,
 }
 
 impl<'a> Reactor<'a> {
@@ -127,6 +129,7 @@ impl<'a> Reactor<'a> {
             deadlines: Deadlines::new(),
             accepting: Accepting::Yes,
             shutdown: None,
+            clock: IterationClock::new(&shared.config.routes),
         }
     }
 
@@ -135,13 +138,14 @@ impl<'a> Reactor<'a> {
         while self.accepting != Accepting::No || self.clients.in_use() > 0 {
             let wait = self
                 .next_wake()
-                .map(|at| at.saturating_duration_since(Instant::now()));
+                .map(|at| at.saturating_duration_since(self.clock.now.instant));
             if let Err(e) = self.poll.poll(&mut events, wait) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return;
             }
+            self.clock.tick();
             if self.shutdown.is_none() && self.shared.stops_accepting() {
                 // The listeners are being shut: the clock follows at once.
                 let clock = self.shared.await_shutdown_clock();
@@ -154,7 +158,9 @@ impl<'a> Reactor<'a> {
                     Token(slot) => self.serve(slot as u32, event.is_read_closed()),
                 }
             }
-            let now = Instant::now();
+            // Read again: deadlines are due by the time the events took.
+            self.clock.tick();
+            let now = self.clock.now.instant;
             if matches!(self.accepting, Accepting::PausedUntil(until) if now >= until) {
                 self.accepting = Accepting::Yes;
                 self.accept_all(listener);
@@ -236,7 +242,7 @@ impl<'a> Reactor<'a> {
             let config = &self.shared.config;
             let client = Client {
                 stream,
-                conn: Conn::new(&config.routes, config.limits, Now::read()),
+                conn: Conn::new(&config.routes, config.limits, self.clock.now),
                 waiting_to_write: false,
                 draining_until: None,
             };
@@ -257,7 +263,13 @@ impl<'a> Reactor<'a> {
             None => {
                 client.conn.lend(&mut self.buffers);
                 let token = Token(slot as usize);
-                let keep = exchange(client, self.poll.registry(), token, peer_closed);
+                let keep = exchange(
+                    client,
+                    self.poll.registry(),
+                    token,
+                    peer_closed,
+                    &mut self.clock,
+                );
                 client.conn.reclaim(&mut self.buffers);
                 keep
             }
@@ -297,9 +309,10 @@ impl<'a> Reactor<'a> {
                 Some(_) => false,
                 None => {
                     client.conn.lend(&mut self.buffers);
-                    client.conn.on_timeout(Now::read());
+                    client.conn.on_timeout(self.clock.now);
                     let token = Token(slot as usize);
-                    let keep = exchange(client, self.poll.registry(), token, false);
+                    let keep =
+                        exchange(client, self.poll.registry(), token, false, &mut self.clock);
                     client.conn.reclaim(&mut self.buffers);
                     keep
                 }
@@ -330,10 +343,11 @@ fn exchange(
     registry: &mio::Registry,
     token: Token,
     peer_closed: bool,
+    clock: &mut IterationClock,
 ) -> bool {
     let mut socket_drained = false;
     loop {
-        if !flush(client) {
+        if !flush(client, clock.now) {
             return false;
         }
         if !client.conn.output().is_empty() {
@@ -359,7 +373,7 @@ fn exchange(
                 return false;
             }
             let _ = client.stream.shutdown(Shutdown::Write);
-            client.draining_until = Some(Instant::now() + LINGER_TIME);
+            client.draining_until = Some(clock.now.instant + LINGER_TIME);
             return drain(client);
         }
         if socket_drained {
@@ -375,7 +389,8 @@ fn exchange(
                 // A FIN that arrived before this event is behind the data
                 // and raises no new edge: then read on until EOF.
                 socket_drained = n > 0 && n < room && !peer_closed;
-                client.conn.commit_read(n, Now::read());
+                client.conn.commit_read(n, clock.now);
+                clock.after_handlers();
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -385,13 +400,14 @@ fn exchange(
 }
 
 /// Writes as much pending output as the socket takes; false on a dead peer.
-/// Progress is stamped with the time of the write itself (a vDSO clock
-/// read): a long exchange must not date its last write back to its start.
-fn flush(client: &mut Client<'_>) -> bool {
+/// Progress is stamped with the loop iteration's time, re-read after slow
+/// handlers ([`IterationClock`]): a long exchange must not date its last
+/// write back to its start.
+fn flush(client: &mut Client<'_>, now: Now) -> bool {
     while !client.conn.output().is_empty() {
         match client.stream.write(client.conn.output()) {
             Ok(0) => return false,
-            Ok(n) => client.conn.consume_output(n, Now::read()),
+            Ok(n) => client.conn.consume_output(n, now),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return false,

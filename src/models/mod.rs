@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::http::{encode_rejection, Conn, Limits, Now, Phase, Status};
-use crate::route::{Handler, Routes};
+use crate::route::{Handler, Routes, Work};
 
 /// The concurrency models servelab can serve with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -406,6 +406,43 @@ pub(crate) fn bind_shared_port(
         listeners.push(Arc::new(bind(addr, true, config.backlog)?));
     }
     Ok(listeners)
+}
+
+/// The time a reactor (v4, v5) hands the core: read once per loop iteration,
+/// since a clock read (two vDSO calls, monotonic and wall) is a measurable
+/// share of what a request costs, and read again after handler calls when
+/// handlers spend time (`--work`), so that a slow handler does not date the
+/// write progress and deadlines after it back to the start of the iteration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IterationClock {
+    /// The time now, as of the last read.
+    pub(crate) now: Now,
+    slow_handlers: bool,
+}
+
+impl IterationClock {
+    /// A clock for a server whose handlers do `routes.work`.
+    pub(crate) fn new(routes: &Routes) -> Self {
+        IterationClock {
+            now: Now::read(),
+            slow_handlers: routes.work != Work::None,
+        }
+    }
+
+    /// Reads the clocks: once per loop iteration, after the wait.
+    #[inline]
+    pub(crate) fn tick(&mut self) {
+        self.now = Now::read();
+    }
+
+    /// After the core ran handlers: reads the clocks again if handlers
+    /// spend time.
+    #[inline]
+    pub(crate) fn after_handlers(&mut self) {
+        if self.slow_handlers {
+            self.now = Now::read();
+        }
+    }
 }
 
 /// When a model must next call [`Conn::on_timeout`]: at the connection's

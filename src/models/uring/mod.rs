@@ -65,11 +65,11 @@ use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, Shared, ShutdownClock,
-    ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME,
+    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, IterationClock,
+    Shared, ShutdownClock, ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
-use crate::route::{Routes, Work};
+use crate::route::Routes;
 
 /// Most receive buffers per reactor. Only connections with bytes arriving
 /// hold one, and only until the iteration has copied them out; past this
@@ -177,8 +177,7 @@ fn run(
         accept: Accept::Idle,
         shutdown: None,
         cut: false,
-        now: Now::read(),
-        slow_handlers: shared.config.routes.work != Work::None,
+        clock: IterationClock::new(&shared.config.routes),
     }
     .serve();
 }
@@ -211,12 +210,9 @@ struct Reactor<'r> {
     shutdown: Option<ShutdownClock>,
     /// Whether the shutdown timeout has cut every connection.
     cut: bool,
-    /// Read once per iteration, after the wait, and again after each
-    /// handler call when handlers spend time (`--work`).
-    now: Now,
-    /// Whether handlers spend time, so that the clock read at the top of an
-    /// iteration goes stale within it.
-    slow_handlers: bool,
+    /// The time: read once per iteration, after the wait, and again after
+    /// each handler call when handlers spend time (`--work`).
+    clock: IterationClock,
 }
 
 impl Reactor<'_> {
@@ -241,7 +237,7 @@ impl Reactor<'_> {
                 eprintln!("servelab: v5 reactor stopped: io_uring_enter failed: {e}");
                 return;
             }
-            self.now = Now::read();
+            self.clock.tick();
             while let Some(cqe) = self.cq.next() {
                 self.complete(cqe.user_data(), cqe.result(), cqe.flags());
             }
@@ -249,7 +245,7 @@ impl Reactor<'_> {
             if !self.cut
                 && self
                     .shutdown
-                    .is_some_and(|c| self.now.instant >= c.hard_end)
+                    .is_some_and(|c| self.clock.now.instant >= c.hard_end)
             {
                 self.cut_all();
             }
@@ -263,7 +259,7 @@ impl Reactor<'_> {
         let due = match self.accept {
             Accept::Armed => false,
             Accept::Idle => true,
-            Accept::BackingOff(until) => self.now.instant >= until,
+            Accept::BackingOff(until) => self.clock.now.instant >= until,
         };
         if !due || self.shutdown.is_some() || self.shared.stops_accepting() {
             return;
@@ -310,7 +306,7 @@ impl Reactor<'_> {
                 if self.accept == Accept::Armed {
                     self.cancel(user_data(Op::Accept, 0, 0));
                 }
-                self.accept = Accept::BackingOff(self.now.instant + ACCEPT_BACKOFF);
+                self.accept = Accept::BackingOff(self.clock.now.instant + ACCEPT_BACKOFF);
             }
         }
     }
@@ -324,7 +320,7 @@ impl Reactor<'_> {
         self.open.fetch_add(1, Ordering::Relaxed);
         let client = Client {
             fd,
-            conn: Conn::new(&config.routes, config.limits, self.now),
+            conn: Conn::new(&config.routes, config.limits, self.clock.now),
             stage: Stage::Open,
             recv: Recv::Off,
             sending: Sending::Idle,
@@ -348,10 +344,13 @@ impl Reactor<'_> {
                     // SAFETY: the buffer id and length of this completion,
                     // given back just below and not before.
                     let bytes = unsafe { self.buffers.received(id, n as usize) };
-                    client.take_bytes(bytes, self.now, &mut self.spare_parking, &mut self.pool);
-                    if self.slow_handlers {
-                        self.now = Now::read();
-                    }
+                    client.take_bytes(
+                        bytes,
+                        self.clock.now,
+                        &mut self.spare_parking,
+                        &mut self.pool,
+                    );
+                    self.clock.after_handlers();
                 }
                 (0, _) => client.peer_closed = true,
                 // The ring ran dry: the recv ended and is re-armed once this
@@ -374,7 +373,7 @@ impl Reactor<'_> {
     }
 
     fn sent(&mut self, slot: u32, generation: u32, res: i32) {
-        let now = self.now;
+        let now = self.clock.now;
         let Some(client) = client_mut(&mut self.clients, slot, generation) else {
             return;
         };
@@ -392,7 +391,7 @@ impl Reactor<'_> {
     /// Touches every connection whose armed deadline has come; `advance`
     /// then acts on its actual deadline (or arms it again, later).
     fn expire_deadlines(&mut self) {
-        while let Some(slot) = self.deadlines.pop_due(self.now.instant) {
+        while let Some(slot) = self.deadlines.pop_due(self.clock.now.instant) {
             self.touch(slot);
         }
     }
@@ -411,7 +410,7 @@ impl Reactor<'_> {
     /// it out, linger, keep its recv armed or cancel it, close it, and file
     /// its next deadline.
     fn advance(&mut self, slot: u32) {
-        let now = self.now;
+        let now = self.clock.now;
         let generation = self.clients[slot].generation;
         let Some(client) = self.clients[slot].client.as_mut() else {
             return;
@@ -430,9 +429,7 @@ impl Reactor<'_> {
                         conn.on_timeout(now); // 408, or close
                     }
                     client.feed_parked(now, &mut self.spare_parking, &mut self.pool);
-                    if self.slow_handlers {
-                        self.now = Now::read();
-                    }
+                    self.clock.after_handlers();
                     // No send in flight and everything fed: the buffers not
                     // needed now go back to the pool (the output stays
                     // while unsent: the send below points into it).
