@@ -2,6 +2,7 @@
 //! connection and its cap, v3's fixed thread count, bounded queue and
 //! SO_REUSEPORT acceptors, v4's fixed reactors that no single client can block.
 
+#[macro_use]
 mod common;
 
 use std::io::{self, Read, Write};
@@ -342,21 +343,18 @@ fn v1_and_v2_listen_on_one_socket() {
 }
 
 // ---------------------------------------------------------------------------
-// v4 event
+// v4 event and v5 uring (v5's tests print why and pass where io_uring cannot
+// be used)
 
-/// The cap and its 503 work as in v2.
-#[test]
-fn v4_over_max_connections_gets_503_then_recovers() {
-    over_max_connections_gets_503_then_recovers(Model::Event);
-}
+per_reactor!(
+    over_max_connections_gets_503_then_recovers,
+    reactors_share_the_port,
+    thread_count_is_fixed_under_500_connections,
+    client_that_does_not_read_blocks_nobody,
+);
 
 /// With 4 reactors, 4 sockets listen on the one port and 200 concurrent
 /// connections spread over them are all answered.
-#[test]
-fn v4_reactors_share_the_port() {
-    reactors_share_the_port(Model::Event);
-}
-
 fn reactors_share_the_port(model: Model) {
     let config = ServerConfig {
         reactors: 4,
@@ -366,12 +364,7 @@ fn reactors_share_the_port(model: Model) {
 }
 
 /// The thread count is the reactors + the main thread, whatever the number
-/// of connections.
-#[test]
-fn v4_thread_count_is_fixed_under_500_connections() {
-    thread_count_is_fixed_under_500_connections(Model::Event);
-}
-
+/// of connections (io_uring starts no worker threads for sockets).
 fn thread_count_is_fixed_under_500_connections(model: Model) {
     const CONNECTIONS: usize = 500;
     raise_fd_limit();
@@ -396,11 +389,6 @@ fn thread_count_is_fixed_under_500_connections(model: Model) {
 /// reactor stops reading that client (back-pressure) instead of blocking on
 /// it, so another client is answered meanwhile; then every one of the stuck
 /// client's responses arrives, in order, none lost.
-#[test]
-fn v4_client_that_does_not_read_blocks_nobody() {
-    client_that_does_not_read_blocks_nobody(Model::Event);
-}
-
 fn client_that_does_not_read_blocks_nobody(model: Model) {
     const REQUESTS: usize = 100_000;
     let config = ServerConfig {
@@ -430,46 +418,6 @@ fn client_that_does_not_read_blocks_nobody(model: Model) {
 
 // ---------------------------------------------------------------------------
 // v5 uring (each test prints why and passes where io_uring cannot be used)
-
-/// The cap and its 503 work as in v2 and v4.
-#[test]
-fn v5_over_max_connections_gets_503_then_recovers() {
-    if !skip_unavailable(
-        Model::Uring,
-        "v5_over_max_connections_gets_503_then_recovers",
-    ) {
-        over_max_connections_gets_503_then_recovers(Model::Uring);
-    }
-}
-
-/// As v4: 4 rings, 4 sockets on the one port, 200 connections all answered.
-#[test]
-fn v5_reactors_share_the_port() {
-    if !skip_unavailable(Model::Uring, "v5_reactors_share_the_port") {
-        reactors_share_the_port(Model::Uring);
-    }
-}
-
-/// As v4: reactors + the main thread, whatever the connections (io_uring
-/// starts no worker threads for sockets).
-#[test]
-fn v5_thread_count_is_fixed_under_500_connections() {
-    if !skip_unavailable(
-        Model::Uring,
-        "v5_thread_count_is_fixed_under_500_connections",
-    ) {
-        thread_count_is_fixed_under_500_connections(Model::Uring);
-    }
-}
-
-/// As v4: a client flooding pipelined requests without reading is stopped
-/// being read from, blocks nobody, and loses none of its responses.
-#[test]
-fn v5_client_that_does_not_read_blocks_nobody() {
-    if !skip_unavailable(Model::Uring, "v5_client_that_does_not_read_blocks_nobody") {
-        client_that_does_not_read_blocks_nobody(Model::Uring);
-    }
-}
 
 /// 10,000 idle connections held open at once on one ring (a child process,
 /// so that client and server each hold 10,000 descriptors), then every one

@@ -40,6 +40,14 @@ macro_rules! per_model {
         mod pool {
             $( #[test] fn $name() { super::$name(servelab::models::Model::Pool) } )*
         }
+        per_reactor!($($name),*);
+    };
+}
+
+/// [`per_model`] for the reactor models only: `mod event` and `mod uring`.
+#[allow(unused_macros)]
+macro_rules! per_reactor {
+    ($($name:ident),* $(,)?) => {
         mod event {
             $( #[test] fn $name() { super::$name(servelab::models::Model::Event) } )*
         }
