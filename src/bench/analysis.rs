@@ -511,7 +511,7 @@ impl Ask<'_> {
             let grows = hi2.0 > lo2.0 && hi2.1 - lo2.1 >= (hi2.0 - lo2.0) * 0.5;
             (
                 format!(
-                    "pool: {}–{} threads across the sweep; threaded: {} threads serving {} connections, {} serving {}",
+                    "pool: {}–{} threads across the sweep; threaded: {} threads at its first point ({} connections served), {} at its last ({} served)",
                     min3,
                     max3,
                     lo2.1,
