@@ -1,6 +1,8 @@
 //! servelab: one sans-IO HTTP/1.1 core served by several concurrency models,
 //! a load generator that hides nothing, and a benchmark harness.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod http;
 pub mod load;
