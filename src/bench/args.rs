@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Short windows and one run: every scenario in at most 60 s.
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
-    /// The seed's 10 s windows and five runs, for a publishable report.
+    /// The seed's 10 s windows (seed and slow; 5 s for the others) and 3-5
+    /// runs, for a publishable report.
     #[arg(long)]
     pub full: bool,
     /// Models to bench, comma-separated [default: all of them].
