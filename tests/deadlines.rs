@@ -1,5 +1,5 @@
 //! Every deadline fires on time, in every model: the header-read 408, the
-//! idle close, a stalled body's 408 and a stalled writer's cut each come
+//! idle close, a stalled body's close and a stalled writer's cut each come
 //! within [`TOLERANCE`] of their configured value.
 //!
 //! The deadlines are configured to [`DEADLINE`], long enough that the old
