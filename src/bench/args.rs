@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::PossibleValuesParser;
 
 use crate::models::Model;
-use crate::units::parse_duration;
+use crate::units::{parse_duration, positive_duration};
 
 use super::{scenarios, targets};
 
@@ -86,14 +86,6 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME", requires = "update_readme",
           value_parser = parse_block_name)]
     pub readme_block: Option<String>,
-}
-
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d.is_zero() {
-        return Err("must be longer than 0".to_string());
-    }
-    Ok(d)
 }
 
 fn parse_block_name(text: &str) -> Result<String, String> {
