@@ -473,16 +473,9 @@ fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
     }
 }
 
-/// Resident memory of process `pid`, from the `VmRSS:` line (KiB).
+/// Resident memory of process `pid`, in bytes.
 fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS: line");
-    kib * 1024
+    status_kib(pid, "VmRSS") * 1024
 }
 
 /// Open descriptors of process `pid`.
