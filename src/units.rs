@@ -28,6 +28,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
+/// [`parse_duration`], refusing zero: for a window or a timeout.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be longer than 0".to_string());
+    }
+    Ok(d)
+}
+
 /// Parses a byte size: `65536`, `64k`, `64KiB`, `1m`, `1MiB` (binary multiples).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -68,6 +77,8 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(positive_duration("1ms"), Ok(Duration::from_millis(1)));
+        assert!(positive_duration("0s").is_err());
     }
 
     #[test]

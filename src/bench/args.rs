@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::PossibleValuesParser;
 
 use crate::models::Model;
-use crate::units::parse_duration;
+use crate::units::{parse_duration, positive_duration};
 
 use super::{scenarios, targets};
 
@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Short windows and one run: every scenario in at most 60 s.
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
-    /// The seed's 10 s windows and five runs, for a publishable report.
+    /// The seed's 10 s windows (seed and slow; 5 s for the others) and 3-5
+    /// runs, for a publishable report.
     #[arg(long)]
     pub full: bool,
     /// Models to bench, comma-separated [default: all of them].
@@ -85,14 +86,6 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME", requires = "update_readme",
           value_parser = parse_block_name)]
     pub readme_block: Option<String>,
-}
-
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d.is_zero() {
-        return Err("must be longer than 0".to_string());
-    }
-    Ok(d)
 }
 
 fn parse_block_name(text: &str) -> Result<String, String> {

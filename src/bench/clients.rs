@@ -48,7 +48,7 @@ pub struct IdleConnections {
     pub outcome: IdleOutcome,
 }
 
-/// Opens `n` connections to `addr` (at most [`IDLE_PENDING`] of them not yet
+/// Opens `n` connections to `addr` (at most `IDLE_PENDING` of them not yet
 /// answered at a time), sends one request on each and waits until every one
 /// is answered or `wait` has passed (or `cancel` is set).
 /// The connections stay open (idle) until the result is dropped.

@@ -1,7 +1,7 @@
 //! The columns of the scenario tables, as data: each [`Metric`] says what it
 //! reads from a cell, how its numbers read and what it means; [`columns`]
 //! picks them per scenario (with [`BASELINE_CPU`] where a baseline is set);
-//! [`row`] turns the runs of one point against one server into medians,
+//! `row` turns the runs of one point against one server into medians,
 //! totals and problems.
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! be ready, applies the point's load with the crate's load generator (plus
 //! the scenario's own clients), reads the server's /proc figures around the
 //! recorded window, and stops the server with SIGTERM. It measures; it does
-//! not judge (that is `results.rs`).
+//! not judge (that is `analysis.rs`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -120,8 +120,8 @@ pub enum Profile {
     Quick,
     /// No flag: at most 5 minutes with five models.
     Default,
-    /// `--full`: the seed's own 10 s windows and five runs, for a
-    /// publishable report.
+    /// `--full`: the seed's own 10 s windows (for `seed` and `slow`; 5 s
+    /// for the others) and 3-5 runs, for a publishable report.
     Full,
 }
 

@@ -2,8 +2,11 @@
 //!
 //! Nothing here touches a socket, a thread or a clock; the time is passed in as
 //! [`Now`]. A concurrency model reads into [`Conn::read_buf`], calls
-//! [`Conn::commit_read`], writes [`Conn::output`] and closes when
-//! [`Conn::is_finished`] says so.
+//! [`Conn::commit_read`], writes [`Conn::output`] and reports what was
+//! written ([`Conn::consume_output`]), calls [`Conn::on_timeout`] once
+//! [`Conn::deadline`] has passed, and closes when [`Conn::is_finished`] says
+//! so (lingering first when [`Conn::needs_linger`]). A reactor lends the
+//! buffers from a [`BufferPool`] ([`Conn::lend`], [`Conn::reclaim`]).
 //!
 //! ```
 //! use servelab::http::{Conn, Limits, Now};

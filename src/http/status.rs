@@ -25,7 +25,7 @@ pub enum Status {
     NotImplemented,
     /// 503: the server is at capacity (models send this, the core never does).
     ServiceUnavailable,
-    /// 505: an HTTP major version other than 1.
+    /// 505: an HTTP version other than 1.0 and 1.1 (HTTP/1.2 and HTTP/2.0 included).
     VersionNotSupported,
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::units::parse_duration;
+use crate::units::{parse_duration, positive_duration};
 
 use super::config::LoadConfig;
 use super::error::LoadError;
@@ -98,14 +98,6 @@ fn pipeline_depth(text: &str) -> Result<u64, String> {
         n if n > 1024 => Err("must be at most 1024".to_string()),
         n => Ok(n),
     }
-}
-
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d.is_zero() {
-        return Err("must be longer than 0".to_string());
-    }
-    Ok(d)
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

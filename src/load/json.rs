@@ -208,11 +208,6 @@ impl LoadSummary {
         }
     }
 
-    /// Responses outside 2xx/3xx, all codes together.
-    pub fn error_responses(&self) -> u64 {
-        self.errors.status.values().sum()
-    }
-
     /// Connect, read, write, timeout and parse failures and aborted requests
     /// together (unanswered requests and error statuses are counted apart).
     pub fn failures(&self) -> u64 {

@@ -9,10 +9,17 @@
 //!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of shutdown)
 //!     shutdown began      -> stop accepting; keep-alive off on every connection
 //!     listener readable   -> accept until EAGAIN; past the cap: 503 + close;
-//!                            out of descriptors: pause accepting, then drain the queue
-//!     connection readable -> read, Conn::commit_read, write what it produced
-//!     connection writable -> write what is left, then read again
-//!     deadlines due       -> 408 or close; or re-arm at the connection's later deadline
+//!                            out of descriptors: pause accepting
+//!     connection readable -> lend it buffers from the pool, read, Conn::commit_read,
+//!                            write what it produced, take back the buffers it no
+//!                            longer needs; once it is finished: close, or linger
+//!                            (FIN, then drain until EOF or the linger time)
+//!     connection writable -> the same, starting with what is left to write
+//!     pause over          -> accept again, draining the queue
+//!     deadlines due       -> 408 or close (an idle connection once the grace
+//!                            period is over); or re-arm at the connection's
+//!                            later deadline
+//!     shutdown timed out  -> return: the connections still open are dropped
 //! }
 //! ```
 //!
@@ -73,8 +80,10 @@ struct Client<'a> {
     conn: Conn<&'a Routes>,
     /// Whether WRITABLE interest is registered (only while output is stuck).
     waiting_to_write: bool,
-    /// Set once the last response is written after an error: input is drained
-    /// until EOF or this time, so that closing does not become an RST.
+    /// Set once the last response is written on a connection whose peer may
+    /// still be sending ([`Conn::needs_linger`]: after an error, or with input
+    /// left unread): input is drained until EOF or this time, so that closing
+    /// does not become an RST.
     draining_until: Option<Instant>,
 }
 

@@ -283,6 +283,7 @@ impl Shared {
         });
     }
 
+    /// Whether a shutdown has begun and its clock is set.
     pub(crate) fn is_stopping(&self) -> bool {
         self.shutdown.get().is_some()
     }
@@ -327,6 +328,7 @@ pub(crate) enum AcceptError {
 }
 
 impl AcceptError {
+    /// What the error of a failed accept() means for the accepting loop.
     pub(crate) fn of(e: &io::Error) -> AcceptError {
         match e.kind() {
             io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => AcceptError::Transient,
@@ -463,10 +465,14 @@ pub(crate) fn deadline_of<H: Handler>(conn: &Conn<H>, grace_end: Option<Instant>
 /// ```text
 /// loop {
 ///     write all output (waiting for room at most until the deadline)
+///     finished? -> leave the loop
+///     shutdown began? -> keep-alive off; an idle connection's deadline is at
+///                        most the end of the grace period
 ///     read, blocking (SO_RCVTIMEO) for most of the time left to the deadline
 ///     if that timed out: wait for input precisely until the deadline (ppoll)
 ///     Conn::commit_read, or Conn::on_timeout once the deadline has passed
 /// }
+/// linger (FIN, then drain briefly) if the core asks for it
 /// ```
 ///
 /// A keep-alive connection in steady state makes one read and one write per
@@ -628,8 +634,9 @@ fn wait_ready(stream: &TcpStream, events: libc::c_short, deadline: Instant) -> b
     }
 }
 
-/// Most bytes and time spent draining a peer's unread input before closing.
+/// Most bytes drained from a peer's unread input before closing.
 pub(crate) const LINGER_BYTES: usize = 256 * 1024;
+/// Most time spent draining a peer's unread input before closing.
 pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
 
 /// Sends FIN, then reads and discards what the peer still sends (bounded),

@@ -4,6 +4,19 @@
 //! fixed-size pool of workers through a bounded queue. A worker serves a
 //! connection to its end, keep-alive included, then takes the next.
 //!
+//! ```text
+//! acceptor i (its own socket): loop {
+//!     accept                   (none once shutdown began; out of descriptors: pause, retry)
+//!     queue full            -> 503 + close
+//!     otherwise             -> into the queue
+//! }
+//! worker j: loop {
+//!     take the next connection from the queue (none once every acceptor stopped
+//!     and the queue is empty)
+//!     serve_connection
+//! }
+//! ```
+//!
 //! The thread count is fixed whatever the load: acceptors + pool size (+ the
 //! process's main thread). The price: a worker is held by a connection for as
 //! long as it stays open, so with more open keep-alive connections than

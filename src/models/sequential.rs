@@ -1,5 +1,13 @@
 //! v1, sequential: one thread; `accept()` -> serve the whole connection (every
-//! keep-alive request) -> `accept()` again. No synchronisation at all.
+//! keep-alive request) -> `accept()` again. No synchronisation between
+//! connections: there is only ever one.
+//!
+//! ```text
+//! loop {
+//!     accept              (none once shutdown began; out of descriptors: pause, retry)
+//!     serve_connection    every request of that connection, until it closes
+//! }
+//! ```
 //!
 //! While one connection is served, every other client waits in the listen
 //! queue: the idle and header-read deadlines are what stop one silent client

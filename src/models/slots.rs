@@ -22,7 +22,7 @@ const CHUNK_BITS: u32 = 6;
 /// Entries per chunk: 64 connections' worth (about 20 KiB for a v4 or v5
 /// connection), small enough that a reactor with few connections wastes
 /// little, large enough that the chunk list stays short.
-pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
+const CHUNK: usize = 1 << CHUNK_BITS;
 const OFFSET_MASK: u32 = CHUNK as u32 - 1;
 
 /// Entries of type `T` at stable `u32` indices, with a free list.

@@ -1,5 +1,14 @@
-//! v2, thread-per-connection: the main thread accepts; each connection gets a
-//! new detached OS thread that serves it (keep-alive included) and exits.
+//! v2, thread-per-connection: one acceptor thread accepts; each connection
+//! gets a new detached OS thread that serves it (keep-alive included) and
+//! exits.
+//!
+//! ```text
+//! acceptor: loop {
+//!     accept                   (none once shutdown began; out of descriptors: pause, retry)
+//!     past max_connections  -> 503 + close
+//!     otherwise             -> spawn a thread: serve_connection, then exit
+//! }
+//! ```
 //!
 //! Threads get a small explicit stack instead of the 2 MiB default, and past
 //! `max_connections` open connections a new one is answered 503 and closed,

@@ -28,7 +28,7 @@ pub const DATE_MASK: &str = "<date>";
 /// `fn name(model: Model)`, so that a single suite runs against every model
 /// and `cargo test` names each pair. Where io_uring cannot be used, the
 /// `uring` tests print why and pass without running (see [`skip_unavailable`]).
-#[allow(unused_macros)] // models.rs and alloc.rs compile this module too
+#[allow(unused_macros)] // not every test binary that compiles this module uses it
 macro_rules! per_model {
     ($($name:ident),* $(,)?) => {
         mod sequential {

@@ -5,15 +5,19 @@
 //!
 //! ```text
 //! loop {
+//!     shutdown began -> stop accepting; keep-alive off on every connection
+//!     accept idle, or its pause over -> arm the multishot accept (it drains
+//!                       the queue first)
 //!     io_uring_enter(submit everything queued below; wait for a completion
 //!                    or until the earliest deadline)
 //!     accepted       -> a new connection, its multishot recv armed;
 //!                       past the cap: 503 + close
-//!     received bytes -> from a provided buffer into Conn (the buffer goes
-//!                       back to the ring at once); parked while a send is
-//!                       in flight
+//!     accept failed  -> out of descriptors or memory: pause accepting
+//!     received bytes -> from a provided buffer into Conn, through buffers lent
+//!                       from the pool (the ring's buffer goes back at once);
+//!                       parked while output is unsent
+//!     ring ran dry   -> the ring grows; the recv is re-armed
 //!     sent n bytes   -> Conn::consume_output
-//!     shutdown began -> stop accepting; keep-alive off on every connection
 //!     deadline due   -> Conn::on_timeout (408 or close; an idle connection
 //!                       after the shutdown's grace period); a stalled send: drop
 //!     shutdown timed out -> every connection's socket shut down, then closed
@@ -663,9 +667,10 @@ impl Reactor<'_> {
 }
 
 impl Drop for Reactor<'_> {
-    /// A reactor that ends with operations in flight (its ring failed, or a
-    /// handler panicked) cannot wait for them: it leaks the memory they may
-    /// still read or write, rather than free it under the kernel.
+    /// A reactor that ends with operations in flight (its ring failed, or
+    /// the reactor panicked: a handler's panic is caught in the core) cannot
+    /// wait for them: it leaks the memory they may still read or write,
+    /// rather than free it under the kernel.
     fn drop(&mut self) {
         if self.clients.in_use() > 0 {
             self.buffers.leak();
@@ -703,8 +708,9 @@ enum Sending {
 enum Stage {
     /// Serving requests.
     Open,
-    /// The last response (an error) is sent and our side shut down: input is
-    /// discarded until EOF, `until` or [`LINGER_BYTES`].
+    /// The last response is sent to a peer that may still be sending
+    /// ([`Conn::needs_linger`]) and our side shut down: input is discarded
+    /// until EOF, `until` or [`LINGER_BYTES`].
     Lingering { until: Instant, drained: usize },
     /// Waiting for its operations to complete, then closed.
     Closing,
