@@ -155,10 +155,10 @@ impl<'a> Reactor<'a> {
                 return;
             }
             self.clock.tick();
-            if self.shutdown.is_none() && self.shared.stops_accepting() {
-                // The listeners are being shut: the clock follows at once.
-                let clock = self.shared.await_shutdown_clock();
-                self.begin_shutdown(listener, clock);
+            if self.shutdown.is_none() {
+                if let Some(clock) = self.shared.shutdown_begun() {
+                    self.begin_shutdown(listener, clock);
+                }
             }
             for event in events.iter() {
                 match event.token() {

@@ -245,13 +245,6 @@ impl Shared {
         }
     }
 
-    /// The shutdown's deadlines once it has begun, every listener shut (one
-    /// atomic load).
-    #[inline]
-    pub(crate) fn shutdown_clock(&self) -> Option<ShutdownClock> {
-        self.shutdown.get().copied()
-    }
-
     /// Whether the server accepts no more connections: set first when a
     /// shutdown begins, then the listeners are shut, then the clock is set.
     #[inline]
@@ -259,14 +252,20 @@ impl Shared {
         self.accepting_stopped.load(Ordering::Relaxed)
     }
 
-    /// The shutdown's clock, for a thread that saw [`Shared::stops_accepting`]
-    /// (its listener shut, or a flag read early): the shutting thread sets
-    /// the clock right after shutting every listener, a few syscalls later,
-    /// so this yields until then rather than sleep.
-    pub(crate) fn await_shutdown_clock(&self) -> ShutdownClock {
+    /// The shutdown's deadlines once a shutdown has begun, `None` before
+    /// (one atomic load). The shutting thread stops accepting, shuts every
+    /// listener, then sets the clock; a thread that sees the first step
+    /// yields the few syscalls until the last, so that no connection is told
+    /// `Connection: close` while a listener could still queue the client's
+    /// reconnect (to reset it a moment later, request and all).
+    #[inline]
+    pub(crate) fn shutdown_begun(&self) -> Option<ShutdownClock> {
+        if !self.stops_accepting() {
+            return None;
+        }
         loop {
-            if let Some(clock) = self.shutdown_clock() {
-                return clock;
+            if let Some(clock) = self.shutdown.get() {
+                return Some(*clock);
             }
             std::thread::yield_now();
         }
@@ -281,11 +280,6 @@ impl Shared {
             grace_end: now,
             hard_end: now,
         });
-    }
-
-    /// Whether a shutdown has begun and its clock is set.
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.shutdown.get().is_some()
     }
 
     /// Accepts the next connection; `None` once the server is stopping.
@@ -495,7 +489,7 @@ pub(crate) fn serve_connection(stream: TcpStream, shared: &Shared) {
         if conn.is_finished() {
             break;
         }
-        let grace_end = shared.shutdown_clock().map(|clock| clock.grace_end);
+        let grace_end = shared.shutdown_begun().map(|clock| clock.grace_end);
         if grace_end.is_some() {
             conn.disable_keep_alive();
         }
@@ -527,7 +521,7 @@ pub(crate) fn serve_connection(stream: TcpStream, shared: &Shared) {
         }
         match read {
             Ok(n) => {
-                if shared.is_stopping() {
+                if shared.shutdown_begun().is_some() {
                     // Shutdown may have begun while this thread was blocked.
                     conn.disable_keep_alive();
                 }

@@ -222,10 +222,10 @@ struct Reactor<'r> {
 impl Reactor<'_> {
     fn serve(mut self) {
         loop {
-            if self.shutdown.is_none() && self.shared.stops_accepting() {
-                // The listeners are being shut: the clock follows at once.
-                let clock = self.shared.await_shutdown_clock();
-                self.begin_shutdown(clock);
+            if self.shutdown.is_none() {
+                if let Some(clock) = self.shared.shutdown_begun() {
+                    self.begin_shutdown(clock);
+                }
             }
             self.keep_accepting();
             if self.shutdown.is_some() && self.accept != Accept::Armed && self.clients.in_use() == 0
