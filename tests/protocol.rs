@@ -452,6 +452,39 @@ fn space_before_colon_is_400(model: Model) {
     assert_rejected(model, small_limits(), req, 400, "Bad Request");
 }
 
+/// After an error the server lingers: it drains what the client still
+/// sends, but at most 256 KiB (or 500 ms), then closes. A client that keeps
+/// writing as fast as loopback allows must therefore see its writes fail
+/// after the 256 KiB plus what the two sockets' buffers hold (a few MiB),
+/// long before the hundreds of MiB half a second of draining would take.
+fn lingering_close_drains_at_most_256_kib(model: Model) {
+    const BOUND: usize = 64 * 1024 * 1024;
+    let server = start(model);
+    let mut c = server.connect();
+    let r = c.request(b"GET / HTTP/1.1\r\nHost : t\r\n\r\n");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("Connection"), Some("close"));
+    let chunk = [b'x'; 64 * 1024];
+    let mut written = 0;
+    let ended = loop {
+        match c.stream.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) => break e,
+        }
+        assert!(
+            written < BOUND,
+            "the server was still reading after {written} bytes of lingering"
+        );
+    };
+    assert!(
+        matches!(
+            ended.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{ended:?} after {written} bytes"
+    );
+}
+
 fn obs_fold_is_400(model: Model) {
     let req = b"GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n  continued\r\n\r\n";
     assert_rejected(model, small_limits(), req, 400, "Bad Request");
@@ -847,6 +880,7 @@ fn panicking_handler_costs_one_request_not_a_thread(model: Model) {
 }
 
 per_model!(
+    lingering_close_drains_at_most_256_kib,
     get_root_exact_bytes,
     date_header_is_current,
     unknown_path_is_404_and_kept_open,

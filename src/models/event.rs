@@ -44,8 +44,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, spawn, AcceptError, IterationClock, Shared,
-    ShutdownClock, ACCEPT_BACKOFF, LINGER_TIME,
+    bind_shared_port, deadline_of, reject, spawn, AcceptError, IterationClock, Linger, Shared,
+    ShutdownClock, ACCEPT_BACKOFF,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
@@ -82,17 +82,17 @@ struct Client<'a> {
     waiting_to_write: bool,
     /// Set once the last response is written on a connection whose peer may
     /// still be sending ([`Conn::needs_linger`]: after an error, or with input
-    /// left unread): input is drained until EOF or this time, so that closing
-    /// does not become an RST.
-    draining_until: Option<Instant>,
+    /// left unread): input is drained, bounded, so that closing does not
+    /// become an RST.
+    lingering: Option<Linger>,
 }
 
 impl Client<'_> {
     /// When the reactor must next look at this connection unprompted.
     #[inline]
     fn deadline(&self, grace_end: Option<Instant>) -> Instant {
-        match self.draining_until {
-            Some(until) => until,
+        match self.lingering {
+            Some(linger) => linger.until,
             None => deadline_of(&self.conn, grace_end),
         }
     }
@@ -253,7 +253,7 @@ impl<'a> Reactor<'a> {
                 stream,
                 conn: Conn::new(&config.routes, config.limits, self.clock.now),
                 waiting_to_write: false,
-                draining_until: None,
+                lingering: None,
             };
             self.clients[slot] = Some(client);
             self.open.fetch_add(1, Ordering::Relaxed);
@@ -267,7 +267,7 @@ impl<'a> Reactor<'a> {
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
             return; // closed earlier in this batch
         };
-        let keep = match client.draining_until {
+        let keep = match client.lingering {
             Some(_) => drain(client),
             None => {
                 client.conn.lend(&mut self.buffers);
@@ -314,7 +314,7 @@ impl<'a> Reactor<'a> {
                 self.deadlines.set(slot, due);
                 continue;
             }
-            let keep = match client.draining_until {
+            let keep = match client.lingering {
                 Some(_) => false,
                 None => {
                     client.conn.lend(&mut self.buffers);
@@ -382,7 +382,7 @@ fn exchange(
                 return false;
             }
             let _ = client.stream.shutdown(Shutdown::Write);
-            client.draining_until = Some(clock.now.instant + LINGER_TIME);
+            client.lingering = Some(Linger::begin(clock.now.instant));
             return drain(client);
         }
         if socket_drained {
@@ -425,13 +425,19 @@ fn flush(client: &mut Client<'_>, now: Now) -> bool {
     true
 }
 
-/// Discards input after the final response; false once the peer closed.
+/// Discards input after the final response; false once the peer closed or
+/// [`super::LINGER_BYTES`] were dropped.
 fn drain(client: &mut Client<'_>) -> bool {
     let mut sink = [0u8; 4096];
     loop {
         match client.stream.read(&mut sink) {
             Ok(0) => return false,
-            Ok(_) => {}
+            Ok(n) => {
+                let within = client.lingering.as_mut().is_some_and(|l| l.drained(n));
+                if !within {
+                    return false; // LINGER_BYTES dropped: close now
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return false,
@@ -446,11 +452,11 @@ mod tests {
     /// What an idle connection costs its reactor is its table entry (its
     /// buffers are lent only while bytes are pending): the protocol state
     /// and little more (mio's stream carries a registry check in debug
-    /// builds, 16 bytes of the bound).
+    /// builds, 16 bytes of the bound; a lingering close's state 24).
     #[test]
     fn a_table_entry_is_its_conn_and_little_more() {
         let conn = size_of::<Conn<&Routes>>();
         let entry = size_of::<Option<Client<'_>>>();
-        assert!(entry <= conn + 40, "entry {entry} B, its Conn {conn} B");
+        assert!(entry <= conn + 48, "entry {entry} B, its Conn {conn} B");
     }
 }

@@ -633,18 +633,45 @@ pub(crate) const LINGER_BYTES: usize = 256 * 1024;
 /// Most time spent draining a peer's unread input before closing.
 pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
 
-/// Sends FIN, then reads and discards what the peer still sends (bounded),
-/// so that closing does not turn into an RST that destroys our last response.
+/// A lingering close under way: after FIN, what the peer still sends is read
+/// and dropped until EOF, [`LINGER_TIME`] or [`LINGER_BYTES`], whichever
+/// comes first, so that closing does not turn into an RST that destroys the
+/// last response before the client has read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Linger {
+    /// When the lingering ends at the latest.
+    pub(crate) until: Instant,
+    /// Bytes dropped so far.
+    drained: u32,
+}
+
+impl Linger {
+    /// A lingering close that begins `now` (our FIN just sent).
+    pub(crate) fn begin(now: Instant) -> Linger {
+        Linger {
+            until: now + LINGER_TIME,
+            drained: 0,
+        }
+    }
+
+    /// Counts `n` more bytes dropped; false once [`LINGER_BYTES`] are.
+    pub(crate) fn drained(&mut self, n: usize) -> bool {
+        let total = (self.drained as usize).saturating_add(n).min(LINGER_BYTES);
+        self.drained = total as u32;
+        total < LINGER_BYTES
+    }
+}
+
+/// Sends FIN, then lingers ([`Linger`]) on a blocking socket.
 fn linger(mut stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     let _ = stream.set_read_timeout(Some(LINGER_TIME));
-    let until = Instant::now() + LINGER_TIME;
+    let mut linger = Linger::begin(Instant::now());
     let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while drained < LINGER_BYTES && Instant::now() < until {
+    while Instant::now() < linger.until {
         match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
+            Ok(n) if n > 0 && linger.drained(n) => {}
+            _ => break,
         }
     }
 }

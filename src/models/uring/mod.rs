@@ -70,7 +70,7 @@ use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
     bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, IterationClock,
-    Shared, ShutdownClock, ACCEPT_BACKOFF, LINGER_BYTES, LINGER_TIME,
+    Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
@@ -445,8 +445,7 @@ impl Reactor<'_> {
                         client.stage = match conn.needs_linger() && !client.peer_closed {
                             true => {
                                 shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_WR);
-                                let until = now.instant + LINGER_TIME;
-                                Stage::Lingering { until, drained: 0 }
+                                Stage::Lingering(Linger::begin(now.instant))
                             }
                             false => Stage::Closing,
                         };
@@ -457,7 +456,7 @@ impl Reactor<'_> {
                 None if due => client.stage = Stage::Closing,
                 None => {}
             },
-            Stage::Lingering { .. } if due || client.peer_closed => client.stage = Stage::Closing,
+            Stage::Lingering(_) if due || client.peer_closed => client.stage = Stage::Closing,
             _ => {}
         }
         if client.stage == Stage::Closing {
@@ -470,7 +469,7 @@ impl Reactor<'_> {
                 let parked = client.parked.as_ref().map_or(0, |parked| parked.len());
                 !client.conn.is_closing() && !client.peer_closed && parked < PARK_LIMIT
             }
-            Stage::Lingering { .. } => !client.peer_closed,
+            Stage::Lingering(_) => !client.peer_closed,
             Stage::Closing => false,
         };
         let fd = Fd(client.fd.as_raw_fd());
@@ -709,9 +708,9 @@ enum Stage {
     /// Serving requests.
     Open,
     /// The last response is sent to a peer that may still be sending
-    /// ([`Conn::needs_linger`]) and our side shut down: input is discarded
-    /// until EOF, `until` or [`LINGER_BYTES`].
-    Lingering { until: Instant, drained: usize },
+    /// ([`Conn::needs_linger`]) and our side shut down: input is discarded,
+    /// bounded ([`Linger`]).
+    Lingering(Linger),
     /// Waiting for its operations to complete, then closed.
     Closing,
 }
@@ -768,12 +767,10 @@ impl<'r> Client<'r> {
                     parked.extend_from_slice(&bytes[fed..]);
                 }
             }
-            Stage::Lingering { until, drained } => {
-                let drained = drained + bytes.len();
-                self.stage = match drained >= LINGER_BYTES {
-                    true => Stage::Closing,
-                    false => Stage::Lingering { until, drained },
-                };
+            Stage::Lingering(ref mut linger) => {
+                if !linger.drained(bytes.len()) {
+                    self.stage = Stage::Closing;
+                }
             }
             Stage::Closing => {}
         }
@@ -807,7 +804,7 @@ impl<'r> Client<'r> {
     fn deadline(&self, grace_end: Option<Instant>) -> Option<Instant> {
         match self.stage {
             Stage::Open => Some(deadline_of(&self.conn, grace_end)),
-            Stage::Lingering { until, .. } => Some(until),
+            Stage::Lingering(linger) => Some(linger.until),
             Stage::Closing => None,
         }
     }
