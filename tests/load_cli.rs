@@ -13,11 +13,12 @@ fn load(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Runs a command that must fail, and returns its stderr.
-fn refused(args: &[&str]) -> String {
+/// Runs a command that must fail with exit status `code`, and returns its
+/// stderr.
+fn refused(args: &[&str], code: i32) -> String {
     let out = load(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     assert!(out.stdout.is_empty(), "{args:?} printed a report");
     stderr
@@ -62,25 +63,39 @@ fn bad_input_gets_a_clear_error_and_a_failing_exit() {
         l.local_addr().unwrap().port()
     };
     let nobody = format!("http://127.0.0.1:{free_port}/");
-    for (args, expected) in [
-        (vec!["not a url"], "invalid URL"),
-        (vec!["http://127.0.0.1:99999/"], "invalid port"),
-        (vec!["https://127.0.0.1/"], "https (TLS) is not supported"),
-        (vec!["ftp://127.0.0.1/"], "only http:// is supported"),
-        (vec!["http://no-such-host.invalid/"], "cannot resolve host"),
-        (vec!["http://10.1.2.3/"], "outside loopback"),
-        (vec![nobody.as_str()], "cannot connect"),
-        (vec!["-c", "0", nobody.as_str()], "--connections"),
-        (vec!["-t", "0", nobody.as_str()], "--threads"),
-        (vec!["--rate", "0", nobody.as_str()], "more than 0"),
-        (vec!["--rate", "fast", nobody.as_str()], "invalid rate"),
-        (vec!["--pipeline", "0", nobody.as_str()], "--pipeline"),
-        (vec!["-d", "0s", nobody.as_str()], "longer than 0"),
-        (vec!["-d", "ten", nobody.as_str()], "invalid duration"),
-        (vec!["-H", "NoColon", nobody.as_str()], "invalid header"),
-        (vec!["--method", "G T", nobody.as_str()], "invalid method"),
+    // Bad input exits 2; a world that does not cooperate (no such host,
+    // nobody listening) exits 1.
+    for (args, expected, code) in [
+        (vec!["not a url"], "invalid URL", 2),
+        (vec!["http://127.0.0.1:99999/"], "invalid port", 2),
+        (
+            vec!["https://127.0.0.1/"],
+            "https (TLS) is not supported",
+            2,
+        ),
+        (vec!["ftp://127.0.0.1/"], "only http:// is supported", 2),
+        (
+            vec!["http://no-such-host.invalid/"],
+            "cannot resolve host",
+            1,
+        ),
+        (vec!["http://10.1.2.3/"], "outside loopback", 2),
+        (vec![nobody.as_str()], "cannot connect", 1),
+        (vec!["-c", "0", nobody.as_str()], "--connections", 2),
+        (vec!["-t", "0", nobody.as_str()], "--threads", 2),
+        (vec!["--rate", "0", nobody.as_str()], "more than 0", 2),
+        (vec!["--rate", "fast", nobody.as_str()], "invalid rate", 2),
+        (vec!["--pipeline", "0", nobody.as_str()], "--pipeline", 2),
+        (vec!["-d", "0s", nobody.as_str()], "longer than 0", 2),
+        (vec!["-d", "ten", nobody.as_str()], "invalid duration", 2),
+        (vec!["-H", "NoColon", nobody.as_str()], "invalid header", 2),
+        (
+            vec!["--method", "G T", nobody.as_str()],
+            "invalid method",
+            2,
+        ),
     ] {
-        let stderr = refused(&args);
+        let stderr = refused(&args, code);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }

@@ -50,6 +50,23 @@ pub enum LoadError {
     Io(std::io::Error),
 }
 
+impl LoadError {
+    /// Whether the command line itself is wrong (a URL, scheme, setting,
+    /// header or method that can never work, or a remote target without
+    /// `--allow-remote`), as opposed to the world (a host that does not
+    /// resolve or answer, a refused resource). `servelab load` exits 2 for
+    /// the first kind, as for any flag clap rejects, and 1 for the second.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            LoadError::InvalidUrl { .. }
+                | LoadError::UnsupportedScheme { .. }
+                | LoadError::Remote { .. }
+                | LoadError::InvalidConfig(_)
+        )
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -38,7 +38,8 @@ pub use stats::{new_histogram, Counters};
 pub use target::Target;
 
 /// Runs `servelab load`: the report on stdout (text, or JSON with `--json`),
-/// notes and errors on stderr. Exits non-zero when the run could not start.
+/// notes and errors on stderr. Exits 2 on bad input, 1 when the run could
+/// not start for another reason.
 pub fn run(args: LoadArgs) -> ExitCode {
     let config = match args.config() {
         Ok(config) => config,
@@ -77,7 +78,12 @@ pub fn report_text(report: &LoadReport) -> String {
     human::render(report)
 }
 
+/// Exit status 2 for bad input ([`LoadError::is_usage`]), 1 otherwise.
 fn fail(e: &LoadError) -> ExitCode {
     eprintln!("servelab load: {e}");
-    ExitCode::FAILURE
+    if e.is_usage() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
 }
