@@ -44,8 +44,8 @@ use mio::{Events, Interest, Poll, Token};
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, spawn, AcceptError, IterationClock, Linger, Shared,
-    ShutdownClock, ACCEPT_BACKOFF,
+    bind_shared_port, deadline_of, reject, spawn, start_threads, AcceptError, IterationClock,
+    Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
@@ -58,20 +58,22 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     let config = &shared.config;
     let listeners = bind_shared_port(config, config.reactors)?;
     let open = Arc::new(AtomicUsize::new(0));
-    for (i, listener) in listeners.iter().enumerate() {
-        listener.set_nonblocking(true)?;
-        let poll = Poll::new()?;
-        poll.registry().register(
-            &mut SourceFd(&listener.as_raw_fd()),
-            LISTENER,
-            Interest::READABLE,
-        )?;
-        let (listener, open) = (Arc::clone(listener), Arc::clone(&open));
-        spawn(shared, format!("v4-reactor-{i}"), None, move |shared| {
-            Reactor::new(shared, poll, &open).run(&listener)
-        })?;
-    }
-    Ok(listeners)
+    start_threads(shared, listeners, |listeners| {
+        for (i, listener) in listeners.iter().enumerate() {
+            listener.set_nonblocking(true)?;
+            let poll = Poll::new()?;
+            poll.registry().register(
+                &mut SourceFd(&listener.as_raw_fd()),
+                LISTENER,
+                Interest::READABLE,
+            )?;
+            let (listener, open) = (Arc::clone(listener), Arc::clone(&open));
+            spawn(shared, format!("v4-reactor-{i}"), None, move |shared| {
+                Reactor::new(shared, poll, &open).run(&listener)
+            })?;
+        }
+        Ok(())
+    })
 }
 
 /// One connection owned by a reactor; its handler is the server's routes.

@@ -354,6 +354,27 @@ pub(crate) fn spawn(
     Ok(())
 }
 
+/// Starts a model's threads over its bound `listeners` with `start`. If
+/// that fails half-way, the threads it did start are stopped (a shutdown
+/// with no grace period, every listener shut) before the error is returned:
+/// a failed start leaves nothing accepting on the port.
+pub(crate) fn start_threads(
+    shared: &Shared,
+    listeners: Vec<Arc<TcpListener>>,
+    start: impl FnOnce(&[Arc<TcpListener>]) -> io::Result<()>,
+) -> io::Result<Vec<Arc<TcpListener>>> {
+    match start(&listeners) {
+        Ok(()) => Ok(listeners),
+        Err(e) => {
+            shared.stop_now();
+            for listener in &listeners {
+                shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Binds one listener and runs `accept_loop` over it on a thread named `name`:
 /// the start of every model with a single accepting thread.
 pub(crate) fn start_single_acceptor(

@@ -28,7 +28,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use super::{bind_shared_port, reject, serve_connection, spawn, Shared};
+use super::{bind_shared_port, reject, serve_connection, spawn, start_threads, Shared};
 use crate::http::Status;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
@@ -40,21 +40,23 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     // fails once the queue is drained.
     let (sender, receiver) = mpsc::sync_channel::<TcpStream>(config.queue);
     let receiver = Arc::new(Mutex::new(receiver));
-    for _ in 0..config.pool_size.max(1) {
-        let receiver = Arc::clone(&receiver);
-        spawn(shared, "v3-worker".into(), None, move |shared| {
-            while let Some(stream) = next_connection(&receiver) {
-                serve_connection(stream, shared);
-            }
-        })?;
-    }
-    for (i, listener) in listeners.iter().enumerate() {
-        let (listener, sender) = (Arc::clone(listener), sender.clone());
-        spawn(shared, format!("v3-acceptor-{i}"), None, move |shared| {
-            accept_loop(shared, &listener, &sender)
-        })?;
-    }
-    Ok(listeners)
+    start_threads(shared, listeners, |listeners| {
+        for _ in 0..config.pool_size.max(1) {
+            let receiver = Arc::clone(&receiver);
+            spawn(shared, "v3-worker".into(), None, move |shared| {
+                while let Some(stream) = next_connection(&receiver) {
+                    serve_connection(stream, shared);
+                }
+            })?;
+        }
+        for (i, listener) in listeners.iter().enumerate() {
+            let (listener, sender) = (Arc::clone(listener), sender.clone());
+            spawn(shared, format!("v3-acceptor-{i}"), None, move |shared| {
+                accept_loop(shared, &listener, &sender)
+            })?;
+        }
+        Ok(())
+    })
 }
 
 fn accept_loop(shared: &Shared, listener: &TcpListener, queue: &SyncSender<TcpStream>) {

@@ -69,8 +69,8 @@ use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, AcceptError, IterationClock,
-    Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
+    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, start_threads, AcceptError,
+    IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
@@ -99,38 +99,33 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     let config = &shared.config;
     let listeners = bind_shared_port(config, config.reactors)?;
     let open = Arc::new(AtomicUsize::new(0));
-    let (ready, started) = mpsc::channel();
-    let mut outcome = Ok(());
-    for (i, listener) in listeners.iter().enumerate() {
-        // Accepted sockets inherit TCP_NODELAY: no setsockopt per connection.
-        let spawned = SockRef::from(&**listener).set_nodelay(true).and_then(|()| {
-            let (listener, open, ready) = (Arc::clone(listener), Arc::clone(&open), ready.clone());
-            spawn(shared, format!("v5-ring-{i}"), None, move |shared| {
-                run(shared, &listener, &open, ready)
-            })
-        });
-        if let Err(e) = spawned {
-            outcome = Err(e);
-            break;
+    start_threads(shared, listeners, |listeners| {
+        let (ready, started) = mpsc::channel();
+        let mut outcome = Ok(());
+        for (i, listener) in listeners.iter().enumerate() {
+            // Accepted sockets inherit TCP_NODELAY: no setsockopt per connection.
+            let spawned = SockRef::from(&**listener).set_nodelay(true).and_then(|()| {
+                let (listener, open, ready) =
+                    (Arc::clone(listener), Arc::clone(&open), ready.clone());
+                spawn(shared, format!("v5-ring-{i}"), None, move |shared| {
+                    run(shared, &listener, &open, ready)
+                })
+            });
+            if let Err(e) = spawned {
+                outcome = Err(e);
+                break;
+            }
         }
-    }
-    drop(ready);
-    // Every reactor that started reports whether its ring is set up (or
-    // hangs up without a word, if its thread died).
-    for report in started.iter().take(listeners.len()) {
-        if let (Ok(()), Err(e)) = (&outcome, report) {
-            outcome = Err(e);
+        drop(ready);
+        // Every reactor that started reports whether its ring is set up (or
+        // hangs up without a word, if its thread died).
+        for report in started.iter().take(listeners.len()) {
+            if let (Ok(()), Err(e)) = (&outcome, report) {
+                outcome = Err(e);
+            }
         }
-    }
-    if let Err(e) = outcome {
-        // Stop the reactors that did start, as Server::shutdown would.
-        shared.stop_now();
-        for listener in &listeners {
-            shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
-        }
-        return Err(e);
-    }
-    Ok(listeners)
+        outcome
+    })
 }
 
 /// One reactor thread: sets up its ring and buffer ring, reports, serves.
