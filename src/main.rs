@@ -147,7 +147,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     let server = match Server::start(args.model, config.clone()) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("servelab serve: cannot listen on {}: {e}", config.addr);
+            eprintln!(
+                "servelab serve: cannot start {} on {}: {e}",
+                args.model.name(),
+                config.addr
+            );
             return ExitCode::FAILURE;
         }
     };
