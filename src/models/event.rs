@@ -76,6 +76,15 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     })
 }
 
+/// Why a connection is looked at.
+#[derive(Clone, Copy)]
+enum Step {
+    /// epoll reported it ready; whether the peer's FIN has arrived.
+    Ready { peer_closed: bool },
+    /// Its deadline passed.
+    TimedOut,
+}
+
 /// One connection owned by a reactor; its handler is the server's routes.
 struct Client<'a> {
     stream: TcpStream,
@@ -166,7 +175,10 @@ impl<'a> Reactor<'a> {
                 match event.token() {
                     LISTENER if self.accepting == Accepting::Yes => self.accept_all(listener),
                     LISTENER => {} // paused: drained when the pause ends
-                    Token(slot) => self.serve(slot as u32, event.is_read_closed()),
+                    Token(slot) => {
+                        let peer_closed = event.is_read_closed();
+                        self.step(slot as u32, Step::Ready { peer_closed });
+                    }
                 }
             }
             // Read again: deadlines are due by the time the events took.
@@ -263,24 +275,29 @@ impl<'a> Reactor<'a> {
         }
     }
 
-    /// Moves bytes for one connection that epoll reported ready;
-    /// `peer_closed` is whether the event says the peer's FIN has arrived.
-    fn serve(&mut self, slot: u32, peer_closed: bool) {
+    /// One step of one connection, with its buffers lent for the step: an
+    /// exchange when epoll reported it ready, a timeout when its deadline
+    /// passed (a lingering connection is closed then). Then its deadline is
+    /// re-armed, or it is closed.
+    fn step(&mut self, slot: u32, step: Step) {
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
             return; // closed earlier in this batch
         };
-        let keep = match client.lingering {
-            Some(_) => drain(client),
-            None => {
+        let keep = match (client.lingering, step) {
+            (Some(_), Step::Ready { .. }) => drain(client),
+            (Some(_), Step::TimedOut) => false,
+            (None, _) => {
                 client.conn.lend(&mut self.buffers);
+                let peer_closed = match step {
+                    Step::Ready { peer_closed } => peer_closed,
+                    Step::TimedOut => {
+                        client.conn.on_timeout(self.clock.now);
+                        false
+                    }
+                };
                 let token = Token(slot as usize);
-                let keep = exchange(
-                    client,
-                    self.poll.registry(),
-                    token,
-                    peer_closed,
-                    &mut self.clock,
-                );
+                let registry = self.poll.registry();
+                let keep = exchange(client, registry, token, peer_closed, &mut self.clock);
                 client.conn.reclaim(&mut self.buffers);
                 keep
             }
@@ -316,23 +333,7 @@ impl<'a> Reactor<'a> {
                 self.deadlines.set(slot, due);
                 continue;
             }
-            let keep = match client.lingering {
-                Some(_) => false,
-                None => {
-                    client.conn.lend(&mut self.buffers);
-                    client.conn.on_timeout(self.clock.now);
-                    let token = Token(slot as usize);
-                    let keep =
-                        exchange(client, self.poll.registry(), token, false, &mut self.clock);
-                    client.conn.reclaim(&mut self.buffers);
-                    keep
-                }
-            };
-            if keep {
-                self.arm(slot);
-            } else {
-                self.close(slot);
-            }
+            self.step(slot, Step::TimedOut);
         }
     }
 
