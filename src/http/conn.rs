@@ -403,9 +403,14 @@ impl<H: Handler> Conn<H> {
         // Where the head being answered starts: this one, then each
         // pipelined repeat of it (see the end of the loop).
         let mut at = self.start;
-        // The last response encoded, to append again for a repeat that gets
-        // the same reply: (reply, connection header, its bytes in `output`).
-        let mut last: Option<(Reply, ConnectionHeader, Range<usize>)> = None;
+        // The last response encoded, while repeats get the same reply: their
+        // copies are owed and appended together (see `Echo::pay`).
+        let mut last: Option<Echo> = None;
+        // Heads after this one known to repeat it, from one comparison of the
+        // buffered heads with themselves shifted by one head; tried once per
+        // call, so that a failed try costs one pass over the buffer at most.
+        let mut known_repeats = 0;
+        let mut batch_tried = false;
         let panicked = loop {
             let handler = &mut self.handler;
             let Ok(reply) = catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) else {
@@ -443,15 +448,24 @@ impl<H: Handler> Conn<H> {
             };
             self.start = at + head.len;
 
-            let encoded_from = self.output.len();
-            match &last {
-                Some((r, c, bytes)) if *r == reply && *c == connection => {
-                    self.output.extend_from_within(bytes.clone());
+            match &mut last {
+                Some(echo) if echo.repeats(&reply, connection) => {
+                    echo.owed += 1;
                 }
                 _ => {
+                    if let Some(echo) = last.take() {
+                        echo.pay(&mut self.output);
+                    }
+                    let encoded_from = self.output.len();
                     let date = self.date.get(now.unix_secs);
                     let with_body = head.request.method != "HEAD";
                     encode(&mut self.output, &reply, date, connection, with_body);
+                    last = Some(Echo {
+                        reply,
+                        connection,
+                        bytes: encoded_from..self.output.len(),
+                        owed: 0,
+                    });
                 }
             }
             if !keep_alive {
@@ -461,7 +475,7 @@ impl<H: Handler> Conn<H> {
                 // sending more.
                 self.linger =
                     head.framing != Framing::None || self.start < self.end || last_before_shutdown;
-                return true;
+                break false;
             }
             self.reading = match head.framing {
                 Framing::None => Reading::Head,
@@ -469,7 +483,7 @@ impl<H: Handler> Conn<H> {
                 Framing::Chunked => Reading::Chunked(ChunkedDecoder::default()),
             };
             if head.framing != Framing::None {
-                return true;
+                break false;
             }
             // Pipelined repeats: bytes identical to this head are the same
             // request, parsed the same way under the same limits, so they
@@ -477,21 +491,41 @@ impl<H: Handler> Conn<H> {
             // handler is still asked every time). Pipelining clients mostly
             // repeat one request: this is where pipelined requests cost
             // least.
-            let next = self.start;
-            let repeated = self.end - next >= head.len
-                && self.input[next..next + head.len] == self.input[at..at + head.len];
+            let (next, len) = (self.start, head.len);
+            let repeated = if known_repeats > 0 {
+                known_repeats -= 1;
+                true
+            } else if self.end - next < len {
+                false
+            } else if !batch_tried && self.end - next >= 2 * len {
+                // Each head that fits after this one equals the one before
+                // it exactly when the run equals itself shifted by one head.
+                batch_tried = true;
+                let run = (self.end - next) / len * len;
+                if self.input[at..at + run] == self.input[next..next + run] {
+                    known_repeats = run / len - 1;
+                    true
+                } else {
+                    self.input[next..next + len] == self.input[at..at + len]
+                }
+            } else {
+                self.input[next..next + len] == self.input[at..at + len]
+            };
             if !repeated {
-                return true;
+                break false;
             }
-            last = Some((reply, connection, encoded_from..self.output.len()));
             at = next;
         };
+        if let Some(echo) = last {
+            echo.pay(&mut self.output);
+        }
         if panicked {
             // The handler may have been left half-way: trust nothing more of
             // this connection, but only of this one.
             self.fail(Status::InternalServerError, now);
+            return false;
         }
-        false
+        true
     }
 
     /// Stops reading after a response already sent: the request's body
@@ -521,6 +555,47 @@ impl<H: Handler> Conn<H> {
         self.linger = true;
         self.start = 0;
         self.end = 0;
+    }
+}
+
+/// A response just encoded into the output, and the copies of it still
+/// owed there: one for each pipelined repeat that got the same reply.
+struct Echo {
+    reply: Reply,
+    connection: ConnectionHeader,
+    /// Where the response is in the output; nothing follows it there yet.
+    bytes: Range<usize>,
+    owed: usize,
+}
+
+impl Echo {
+    /// Whether `reply` with `connection` encodes to the same bytes. Bodies
+    /// and `Allow` lists are compared by address: a handler answers with
+    /// static bytes, so a repeat's are the very same (equal bytes elsewhere
+    /// are merely encoded again).
+    fn repeats(&self, reply: &Reply, connection: ConnectionHeader) -> bool {
+        let same_allow = match (self.reply.allow, reply.allow) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            _ => false,
+        };
+        self.reply.status == reply.status
+            && std::ptr::eq(self.reply.body, reply.body)
+            && same_allow
+            && self.connection == connection
+    }
+
+    /// Appends the owed copies, doubling what is copied each time: a batch
+    /// of repeats costs a few copies, not one per request.
+    fn pay(self, output: &mut Vec<u8>) {
+        let len = self.bytes.len();
+        output.reserve(len * self.owed);
+        let mut paid = 0;
+        while paid < self.owed {
+            let n = (paid + 1).min(self.owed - paid);
+            output.extend_from_within(self.bytes.start..self.bytes.start + n * len);
+            paid += n;
+        }
     }
 }
 
@@ -800,18 +875,29 @@ mod tests {
         );
         assert_eq!(c.handler.0, 5);
 
-        // Same replies: byte-identical to answering each request alone.
-        let mut batch = conn(Limits::default(), now);
-        batch.feed(&get.repeat(50), now);
-        let mut one_by_one = conn(Limits::default(), now);
-        let mut alone = Vec::new();
-        for _ in 0..50 {
-            one_by_one.feed(get, now);
-            alone.extend_from_slice(one_by_one.output());
-            let n = one_by_one.output().len();
-            one_by_one.consume_output(n, now);
+        // Byte-identical to answering each request alone: a run of repeats,
+        // runs broken by another request (the run's one comparison fails,
+        // then heads are compared one by one) or by a partial head.
+        let other = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        let runs: [&[&[u8]]; 4] = [
+            &[&get[..]; 50],
+            &[get, get, get, get, get, other, get, get, get],
+            &[get, get, get, other, other, other, other],
+            &[get, get, get, get, &get[..10]],
+        ];
+        for run in runs {
+            let mut batch = conn(Limits::default(), now);
+            batch.feed(&run.concat(), now);
+            let mut one_by_one = conn(Limits::default(), now);
+            let mut alone = Vec::new();
+            for request in run {
+                one_by_one.feed(request, now);
+                alone.extend_from_slice(one_by_one.output());
+                let n = one_by_one.output().len();
+                one_by_one.consume_output(n, now);
+            }
+            assert_eq!(batch.output(), &alone[..]);
         }
-        assert_eq!(batch.output(), &alone[..]);
 
         // A repeat that asks to close is the last one answered.
         let close = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
