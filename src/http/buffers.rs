@@ -25,7 +25,7 @@
 /// single request head needs more, up to [`crate::http::Limits::max_head_bytes`].
 pub const INPUT_BUFFER: usize = 4096;
 /// Initial capacity of a fresh output buffer: any one response servelab
-/// sends (about 120 bytes for `200 OK`, at most about 200 for an error with
+/// sends (about 100 bytes for `200 OK`, at most about 200 for an error with
 /// `Connection: close`) fits. A batch of pipelined responses grows the buffer
 /// it was written into, and the buffer goes back to the pool grown.
 ///

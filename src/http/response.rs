@@ -39,6 +39,13 @@ pub enum ConnectionHeader {
 /// Appends one complete response to `out`.
 ///
 /// `with_body` is false for HEAD: the head still declares the body's length.
+///
+/// No `Server` header: RFC 9110 §10.2.4 leaves it optional, a client needs
+/// nothing from it, and the server pays for every byte it sends (the
+/// kernel's send path costs per byte; at 16 pipelined requests per write its
+/// 18 bytes were about 2% of v5's CPU per request). `Date` is sent because an
+/// origin server with a clock must (§6.6.1), and `Content-Type` because a
+/// response with content should carry one (§8.3).
 pub fn encode(
     out: &mut Vec<u8>,
     reply: &Reply,
@@ -47,7 +54,7 @@ pub fn encode(
     with_body: bool,
 ) {
     out.extend_from_slice(reply.status.status_line());
-    out.extend_from_slice(b"Server: servelab\r\nDate: ");
+    out.extend_from_slice(b"Date: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
     put_decimal(out, reply.body.len());
@@ -99,7 +106,7 @@ mod tests {
         encode(&mut out, &reply, DATE, ConnectionHeader::Omit, true);
         assert_eq!(
             out,
-            b"HTTP/1.1 200 OK\r\nServer: servelab\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
 Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK"
         );
     }

@@ -366,7 +366,7 @@ impl Client {
 pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
 /// The exact `200 OK` response to `GET /`, Date masked.
-pub const OK_RESPONSE: &str = "HTTP/1.1 200 OK\r\nServer: servelab\r\nDate: <date>\r\n\
+pub const OK_RESPONSE: &str = "HTTP/1.1 200 OK\r\nDate: <date>\r\n\
 Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK";
 
 /// The exact response servelab sends for `code` with its reason phrase as
@@ -378,7 +378,7 @@ pub fn plain_response(
     connection: Option<&str>,
 ) -> String {
     let mut s = format!(
-        "HTTP/1.1 {code} {reason}\r\nServer: servelab\r\nDate: {DATE_MASK}\r\n\
+        "HTTP/1.1 {code} {reason}\r\nDate: {DATE_MASK}\r\n\
 Content-Type: text/plain\r\nContent-Length: {}\r\n",
         reason.len()
     );
