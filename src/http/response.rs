@@ -43,7 +43,7 @@ pub enum ConnectionHeader {
 /// No `Server` header: RFC 9110 §10.2.4 leaves it optional, a client needs
 /// nothing from it, and the server pays for every byte it sends (the
 /// kernel's send path costs per byte; at 16 pipelined requests per write its
-/// 18 bytes were about 2% of v5's CPU per request). `Date` is sent because an
+/// 18 bytes were a measurable share of v5's CPU per request). `Date` is sent because an
 /// origin server with a clock must (§6.6.1), and `Content-Type` because a
 /// response with content should carry one (§8.3).
 pub fn encode(
