@@ -492,24 +492,24 @@ impl<H: Handler> Conn<H> {
             // repeat one request: this is where pipelined requests cost
             // least.
             let (next, len) = (self.start, head.len);
-            let repeated = if known_repeats > 0 {
-                known_repeats -= 1;
-                true
-            } else if self.end - next < len {
-                false
-            } else if !batch_tried && self.end - next >= 2 * len {
+            if known_repeats == 0 && !batch_tried && self.end - next >= 2 * len {
                 // Each head that fits after this one equals the one before
                 // it exactly when the run equals itself shifted by one head.
                 batch_tried = true;
                 let run = (self.end - next) / len * len;
                 if self.input[at..at + run] == self.input[next..next + run] {
-                    known_repeats = run / len - 1;
-                    true
-                } else {
-                    self.input[next..next + len] == self.input[at..at + len]
+                    known_repeats = run / len;
                 }
-            } else {
-                self.input[next..next + len] == self.input[at..at + len]
+            }
+            let repeated = match known_repeats {
+                0 => {
+                    self.end - next >= len
+                        && self.input[next..next + len] == self.input[at..at + len]
+                }
+                _ => {
+                    known_repeats -= 1;
+                    true
+                }
             };
             if !repeated {
                 break false;
