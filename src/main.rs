@@ -90,8 +90,10 @@ struct ServeArgs {
     /// `Connection: close`); at most --shutdown-timeout.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     shutdown_grace: Duration,
-    /// What each request costs its handler: none, cpu:DURATION (burn CPU) or
-    /// wait:DURATION (block the serving thread, as a database call would); at most 1s.
+    /// What each request costs its handler: none, cpu:DURATION (burn CPU),
+    /// wait:DURATION (block the serving thread, as a synchronous database
+    /// call would) or await:DURATION (wait without holding the thread, as an
+    /// asynchronous call would; v1-v3 cannot, and block); at most 1s.
     #[arg(long, default_value = "none")]
     work: Work,
 }
@@ -142,6 +144,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             args.model.name()
         );
         return ExitCode::FAILURE;
+    }
+    if let (Work::Await(d), false) = (args.work, args.model.parks_without_a_thread()) {
+        eprintln!(
+            "servelab serve: --model {} has no way to wait without its thread: \
+             --work await:{d:?} blocks the thread, as wait:{d:?} would",
+            args.model.name()
+        );
     }
     let config = args.config();
     let server = match Server::start(args.model, config.clone()) {

@@ -1,48 +1,87 @@
-//! The routing logic every model serves, behind a small [`Handler`] trait, and
-//! the optional per-request [`Work`] that makes a request cost something.
+//! The routing logic every model serves, as an [`http::Handler`](Handler),
+//! and the optional per-request [`Work`] that makes a request cost something.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::http::{Reply, Request, Status};
+use crate::http::{Answer, Handler, Pending, Reply, Request, Status, Ticket};
 use crate::units::parse_duration;
 
-/// Decides the reply to one request. Called once per request head, after the
-/// framing has been checked and before the body (if any) is drained.
-pub trait Handler {
-    /// The reply to `request`. Whatever time it takes is taken from the
-    /// thread that serves the connection: in a reactor model, from every
-    /// connection of that reactor.
-    fn handle(&mut self, request: &Request<'_>) -> Reply;
+/// Where the seed's routing sends a request: `GET|HEAD /` -> 200 `OK`; `/`
+/// with another method -> 405 with `Allow: GET, HEAD`; any other path ->
+/// 404. `OPTIONS *` addresses the server as a whole, which is the same
+/// resource as `/` here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET` or `HEAD` of `/`.
+    Root,
+    /// `/` with another method.
+    NotAllowed,
+    /// Any other path.
+    NotFound,
 }
-
-/// The seed's routes: `GET|HEAD /` -> 200 `OK`; `/` with another method -> 405
-/// with `Allow: GET, HEAD`; any other path -> 404. `OPTIONS *` addresses the
-/// server as a whole, which is the same resource as `/` here.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SeedRoutes;
 
 /// The methods `/` allows, as sent in `Allow`.
 pub const ROOT_ALLOW: &str = "GET, HEAD";
 
-impl Handler for SeedRoutes {
+impl Route {
+    /// The route `request` takes.
     #[inline]
-    fn handle(&mut self, request: &Request<'_>) -> Reply {
+    pub fn of(request: &Request<'_>) -> Route {
         if request.path != "/" && request.path != "*" {
-            return Reply::plain(Status::NotFound);
+            return Route::NotFound;
         }
         match request.method {
-            "GET" | "HEAD" => Reply {
+            "GET" | "HEAD" => Route::Root,
+            _ => Route::NotAllowed,
+        }
+    }
+
+    /// The reply the route gives.
+    #[inline]
+    pub fn reply(self) -> Reply {
+        match self {
+            Route::Root => Reply {
                 status: Status::Ok,
                 body: b"OK",
                 allow: None,
             },
-            _ => Reply {
+            Route::NotAllowed => Reply {
                 allow: Some(ROOT_ALLOW),
                 ..Reply::plain(Status::MethodNotAllowed)
             },
+            Route::NotFound => Reply::plain(Status::NotFound),
         }
+    }
+
+    /// The route as a parked request's ticket: all a handler needs to know
+    /// of a request once its wait is over.
+    fn ticket(self) -> Ticket {
+        Ticket(self as u64)
+    }
+
+    /// The route a ticket of [`Route::ticket`] carries.
+    fn of_ticket(ticket: Ticket) -> Route {
+        [Route::Root, Route::NotAllowed, Route::NotFound]
+            .into_iter()
+            .find(|route| route.ticket() == ticket)
+            .unwrap_or(Route::NotFound)
+    }
+}
+
+/// The seed's routes ([`Route`]), answered at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeedRoutes;
+
+impl Handler for SeedRoutes {
+    #[inline]
+    fn handle(&mut self, request: &Request<'_>) -> Answer {
+        Answer::Now(Route::of(request).reply())
+    }
+
+    fn resume(&mut self, ticket: Ticket) -> Reply {
+        Route::of_ticket(ticket).reply()
     }
 }
 
@@ -59,6 +98,11 @@ pub enum Work {
     /// Block the serving thread this long per request, as a handler waiting on
     /// a database would (`wait:1ms`).
     Wait(Duration),
+    /// Wait this long per request without holding the serving thread
+    /// (`await:1ms`): the handler parks the request ([`Answer::Later`]), as
+    /// an asynchronous database call would. v1-v3 have no way to wait but
+    /// on their thread, so for them it is [`Work::Wait`].
+    Await(Duration),
 }
 
 /// The longest work one request may be given: past it a request would outlive
@@ -66,11 +110,17 @@ pub enum Work {
 pub const MAX_WORK: Duration = Duration::from_secs(1);
 
 impl Work {
-    /// Spends the work on the calling thread.
+    /// Whether the work takes time on the thread that calls the handler.
+    pub fn holds_thread(self) -> bool {
+        matches!(self, Work::Cpu(_) | Work::Wait(_))
+    }
+
+    /// Spends the work on the calling thread ([`Work::Await`] spends none:
+    /// the request is parked instead).
     #[inline]
     pub fn spend(self) {
         match self {
-            Work::None => {}
+            Work::None | Work::Await(_) => {}
             Work::Cpu(d) => {
                 let start = Instant::now();
                 while start.elapsed() < d {
@@ -85,9 +135,11 @@ impl Work {
 impl FromStr for Work {
     type Err = String;
 
-    /// Parses `none`, `cpu:DURATION` or `wait:DURATION` (`cpu:50us`, `wait:1ms`).
+    /// Parses `none`, `cpu:DURATION`, `wait:DURATION` or `await:DURATION`
+    /// (`cpu:50us`, `wait:1ms`, `await:1ms`).
     fn from_str(text: &str) -> Result<Work, String> {
-        let usage = "expected none, cpu:DURATION or wait:DURATION (e.g. cpu:50us, wait:1ms)";
+        let usage = "expected none, cpu:DURATION, wait:DURATION or await:DURATION \
+                     (e.g. cpu:50us, wait:1ms, await:1ms)";
         if text == "none" {
             return Ok(Work::None);
         }
@@ -103,6 +155,7 @@ impl FromStr for Work {
         match kind {
             "cpu" => Ok(Work::Cpu(d)),
             "wait" => Ok(Work::Wait(d)),
+            "await" => Ok(Work::Await(d)),
             _ => Err(format!("invalid work {text:?}: {usage}")),
         }
     }
@@ -115,6 +168,7 @@ impl fmt::Display for Work {
             Work::None => write!(f, "none"),
             Work::Cpu(d) => write!(f, "cpu:{}us", d.as_micros()),
             Work::Wait(d) => write!(f, "wait:{}us", d.as_micros()),
+            Work::Await(d) => write!(f, "await:{}us", d.as_micros()),
         }
     }
 }
@@ -132,22 +186,32 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The reply to `request`, after the configured work. Always inlined:
-    /// it is the whole handler of every request.
+    /// The answer to `request`, after the configured work (or, for
+    /// [`Work::Await`], a wait). Always inlined: it is the whole handler of
+    /// every request.
     #[inline(always)]
-    fn reply(&self, request: &Request<'_>) -> Reply {
+    fn answer(&self, request: &Request<'_>) -> Answer {
         if self.panic_path == Some(request.path) {
             panic!("injected fault: handler panic on {}", request.path);
         }
+        let route = Route::of(request);
+        if let Work::Await(after) = self.work {
+            let ticket = route.ticket();
+            return Answer::Later(Pending { after, ticket });
+        }
         self.work.spend();
-        SeedRoutes.handle(request)
+        Answer::Now(route.reply())
     }
 }
 
 impl Handler for Routes {
     #[inline]
-    fn handle(&mut self, request: &Request<'_>) -> Reply {
-        self.reply(request)
+    fn handle(&mut self, request: &Request<'_>) -> Answer {
+        self.answer(request)
+    }
+
+    fn resume(&mut self, ticket: Ticket) -> Reply {
+        Route::of_ticket(ticket).reply()
     }
 }
 
@@ -156,8 +220,12 @@ impl Handler for Routes {
 /// state, the copy 40.
 impl Handler for &Routes {
     #[inline]
-    fn handle(&mut self, request: &Request<'_>) -> Reply {
-        self.reply(request)
+    fn handle(&mut self, request: &Request<'_>) -> Answer {
+        self.answer(request)
+    }
+
+    fn resume(&mut self, ticket: Ticket) -> Reply {
+        Route::of_ticket(ticket).reply()
     }
 }
 
@@ -170,7 +238,11 @@ mod tests {
         assert_eq!("none".parse(), Ok(Work::None));
         assert_eq!("cpu:50us".parse(), Ok(Work::Cpu(Duration::from_micros(50))));
         assert_eq!("wait:1ms".parse(), Ok(Work::Wait(Duration::from_millis(1))));
-        for text in ["cpu:50us", "wait:1000us", "none"] {
+        assert_eq!(
+            "await:1ms".parse(),
+            Ok(Work::Await(Duration::from_millis(1)))
+        );
+        for text in ["cpu:50us", "wait:1000us", "await:20us", "none"] {
             let work: Work = text.parse().unwrap();
             assert_eq!(work.to_string().parse::<Work>().unwrap(), work);
         }
@@ -181,6 +253,7 @@ mod tests {
             "cpu:0s",
             "sleep:1ms",
             "wait:2s",
+            "await:0s",
             "cpu:-1ms",
         ] {
             assert!(bad.parse::<Work>().is_err(), "{bad:?} parsed");
@@ -192,5 +265,38 @@ mod tests {
         let start = Instant::now();
         Work::Cpu(Duration::from_millis(3)).spend();
         assert!(start.elapsed() >= Duration::from_millis(3));
+    }
+
+    /// The core's checks know the seed's answers through their own probe
+    /// handler (the core imports nothing of its users): the routes served
+    /// must give the same answers, whatever the request.
+    #[test]
+    fn the_routes_answer_as_the_cores_checks_expect() {
+        use crate::http::invariants::SeedProbe;
+        use crate::http::{Request, Version};
+        for path in ["/", "*", "/x", "/?a=1", ""] {
+            for method in ["GET", "HEAD", "POST", "OPTIONS", "DELETE"] {
+                let request = Request {
+                    method,
+                    path,
+                    target: path,
+                    version: Version::Http11,
+                    headers: &[],
+                };
+                let expected = SeedProbe.handle(&request);
+                assert_eq!(SeedRoutes.handle(&request), expected, "{method} {path}");
+                assert_eq!(Routes::default().handle(&request), expected);
+                // Parked, the same reply comes back after the wait.
+                let mut waiting = Routes {
+                    work: Work::Await(Duration::from_millis(1)),
+                    ..Routes::default()
+                };
+                let Answer::Later(pending) = waiting.handle(&request) else {
+                    panic!("await:1ms did not park {method} {path}");
+                };
+                assert_eq!(pending.after, Duration::from_millis(1));
+                assert_eq!(Answer::Now(waiting.resume(pending.ticket)), expected);
+            }
+        }
     }
 }

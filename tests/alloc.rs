@@ -24,7 +24,10 @@ use std::time::Duration;
 use common::*;
 use servelab::http::{Conn, Limits, Now};
 use servelab::models::{Model, ServerConfig};
-use servelab::route::SeedRoutes;
+use servelab::route::{Routes, SeedRoutes, Work};
+
+/// The wait of a parked request (`--work await`) in the parking variants.
+const PARKED: Duration = Duration::from_micros(200);
 
 /// Passes everything through to [`System`], counting allocations.
 struct Counting;
@@ -140,9 +143,10 @@ fn parse_status(buf: &[u8]) -> u16 {
         .fold(0, |n, &d| n * 10 + u16::from(d - b'0'))
 }
 
-/// One keep-alive connection to `model`: 100 warm-up requests, then the
-/// allocations made (by client and server together) over 1,000 more.
-fn model_allocations(model: Model, trace: bool) -> u64 {
+/// One keep-alive connection to `model` whose handler does `work`: 100
+/// warm-up requests, then the allocations made (by client and server
+/// together) over 1,000 more.
+fn model_allocations(model: Model, work: Work, trace: bool) -> u64 {
     // One acceptor and one worker (one reactor): serving the warm-up
     // requests proves every server thread has started. A thread that the
     // OS had not yet run would allocate its thread-startup state (name,
@@ -154,6 +158,10 @@ fn model_allocations(model: Model, trace: bool) -> u64 {
         limits: Limits {
             idle_timeout: Duration::from_secs(30),
             ..Limits::default()
+        },
+        routes: Routes {
+            work,
+            ..Routes::default()
         },
         ..config()
     };
@@ -209,6 +217,37 @@ fn core_allocations(trace: bool, batch: &[u8]) -> u64 {
     })
 }
 
+/// The core alone, every request parked by its handler and woken at its
+/// deadline, as a reactor's timer does.
+fn core_parked_allocations(trace: bool) -> u64 {
+    let routes = Routes {
+        work: Work::Await(PARKED),
+        ..Routes::default()
+    };
+    let mut conn = Conn::new(routes, Limits::default(), Now::read());
+    let round = |conn: &mut Conn<Routes>| {
+        conn.feed(GET, Now::read());
+        assert!(conn.is_awaiting() && conn.output().is_empty());
+        let now = Now {
+            instant: conn.deadline(),
+            ..Now::read()
+        };
+        conn.on_timeout(now);
+        let out = conn.output();
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        let n = out.len();
+        conn.consume_output(n, now);
+    };
+    for _ in 0..WARM_UP {
+        round(&mut conn);
+    }
+    allocations_during(trace, || {
+        for _ in 0..MEASURED {
+            round(&mut conn);
+        }
+    })
+}
+
 fn main() {
     print!("test steady_state_requests_allocate_nothing ... ");
     steady_state_requests_allocate_nothing();
@@ -219,17 +258,30 @@ fn steady_state_requests_allocate_nothing() {
     let trace = std::env::var_os("SERVELAB_ALLOC_TRACE").is_some();
     let mut results = vec![
         (
-            "core (Conn::feed, batches of 16 GETs)",
+            "core (Conn::feed, batches of 16 GETs)".to_string(),
             core_allocations(trace, &GET.repeat(BATCH)),
         ),
         (
-            "core (Conn::feed, batches of GET, POST with Content-Length, HEAD, POST chunked)",
+            "core (Conn::feed, batches of GET, POST with Content-Length, HEAD, POST chunked)"
+                .to_string(),
             core_allocations(trace, &MIXED.repeat(BATCH / 4)),
+        ),
+        (
+            "core (Conn::feed, each request parked, then woken)".to_string(),
+            core_parked_allocations(trace),
         ),
     ];
     for model in Model::ALL {
-        if !skip_unavailable(model, "steady_state_requests_allocate_nothing") {
-            results.push((model.name(), model_allocations(model, trace)));
+        if skip_unavailable(model, "steady_state_requests_allocate_nothing") {
+            continue;
+        }
+        results.push((
+            model.name().to_string(),
+            model_allocations(model, Work::None, trace),
+        ));
+        if model.parks_without_a_thread() {
+            let parked = model_allocations(model, Work::Await(PARKED), trace);
+            results.push((format!("{} (every request parked)", model.name()), parked));
         }
     }
     let failures: Vec<String> = results

@@ -1,6 +1,7 @@
 //! What an idle keep-alive connection costs a reactor model (v4, v5) in
 //! memory: the growth of the server's resident set over thousands of
-//! connections that each completed one request, per connection.
+//! connections that each completed one request, per connection; and what a
+//! connection whose request its handler parked (`--work await`) costs.
 //!
 //! An idle connection holds no buffer in these models (the reactor lends
 //! them only while bytes are pending), so what is left is its table entry,
@@ -93,6 +94,85 @@ fn settled_rss_kib(pid: u32) -> u64 {
         settled.then_some(())
     });
     last
+}
+
+/// Thousands of connections open at once, then each sends a request that
+/// the handler parks for a second (`--work await:1s`): the RSS growth while
+/// they are all parked, per connection, over the server with those
+/// connections idle. A parked request holds no buffer (its head is parsed
+/// and its reply not yet due), so this is its table entry's wait state.
+fn parked_connections_cost_under_1_kib(model: Model) {
+    let test = format!(
+        "parked_connections_cost_under_1_kib on --model {}",
+        model.name()
+    );
+    let limit = raise_fd_limit();
+    let needed = 2 * CONNECTIONS as u64 + 200;
+    if limit < needed {
+        say(&format!(
+            "skipped {test}: RLIMIT_NOFILE hard limit {limit} is below {needed} (raise it: ulimit -Hn)"
+        ));
+        return;
+    }
+    let flags = [
+        "--reactors",
+        "1",
+        "--idle-timeout",
+        "60s",
+        "--work",
+        "await:1s",
+    ];
+    let server = ServeProcess::start(model, &flags);
+    let pid = server.pid();
+    let mut first = Client::connect(server.addr);
+    assert_eq!(first.request(GET).status, 200);
+    let mut clients: Vec<Client> = (0..CONNECTIONS)
+        .map(|_| Client::connect(server.addr))
+        .collect();
+    // Every connection accepted and idle.
+    let accepted = poll(Duration::from_secs(10), || {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        (fds >= CONNECTIONS).then_some(())
+    });
+    assert!(accepted.is_some(), "not all connections were accepted");
+    let idle = settled_rss_kib(pid);
+    let sent_at = std::time::Instant::now();
+    for c in &mut clients {
+        c.send(GET);
+    }
+    // Read while every request is still parked (each waits a second).
+    std::thread::sleep(Duration::from_millis(200));
+    let parked = status_kib(pid, "VmRSS");
+    let read_within = sent_at.elapsed();
+    let per_connection = parked.saturating_sub(idle) * 1024 / CONNECTIONS as u64;
+    say(&format!(
+        "{test}: RSS {idle} KiB idle -> {parked} KiB with {CONNECTIONS} requests parked \
+         (read {read_within:?} after sending): {per_connection} B more each (bound {BOUND} B)"
+    ));
+    assert!(
+        read_within < Duration::from_millis(900),
+        "too slow to read while every request is parked ({read_within:?})"
+    );
+    assert!(
+        per_connection < BOUND,
+        "a parked request costs {per_connection} B of RSS, over the bound of {BOUND} B"
+    );
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.read_response().status, 200, "connection {i}");
+    }
+}
+
+#[test]
+fn event_parked_connections_cost_under_1_kib() {
+    parked_connections_cost_under_1_kib(Model::Event);
+}
+
+#[test]
+fn uring_parked_connections_cost_under_1_kib() {
+    let model = Model::Uring;
+    if !skip_unavailable(model, "uring_parked_connections_cost_under_1_kib") {
+        parked_connections_cost_under_1_kib(model);
+    }
 }
 
 #[test]

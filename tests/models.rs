@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use servelab::http::Limits;
 use servelab::models::{Model, ServerConfig};
+use servelab::route::{Routes, Work};
 
 /// Keep-alive `GET /` closing the connection after its response.
 const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -352,7 +353,90 @@ per_reactor!(
     reactors_share_the_port,
     thread_count_is_fixed_under_500_connections,
     client_that_does_not_read_blocks_nobody,
+    parked_requests_hold_no_thread,
+    shutdown_waits_for_parked_requests,
+    clients_gone_while_parked_cost_nothing,
 );
+
+/// A server on one reactor whose handler parks every request for `wait`.
+fn parking(model: Model, wait: Duration) -> TestServer {
+    let config = ServerConfig {
+        reactors: 1,
+        routes: Routes {
+            work: Work::Await(wait),
+            ..Routes::default()
+        },
+        ..config()
+    };
+    start_with(model, config)
+}
+
+/// One reactor, 50 connections whose requests each wait 100 ms without
+/// holding the thread: all are answered about 100 ms later, not one after
+/// another (5 s); pipelined requests behind a parked one come in order.
+fn parked_requests_hold_no_thread(model: Model) {
+    const CONNECTIONS: usize = 50;
+    const WAIT: Duration = Duration::from_millis(100);
+    let server = parking(model, WAIT);
+    let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| server.connect()).collect();
+    let start = Instant::now();
+    for c in &mut clients {
+        c.send(GET);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.read_response().status, 200, "connection {i}");
+    }
+    let took = start.elapsed();
+    assert!(took >= WAIT, "answered before the wait was over ({took:?})");
+    assert!(
+        took < WAIT * CONNECTIONS as u32 / 4,
+        "{CONNECTIONS} parked requests took {took:?}: the waits were not overlapped"
+    );
+    let mut pipelined = server.connect();
+    pipelined.send(&[GET, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", GET].concat());
+    let statuses: Vec<u16> = (0..3).map(|_| pipelined.read_response().status).collect();
+    assert_eq!(statuses, [200, 404, 200]);
+}
+
+/// A request parked when the shutdown begins is the server's to finish:
+/// answered when its wait is over (past the grace period), with
+/// `Connection: close`, and the shutdown completes.
+fn shutdown_waits_for_parked_requests(model: Model) {
+    let config = ServerConfig {
+        reactors: 1,
+        shutdown_grace: Duration::from_millis(50),
+        routes: Routes {
+            work: Work::Await(Duration::from_millis(400)),
+            ..Routes::default()
+        },
+        ..config()
+    };
+    let server = start_with(model, config);
+    let mut client = server.connect();
+    client.send(GET);
+    std::thread::sleep(Duration::from_millis(50));
+    let stopping = std::thread::spawn(move || server.shutdown());
+    let response = client.read_response();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("Connection"), Some("close"));
+    client.assert_closed();
+    assert!(stopping.join().unwrap(), "the shutdown did not complete");
+}
+
+/// Clients that close while their requests are parked: the connections go
+/// (their completions find nothing), and the server serves on.
+fn clients_gone_while_parked_cost_nothing(model: Model) {
+    let server = parking(model, Duration::from_millis(100));
+    for _ in 0..20 {
+        let mut c = server.connect();
+        c.send(GET);
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut after = server.connect();
+    assert_eq!(after.request(GET).status, 200);
+    assert!(server.shutdown(), "connections were left behind");
+}
 
 /// With 4 reactors, 4 sockets listen on the one port and 200 concurrent
 /// connections spread over them are all answered.

@@ -25,12 +25,12 @@ use std::time::Instant;
 use super::buffers::{BufferPool, INPUT_BUFFER};
 use super::chunked::ChunkedDecoder;
 use super::date::DateCache;
+use super::handler::{Answer, Handler, Ticket};
 use super::limits::{Limits, MAX_HEADERS_CAP};
-use super::request::{parse_head, Framing, HeadParse, Version};
+use super::request::{parse_head, Framing, Head, HeadParse, Version};
 use super::response::{encode, ConnectionHeader, Reply};
 use super::status::Status;
 use super::Now;
-use crate::route::Handler;
 
 /// The largest request body read and thrown away to keep a connection alive
 /// after its response was sent (256 KiB; `--max-body` bounds it further).
@@ -52,12 +52,83 @@ pub enum Phase {
     Head,
     /// The head is complete and the body is being read.
     Body,
+    /// The handler parked the request ([`Answer::Later`]): its reply is the
+    /// server's to give, so no client deadline runs, and the model reads
+    /// nothing more until [`Conn::deadline`] wakes it.
+    Awaiting,
 }
 
 enum Reading {
     Head,
     Length(u64),
     Chunked(ChunkedDecoder),
+}
+
+impl Reading {
+    /// How the body announced by `framing` is read (discarded).
+    fn body(framing: Framing) -> Reading {
+        match framing {
+            Framing::None => Reading::Head,
+            Framing::Length(n) => Reading::Length(n),
+            Framing::Chunked => Reading::Chunked(ChunkedDecoder::default()),
+        }
+    }
+}
+
+/// What a request asked for, as far as its response depends on it: kept
+/// while the request is parked, since its head is gone from the buffer.
+#[derive(Clone, Copy)]
+struct Asked {
+    /// The client wants the connection kept and its body (if any) will be
+    /// read: the response may keep the connection.
+    keep_alive: bool,
+    version: Version,
+    /// Not HEAD: the response carries its body.
+    with_body: bool,
+    /// A body follows the head.
+    has_body: bool,
+}
+
+impl Asked {
+    fn of(head: &Head<'_>) -> Asked {
+        // The body (if any) is discarded after the response has gone out.
+        // It is read only when that keeps the connection: the client wants
+        // it kept, the body is short enough to be worth reading, and the
+        // client is not waiting for `100 Continue` before sending it. Such a
+        // client is never invited: the final response tells it the body is
+        // not needed and, with `Connection: close`, that the server will not
+        // read it (RFC 9110 §10.1.1), so no body can later be misread as
+        // requests.
+        let body_read = match head.framing {
+            Framing::None => true,
+            Framing::Length(n) => n <= MAX_DISCARD && !head.expects_continue,
+            Framing::Chunked => !head.expects_continue,
+        };
+        Asked {
+            keep_alive: head.keep_alive && body_read,
+            version: head.request.version,
+            with_body: head.request.method != "HEAD",
+            has_body: head.framing != Framing::None,
+        }
+    }
+}
+
+/// A request its handler parked, until its reply is due.
+#[derive(Clone, Copy)]
+struct Awaiting {
+    asked: Asked,
+    ticket: Ticket,
+    until: Instant,
+}
+
+/// How [`Conn::next_head`]'s loop over a head and its repeats ended.
+enum Stop {
+    /// Answered.
+    Answered,
+    /// The handler parked the request.
+    Parked,
+    /// The handler panicked.
+    Panicked,
 }
 
 /// One HTTP/1.1 connection, without its socket.
@@ -81,6 +152,8 @@ pub struct Conn<H> {
     write_since: Instant,
     /// Set by [`Conn::disable_keep_alive`] (graceful shutdown).
     keep_alive_disabled: bool,
+    /// A request whose handler answered [`Answer::Later`], until it replies.
+    awaiting: Option<Awaiting>,
 }
 
 impl<H: Handler> Conn<H> {
@@ -101,6 +174,7 @@ impl<H: Handler> Conn<H> {
             phase_since: now.instant,
             write_since: now.instant,
             keep_alive_disabled: false,
+            awaiting: None,
         }
     }
 
@@ -177,10 +251,13 @@ impl<H: Handler> Conn<H> {
 
     /// Records that `n` bytes were read into [`Conn::read_buf`] at `now` and
     /// answers every request they complete. `n == 0` means the peer sent EOF:
-    /// the connection finishes what it has answered and closes.
+    /// the connection finishes what it has answered and closes. A request
+    /// still awaiting its reply then is dropped, as nginx and Go drop a
+    /// request whose client went away: nobody may be left to read it.
     pub fn commit_read(&mut self, n: usize, now: Now) {
         if n == 0 {
             self.closing = true;
+            self.awaiting = None;
             return;
         }
         if self.closing {
@@ -257,9 +334,18 @@ impl<H: Handler> Conn<H> {
         self.closing
     }
 
-    /// Whether the socket should now be closed: closing and all output written.
+    /// Whether the socket should now be closed: closing, no reply awaited,
+    /// and all output written.
     pub fn is_finished(&self) -> bool {
-        self.closing && self.output_pos == self.output.len()
+        self.closing && self.awaiting.is_none() && self.output_pos == self.output.len()
+    }
+
+    /// Whether a request awaits its handler's reply ([`Phase::Awaiting`]).
+    /// A model reads nothing meanwhile, as it reads nothing while output is
+    /// unwritten: the requests behind the parked one wait in the socket, and
+    /// an awaiting connection needs no input buffer.
+    pub fn is_awaiting(&self) -> bool {
+        self.awaiting.is_some()
     }
 
     /// Whether the peer may still be sending bytes that were never read (after
@@ -272,6 +358,9 @@ impl<H: Handler> Conn<H> {
 
     /// Where the connection is in the request cycle.
     pub fn phase(&self) -> Phase {
+        if self.awaiting.is_some() {
+            return Phase::Awaiting;
+        }
         match self.reading {
             Reading::Head if self.start == self.end => Phase::Idle,
             Reading::Head => Phase::Head,
@@ -279,31 +368,47 @@ impl<H: Handler> Conn<H> {
         }
     }
 
-    /// When the connection times out: with output pending, after an idle
-    /// timeout without write progress; otherwise idle connections after
-    /// [`Limits::idle_timeout`], a begun head after
+    /// When the connection next needs the model: with output pending, after
+    /// an idle timeout without write progress; a parked request when its
+    /// wait is over (or earlier, when its output stalls); otherwise idle
+    /// connections after [`Limits::idle_timeout`], a begun head after
     /// [`Limits::header_read_timeout`], a body after an idle timeout without progress.
     pub fn deadline(&self) -> Instant {
+        let write_stall = self.write_since + self.limits.idle_timeout;
+        if let Some(awaiting) = self.awaiting {
+            return match self.output().is_empty() {
+                true => awaiting.until,
+                false => awaiting.until.min(write_stall),
+            };
+        }
         if !self.output().is_empty() {
-            return self.write_since + self.limits.idle_timeout;
+            return write_stall;
         }
         let allowed = match self.phase() {
             Phase::Head => self.limits.header_read_timeout,
-            Phase::Idle | Phase::Body => self.limits.idle_timeout,
+            Phase::Idle | Phase::Body | Phase::Awaiting => self.limits.idle_timeout,
         };
         self.phase_since + allowed
     }
 
-    /// The model saw [`Conn::deadline`] pass: a begun head is answered 408,
-    /// an idle connection is simply closed, and so is one whose body stopped
-    /// arriving (its response has been sent already: a 408 now would be read
-    /// as the answer to the next request) or whose client stopped reading its
-    /// responses (what it was owed is dropped).
+    /// The model saw [`Conn::deadline`] pass: a parked request whose wait is
+    /// over is answered (and the requests buffered behind it); a begun head
+    /// is answered 408, an idle connection is simply closed, and so is one
+    /// whose body stopped arriving (its response has been sent already: a
+    /// 408 now would be read as the answer to the next request) or whose
+    /// client stopped reading its responses (what it was owed is dropped).
     pub fn on_timeout(&mut self, now: Now) {
+        if let Some(awaiting) = self.awaiting {
+            if now.instant >= awaiting.until {
+                self.wake(awaiting, now);
+                return;
+            }
+        }
         if !self.output().is_empty() {
             self.output.clear();
             self.output_pos = 0;
             self.closing = true;
+            self.awaiting = None;
             return;
         }
         if self.closing {
@@ -313,13 +418,72 @@ impl<H: Handler> Conn<H> {
             Phase::Idle => self.closing = true,
             Phase::Head => self.fail(Status::RequestTimeout, now),
             Phase::Body => self.abandon(),
+            Phase::Awaiting => {} // woken early: the wait is not over
         }
+    }
+
+    /// Answers the parked request with its handler's reply, then whatever
+    /// the bytes buffered behind it complete.
+    fn wake(&mut self, awaiting: Awaiting, now: Now) {
+        self.awaiting = None;
+        let output_was_empty = self.output().is_empty();
+        let handler = &mut self.handler;
+        let Ok(reply) = catch_unwind(AssertUnwindSafe(|| handler.resume(awaiting.ticket))) else {
+            self.fail(Status::InternalServerError, now);
+            return;
+        };
+        let asked = Asked {
+            // A body that broke its framing meanwhile closed the connection.
+            keep_alive: awaiting.asked.keep_alive && !self.closing,
+            ..awaiting.asked
+        };
+        let (keep_alive, connection, last) =
+            self.connection(asked, reply.status, self.start == self.end);
+        let date = self.date.get(now.unix_secs);
+        encode(&mut self.output, &reply, date, connection, asked.with_body);
+        if keep_alive {
+            self.process(now);
+        } else {
+            self.closing = true;
+            self.linger |= asked.has_body || self.start < self.end || last;
+        }
+        self.phase_since = now.instant;
+        if output_was_empty {
+            self.write_since = now.instant;
+        }
+    }
+
+    /// Whether the response with `status` to a request that `asked` keeps
+    /// the connection, the `Connection` header that says so, and whether it
+    /// is the last one because the server is shutting down.
+    /// `nothing_after`: no byte of a further request is buffered.
+    fn connection(
+        &self,
+        asked: Asked,
+        status: Status,
+        nothing_after: bool,
+    ) -> (bool, ConnectionHeader, bool) {
+        let keep_alive = asked.keep_alive && !status.closes_connection();
+        // Shutting down: the request after which nothing more is buffered
+        // is the last one; it says so, and its body (if any) is not read.
+        let last_before_shutdown =
+            self.keep_alive_disabled && keep_alive && (asked.has_body || nothing_after);
+        let keep_alive = keep_alive && !last_before_shutdown;
+        let connection = match (keep_alive, asked.version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, Version::Http10) => ConnectionHeader::KeepAlive,
+            (true, Version::Http11) => ConnectionHeader::Omit,
+        };
+        (keep_alive, connection, last_before_shutdown)
     }
 
     /// Parses and answers as many buffered requests as are complete.
     fn process(&mut self, now: Now) {
         while !self.closing && self.start < self.end {
             match &mut self.reading {
+                // Responses go out in request order: nothing after a
+                // parked request is parsed before it is answered.
+                Reading::Head if self.awaiting.is_some() => return,
                 Reading::Head => {
                     if !self.next_head(now) {
                         return;
@@ -400,6 +564,7 @@ impl<H: Handler> Conn<H> {
                 return false;
             }
         }
+        let asked = Asked::of(&head);
         // Where the head being answered starts: this one, then each
         // pipelined repeat of it (see the end of the loop).
         let mut at = self.start;
@@ -411,41 +576,28 @@ impl<H: Handler> Conn<H> {
         // call, so that a failed try costs one pass over the buffer at most.
         let mut known_repeats = 0;
         let mut batch_tried = false;
-        let panicked = loop {
+        let stop = loop {
             let handler = &mut self.handler;
-            let Ok(reply) = catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) else {
-                break true;
+            let reply = match catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) {
+                Err(_) => break Stop::Panicked,
+                Ok(Answer::Now(reply)) => reply,
+                Ok(Answer::Later(pending)) => {
+                    self.start = at + head.len;
+                    // The body, if it is to be read, is read after the wait
+                    // (the model reads nothing while the request is parked).
+                    if asked.keep_alive {
+                        self.reading = Reading::body(head.framing);
+                    }
+                    self.awaiting = Some(Awaiting {
+                        asked,
+                        ticket: pending.ticket,
+                        until: now.instant + pending.after,
+                    });
+                    break Stop::Parked;
+                }
             };
-
-            // The body (if any) is discarded after the response has gone
-            // out. It is read only when that keeps the connection: the
-            // client wants it kept, the body is short enough to be worth
-            // reading, and the client is not waiting for `100 Continue`
-            // before sending it. Such a client is never invited: the final
-            // response tells it the body is not needed and, with
-            // `Connection: close`, that the server will not read it (RFC 9110
-            // §10.1.1), so no body can later be misread as requests.
-            let body_discarded = match head.framing {
-                Framing::None => true,
-                Framing::Length(n) => n <= MAX_DISCARD && !head.expects_continue,
-                Framing::Chunked => !head.expects_continue,
-            };
-            let mut keep_alive =
-                head.keep_alive && !reply.status.closes_connection() && body_discarded;
-            // Shutting down: the request after which nothing more is
-            // buffered is the last one; it says so, and its body (if any)
-            // is not read.
-            let last_before_shutdown = self.keep_alive_disabled
-                && keep_alive
-                && (head.framing != Framing::None || at + head.len == self.end);
-            if last_before_shutdown {
-                keep_alive = false;
-            }
-            let connection = match (keep_alive, head.request.version) {
-                (false, _) => ConnectionHeader::Close,
-                (true, Version::Http10) => ConnectionHeader::KeepAlive,
-                (true, Version::Http11) => ConnectionHeader::Omit,
-            };
+            let (keep_alive, connection, last_before_shutdown) =
+                self.connection(asked, reply.status, at + head.len == self.end);
             self.start = at + head.len;
 
             match &mut last {
@@ -458,8 +610,7 @@ impl<H: Handler> Conn<H> {
                     }
                     let encoded_from = self.output.len();
                     let date = self.date.get(now.unix_secs);
-                    let with_body = head.request.method != "HEAD";
-                    encode(&mut self.output, &reply, date, connection, with_body);
+                    encode(&mut self.output, &reply, date, connection, asked.with_body);
                     last = Some(Echo {
                         reply,
                         connection,
@@ -473,17 +624,12 @@ impl<H: Handler> Conn<H> {
                 // An unread body, pipelined bytes after a closing request,
                 // or a client that did not expect the close and may be
                 // sending more.
-                self.linger =
-                    head.framing != Framing::None || self.start < self.end || last_before_shutdown;
-                break false;
+                self.linger = asked.has_body || self.start < self.end || last_before_shutdown;
+                break Stop::Answered;
             }
-            self.reading = match head.framing {
-                Framing::None => Reading::Head,
-                Framing::Length(n) => Reading::Length(n),
-                Framing::Chunked => Reading::Chunked(ChunkedDecoder::default()),
-            };
-            if head.framing != Framing::None {
-                break false;
+            self.reading = Reading::body(head.framing);
+            if asked.has_body {
+                break Stop::Answered;
             }
             // Pipelined repeats: bytes identical to this head are the same
             // request, parsed the same way under the same limits, so they
@@ -512,20 +658,23 @@ impl<H: Handler> Conn<H> {
                 }
             };
             if !repeated {
-                break false;
+                break Stop::Answered;
             }
             at = next;
         };
         if let Some(echo) = last {
             echo.pay(&mut self.output);
         }
-        if panicked {
-            // The handler may have been left half-way: trust nothing more of
-            // this connection, but only of this one.
-            self.fail(Status::InternalServerError, now);
-            return false;
+        match stop {
+            Stop::Answered => true,
+            Stop::Parked => false,
+            Stop::Panicked => {
+                // The handler may have been left half-way: trust nothing
+                // more of this connection, but only of this one.
+                self.fail(Status::InternalServerError, now);
+                false
+            }
         }
-        true
     }
 
     /// Stops reading after a response already sent: the request's body
@@ -607,7 +756,7 @@ mod tests {
 
     use super::*;
     use crate::http::invariants::*;
-    use crate::route::{Routes, SeedRoutes};
+    use crate::http::Pending;
     use proptest::prelude::*;
     use std::time::Duration;
 
@@ -696,7 +845,7 @@ mod tests {
     }
 
     /// Feeds `bytes` to a fresh connection and returns it.
-    fn fed(bytes: &[u8]) -> Conn<SeedRoutes> {
+    fn fed(bytes: &[u8]) -> Conn<SeedProbe> {
         let now = fixed_now(Instant::now());
         let mut c = conn(Limits::default(), now);
         c.feed(bytes, now);
@@ -817,10 +966,7 @@ mod tests {
     #[test]
     fn a_panicking_handler_costs_its_request_and_connection_only() {
         let now = fixed_now(Instant::now());
-        let routes = Routes {
-            panic_path: Some("/p"),
-            ..Routes::default()
-        };
+        let routes = Faulty;
         let mut c = Conn::new(routes, Limits::default(), now);
         c.feed(
             b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /p HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -841,17 +987,219 @@ mod tests {
         assert_eq!(answers(&big), [(413, true)]);
     }
 
+    /// The seed's answers, but a request for `/p` makes it panic.
+    #[derive(Clone, Copy)]
+    struct Faulty;
+
+    impl Handler for Faulty {
+        fn handle(&mut self, request: &crate::http::Request<'_>) -> Answer {
+            if request.path == "/p" {
+                panic!("injected fault");
+            }
+            SeedProbe.handle(request)
+        }
+
+        fn resume(&mut self, ticket: Ticket) -> Reply {
+            SeedProbe.resume(ticket)
+        }
+    }
+
     /// Alternates 200 and 404 whatever it is asked, and counts its calls.
     struct Alternating(u32);
 
     impl Handler for Alternating {
-        fn handle(&mut self, request: &crate::http::Request<'_>) -> Reply {
+        fn handle(&mut self, request: &crate::http::Request<'_>) -> Answer {
             self.0 += 1;
             match self.0 % 2 {
-                1 => SeedRoutes.handle(request),
-                _ => Reply::plain(Status::NotFound),
+                1 => SeedProbe.handle(request),
+                _ => Answer::Now(Reply::plain(Status::NotFound)),
             }
         }
+
+        fn resume(&mut self, _: Ticket) -> Reply {
+            unreachable!("never parks")
+        }
+    }
+
+    /// The seed's answers, each given after a wait of `.0` (or at once for
+    /// every `.1`-th request, when `.1` is not 0), counting its parks.
+    struct Parking(Duration, u32, u32);
+
+    const PARK: Duration = Duration::from_millis(10);
+
+    impl Handler for Parking {
+        fn handle(&mut self, request: &crate::http::Request<'_>) -> Answer {
+            let Answer::Now(reply) = SeedProbe.handle(request) else {
+                unreachable!()
+            };
+            self.2 += 1;
+            if self.1 != 0 && self.2.is_multiple_of(self.1) {
+                return Answer::Now(reply);
+            }
+            let ticket = Ticket(u64::from(reply.status.code()));
+            Answer::Later(Pending {
+                after: self.0,
+                ticket,
+            })
+        }
+
+        fn resume(&mut self, ticket: Ticket) -> Reply {
+            match ticket.0 {
+                200 => Reply {
+                    status: Status::Ok,
+                    body: b"OK",
+                    allow: None,
+                },
+                405 => Reply {
+                    allow: Some("GET, HEAD"),
+                    ..Reply::plain(Status::MethodNotAllowed)
+                },
+                404 => Reply::plain(Status::NotFound),
+                _ => panic!("a ticket it never gave"),
+            }
+        }
+    }
+
+    /// Wakes `c` at its deadline while it awaits, as a model's timer does;
+    /// returns the time it ended at.
+    fn wake_while_awaiting<H: Handler>(c: &mut Conn<H>, mut now: Now) -> Now {
+        while c.is_awaiting() {
+            now.instant = c.deadline();
+            c.on_timeout(now);
+        }
+        now
+    }
+
+    #[test]
+    fn a_parked_request_is_answered_when_its_wait_is_over_and_in_order() {
+        let t0 = Instant::now();
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(1),
+            ..Limits::default()
+        };
+        let mut c = Conn::new(Parking(PARK, 2, 0), limits, fixed_now(t0));
+        // The first request parks, the second (answered at once by the
+        // handler) waits behind it unparsed.
+        c.feed(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+            fixed_now(t0),
+        );
+        assert!(c.output().is_empty() && c.is_awaiting());
+        assert_eq!(c.phase(), Phase::Awaiting);
+        assert_eq!(
+            c.handler.2, 1,
+            "nothing behind the parked request is handled"
+        );
+        // Its deadline is the end of the wait, not the (shorter) idle timeout.
+        assert_eq!(c.deadline(), t0 + PARK);
+        // Woken early (a model's coarse timer): nothing happens.
+        c.on_timeout(fixed_now(t0 + PARK / 2));
+        assert!(c.output().is_empty() && !c.is_closing());
+        let t1 = t0 + PARK;
+        c.on_timeout(fixed_now(t1));
+        assert_eq!(answers(&c), [(200, false), (404, false)]);
+        assert!(!c.is_awaiting() && !c.is_closing());
+        assert_eq!(
+            c.deadline(),
+            t1 + Duration::from_millis(1),
+            "write deadline from the wake"
+        );
+    }
+
+    #[test]
+    fn a_parked_request_holds_no_buffer_and_its_body_is_read_after_the_wait() {
+        let now = fixed_now(Instant::now());
+        let mut pool = BufferPool::new();
+        let mut c = Conn::new(Parking(PARK, 0, 0), Limits::default(), now);
+        c.lend(&mut pool);
+        c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        c.reclaim(&mut pool);
+        assert!(
+            c.is_awaiting() && !c.holds_buffers(),
+            "a parked request holds no buffer"
+        );
+        let now = wake_while_awaiting(&mut c, now);
+        assert_eq!(answers(&c), [(200, false)]);
+
+        // A body behind a parked head is read (and discarded) after the wait.
+        let mut body = Conn::new(Parking(PARK, 0, 0), Limits::default(), now);
+        body.feed(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n",
+            now,
+        );
+        assert!(body.is_awaiting());
+        let now = wake_while_awaiting(&mut body, now);
+        assert_eq!(answers(&body), [(405, false)]);
+        assert_eq!(body.phase(), Phase::Body);
+        body.feed(b"abcdGET /x HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        assert!(body.is_awaiting(), "the next request parks in turn");
+        wake_while_awaiting(&mut body, now);
+        assert_eq!(answers(&body), [(405, false), (404, false)]);
+    }
+
+    #[test]
+    fn a_client_gone_while_its_request_is_parked_drops_it() {
+        let now = fixed_now(Instant::now());
+        let mut c = Conn::new(Parking(PARK, 0, 0), Limits::default(), now);
+        c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        c.commit_read(0, now);
+        assert!(c.is_finished() && !c.is_awaiting(), "closed at once");
+        c.on_timeout(fixed_now(now.instant + PARK));
+        assert!(c.output().is_empty(), "its wait's end is ignored");
+    }
+
+    #[test]
+    fn a_parked_request_during_shutdown_is_answered_and_closes() {
+        let now = fixed_now(Instant::now());
+        let mut c = Conn::new(Parking(PARK, 0, 0), Limits::default(), now);
+        c.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        c.disable_keep_alive();
+        assert!(!c.is_finished(), "shutdown waits for the parked request");
+        wake_while_awaiting(&mut c, now);
+        assert_eq!(answers(&c), [(200, true)]);
+        assert!(c.is_closing() && c.needs_linger());
+
+        // A resume that panics costs the request and the connection.
+        struct Broken;
+        impl Handler for Broken {
+            fn handle(&mut self, _: &crate::http::Request<'_>) -> Answer {
+                Answer::Later(Pending {
+                    after: PARK,
+                    ticket: Ticket(0),
+                })
+            }
+            fn resume(&mut self, _: Ticket) -> Reply {
+                panic!("injected fault on resume")
+            }
+        }
+        let mut broken = Conn::new(Broken, Limits::default(), now);
+        broken.feed(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            now,
+        );
+        wake_while_awaiting(&mut broken, now);
+        assert_eq!(answers(&broken), [(500, true)]);
+    }
+
+    /// A stalled writer is dropped even while a later request is parked.
+    #[test]
+    fn output_stalled_behind_a_parked_request_still_times_out() {
+        let t0 = Instant::now();
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(5),
+            ..Limits::default()
+        };
+        let mut c = Conn::new(Parking(Duration::from_secs(1), 2, 1), limits, fixed_now(t0));
+        // The first is answered at once, the second parks for 1 s.
+        c.feed(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            fixed_now(t0),
+        );
+        assert_eq!(answers(&c), [(200, false)]);
+        assert!(c.is_awaiting());
+        assert_eq!(c.deadline(), t0 + Duration::from_millis(5));
+        c.on_timeout(fixed_now(t0 + Duration::from_millis(5)));
+        assert!(c.is_finished() && c.output().is_empty());
     }
 
     /// Pipelined repeats of one head are answered from its parse, but each
@@ -916,11 +1264,7 @@ mod tests {
         );
 
         // A repeat of a panicking request: the first one answers 500.
-        let routes = Routes {
-            panic_path: Some("/p"),
-            ..Routes::default()
-        };
-        let mut faulty = Conn::new(routes, Limits::default(), now);
+        let mut faulty = Conn::new(Faulty, Limits::default(), now);
         faulty.feed(&b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n".repeat(3), now);
         assert_eq!(answers(&faulty), [(500, true)]);
     }
@@ -1265,8 +1609,7 @@ mod tests {
             let mut input = stream(&reqs[..k]);
             input.extend_from_slice(b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n");
             input.extend_from_slice(&stream(&reqs[k..]));
-            let routes = Routes { panic_path: Some("/p"), ..Routes::default() };
-            let mut c = Conn::new(routes, Limits::default(), now);
+            let mut c = Conn::new(Faulty, Limits::default(), now);
             let mut out = Vec::new();
             let mut from = 0;
             for &cut in cuts(&splits, input.len()).iter().chain([input.len()].iter()) {
@@ -1283,6 +1626,37 @@ mod tests {
             expected.push((500, true));
             prop_assert_eq!(got, expected);
             prop_assert!(c.is_finished());
+        }
+
+        /// A handler that parks some requests gives, once each wait is
+        /// over, exactly the bytes one that answers at once gives, however
+        /// the stream is split: parking changes when, never what or in
+        /// which order.
+        #[test]
+        fn parking_changes_when_not_what(
+            reqs in prop::collection::vec(req(), 0..=6),
+            every in 0u32..4,
+            splits in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let now = fixed_now(Instant::now());
+            let input = stream(&reqs);
+            let (expected, closing) = run_whole(&input, Limits::default(), now);
+            let mut c = Conn::new(Parking(PARK, every, 0), Limits::default(), now);
+            let mut out = Vec::new();
+            let mut from = 0;
+            for &cut in cuts(&splits, input.len()).iter().chain([input.len()].iter()) {
+                // A model reads nothing while a request is parked.
+                wake_while_awaiting(&mut c, now);
+                c.feed(&input[from..cut], now);
+                out.extend_from_slice(c.output());
+                let n = c.output().len();
+                c.consume_output(n, now);
+                from = cut;
+            }
+            wake_while_awaiting(&mut c, now);
+            out.extend_from_slice(c.output());
+            prop_assert_eq!(out, expected);
+            prop_assert_eq!(c.is_closing(), closing);
         }
 
         /// Arbitrary bytes never panic, every byte of output is a

@@ -7,8 +7,40 @@
 
 use std::time::Instant;
 
-use super::{render_date, BufferPool, Conn, Limits, Now, Phase, Status};
-use crate::route::SeedRoutes;
+use super::{
+    render_date, Answer, BufferPool, Conn, Handler, Limits, Now, Phase, Reply, Request, Status,
+    Ticket,
+};
+
+/// The seed's routing as these checks expect it: `GET|HEAD /` (or `*`) ->
+/// 200 `OK`; `/` with another method -> 405 with `Allow: GET, HEAD`; any
+/// other path -> 404. The core cannot import the application it serves
+/// (`route::SeedRoutes`), so the checks drive it with this probe, and a test
+/// in `route.rs` holds the real routes to the same answers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeedProbe;
+
+impl Handler for SeedProbe {
+    fn handle(&mut self, request: &Request<'_>) -> Answer {
+        let root = request.path == "/" || request.path == "*";
+        Answer::Now(match (root, request.method) {
+            (false, _) => Reply::plain(Status::NotFound),
+            (true, "GET" | "HEAD") => Reply {
+                status: Status::Ok,
+                body: b"OK",
+                allow: None,
+            },
+            (true, _) => Reply {
+                allow: Some("GET, HEAD"),
+                ..Reply::plain(Status::MethodNotAllowed)
+            },
+        })
+    }
+
+    fn resume(&mut self, _: Ticket) -> Reply {
+        unreachable!("the probe answers every request at once")
+    }
+}
 
 /// RFC 9110's example instant, so every Date is the same.
 pub const UNIX_SECS: u64 = 784_111_777;
@@ -33,8 +65,8 @@ pub fn small_limits() -> Limits {
 }
 
 /// A connection serving the seed's routes.
-pub fn conn(limits: Limits, now: Now) -> Conn<SeedRoutes> {
-    Conn::new(SeedRoutes, limits, now)
+pub fn conn(limits: Limits, now: Now) -> Conn<SeedProbe> {
+    Conn::new(SeedProbe, limits, now)
 }
 
 /// Feeds `input` in one piece and returns (output, closing).

@@ -5,8 +5,11 @@
 //! [`Conn::commit_read`], writes [`Conn::output`] and reports what was
 //! written ([`Conn::consume_output`]), calls [`Conn::on_timeout`] once
 //! [`Conn::deadline`] has passed, and closes when [`Conn::is_finished`] says
-//! so (lingering first when [`Conn::needs_linger`]). A reactor lends the
-//! buffers from a [`BufferPool`] ([`Conn::lend`], [`Conn::reclaim`]).
+//! so (lingering first when [`Conn::needs_linger`]). It reads nothing while
+//! output is unwritten or a request awaits its reply ([`Conn::is_awaiting`]).
+//! A reactor lends the buffers from a [`BufferPool`] ([`Conn::lend`],
+//! [`Conn::reclaim`]). The application is a [`Handler`], the core's
+//! contract: it answers each request now, or later without holding a thread.
 //!
 //! ```
 //! use servelab::http::{Conn, Limits, Now};
@@ -27,6 +30,7 @@ mod buffers;
 mod chunked;
 mod conn;
 mod date;
+mod handler;
 #[cfg(any(test, feature = "invariants"))]
 pub mod invariants;
 mod limits;
@@ -38,6 +42,7 @@ pub use buffers::{BufferPool, INPUT_BUFFER, OUTPUT_BUFFER};
 pub use chunked::{ChunkedDecoder, Decoded};
 pub use conn::{Conn, Phase, MAX_DISCARD};
 pub use date::{render as render_date, DateCache, IMF_FIXDATE_LEN};
+pub use handler::{Answer, Handler, Pending, Ticket};
 pub use limits::{Limits, MAX_HEADERS_CAP};
 pub use request::{parse_head, Framing, Head, HeadParse, Request, Version};
 pub use response::{encode, ConnectionHeader, Reply};

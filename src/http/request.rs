@@ -28,7 +28,7 @@ pub enum Framing {
     Chunked,
 }
 
-/// A parsed request, as a [`crate::route::Handler`] sees it.
+/// A parsed request, as a [`super::Handler`] sees it.
 #[derive(Debug)]
 pub struct Request<'a> {
     /// The method token, case-sensitive (`GET`, `HEAD`, ...).

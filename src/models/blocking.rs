@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 
 use super::{deadline_of, shutdown_raw, Linger, Shared, LINGER_TIME};
+use crate::http::Handler;
 use crate::http::{Conn, Now, Phase};
-use crate::route::Handler;
 
 /// Serves one connection to its end on the calling thread: the loop of v1-v3.
 ///
@@ -27,6 +27,8 @@ use crate::route::Handler;
 /// loop {
 ///     write all output (waiting for room at most until the deadline)
 ///     finished? -> leave the loop
+///     a request parked by its handler? -> sleep until its wait is over,
+///                        Conn::on_timeout answers it
 ///     shutdown began? -> keep-alive off; an idle connection's deadline is at
 ///                        most the end of the grace period
 ///     read, blocking (SO_RCVTIMEO) for most of the time left to the deadline
@@ -55,6 +57,14 @@ pub(crate) fn serve_connection(stream: TcpStream, shared: &Shared) {
         }
         if conn.is_finished() {
             break;
+        }
+        if conn.is_awaiting() {
+            // A thread per connection has no way to wait but on itself:
+            // a parked request (`--work await`) is waited for here, as
+            // `wait` would be.
+            std::thread::sleep(conn.deadline().saturating_duration_since(Instant::now()));
+            conn.on_timeout(Now::read());
+            continue;
         }
         let grace_end = shared.shutdown_begun().map(|clock| clock.grace_end);
         if grace_end.is_some() {

@@ -17,7 +17,8 @@
 //!     connection writable -> the same, starting with what is left to write
 //!     pause over          -> accept again, draining the queue
 //!     deadlines due       -> 408 or close (an idle connection once the grace
-//!                            period is over); or re-arm at the connection's
+//!                            period is over), or a parked request's reply
+//!                            (then read on); or re-arm at the connection's
 //!                            later deadline
 //!     shutdown timed out  -> return: the connections still open are dropped
 //! }
@@ -28,7 +29,10 @@
 //! every timeout fires on time without a timer syscall per request. A
 //! connection whose client does not read its responses stops being read
 //! (its output is not allowed to grow while it waits): back-pressure instead
-//! of buffering without bound.
+//! of buffering without bound. A request its handler parks
+//! ([`crate::http::Answer::Later`]) holds no thread and no buffer: the
+//! connection stops being read, and its entry in the deadline heap, armed at
+//! the end of the wait, wakes it.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -387,6 +391,12 @@ fn exchange(
             let _ = client.stream.shutdown(Shutdown::Write);
             client.lingering = Some(Linger::begin(clock.now.instant));
             return drain(client);
+        }
+        if client.conn.is_awaiting() {
+            // Parked: the next requests wait in the socket until the
+            // deadline heap wakes the connection (its deadline is the end of
+            // the wait), then this loop reads them.
+            return true;
         }
         if socket_drained {
             // The last read came back short: the socket was empty, and epoll

@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::http::Handler;
 use crate::http::{encode_rejection, Conn, Limits, Now, Phase, Status};
-use crate::route::{Handler, Routes, Work};
+use crate::route::Routes;
 
 /// The concurrency models servelab can serve with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -70,6 +71,17 @@ impl Model {
             Model::Pool => 9003,
             Model::Event => 9004,
             Model::Uring => 9005,
+        }
+    }
+
+    /// Whether a request its handler parks ([`crate::http::Answer::Later`],
+    /// `--work await`) waits without holding a thread. The blocking models
+    /// have no way to: they wait on the connection's thread, as for
+    /// `--work wait`.
+    pub fn parks_without_a_thread(self) -> bool {
+        match self {
+            Model::Sequential | Model::Threaded | Model::Pool => false,
+            Model::Event | Model::Uring => true,
         }
     }
 
@@ -445,7 +457,7 @@ impl IterationClock {
     pub(crate) fn new(routes: &Routes) -> Self {
         IterationClock {
             now: Now::read(),
-            slow_handlers: routes.work != Work::None,
+            slow_handlers: routes.work.holds_thread(),
         }
     }
 

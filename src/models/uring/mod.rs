@@ -15,11 +15,12 @@
 //!     accept failed  -> out of descriptors or memory: pause accepting
 //!     received bytes -> from a provided buffer into Conn, through buffers lent
 //!                       from the pool (the ring's buffer goes back at once);
-//!                       parked while output is unsent
+//!                       held while output is unsent or a request is parked
 //!     ring ran dry   -> the ring grows; the recv is re-armed
 //!     sent n bytes   -> Conn::consume_output
 //!     deadline due   -> Conn::on_timeout (408 or close; an idle connection
-//!                       after the shutdown's grace period); a stalled send: drop
+//!                       after the shutdown's grace period; a parked request's
+//!                       reply, then the bytes held behind it); a stalled send: drop
 //!     shutdown timed out -> every connection's socket shut down, then closed
 //!     every connection touched above -> its next step, queued for the next
 //!                       enter: send the output, re-arm or cancel the recv,
@@ -834,13 +835,15 @@ fn cancel(target: u64, quiet: Flags) -> Entry {
 }
 
 /// Gives `bytes` to the core while it has no output pending (v4's rule: a
-/// client's responses are not allowed to pile up); returns how many it took.
+/// client's responses are not allowed to pile up) and no request parked
+/// (what follows it waits for its reply); returns how many it took.
 /// Every received byte reaches the core here, never while a send is in
 /// flight, into buffers lent from the reactor's `pool`.
 fn feed(conn: &mut Conn<&Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool) -> usize {
     conn.lend(pool);
     let mut fed = 0;
-    while fed < bytes.len() && !conn.is_closing() && conn.output().is_empty() {
+    while fed < bytes.len() && !conn.is_closing() && conn.output().is_empty() && !conn.is_awaiting()
+    {
         let room = conn.read_buf();
         let n = room.len().min(bytes.len() - fed);
         room[..n].copy_from_slice(&bytes[fed..fed + n]);
