@@ -571,11 +571,7 @@ impl<H: Handler> Conn<H> {
         // The last response encoded, while repeats get the same reply: their
         // copies are owed and appended together (see `Echo::pay`).
         let mut last: Option<Echo> = None;
-        // Heads after this one known to repeat it, from one comparison of the
-        // buffered heads with themselves shifted by one head; tried once per
-        // call, so that a failed try costs one pass over the buffer at most.
-        let mut known_repeats = 0;
-        let mut batch_tried = false;
+        let mut repeats = Repeats::default();
         let stop = loop {
             let handler = &mut self.handler;
             let reply = match catch_unwind(AssertUnwindSafe(|| handler.handle(&head.request))) {
@@ -634,33 +630,11 @@ impl<H: Handler> Conn<H> {
             // Pipelined repeats: bytes identical to this head are the same
             // request, parsed the same way under the same limits, so they
             // are answered from this parse instead of a new one (the
-            // handler is still asked every time). Pipelining clients mostly
-            // repeat one request: this is where pipelined requests cost
-            // least.
-            let (next, len) = (self.start, head.len);
-            if known_repeats == 0 && !batch_tried && self.end - next >= 2 * len {
-                // Each head that fits after this one equals the one before
-                // it exactly when the run equals itself shifted by one head.
-                batch_tried = true;
-                let run = (self.end - next) / len * len;
-                if self.input[at..at + run] == self.input[next..next + run] {
-                    known_repeats = run / len;
-                }
-            }
-            let repeated = match known_repeats {
-                0 => {
-                    self.end - next >= len
-                        && self.input[next..next + len] == self.input[at..at + len]
-                }
-                _ => {
-                    known_repeats -= 1;
-                    true
-                }
-            };
-            if !repeated {
+            // handler is still asked every time).
+            if !repeats.follows(&self.input[..self.end], at, head.len) {
                 break Stop::Answered;
             }
-            at = next;
+            at += head.len;
         };
         if let Some(echo) = last {
             echo.pay(&mut self.output);
@@ -704,6 +678,41 @@ impl<H: Handler> Conn<H> {
         self.linger = true;
         self.start = 0;
         self.end = 0;
+    }
+}
+
+/// The pipelined-repeat fast path: whether the head after the one at `at`
+/// is byte for byte the same. Pipelining clients mostly repeat one request,
+/// so this is where pipelined requests cost least: one comparison finds a
+/// whole run of repeats, and each of them skips the parser.
+#[derive(Default)]
+struct Repeats {
+    /// Heads still ahead known to repeat the one before them.
+    known: usize,
+    /// Whether the run was compared already: once per call of `next_head`,
+    /// so that a failed try costs one pass over the buffer at most.
+    tried: bool,
+}
+
+impl Repeats {
+    /// Whether `buffered[at + len..]` starts with another copy of the head
+    /// `buffered[at..at + len]`.
+    fn follows(&mut self, buffered: &[u8], at: usize, len: usize) -> bool {
+        let next = at + len;
+        if self.known == 0 && !self.tried && buffered.len() - next >= 2 * len {
+            // Each head that fits after this one equals the one before it
+            // exactly when the run equals itself shifted by one head.
+            self.tried = true;
+            let run = (buffered.len() - next) / len * len;
+            if buffered[at..at + run] == buffered[next..next + run] {
+                self.known = run / len;
+            }
+        }
+        if self.known > 0 {
+            self.known -= 1;
+            return true;
+        }
+        buffered.len() - next >= len && buffered[next..next + len] == buffered[at..at + len]
     }
 }
 
@@ -1057,6 +1066,35 @@ mod tests {
                 404 => Reply::plain(Status::NotFound),
                 _ => panic!("a ticket it never gave"),
             }
+        }
+    }
+
+    /// The fast path alone: it finds exactly the heads that repeat the one
+    /// before, whatever follows them, with its one run comparison or head by
+    /// head.
+    #[test]
+    fn repeats_are_found_head_by_head_or_in_one_run() {
+        let head = b"GET / HTTP/1.1\r\n\r\n";
+        let other = b"GET /x HTTP/1.1\r\n\r\n";
+        let len = head.len();
+        // (buffer, how many heads after the first repeat it in a row)
+        let cases: [(Vec<u8>, usize); 6] = [
+            (head.repeat(1), 0),
+            (head.repeat(2), 1),
+            (head.repeat(9), 8),
+            ([&head.repeat(4)[..], &other[..], &head[..]].concat(), 3),
+            ([&head.repeat(3)[..], &head[..len - 1]].concat(), 2),
+            ([&head[..], &other[..], &head.repeat(5)[..]].concat(), 0),
+        ];
+        for (buffered, expected) in cases {
+            let mut repeats = Repeats::default();
+            let mut at = 0;
+            let mut found = 0;
+            while repeats.follows(&buffered, at, len) {
+                found += 1;
+                at += len;
+            }
+            assert_eq!(found, expected, "{:?}", String::from_utf8_lossy(&buffered));
         }
     }
 
