@@ -1079,7 +1079,7 @@ mod tests {
         let len = head.len();
         // (buffer, how many heads after the first repeat it in a row)
         let cases: [(Vec<u8>, usize); 6] = [
-            (head.repeat(1), 0),
+            (head.to_vec(), 0),
             (head.repeat(2), 1),
             (head.repeat(9), 8),
             ([&head.repeat(4)[..], &other[..], &head[..]].concat(), 3),
