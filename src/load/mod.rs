@@ -9,6 +9,7 @@
 //! The library entry point is [`run_load`]; the CLI is [`run`].
 
 mod args;
+mod codec;
 mod config;
 mod conn;
 mod error;
@@ -28,9 +29,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub use args::LoadArgs;
+pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
 pub use error::LoadError;
-pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary};
+pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary, SCHEMA};
 pub use report::{Fairness, LatencySummary, LoadReport};
 pub use response::{Completed, FramingError, ResponseParser, Step};
 pub use runner::run_load;
