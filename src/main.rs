@@ -1,4 +1,4 @@
-//! The `servelab` command: serve | load | bench. Wiring only; the logic lives in the library.
+//! The `servelab` command: serve | load | merge | bench. Wiring only; the logic lives in the library.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,6 +26,8 @@ enum Command {
     Serve(ServeArgs),
     /// Drive an HTTP server with load and report what happened.
     Load(servelab::load::LoadArgs),
+    /// Merge the results of several `servelab load --json` runs into one.
+    Merge(servelab::load::MergeArgs),
     /// Benchmark every model through the scenarios; write REPORT.md,
     /// results.json and SVG charts.
     Bench(servelab::bench::BenchArgs),
@@ -196,6 +198,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Load(args) => servelab::load::run(args),
+        Command::Merge(args) => servelab::load::run_merge(args),
         Command::Bench(args) => servelab::bench::run(args),
     }
 }

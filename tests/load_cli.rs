@@ -153,6 +153,12 @@ fn human_and_json_reports() {
         r#""jain":"#,
         r#""requests_per_sec":"#,
         r#""offered_rate":"#,
+        r#"{"schema":2,"#,
+        r#""headers":[],"#,
+        r#""clients":1,"started_at_ms":1"#,
+        r#""per_connection":["#,
+        r#""histogram":""#,
+        r#""histogram_uncorrected":""#,
     ] {
         assert!(json.contains(key), "no {key} in {json}");
     }

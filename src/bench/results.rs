@@ -4,8 +4,6 @@
 //! What the report concludes is computed from it in [`super::analysis`], with
 //! the table columns of [`super::columns`].
 
-use base64::Engine;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -294,17 +292,12 @@ impl CellResult {
 
 /// Encodes a histogram as base64 of its compressed V2 serialization.
 pub fn encode_histogram(h: &Histogram<u64>) -> Option<String> {
-    let mut bytes = Vec::new();
-    V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    Some(crate::load::encode_histogram(h))
 }
 
 /// Decodes what [`encode_histogram`] wrote.
 pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+    crate::load::decode_histogram(text).ok()
 }
 
 // ---------------------------------------------------------------------------

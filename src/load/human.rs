@@ -4,20 +4,39 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::report::{LatencySummary, LoadReport};
+use super::json::{LatencyUs, LoadSummary};
+use super::report::LoadReport;
 
 /// Renders `report` as text.
 pub fn render(report: &LoadReport) -> String {
+    render_summary(
+        &LoadSummary::of(report),
+        report.latency.map(|l| l.within_stdev),
+    )
+}
+
+/// Renders a summary (one run's, or merged ones') as text. `within_stdev` is
+/// the share of samples within one standard deviation of the mean (not in
+/// the summary: it takes the histogram).
+pub fn render_summary(summary: &LoadSummary, within_stdev: Option<f64>) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = write_report(&mut out, report);
+    let _ = write_report(&mut out, summary, within_stdev);
     out
 }
 
-fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
-    let c = &r.counters;
-    writeln!(out, "Running {} test @ {}", duration(r.duration), r.url)?;
-    let mode = match r.rate {
+fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) -> std::fmt::Result {
+    let e = &r.errors;
+    let window = Duration::from_secs_f64(r.duration_s.max(0.0));
+    writeln!(out, "Running {} test @ {}", duration(window), r.url)?;
+    if r.clients > 1 {
+        writeln!(
+            out,
+            "  Merged from {} runs of servelab load: counts and histograms added, rates summed",
+            r.clients
+        )?;
+    }
+    let mode = match r.rate_target {
         Some(rate) => format!("open loop at {rate:.2} req/s"),
         None => "closed loop".to_string(),
     };
@@ -27,77 +46,74 @@ fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
         r.threads,
         r.connections,
         r.pipeline,
-        duration(r.timeout)
+        duration(Duration::from_secs_f64(r.timeout_s.max(0.0)))
     )?;
-    if !r.warmup.is_zero() {
+    if r.warmup_s > 0.0 {
         writeln!(
             out,
             "  after a {} warmup (not recorded)",
-            duration(r.warmup)
+            duration(Duration::from_secs_f64(r.warmup_s))
         )?;
     }
-    if r.corrected() {
+    if r.latency_corrected {
         writeln!(
             out,
             "  Latency measured from each request's intended send time (corrected for coordinated omission)"
         )?;
     }
-    match &r.latency {
+    match &r.latency_us {
         Some(l) => {
             writeln!(out, "  Thread Stats   Avg      Stdev     Max   +/- Stdev")?;
             writeln!(
                 out,
                 "    Latency   {:>8}  {:>8}  {:>8}  {:>7.2}%",
-                latency(l.mean_ns),
-                latency(l.stdev_ns),
-                latency(l.max_ns as f64),
-                l.within_stdev * 100.0
+                latency(l.mean * 1e3),
+                latency(l.stdev * 1e3),
+                latency(l.max * 1e3),
+                within_stdev.unwrap_or(f64::NAN) * 100.0
             )?;
             writeln!(out, "  Latency Distribution")?;
             write_percentiles(out, l)?;
         }
         None => writeln!(out, "  Latency: no response, no sample")?,
     }
-    if let (true, Some(u)) = (r.corrected(), &r.latency_uncorrected) {
+    if let (true, Some(u)) = (r.latency_corrected, &r.latency_uncorrected_us) {
         writeln!(
             out,
             "  Uncorrected (from actual send): p50 {}, p99 {}, max {}",
-            latency(u.p50_ns as f64),
-            latency(u.p99_ns as f64),
-            latency(u.max_ns as f64)
+            latency(u.p50 * 1e3),
+            latency(u.p99 * 1e3),
+            latency(u.max * 1e3)
         )?;
     }
     writeln!(
         out,
         "  {} requests in {:.2}s, {} read",
-        c.responses,
-        r.duration.as_secs_f64(),
-        bytes(c.bytes_read as f64)
+        r.responses,
+        r.duration_s,
+        bytes(r.bytes_read as f64)
     )?;
     writeln!(
         out,
         "  Sent {}, answered {} ({} with 2xx/3xx)",
-        c.sent,
-        c.responses,
-        r.ok_responses()
+        r.requests_sent, r.responses, r.responses_2xx_3xx
     )?;
-    if let Some(rate) = r.rate {
+    if let Some(rate) = r.rate_target {
         writeln!(
             out,
             "  Rate: target {rate:.2}/s, offered {:.2}/s; {} scheduled requests never sent (every connection's pipeline was full)",
-            r.offered_rate(),
-            c.not_sent
+            r.offered_rate,
+            r.scheduled_not_sent
         )?;
     }
     writeln!(
         out,
         "  Socket errors: connect {}, read {}, write {}, timeout {}",
-        c.connect_errors, c.read_errors, c.write_errors, c.timeouts
+        e.connect, e.read, e.write, e.timeout
     )?;
-    let statuses = r.error_statuses();
-    if !statuses.is_empty() {
-        let total: u64 = statuses.iter().map(|s| s.1).sum();
-        let list: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    if !e.status.is_empty() {
+        let total: u64 = e.status.values().sum();
+        let list: Vec<String> = e.status.iter().map(|(s, n)| format!("{s}: {n}")).collect();
         writeln!(
             out,
             "  Non-2xx or 3xx responses: {total} ({})",
@@ -107,7 +123,7 @@ fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
     writeln!(
         out,
         "  Unanswered: {} (in flight when the run ended); aborted: {} (lost with their connection); unparsable responses: {}; reconnects: {}",
-        c.unanswered, c.aborted, c.parse_errors, c.reconnects
+        e.unanswered, e.aborted, e.parse, r.reconnects
     )?;
     let f = &r.fairness;
     let jain = f.jain.map_or("n/a".to_string(), |j| format!("{j:.4}"));
@@ -123,19 +139,19 @@ fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
             f.starved, f.connections
         )?;
     }
-    writeln!(out, "Requests/sec: {:>10.2}", r.requests_per_sec())?;
-    writeln!(out, "Transfer/sec: {:>10}", bytes(r.bytes_per_sec()))
+    writeln!(out, "Requests/sec: {:>10.2}", r.requests_per_sec)?;
+    writeln!(out, "Transfer/sec: {:>10}", bytes(r.bytes_per_sec))
 }
 
-fn write_percentiles(out: &mut String, l: &LatencySummary) -> std::fmt::Result {
+fn write_percentiles(out: &mut String, l: &LatencyUs) -> std::fmt::Result {
     for (label, value) in [
-        ("50%", l.p50_ns),
-        ("90%", l.p90_ns),
-        ("99%", l.p99_ns),
-        ("99.9%", l.p99_9_ns),
-        ("99.99%", l.p99_99_ns),
+        ("50%", l.p50),
+        ("90%", l.p90),
+        ("99%", l.p99),
+        ("99.9%", l.p99_9),
+        ("99.99%", l.p99_99),
     ] {
-        writeln!(out, "  {label:>7}  {:>8}", latency(value as f64))?;
+        writeln!(out, "  {label:>7}  {:>8}", latency(value * 1e3))?;
     }
     Ok(())
 }

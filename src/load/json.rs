@@ -3,22 +3,36 @@
 //! in its `results.json` (the same type, so the two read alike). Times are in
 //! microseconds (`_us`), rates per second; whole numbers print without a
 //! fraction, non-finite ones as `null`.
+//!
+//! Schema 2 added `schema`, `headers`, `clients`, `started_at_ms`,
+//! `per_connection` and the two histograms, so that results can be merged
+//! (`servelab merge`); an object without them reads as schema 1.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::report::{LatencySummary, LoadReport};
+use super::codec::encode_histogram;
+use super::report::{Fairness, LatencySummary, LoadReport};
+
+/// Version of the `--json` layout written now.
+pub const SCHEMA: u32 = 2;
 
 /// Everything a load run measured, in the form `--json` prints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoadSummary {
+    /// Layout version ([`SCHEMA`]); 1 when absent.
+    #[serde(default = "schema_1")]
+    pub schema: u32,
     /// The URL loaded.
     pub url: String,
-    /// The address connected to.
+    /// The address connected to (merged: each distinct one, comma-separated).
     pub addr: String,
     /// Request method.
     pub method: String,
+    /// Extra request headers as sent, `Name: value` (no body is ever sent).
+    #[serde(default)]
+    pub headers: Vec<String>,
     /// `closed` (each connection sends when its responses are in) or `open`
     /// (sends at `rate_target`).
     pub mode: String,
@@ -28,7 +42,15 @@ pub struct LoadSummary {
     pub threads: u64,
     /// Requests in flight per connection.
     pub pipeline: u64,
-    /// Recorded window, seconds.
+    /// Runs of `servelab load` this result holds: 1, or more once merged.
+    #[serde(default = "one")]
+    pub clients: u64,
+    /// When the recorded window began (after the warm-up), Unix time in
+    /// milliseconds; merged: the earliest start.
+    #[serde(default)]
+    pub started_at_ms: Option<u64>,
+    /// Recorded window, seconds; merged: from the earliest start to the
+    /// latest end.
     #[serde(serialize_with = "number")]
     pub duration_s: f64,
     /// Unrecorded warm-up before it, seconds.
@@ -37,7 +59,8 @@ pub struct LoadSummary {
     /// Per-request timeout, seconds.
     #[serde(serialize_with = "number")]
     pub timeout_s: f64,
-    /// Open loop: the target rate, requests/s; `null` in closed loop.
+    /// Open loop: the target rate, requests/s (merged: the sum over the
+    /// clients); `null` in closed loop.
     #[serde(serialize_with = "opt_number")]
     pub rate_target: Option<f64>,
     /// Adjustments made to the configuration.
@@ -50,10 +73,10 @@ pub struct LoadSummary {
     pub responses_2xx_3xx: u64,
     /// Bytes read while recording.
     pub bytes_read: u64,
-    /// Responses per second.
+    /// Responses per second (merged: the sum of each client's).
     #[serde(serialize_with = "number")]
     pub requests_per_sec: f64,
-    /// Bytes read per second.
+    /// Bytes read per second (merged: the sum of each client's).
     #[serde(serialize_with = "number")]
     pub bytes_per_sec: f64,
     /// Requests sent per second (open loop: by intended send time).
@@ -73,6 +96,26 @@ pub struct LoadSummary {
     pub errors: Errors,
     /// How evenly the connections were served.
     pub fairness: FairnessJson,
+    /// Responses completed per connection slot, in slot order (merged: each
+    /// client's slots in turn).
+    #[serde(default)]
+    pub per_connection: Vec<u64>,
+    /// The latency histogram (ns) behind `latency_us`: HdrHistogram V2
+    /// serialization, DEFLATE-compressed, base64.
+    #[serde(default)]
+    pub histogram: Option<String>,
+    /// Open loop: the histogram behind `latency_uncorrected_us`, encoded the
+    /// same way; `null` in closed loop, where it is `histogram`.
+    #[serde(default)]
+    pub histogram_uncorrected: Option<String>,
+}
+
+fn schema_1() -> u32 {
+    1
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// A latency summary in microseconds.
@@ -156,15 +199,26 @@ impl LoadSummary {
     /// The summary of `r`.
     pub fn of(r: &LoadReport) -> LoadSummary {
         let c = &r.counters;
-        let f = &r.fairness;
         LoadSummary {
+            schema: SCHEMA,
             url: r.url.clone(),
             addr: r.addr.to_string(),
             method: r.method.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect(),
             mode: if r.rate.is_some() { "open" } else { "closed" }.to_string(),
             connections: r.connections as u64,
             threads: r.threads as u64,
             pipeline: r.pipeline as u64,
+            clients: 1,
+            started_at_ms: r
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             duration_s: r.duration.as_secs_f64(),
             warmup_s: r.warmup.as_secs_f64(),
             timeout_s: r.timeout.as_secs_f64(),
@@ -196,15 +250,10 @@ impl LoadSummary {
                     .map(|(code, n)| (code.to_string(), n))
                     .collect(),
             },
-            fairness: FairnessJson {
-                connections: f.connections as u64,
-                served: f.served as u64,
-                starved: f.starved as u64,
-                min: f.min,
-                median: f.median,
-                max: f.max,
-                jain: f.jain,
-            },
+            fairness: FairnessJson::of(&r.fairness),
+            per_connection: r.per_connection.clone(),
+            histogram: Some(encode_histogram(&r.histogram)),
+            histogram_uncorrected: r.histogram_uncorrected.as_ref().map(encode_histogram),
         }
     }
 
@@ -213,6 +262,21 @@ impl LoadSummary {
     pub fn failures(&self) -> u64 {
         let e = &self.errors;
         e.connect + e.read + e.write + e.timeout + e.parse + e.aborted
+    }
+}
+
+impl FairnessJson {
+    /// `f` as printed.
+    pub fn of(f: &Fairness) -> FairnessJson {
+        FairnessJson {
+            connections: f.connections as u64,
+            served: f.served as u64,
+            starved: f.starved as u64,
+            min: f.min,
+            median: f.median,
+            max: f.max,
+            jain: f.jain,
+        }
     }
 }
 

@@ -9,11 +9,14 @@
 //! The library entry point is [`run_load`]; the CLI is [`run`].
 
 mod args;
+mod codec;
 mod config;
 mod conn;
 mod error;
 mod human;
 mod json;
+mod merge;
+mod merge_cmd;
 mod report;
 mod request;
 mod response;
@@ -28,9 +31,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub use args::LoadArgs;
+pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
 pub use error::LoadError;
-pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary};
+pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary, SCHEMA};
+pub use merge::{merge, Merged};
+pub use merge_cmd::{run_merge, MergeArgs};
 pub use report::{Fairness, LatencySummary, LoadReport};
 pub use response::{Completed, FramingError, ResponseParser, Step};
 pub use runner::run_load;

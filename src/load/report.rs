@@ -2,7 +2,7 @@
 //! from the threads' merged statistics.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -126,12 +126,16 @@ pub struct LoadReport {
     pub addr: SocketAddr,
     /// Request method.
     pub method: String,
+    /// Extra request headers, `(name, value)`.
+    pub headers: Vec<(String, String)>,
     /// Connection slots.
     pub connections: usize,
     /// Threads actually used.
     pub threads: usize,
     /// Requests in flight per connection.
     pub pipeline: usize,
+    /// When the recorded window began (after the warm-up).
+    pub started_at: SystemTime,
     /// Recorded window.
     pub duration: Duration,
     /// Unrecorded warmup before it.
@@ -151,6 +155,8 @@ pub struct LoadReport {
     pub latency_uncorrected: Option<LatencySummary>,
     /// The merged latency histogram behind `latency`, in nanoseconds.
     pub histogram: Histogram<u64>,
+    /// Open loop: the merged histogram behind `latency_uncorrected`.
+    pub histogram_uncorrected: Option<Histogram<u64>>,
     /// Responses completed per connection slot.
     pub per_connection: Vec<u64>,
     /// Fairness over `per_connection`.

@@ -35,6 +35,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         notes.push(note);
     }
     let one = encode(&config.method, &config.target, &config.headers);
+    let started_at = std::time::SystemTime::now() + config.warmup;
     let plan = Plan {
         addr,
         requests: one.repeat(config.pipeline),
@@ -96,9 +97,11 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         url: config.target.url.clone(),
         addr,
         method: config.method.clone(),
+        headers: config.headers.clone(),
         connections: config.connections,
         threads,
         pipeline: config.pipeline,
+        started_at,
         duration: config.duration,
         warmup: config.warmup,
         timeout: config.timeout,
@@ -111,6 +114,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             None => summary,
         },
         histogram: latency,
+        histogram_uncorrected: uncorrected,
         fairness: Fairness::of(&per_connection),
         per_connection,
     })
