@@ -773,7 +773,11 @@ impl Ask<'_> {
         for (label, what) in [
             (
                 "wait:1ms",
-                "blocks 1 ms per request (as a database call would)",
+                "blocks 1 ms per request (as a synchronous database call would)",
+            ),
+            (
+                "await:1ms",
+                "waits 1 ms per request without holding its thread (as an asynchronous call would)",
             ),
             ("cpu:50us", "burns 50 µs of CPU per request"),
         ] {

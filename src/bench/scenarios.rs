@@ -341,12 +341,15 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "work",
         title: "Handlers that cost something",
         question: "The seed load with a handler that burns 50 µs of CPU per request \
-                   (serve --work cpu:50us) and one that blocks 1 ms per request as a database \
-                   call would (serve --work wait:1ms): what a blocking handler does to a \
-                   reactor compared with the threaded models.",
+                   (serve --work cpu:50us), one that blocks 1 ms per request as a synchronous \
+                   database call would (serve --work wait:1ms), and one that waits 1 ms without \
+                   holding its thread as an asynchronous call would (serve --work await:1ms): \
+                   what a blocking wait does to a reactor compared with the threaded models, \
+                   and what parking the request instead gives back.",
         points: &[
             with_work("cpu:50us", "cpu:50us"),
             with_work("wait:1ms", "wait:1ms"),
+            with_work("await:1ms", "await:1ms"),
         ],
         timings: SHORT,
         needs_seed: false,
