@@ -16,7 +16,15 @@ pub fn render(report: &LoadReport) -> String {
 
 fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
     let c = &r.counters;
-    writeln!(out, "Running {} test @ {}", duration(r.duration), r.url)?;
+    match r.requests {
+        Some(n) => writeln!(
+            out,
+            "Running {n} requests @ {} (time limit {})",
+            r.url,
+            duration(r.duration)
+        )?,
+        None => writeln!(out, "Running {} test @ {}", duration(r.duration), r.url)?,
+    }
     let mode = match r.rate {
         Some(rate) => format!("open loop at {rate:.2} req/s"),
         None => "closed loop".to_string(),
@@ -34,6 +42,21 @@ fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
             out,
             "  after a {} warmup (not recorded)",
             duration(r.warmup)
+        )?;
+    }
+    if r.interrupted {
+        writeln!(
+            out,
+            "  Run interrupted after {:.2}s of the recorded {}: the figures below cover that part",
+            r.elapsed.as_secs_f64(),
+            duration(r.duration)
+        )?;
+    } else if r.cut_by_time_limit() {
+        writeln!(
+            out,
+            "  Stopped at the time limit ({}) before all {} requests were answered",
+            duration(r.duration),
+            r.requests.unwrap_or_default()
         )?;
     }
     if r.corrected() {
@@ -71,7 +94,7 @@ fn write_report(out: &mut String, r: &LoadReport) -> std::fmt::Result {
         out,
         "  {} requests in {:.2}s, {} read",
         c.responses,
-        r.duration.as_secs_f64(),
+        r.elapsed.as_secs_f64(),
         bytes(c.bytes_read as f64)
     )?;
     writeln!(

@@ -28,9 +28,21 @@ pub struct LoadSummary {
     pub threads: u64,
     /// Requests in flight per connection.
     pub pipeline: u64,
-    /// Recorded window, seconds.
+    /// Recorded window as planned (with `-n`, its time limit), seconds.
     #[serde(serialize_with = "number")]
     pub duration_s: f64,
+    /// The part of it that ran, seconds: less than `duration_s` when the run
+    /// was interrupted or a `-n` count was done sooner. Rates are per second
+    /// of this.
+    #[serde(serialize_with = "number", default)]
+    pub elapsed_s: f64,
+    /// `-n`: requests to send; `null` for a timed run.
+    #[serde(default)]
+    pub requests_target: Option<u64>,
+    /// Whether the run was interrupted (Ctrl-C) before its end: the figures
+    /// cover the part that ran.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Unrecorded warm-up before it, seconds.
     #[serde(serialize_with = "number")]
     pub warmup_s: f64,
@@ -166,6 +178,9 @@ impl LoadSummary {
             threads: r.threads as u64,
             pipeline: r.pipeline as u64,
             duration_s: r.duration.as_secs_f64(),
+            elapsed_s: r.elapsed.as_secs_f64(),
+            requests_target: r.requests,
+            interrupted: r.interrupted,
             warmup_s: r.warmup.as_secs_f64(),
             timeout_s: r.timeout.as_secs_f64(),
             rate_target: r.rate,
