@@ -316,6 +316,30 @@ fn n_sends_exactly_n_requests_and_ends_when_they_are_answered() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(heads.load(Ordering::SeqCst), 1000);
 
+    // Open loop (wrk2's -R) too: the count ends the schedule, and the slots
+    // after it are not "never sent".
+    let out = load(&[
+        "-n",
+        "100",
+        "-R",
+        "2k",
+        "-c",
+        "4",
+        "-t",
+        "2",
+        "--json",
+        &server.url(),
+    ]);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{json}");
+    for (key, value) in [
+        ("requests_sent", "100"),
+        ("responses", "100"),
+        ("scheduled_not_sent", "0"),
+    ] {
+        assert_eq!(json_field(&json, key), value, "{key} in {json}");
+    }
+
     let out = load(&["-n", "10", "-c", "2", &server.url()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}");

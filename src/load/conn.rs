@@ -181,10 +181,7 @@ impl Conn {
         match ctx.schedule {
             None => {
                 if now >= record_from && room > 0 {
-                    room = ctx.plan.claim(room);
-                    if room == 0 {
-                        ctx.budget_out_ns = ctx.budget_out_ns.min(now);
-                    }
+                    room = ctx.plan.claim(room, now);
                 }
                 while count < room {
                     self.inflight.push_back(InFlight {
@@ -204,8 +201,7 @@ impl Conn {
                         break;
                     }
                     if due >= record_from {
-                        if ctx.plan.claim(1) == 0 {
-                            ctx.budget_out_ns = ctx.budget_out_ns.min(due);
+                        if ctx.plan.claim(1, now) == 0 {
                             break;
                         }
                         ctx.counters.sent += 1;

@@ -59,6 +59,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         timeout_ns: nanos(config.timeout),
         cancel: config.cancel.clone(),
         budget: config.requests.map(AtomicU64::new),
+        budget_spent_ns: AtomicU64::new(u64::MAX),
     };
     let shares: Vec<usize> = (0..threads)
         .map(|i| config.connections / threads + usize::from(i < config.connections % threads))

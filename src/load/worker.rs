@@ -53,6 +53,10 @@ pub struct Plan {
     /// `-n`: requests the recorded window may still send, all threads
     /// together; `None` without a count.
     pub budget: Option<AtomicU64>,
+    /// When the last request of the budget was taken (ns after the start;
+    /// `u64::MAX` until then): open-loop slots due after it went unsent for
+    /// want of budget, not of pipeline room, and are not counted as such.
+    pub budget_spent_ns: AtomicU64,
 }
 
 impl Plan {
@@ -64,8 +68,8 @@ impl Plan {
     }
 
     /// Takes up to `wanted` requests from the budget (all of them without
-    /// one); returns how many may be sent.
-    pub fn claim(&self, wanted: usize) -> usize {
+    /// one) at `now`; returns how many may be sent.
+    pub fn claim(&self, wanted: usize, now: u64) -> usize {
         let Some(budget) = &self.budget else {
             return wanted;
         };
@@ -81,7 +85,12 @@ impl Plan {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return take as usize,
+                Ok(_) => {
+                    if take == left {
+                        self.budget_spent_ns.fetch_min(now, Ordering::Relaxed);
+                    }
+                    return take as usize;
+                }
                 Err(now) => left = now,
             }
         }
@@ -111,9 +120,6 @@ pub struct Ctx<'a> {
     pub uncorrected: Option<Histogram<u64>>,
     /// Requests in flight on all of the thread's connections.
     pub outstanding: usize,
-    /// When a send first found the `-n` budget spent: open-loop slots due
-    /// after it were not sent for want of budget, not of pipeline room.
-    pub budget_out_ns: u64,
 }
 
 impl Ctx<'_> {
@@ -157,7 +163,6 @@ pub fn run(
         latency: new_histogram(),
         uncorrected: rate.map(|_| new_histogram()),
         outstanding: 0,
-        budget_out_ns: u64::MAX,
     };
     let mut conns: Vec<Conn> = (0..connections)
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
@@ -230,7 +235,7 @@ pub fn run(
     }
     let ended_ns = ended_ns.min(plan.end_ns);
     let mut per_connection = Vec::with_capacity(connections);
-    let stop_ns = ended_ns.min(ctx.budget_out_ns);
+    let stop_ns = ended_ns.min(plan.budget_spent_ns.load(Ordering::Relaxed));
     for conn in &mut conns {
         conn.finish(&mut ctx, stop_ns);
         per_connection.push(conn.completed());
