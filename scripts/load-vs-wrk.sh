@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Efficiency of `servelab load` against wrk (issue 4, point 2).
+# Efficiency of `servelab load` against wrk.
 #
-# Both clients drive the same server, the reference floor (one epoll thread,
-# ../shared/reference/floor.c) pinned to CPU 0, from CPU 1, in interleaved
-# runs (the order alternates so drift hits both alike). Two modes:
+# Both clients drive the same server, the floor (scripts/floor.c: one epoll
+# thread that answers every request with fixed bytes) pinned to CPU 0, from
+# CPU 1, in interleaved runs (the order alternates so drift hits both alike).
+# Two modes:
 #   plain:       wrk -t1 -c100 -d$DURATION   vs  servelab load -t1 -c100 -d$DURATION
 #   pipeline-16: wrk with scripts/wrk-pipeline.lua (16 requests per write)
 #                                            vs  servelab load ... --pipeline 16
@@ -12,7 +13,7 @@
 # Targets: ratio >= 1.0 plain, >= 0.9 pipelined. Exit 1 if one is missed.
 #
 # Usage: scripts/load-vs-wrk.sh [DURATION [RUNS]]   (default 10s 5)
-# Env:   PORT (default 9299), FLOOR_SRC (default ../shared/reference/floor.c),
+# Env:   PORT (default 9299), FLOOR_SRC (default scripts/floor.c),
 #        SKIP_BUILD=1 to use the existing release binary.
 # Needs: wrk, gcc, taskset (apt-get install -y wrk gcc util-linux), 2+ CPUs.
 set -euo pipefail
@@ -21,7 +22,7 @@ DURATION=${1:-10s}
 RUNS=${2:-5}
 PORT=${PORT:-9299}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-FLOOR_SRC=${FLOOR_SRC:-$ROOT/../shared/reference/floor.c}
+FLOOR_SRC=${FLOOR_SRC:-$ROOT/scripts/floor.c}
 OUT_DIR=$ROOT/target/bench
 URL=http://127.0.0.1:$PORT/
 

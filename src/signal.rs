@@ -1,9 +1,15 @@
-//! Waiting for SIGINT/SIGTERM without a signal handler: the signals are blocked
-//! in every thread and a thread takes them with `sigwait`, so shutdown runs as
-//! ordinary code rather than in async-signal context.
+//! SIGINT and SIGTERM. `serve` waits for them without a signal handler
+//! ([`TerminationSignals`]: the signals are blocked in every thread and a
+//! thread takes them with `sigwait`, so shutdown runs as ordinary code rather
+//! than in async-signal context). `load` and `bench`, busy measuring, poll a
+//! flag instead ([`Interrupts`], through the `signal-hook` crate).
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use signal_hook::flag;
 
 /// SIGINT and SIGTERM, blocked in the thread that created this and in every
 /// thread it spawns afterwards.
@@ -69,6 +75,48 @@ impl TerminationSignals {
         match signal {
             libc::SIGINT => Termination::Interrupt,
             _ => Termination::Terminate,
+        }
+    }
+}
+
+/// The first SIGINT or SIGTERM sets a flag that the program polls to stop
+/// and report what it measured; a second one ends the process at once, as
+/// the signal's default action would (the shell sees 130 or 143).
+pub struct Interrupts {
+    flag: Arc<AtomicBool>,
+    signal: Arc<AtomicUsize>,
+}
+
+impl Interrupts {
+    /// Installs the handlers (they only store to atomics).
+    pub fn catch() -> io::Result<Interrupts> {
+        let interrupts = Interrupts {
+            flag: Arc::new(AtomicBool::new(false)),
+            signal: Arc::new(AtomicUsize::new(0)),
+        };
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // In order: the default action if the flag is already set (a
+            // second signal), then note which signal, then set the flag.
+            flag::register_conditional_default(signal, Arc::clone(&interrupts.flag))?;
+            flag::register_usize(signal, Arc::clone(&interrupts.signal), signal as usize)?;
+            flag::register(signal, Arc::clone(&interrupts.flag))?;
+        }
+        Ok(interrupts)
+    }
+
+    /// The flag the first signal sets.
+    pub fn flag(&self) -> &Arc<AtomicBool> {
+        &self.flag
+    }
+
+    /// The signal that arrived, if one did.
+    pub fn received(&self) -> Option<Termination> {
+        if !self.flag.load(Ordering::SeqCst) {
+            return None;
+        }
+        match self.signal.load(Ordering::SeqCst) as libc::c_int {
+            libc::SIGTERM => Some(Termination::Terminate),
+            _ => Some(Termination::Interrupt),
         }
     }
 }

@@ -51,7 +51,7 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         "--baseline",
         "event",
         "--check",
-        "issue9",
+        "floor-vs-reactors",
     ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -194,7 +194,7 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     for text in [
         "| server CPU/req | CPU/req ÷ event |",
         "## Server CPU per request against event",
-        "## Targets: `issue9`",
+        "## Targets: `floor-vs-reactors`",
         "| target | measured | bound | verdict | notes |",
     ] {
         assert!(report.contains(text), "no {text:?} in the report");
@@ -232,7 +232,7 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     assert!(after.ends_with(&format!("{}\n\nAfter.\n", readme::END)));
     assert!(!after.contains("\nold\n"));
     assert!(after.contains("(docs/bench/throughput.svg)"));
-    assert!(after.contains("| CPU/req ÷ event |") && after.contains("Targets `issue9`"));
+    assert!(after.contains("| CPU/req ÷ event |") && after.contains("Targets `floor-vs-reactors`"));
     assert!(dir.join("docs/bench/throughput.svg").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -295,7 +295,7 @@ fn bad_input_exits_2_before_anything_runs() {
         ],
         &["event, floor"],
     );
-    refused(&["--check", "issue99"], &["issue99", "issue9"]);
+    refused(&["--check", "issue9"], &["issue9", "floor-vs-reactors"]);
     refused(&["--readme-block", "floor"], &["--update-readme"]);
 }
 
@@ -354,7 +354,7 @@ fn help_names_every_flag() {
         "--readme-block",
         "--baseline",
         "--check",
-        "issue9",
+        "floor-vs-reactors",
         "[default: bench-report]",
         "5 minutes",
     ] {

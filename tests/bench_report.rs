@@ -83,6 +83,9 @@ fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) 
             clients: 1,
             started_at_ms: None,
             duration_s: 2.0,
+            elapsed_s: 2.0,
+            requests_target: None,
+            interrupted: false,
             warmup_s: 0.5,
             timeout_s: 2.0,
             rate_target: rate,
@@ -495,7 +498,7 @@ fn floor_results(f: &Floor, servers: &[&str]) -> BenchResults {
     cells.retain(|c| servers.contains(&c.server.as_str()));
     let mut r = bench_of(servers, cells);
     r.settings.baseline = Some("floor".to_string()).filter(|_| servers.contains(&"floor"));
-    r.settings.check = Some("issue9".to_string());
+    r.settings.check = Some("floor-vs-reactors".to_string());
     r
 }
 
@@ -581,7 +584,7 @@ fn targets_follow_the_numbers() {
     // v5 ≤ 1.00×, moonshot ≤ 0.85×, v5 pipelined ≤ 1.00×, v4 ≤ 1.05×,
     // v5 ≤ 512 B, v4 ≤ 1 KiB.
     assert_eq!(target_verdicts(&a), vec![Yes, No, Yes, Yes, Yes, Yes]);
-    assert!(text.contains("## Targets: `issue9`"), "{text}");
+    assert!(text.contains("## Targets: `floor-vs-reactors`"), "{text}");
     assert!(text.contains(
         "| v5 server CPU per request at most 1.00× the floor's, unpipelined | 0.950× (0.900×–1.100×) (uring's server CPU/req ÷ floor's, per run, 3 runs) | at most 1.000× | **holds** |"
     ), "{text}");
@@ -672,7 +675,7 @@ fn results_json_carries_the_ratios_and_the_verdicts() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out[0].bytes).unwrap();
     assert_eq!(json["settings"]["baseline"], "floor");
-    assert_eq!(json["settings"]["check"], "issue9");
+    assert_eq!(json["settings"]["check"], "floor-vs-reactors");
     assert_eq!(json["baseline"]["baseline"], "floor");
     let entry = json["baseline"]["entries"]
         .as_array()
@@ -682,7 +685,7 @@ fn results_json_carries_the_ratios_and_the_verdicts() {
         .unwrap();
     assert!((entry["ratio"]["median"].as_f64().unwrap() - 0.95).abs() < 1e-9);
     let checks = json["targets"]["checks"].as_array().unwrap();
-    assert_eq!(json["targets"]["set"], "issue9");
+    assert_eq!(json["targets"]["set"], "floor-vs-reactors");
     assert_eq!(checks.len(), 6);
     assert_eq!(checks[0]["verdict"], "holds");
     assert_eq!(checks[1]["verdict"], "does_not_hold");

@@ -354,9 +354,9 @@ fn bytes_taken(fd: RawFd, local: SocketAddr, peer: SocketAddr) -> Option<u64> {
 fn stalled_reader(addr: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    socket.set_mss(536).unwrap();
+    socket.set_tcp_mss(536).unwrap();
     socket.connect(&addr.into()).unwrap();
-    socket.set_nodelay(true).unwrap();
+    socket.set_tcp_nodelay(true).unwrap();
     socket.into()
 }
 

@@ -1,8 +1,16 @@
-//! `servelab load` as a command: flags, bad input, output forms.
+//! `servelab load` as a command: flags, bad input, output forms, the
+//! command lines of wrk, wrk2, oha and hey, and Ctrl-C.
 
-use std::net::TcpListener;
-use std::process::{Command, Output};
+mod load_support;
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use load_support::{RawServer, OK};
 use servelab::models::{Model, Server, ServerConfig};
 
 fn load(args: &[&str]) -> Output {
@@ -36,6 +44,14 @@ fn help_documents_every_flag_and_default() {
         "-t,",
         "--duration",
         "-d,",
+        "[alias: -z]",
+        "-n, --requests",
+        "-m, --method",
+        "-b, --body",
+        "-D, --body-file",
+        "-R, --rate",
+        "--latency",
+        "-s, --script",
         "--header",
         "-H,",
         "--method",
@@ -46,7 +62,7 @@ fn help_documents_every_flag_and_default() {
         "--json",
         "--allow-remote",
         "[default: 100]",
-        "[default: 10s]",
+        "[default: 10s",
         "[default: 2s]",
         "[default: GET]",
         "[default: closed loop]",
@@ -93,6 +109,48 @@ fn bad_input_gets_a_clear_error_and_a_failing_exit() {
             vec!["--method", "G T", nobody.as_str()],
             "invalid method",
             2,
+        ),
+        (vec!["-n", "0", nobody.as_str()], "at least 1", 2),
+        (vec!["-c", "1x", nobody.as_str()], "not a count", 2),
+        (vec!["--warmup", "3", nobody.as_str()], "no unit", 2),
+        (vec!["http://::1/"], "brackets, as http://[::1]/", 2),
+        (vec!["http://::1:8080/"], "brackets", 2),
+        (vec!["http://[::1/"], "unclosed [", 2),
+        (vec!["http://[nope]/"], "not an IPv6 address", 2),
+        (
+            vec!["-b", "x", "-D", "/dev/null", nobody.as_str()],
+            "cannot be used with",
+            2,
+        ),
+        (
+            vec!["-D", "/no/such/file", nobody.as_str()],
+            "cannot read",
+            2,
+        ),
+        (
+            vec!["-b", "x", "-H", "Content-Length: 1", nobody.as_str()],
+            "Content-Length itself",
+            2,
+        ),
+        // wrk's, wrk2's and oha's spellings are accepted (the run then fails
+        // for want of a server, not of the flags).
+        (
+            vec![
+                "-c",
+                "1k",
+                "-t",
+                "1",
+                "--latency",
+                "-R",
+                "2k",
+                "-z",
+                "1s",
+                "-m",
+                "POST",
+                nobody.as_str(),
+            ],
+            "cannot connect",
+            1,
         ),
     ] {
         let stderr = refused(&args, code);
@@ -163,4 +221,276 @@ fn human_and_json_reports() {
         assert!(json.contains(key), "no {key} in {json}");
     }
     server.shutdown();
+}
+
+/// wrk's `-s script.lua` is refused with the flags that do its usual jobs.
+#[test]
+fn a_wrk_script_is_refused_with_its_equivalents() {
+    let stderr = refused(&["-s", "pipeline.lua", "http://127.0.0.1:9/"], 2);
+    for word in ["Lua", "--pipeline", "--method", "--body", "-D FILE"] {
+        assert!(stderr.contains(word), "no {word:?} in: {stderr}");
+    }
+}
+
+/// A raw server that keeps every byte it receives and answers each request
+/// head (counted by its blank line, across reads) with 200 OK.
+fn recording_server() -> (RawServer, Arc<Mutex<Vec<u8>>>, Arc<AtomicU64>) {
+    let bytes: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let heads = Arc::new(AtomicU64::new(0));
+    let (bytes_in, heads_in) = (Arc::clone(&bytes), Arc::clone(&heads));
+    let server = RawServer::start(move |mut stream: TcpStream, stop: &AtomicBool| {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0u8; 16 * 1024];
+        let mut matched = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    continue
+                }
+                Err(_) => return,
+            };
+            bytes_in.lock().unwrap().extend_from_slice(&buf[..n]);
+            let mut answers = Vec::new();
+            for &b in &buf[..n] {
+                matched = match (matched, b) {
+                    (0 | 2, b'\r') => matched + 1,
+                    (1 | 3, b'\n') => matched + 1,
+                    (_, b'\r') => 1,
+                    _ => 0,
+                };
+                if matched == 4 {
+                    matched = 0;
+                    heads_in.fetch_add(1, Ordering::SeqCst);
+                    answers.extend_from_slice(OK);
+                }
+            }
+            if stream.write_all(&answers).is_err() {
+                return;
+            }
+        }
+    });
+    (server, bytes, heads)
+}
+
+fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + key.len() + 3..];
+    &rest[..rest.find([',', '}']).unwrap()]
+}
+
+/// oha's and hey's `-n N`: exactly N requests reach the server, each is
+/// answered, and the run ends when they are (long before the time limit).
+#[test]
+fn n_sends_exactly_n_requests_and_ends_when_they_are_answered() {
+    let (server, _, heads) = recording_server();
+    let start = Instant::now();
+    let out = load(&[
+        "-n",
+        "1k",
+        "-c",
+        "7",
+        "-t",
+        "2",
+        "--pipeline",
+        "4",
+        "--json",
+        &server.url(),
+    ]);
+    let took = start.elapsed();
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{json}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    for (key, value) in [
+        ("requests_target", "1000"),
+        ("requests_sent", "1000"),
+        ("responses", "1000"),
+        ("responses_2xx_3xx", "1000"),
+        ("unanswered", "0"),
+        ("interrupted", "false"),
+    ] {
+        assert_eq!(json_field(&json, key), value, "{key} in {json}");
+    }
+    let elapsed: f64 = json_field(&json, "elapsed_s").parse().unwrap();
+    assert!(elapsed > 0.0 && elapsed < 20.0, "{json}");
+    // Nothing more arrives after the run.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(heads.load(Ordering::SeqCst), 1000);
+
+    // Open loop (wrk2's -R) too: the count ends the schedule, and the slots
+    // after it are not "never sent".
+    let out = load(&[
+        "-n",
+        "100",
+        "-R",
+        "2k",
+        "-c",
+        "4",
+        "-t",
+        "2",
+        "--json",
+        &server.url(),
+    ]);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{json}");
+    for (key, value) in [
+        ("requests_sent", "100"),
+        ("responses", "100"),
+        ("scheduled_not_sent", "0"),
+    ] {
+        assert_eq!(json_field(&json, key), value, "{key} in {json}");
+    }
+
+    let out = load(&["-n", "10", "-c", "2", &server.url()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("Running 10 requests @ "), "{text}");
+    assert!(text.contains("  10 requests in "), "{text}");
+    assert!(text.contains("Sent 10, answered 10"), "{text}");
+}
+
+/// `-n` against a server that never answers stops at the time limit, and
+/// says so.
+#[test]
+fn n_is_bounded_by_the_time_limit() {
+    let server = load_support::stalled();
+    let start = Instant::now();
+    let out = load(&["-n", "5", "-c", "1", "-d", "300ms", &server.url()]);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Stopped at the time limit (300ms) before all 5 requests were answered"),
+        "{text}"
+    );
+}
+
+/// oha's `-m` and `-b`, hey's `-D FILE`: the body goes out with its
+/// Content-Length, on every request.
+#[test]
+fn method_and_body_are_sent_with_a_content_length() {
+    let (server, bytes, _) = recording_server();
+    let out = load(&[
+        "-n",
+        "3",
+        "-c",
+        "1",
+        "-m",
+        "PUT",
+        "-b",
+        "hello",
+        &server.url(),
+    ]);
+    assert!(out.status.success());
+    let host = server.addr.to_string();
+    let one = format!("PUT / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(
+        String::from_utf8(bytes.lock().unwrap().clone()).unwrap(),
+        one.repeat(3)
+    );
+
+    bytes.lock().unwrap().clear();
+    let file = std::env::temp_dir().join(format!("servelab-body-{}", std::process::id()));
+    std::fs::write(&file, b"{\"a\":1}\n").unwrap();
+    let out = load(&[
+        "-n",
+        "1",
+        "-c",
+        "1",
+        "-m",
+        "POST",
+        "-D",
+        file.to_str().unwrap(),
+        &server.url(),
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(bytes.lock().unwrap().clone()).unwrap(),
+        format!("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 8\r\n\r\n{{\"a\":1}}\n")
+    );
+}
+
+/// `http://[::1]:PORT/` loads an IPv6 loopback server (where the machine
+/// has IPv6).
+#[test]
+fn ipv6_loopback_in_brackets() {
+    let server = match Server::start(Model::Event, ServerConfig::new("[::1]:0".parse().unwrap())) {
+        Ok(server) => server,
+        Err(e) => {
+            println!("skipped ipv6_loopback_in_brackets: no IPv6 loopback here ({e})");
+            return;
+        }
+    };
+    let url = format!("http://[::1]:{}/", server.local_addr().port());
+    let out = load(&["-n", "10", "-c", "2", &url]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Sent 10, answered 10 (10 with 2xx/3xx)"),
+        "{text}"
+    );
+    server.shutdown();
+}
+
+/// Runs a 10 s load, sends SIGINT after 300 ms, and returns its exit status
+/// and stdout.
+fn interrupted(extra: &[&str]) -> (Option<i32>, String) {
+    let server = Server::start(
+        Model::Event,
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap();
+    let url = format!("http://{}/", server.local_addr());
+    let child = Command::new(env!("CARGO_BIN_EXE_servelab"))
+        .args(["load", "-c", "2", "-d", "10s"])
+        .args(extra)
+        .arg(&url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill only sends a signal to the child just spawned.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "it ran on after SIGINT"
+    );
+    server.shutdown();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+/// Ctrl-C prints the report of what was measured so far, marked
+/// interrupted, and exits 130, as wrk and oha do.
+#[test]
+fn ctrl_c_prints_the_partial_report_and_exits_130() {
+    let (code, text) = interrupted(&[]);
+    assert_eq!(code, Some(130), "{text}");
+    assert!(text.contains("Run interrupted after "), "{text}");
+    assert!(text.contains("Requests/sec:"), "{text}");
+    let answered: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" read"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in {text}"));
+    assert!(answered > 0, "{text}");
+
+    let (code, json) = interrupted(&["--json"]);
+    assert_eq!(code, Some(130), "{json}");
+    assert_eq!(json_field(&json, "interrupted"), "true", "{json}");
+    let elapsed: f64 = json_field(&json, "elapsed_s").parse().unwrap();
+    assert!(elapsed > 0.0 && elapsed < 5.0, "{json}");
+    assert_eq!(json_field(&json, "duration_s"), "10", "{json}");
 }

@@ -30,6 +30,7 @@ use std::time::Instant;
 use clap::ValueEnum;
 
 use crate::models::Model;
+use crate::signal::Interrupts;
 
 pub use args::BenchArgs;
 
@@ -41,29 +42,6 @@ use progress::Progress;
 use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings, Spread};
 use runner::{CellContext, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, Profile, Scenario};
-
-/// Set by SIGINT/SIGTERM: stop after the current cell, write what was measured.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// The first SIGINT or SIGTERM sets [`INTERRUPTED`]; a second one ends the
-/// bench at once (its server children die with it).
-fn catch_interrupts() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic; sigaction reads the
-        // struct it is given, which is fully initialised.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
-}
 
 /// A server that failed to start this many times in a row is not tried again.
 const START_ATTEMPTS: usize = 2;
@@ -380,7 +358,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    catch_interrupts();
+    // The first SIGINT or SIGTERM stops the bench after the current cell
+    // (the load of a cell under way is cut short) and writes what was
+    // measured; a second one ends it at once (its server children die with it).
+    let interrupts = match Interrupts::catch() {
+        Ok(interrupts) => interrupts,
+        Err(e) => {
+            eprintln!("servelab bench: cannot catch SIGINT/SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let interrupted_flag: &AtomicBool = interrupts.flag();
     let started_at = utc_now();
     let clock = Instant::now();
     let machine_before = CpuTimes::now();
@@ -391,13 +379,13 @@ pub fn run(args: BenchArgs) -> ExitCode {
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
         fd_limit,
-        interrupted: &INTERRUPTED,
+        interrupted: interrupted_flag,
     };
     let mut progress = Progress::new(planned);
     let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
     let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); setup.servers.len()];
     for cell in &plan.cells {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if interrupted_flag.load(Ordering::Relaxed) {
             break;
         }
         let name = &setup.servers[cell.server].name;
@@ -443,10 +431,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
             &cells,
         )
     });
-    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    let interrupted = interrupts.received();
     let results = BenchResults {
         schema: results::SCHEMA,
-        complete: !interrupted && cells.len() == plan.cells.len(),
+        complete: interrupted.is_none() && cells.len() == plan.cells.len(),
         started_at,
         finished_at: utc_now(),
         machine: Machine::detect(fd_limit),
@@ -473,8 +461,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
         .as_ref()
         .map(|(path, block)| (path.as_path(), block.as_deref()));
     match write_report(&results, &setup.out, readme) {
-        Ok(()) if interrupted => ExitCode::from(130),
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match interrupted {
+            Some(signal) => ExitCode::from(signal.exit_status()),
+            None => ExitCode::SUCCESS,
+        },
         Err(e) => {
             eprintln!("servelab bench: {e}");
             ExitCode::FAILURE

@@ -107,10 +107,10 @@ const ALL_IDLE_ANSWERED: &[Condition] = &[Condition {
 
 /// Every target set.
 pub static SETS: &[TargetSet] = &[TargetSet {
-    name: "issue9",
-    about: "issue 9's targets for v5 (uring) and v4 (event) against floor.c (run as \
-            --server floor=...), as ratios measured in the same run; needs the scenarios \
-            seed, pipeline and idle",
+    name: "floor-vs-reactors",
+    about: "v5 (uring) and v4 (event) against the floor, scripts/floor.c (run as \
+            --server floor=...): server CPU per request as ratios measured in the same \
+            run, and RSS per idle connection; needs the scenarios seed, pipeline and idle",
     targets: &[
         Target {
             label: "v5 server CPU per request at most 1.00× the floor's, unpipelined",

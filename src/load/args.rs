@@ -1,6 +1,7 @@
 //! `servelab load` flags, wrk-familiar, and their translation into a
 //! [`LoadConfig`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::units::{parse_duration, positive_duration};
@@ -17,29 +18,43 @@ Without --rate the load is closed loop, like wrk: each connection sends again as
 as its responses are in, and latency is measured from the send. With --rate it is open \
 loop, like wrk2: latency is measured from each request's intended send time, so a \
 stalled server shows up in the percentiles. Requests still in flight at the end are \
-reported as unanswered (up to connections x pipeline of them is the normal tail)."
+reported as unanswered (up to connections x pipeline of them is the normal tail). \
+Counts (-c, -n, -R) take k (x1000) and M (x1,000,000): -c 1k. \
+Ctrl-C prints the report of what was measured so far, marked interrupted, and exits 130."
 )]
 pub struct LoadArgs {
-    /// Target URL, http only, e.g. http://127.0.0.1:9002/
+    /// Target URL, http only, e.g. http://127.0.0.1:9002/ or http://[::1]:9002/
     pub url: String,
     /// Connections to keep open.
-    #[arg(short = 'c', long, default_value_t = 100, value_parser = at_least_one)]
+    #[arg(short = 'c', long, default_value = "100", value_parser = at_least_one)]
     pub connections: u64,
     /// Load threads, each running its own event loop over its share of the
     /// connections; more threads than connections are clamped to the
     /// connection count, with a note.
     #[arg(short = 't', long, default_value_t = 1, value_parser = at_least_one)]
     pub threads: u64,
-    /// Recorded duration, e.g. 10s, 500ms, 1m.
-    #[arg(short = 'd', long, default_value = "10s", value_parser = positive_duration)]
-    pub duration: Duration,
+    /// Recorded duration, e.g. 10s, 500ms, 1m; with -n, the time limit
+    /// [default: 10s; with -n: 1m].
+    #[arg(short = 'd', long, visible_short_alias = 'z', value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+    /// Send N requests in all (as oha and hey do) instead of running for a
+    /// duration: the run ends once each has its response (or timed out, or
+    /// was lost with its connection), or at the time limit (-d).
+    #[arg(short = 'n', long, value_name = "N", value_parser = at_least_one)]
+    pub requests: Option<u64>,
     /// Extra request header "Name: value" (repeatable); a Host header here
     /// replaces the one taken from the URL.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// Request method (no body is sent).
-    #[arg(long, default_value = "GET")]
+    /// Request method.
+    #[arg(short = 'm', long, default_value = "GET")]
     pub method: String,
+    /// Request body, sent with its Content-Length [default: no body].
+    #[arg(short = 'b', long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from FILE, sent with its Content-Length.
+    #[arg(short = 'D', long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
     /// Time a request may wait for its response before it counts as a
     /// timeout and its connection is replaced.
     #[arg(long, default_value = "2s", value_parser = positive_duration)]
@@ -50,12 +65,22 @@ pub struct LoadArgs {
     pub pipeline: u64,
     /// Open loop: send this many requests/s in total, spread evenly over the
     /// connections, and measure latency from the intended send times
-    /// (coordinated-omission correction) [default: closed loop].
-    #[arg(long, value_parser = parse_rate)]
+    /// (coordinated-omission correction; -R as in wrk2) [default: closed loop].
+    #[arg(short = 'R', long, value_parser = parse_rate)]
     pub rate: Option<f64>,
-    /// Load applied before the recorded duration, not recorded.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    /// Load applied before the recorded duration, not recorded; the unit is
+    /// required (2s, 500ms: a time, not a count of runs).
+    #[arg(long, default_value = "0s", value_parser = warmup_duration)]
     pub warmup: Duration,
+    /// Accepted for wrk's command lines and ignored: the latency
+    /// distribution is always reported.
+    #[arg(long)]
+    pub latency: bool,
+    /// wrk's Lua script: refused (exit 2). Use --pipeline N for pipelined
+    /// requests, -m/--method for the method, -H for headers and -b/--body or
+    /// -D for a body.
+    #[arg(short = 's', long, value_name = "SCRIPT")]
+    pub script: Option<String>,
     /// Print the full result as one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -64,13 +89,30 @@ pub struct LoadArgs {
     pub allow_remote: bool,
 }
 
+/// The time limit of a `-n` run when `-d` does not give one.
+pub const REQUESTS_TIME_LIMIT: Duration = Duration::from_secs(60);
+/// The recorded duration when neither `-d` nor `-n` is given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
 impl LoadArgs {
     /// The configuration these flags describe.
     pub fn config(&self) -> Result<LoadConfig, LoadError> {
+        if let Some(script) = &self.script {
+            return Err(LoadError::InvalidConfig(format!(
+                "-s {script:?}: wrk's Lua scripts are not supported; their usual jobs are flags \
+                 here: --pipeline N (requests written together), -m/--method METHOD, \
+                 -H \"Name: value\", -b/--body TEXT or -D FILE (a body with its Content-Length)"
+            )));
+        }
         let mut config = LoadConfig::new(&self.url)?;
         config.connections = usize::try_from(self.connections).unwrap_or(usize::MAX);
         config.threads = usize::try_from(self.threads).unwrap_or(usize::MAX);
-        config.duration = self.duration;
+        config.requests = self.requests;
+        config.duration = match (self.duration, self.requests) {
+            (Some(d), _) => d,
+            (None, Some(_)) => REQUESTS_TIME_LIMIT,
+            (None, None) => DEFAULT_DURATION,
+        };
         config.warmup = self.warmup;
         config.timeout = self.timeout;
         config.pipeline = self.pipeline as usize;
@@ -80,16 +122,45 @@ impl LoadArgs {
         for header in &self.headers {
             config.header(header)?;
         }
+        if let Some(text) = &self.body {
+            config.body = Some(text.as_bytes().to_vec());
+        }
+        if let Some(path) = &self.body_file {
+            let bytes = std::fs::read(path).map_err(|e| {
+                LoadError::InvalidConfig(format!("-D {}: cannot read it: {e}", path.display()))
+            })?;
+            config.body = Some(bytes);
+        }
         config.validate()?;
         Ok(config)
     }
 }
 
+/// A count: digits, optionally with `k` (x1000) or `M` (x1,000,000) as
+/// wrk takes them (`-c 1k`); a fraction only where the result is whole
+/// (`1.5k`).
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a count: expected e.g. 100, 10k or 1M");
+    let text = text.trim();
+    let (number, scale) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1_000.0),
+        Some((i, 'm' | 'M')) => (&text[..i], 1_000_000.0),
+        _ => return text.parse::<u64>().map_err(|_| bad()),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(bad());
+    }
+    let value = number.parse::<f64>().map_err(|_| bad())? * scale;
+    if value.fract() != 0.0 || value >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(value as u64)
+}
+
 fn at_least_one(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1".to_string()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a whole number")),
+    match parse_count(text)? {
+        0 => Err("must be at least 1".to_string()),
+        n => Ok(n),
     }
 }
 
@@ -101,14 +172,66 @@ fn pipeline_depth(text: &str) -> Result<u64, String> {
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
-    let rate: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid rate {text:?}: expected requests per second, e.g. 2000"))?;
+    let trimmed = text.trim();
+    let (number, scale) = match trimmed.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&trimmed[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&trimmed[..i], 1e6),
+        _ => (trimmed, 1.0),
+    };
+    let rate = number.parse::<f64>().map_err(|_| {
+        format!("invalid rate {text:?}: expected requests per second, e.g. 2000 or 10k")
+    })? * scale;
     if !(rate.is_finite() && rate > 0.0) {
         return Err(format!(
             "invalid rate {text:?}: must be more than 0 requests per second"
         ));
     }
     Ok(rate)
+}
+
+/// `--warmup`: a duration with its unit. A bare number is refused (but 0):
+/// hyperfine's `--warmup 3` means three runs, and a load generator that read
+/// it as three seconds would do something else than asked without a word.
+fn warmup_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        if trimmed.bytes().all(|b| b == b'0' || b == b'.') {
+            return Ok(Duration::ZERO);
+        }
+        return Err(format!(
+            "{text:?} has no unit: --warmup is a time, e.g. {trimmed}s or 500ms (not a count \
+             of runs, as in hyperfine)"
+        ));
+    }
+    parse_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_k_and_m() {
+        assert_eq!(parse_count("100"), Ok(100));
+        assert_eq!(parse_count("1k"), Ok(1000));
+        assert_eq!(parse_count("10K"), Ok(10_000));
+        assert_eq!(parse_count("1.5k"), Ok(1500));
+        assert_eq!(parse_count("2M"), Ok(2_000_000));
+        for bad in ["", "k", "1.5", "1.0005k", "-1k", "1x", "1 k", "1e3"] {
+            assert!(parse_count(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_rate("10k"), Ok(10_000.0));
+        assert_eq!(parse_rate("2.5k"), Ok(2500.0));
+        assert!(parse_rate("k").is_err());
+    }
+
+    #[test]
+    fn warmup_needs_a_unit() {
+        assert_eq!(warmup_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(warmup_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(warmup_duration("0"), Ok(Duration::ZERO));
+        let e = warmup_duration("3").unwrap_err();
+        assert!(e.contains("no unit") && e.contains("3s"), "{e}");
+        assert!(warmup_duration("1.5").is_err());
+    }
 }

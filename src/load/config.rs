@@ -5,8 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::LoadError;
-use super::request::{check_method, parse_header};
+use super::request::{check_method, encode, parse_header};
 use super::target::Target;
+
+/// The largest request body sent.
+pub const MAX_BODY: usize = 16 << 20;
+/// The most bytes of pipelined requests prepared for one write.
+pub const MAX_WRITE: usize = 64 << 20;
 
 /// Everything [`super::run_load`] needs. Build one with [`LoadConfig::new`]
 /// and change the public fields; [`LoadConfig::validate`] runs before a load.
@@ -16,6 +21,8 @@ pub struct LoadConfig {
     pub target: Target,
     /// Request method (default `GET`).
     pub method: String,
+    /// Request body, sent with its `Content-Length` (default none).
+    pub body: Option<Vec<u8>>,
     /// Extra request headers, `(name, value)`; a `Host` here replaces the URL's.
     pub headers: Vec<(String, String)>,
     /// Connections kept open (default 100).
@@ -23,8 +30,13 @@ pub struct LoadConfig {
     /// Load threads, each with its own event loop (default 1). More threads
     /// than connections are clamped to the connection count.
     pub threads: usize,
-    /// The recorded part of the run (default 10 s).
+    /// The recorded part of the run (default 10 s); with `requests`, its
+    /// time limit.
     pub duration: Duration,
+    /// Send this many requests in the recorded window, then end the run once
+    /// each has its answer (a response, a timeout, or lost with its
+    /// connection); `None` runs for `duration`.
+    pub requests: Option<u64>,
     /// Load applied before recording starts (default 0).
     pub warmup: Duration,
     /// How long a request may wait for its response (default 2 s).
@@ -37,7 +49,8 @@ pub struct LoadConfig {
     /// Allow a target outside loopback.
     pub allow_remote: bool,
     /// Ends the run early when set (checked at least every 10 ms): what was
-    /// recorded until then is reported, over the full planned window.
+    /// recorded until then is reported, over the time it ran, and the report
+    /// says it was interrupted.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -47,10 +60,12 @@ impl LoadConfig {
         Ok(LoadConfig {
             target: Target::parse(url)?,
             method: "GET".to_string(),
+            body: None,
             headers: Vec::new(),
             connections: 100,
             threads: 1,
             duration: Duration::from_secs(10),
+            requests: None,
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(2),
             pipeline: 1,
@@ -89,9 +104,42 @@ impl LoadConfig {
                 return bad("--rate must be a positive number of requests per second");
             }
         }
+        if self.requests == Some(0) {
+            return bad("requests (-n) must be at least 1");
+        }
         check_method(&self.method)?;
         for (name, value) in &self.headers {
             parse_header(&format!("{name}: {value}"))?;
+        }
+        if let Some(body) = &self.body {
+            if body.len() > MAX_BODY {
+                return bad(&format!(
+                    "the body is {} bytes: at most {MAX_BODY} (16 MiB) are sent",
+                    body.len()
+                ));
+            }
+            if let Some((name, _)) = self.headers.iter().find(|(n, _)| {
+                n.eq_ignore_ascii_case("content-length")
+                    || n.eq_ignore_ascii_case("transfer-encoding")
+            }) {
+                return Err(LoadError::InvalidConfig(format!(
+                    "-H {name}: with a body (-b/-D) servelab sends its Content-Length itself"
+                )));
+            }
+        }
+        let request = encode(
+            &self.method,
+            &self.target,
+            &self.headers,
+            self.body.as_deref(),
+        );
+        if request.len().saturating_mul(self.pipeline) > MAX_WRITE {
+            return bad(&format!(
+                "--pipeline {} requests of {} bytes are more than {MAX_WRITE} bytes (64 MiB) \
+                 to write at once",
+                self.pipeline,
+                request.len()
+            ));
         }
         Ok(())
     }

@@ -153,6 +153,7 @@ impl Conn {
                 // old as the timeout are timeouts; younger ones behind them
                 // are lost with the connection.
                 let record_from = ctx.plan.record_from_ns;
+                ctx.outstanding -= self.inflight.len();
                 for p in self.inflight.drain(..) {
                     if p.intended >= record_from {
                         if now.saturating_sub(p.sent) >= timeout {
@@ -174,11 +175,14 @@ impl Conn {
         if self.state != State::Open || self.write_from < self.write_to {
             return;
         }
-        let room = ctx.plan.pipeline - self.inflight.len();
+        let mut room = ctx.plan.pipeline - self.inflight.len();
         let record_from = ctx.plan.record_from_ns;
         let mut count = 0;
         match ctx.schedule {
             None => {
+                if now >= record_from && room > 0 {
+                    room = ctx.plan.claim(room, now);
+                }
                 while count < room {
                     self.inflight.push_back(InFlight {
                         intended: now,
@@ -196,28 +200,33 @@ impl Conn {
                     if due > now || due >= ctx.plan.end_ns {
                         break;
                     }
+                    if due >= record_from {
+                        if ctx.plan.claim(1, now) == 0 {
+                            break;
+                        }
+                        ctx.counters.sent += 1;
+                    }
                     self.inflight.push_back(InFlight {
                         intended: due,
                         sent: now,
                     });
-                    if due >= record_from {
-                        ctx.counters.sent += 1;
-                    }
                     self.next_slot += 1;
                     count += 1;
                 }
             }
         }
         if count > 0 {
+            ctx.outstanding += count;
             self.write_from = 0;
             self.write_to = count * ctx.plan.request_len;
             self.flush(ctx, now);
         }
     }
 
-    /// The run is over: requests still in flight are unanswered, and in
-    /// open loop, slots in the window this slot never got to send are counted.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>) {
+    /// The run is over (at `stop_ns`): requests still in flight are
+    /// unanswered, and in open loop, slots in the window due before the stop
+    /// that this slot never got to send are counted.
+    pub fn finish(&mut self, ctx: &mut Ctx<'_>, stop_ns: u64) {
         let record_from = ctx.plan.record_from_ns;
         let unanswered = self
             .inflight
@@ -225,11 +234,12 @@ impl Conn {
             .filter(|p| p.intended >= record_from)
             .count();
         ctx.counters.unanswered += unanswered as u64;
+        ctx.outstanding -= self.inflight.len();
         if let Some(schedule) = ctx.schedule {
             let mut m = self.next_slot;
             loop {
                 let due = schedule.conn_slot_time(self.index, m);
-                if due >= ctx.plan.end_ns {
+                if due >= ctx.plan.end_ns || due >= stop_ns {
                     break;
                 }
                 if due >= record_from {
@@ -428,6 +438,7 @@ impl Conn {
             self.fail(ctx, now);
             return false;
         };
+        ctx.outstanding -= 1;
         if request.intended >= ctx.plan.record_from_ns {
             ctx.counters.responses += 1;
             ctx.counters.count_status(done.status);
@@ -457,6 +468,7 @@ impl Conn {
     /// connection replaces it at once.
     fn fail(&mut self, ctx: &mut Ctx<'_>, now: u64) {
         let record_from = ctx.plan.record_from_ns;
+        ctx.outstanding -= self.inflight.len();
         let lost = self
             .inflight
             .drain(..)

@@ -28,7 +28,15 @@ pub fn render_summary(summary: &LoadSummary, within_stdev: Option<f64>) -> Strin
 fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) -> std::fmt::Result {
     let e = &r.errors;
     let window = Duration::from_secs_f64(r.duration_s.max(0.0));
-    writeln!(out, "Running {} test @ {}", duration(window), r.url)?;
+    match r.requests_target {
+        Some(n) => writeln!(
+            out,
+            "Running {n} requests @ {} (time limit {})",
+            r.url,
+            duration(window)
+        )?,
+        None => writeln!(out, "Running {} test @ {}", duration(window), r.url)?,
+    }
     if r.clients > 1 {
         writeln!(
             out,
@@ -53,6 +61,21 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
             out,
             "  after a {} warmup (not recorded)",
             duration(Duration::from_secs_f64(r.warmup_s))
+        )?;
+    }
+    if r.interrupted {
+        writeln!(
+            out,
+            "  Run interrupted after {:.2}s of the recorded {}: the figures below cover that part",
+            r.elapsed_s,
+            duration(window)
+        )?;
+    } else if r.cut_by_time_limit() {
+        writeln!(
+            out,
+            "  Stopped at the time limit ({}) before all {} requests were answered",
+            duration(window),
+            r.requests_target.unwrap_or_default()
         )?;
     }
     if r.latency_corrected {
@@ -90,7 +113,7 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
         out,
         "  {} requests in {:.2}s, {} read",
         r.responses,
-        r.duration_s,
+        r.elapsed_s,
         bytes(r.bytes_read as f64)
     )?;
     writeln!(

@@ -49,10 +49,22 @@ pub struct LoadSummary {
     /// milliseconds; merged: the earliest start.
     #[serde(default)]
     pub started_at_ms: Option<u64>,
-    /// Recorded window, seconds; merged: from the earliest start to the
-    /// latest end.
+    /// Recorded window as planned (with `-n`, its time limit), seconds;
+    /// merged: from the earliest start to the latest end.
     #[serde(serialize_with = "number")]
     pub duration_s: f64,
+    /// The part of it that ran, seconds: less than `duration_s` when the run
+    /// was interrupted or a `-n` count was done sooner. Rates are per second
+    /// of this.
+    #[serde(serialize_with = "number", default)]
+    pub elapsed_s: f64,
+    /// `-n`: requests to send; `null` for a timed run.
+    #[serde(default)]
+    pub requests_target: Option<u64>,
+    /// Whether the run was interrupted (Ctrl-C) before its end: the figures
+    /// cover the part that ran.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Unrecorded warm-up before it, seconds.
     #[serde(serialize_with = "number")]
     pub warmup_s: f64,
@@ -196,6 +208,16 @@ pub struct FairnessJson {
 }
 
 impl LoadSummary {
+    /// Whether a `-n` run stopped at its time limit before every request
+    /// was answered (or timed out, or was lost with its connection).
+    pub fn cut_by_time_limit(&self) -> bool {
+        let e = &self.errors;
+        !self.interrupted
+            && self
+                .requests_target
+                .is_some_and(|n| self.responses + e.timeout + e.aborted < n)
+    }
+
     /// The summary of `r`.
     pub fn of(r: &LoadReport) -> LoadSummary {
         let c = &r.counters;
@@ -220,6 +242,9 @@ impl LoadSummary {
                 .ok()
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             duration_s: r.duration.as_secs_f64(),
+            elapsed_s: r.elapsed.as_secs_f64(),
+            requests_target: r.requests,
+            interrupted: r.interrupted,
             warmup_s: r.warmup.as_secs_f64(),
             timeout_s: r.timeout.as_secs_f64(),
             rate_target: r.rate,

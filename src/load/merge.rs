@@ -170,6 +170,13 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         clients: sum(|s| s.clients),
         started_at_ms: Some(base),
         duration_s: span,
+        // Each client's part that ran lies within the span.
+        elapsed_s: checked.iter().map(|c| c.s.elapsed_s).fold(0.0, f64::max),
+        requests_target: checked
+            .iter()
+            .map(|c| c.s.requests_target)
+            .sum::<Option<u64>>(),
+        interrupted: checked.iter().any(|c| c.s.interrupted),
         warmup_s: checked.iter().map(|c| c.s.warmup_s).fold(0.0, f64::max),
         timeout_s: s.timeout_s,
         rate_target: open.then(|| sum_f(|s| s.rate_target.unwrap_or(0.0))),
@@ -388,6 +395,9 @@ mod tests {
             clients: 1,
             started_at_ms: Some(start_ms),
             duration_s: 1.0,
+            elapsed_s: 1.0,
+            requests_target: None,
+            interrupted: false,
             warmup_s: 0.0,
             timeout_s: 2.0,
             rate_target: rate,

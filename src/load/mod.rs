@@ -29,6 +29,9 @@ mod worker;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::signal::Interrupts;
 
 pub use args::LoadArgs;
 pub use codec::{decode_histogram, encode_histogram};
@@ -45,12 +48,20 @@ pub use target::Target;
 
 /// Runs `servelab load`: the report on stdout (text, or JSON with `--json`),
 /// notes and errors on stderr. Exits 2 on bad input, 1 when the run could
-/// not start for another reason.
+/// not start for another reason. The first SIGINT (Ctrl-C) or SIGTERM ends
+/// the run early: the report of what was measured until then is printed,
+/// marked interrupted, and the exit status is 130 (143 for SIGTERM), as wrk
+/// and oha do; a second one ends the process at once.
 pub fn run(args: LoadArgs) -> ExitCode {
-    let config = match args.config() {
+    let mut config = match args.config() {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
+    let interrupts = match Interrupts::catch() {
+        Ok(interrupts) => interrupts,
+        Err(e) => return fail(&LoadError::Io(e)),
+    };
+    config.cancel = Some(Arc::clone(interrupts.flag()));
     let report = match run_load(&config) {
         Ok(report) => report,
         Err(e) => return fail(&e),
@@ -64,14 +75,14 @@ pub fn run(args: LoadArgs) -> ExitCode {
         human::render(&report)
     };
     let mut stdout = std::io::stdout().lock();
-    if stdout
+    let written = stdout
         .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
-        return ExitCode::FAILURE;
+        .and_then(|()| stdout.flush());
+    match (interrupts.received(), written) {
+        (Some(signal), _) => ExitCode::from(signal.exit_status()),
+        (None, Ok(())) => ExitCode::SUCCESS,
+        (None, Err(_)) => ExitCode::FAILURE,
     }
-    ExitCode::SUCCESS
 }
 
 /// Renders a report as the JSON object `--json` prints.

@@ -136,8 +136,17 @@ pub struct LoadReport {
     pub pipeline: usize,
     /// When the recorded window began (after the warm-up).
     pub started_at: SystemTime,
-    /// Recorded window.
+    /// Recorded window as planned (with `requests`, its time limit).
     pub duration: Duration,
+    /// The part of the recorded window that ran: `duration`, or less when
+    /// the run was interrupted or its `requests` were all answered sooner.
+    /// Rates are per second of this.
+    pub elapsed: Duration,
+    /// `-n`: the requests to send; `None` for a timed run.
+    pub requests: Option<u64>,
+    /// Whether the run was cancelled ([`super::LoadConfig::cancel`], Ctrl-C
+    /// for `servelab load`) before its end.
+    pub interrupted: bool,
     /// Unrecorded warmup before it.
     pub warmup: Duration,
     /// Per-request timeout.
@@ -164,20 +173,39 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Responses per second of the recorded window.
+    /// Responses per second of the recorded window (the part that ran).
     pub fn requests_per_sec(&self) -> f64 {
-        self.counters.responses as f64 / self.duration.as_secs_f64()
+        self.per_second(self.counters.responses)
     }
 
     /// Bytes read per second of the recorded window.
     pub fn bytes_per_sec(&self) -> f64 {
-        self.counters.bytes_read as f64 / self.duration.as_secs_f64()
+        self.per_second(self.counters.bytes_read)
     }
 
     /// Requests sent per second of the recorded window (open loop: counted by
     /// intended send time, so this is the rate actually offered).
     pub fn offered_rate(&self) -> f64 {
-        self.counters.sent as f64 / self.duration.as_secs_f64()
+        self.per_second(self.counters.sent)
+    }
+
+    /// `n` per second of [`LoadReport::elapsed`]; 0 when nothing was
+    /// recorded (interrupted during the warmup).
+    fn per_second(&self, n: u64) -> f64 {
+        match self.elapsed.as_secs_f64() {
+            s if s > 0.0 => n as f64 / s,
+            _ => 0.0,
+        }
+    }
+
+    /// Whether a `-n` run stopped at its time limit before every request
+    /// was sent and answered.
+    pub fn cut_by_time_limit(&self) -> bool {
+        let c = &self.counters;
+        !self.interrupted
+            && self
+                .requests
+                .is_some_and(|n| c.responses + c.timeouts + c.aborted < n)
     }
 
     /// Responses with a status outside 2xx/3xx, per code, ascending.

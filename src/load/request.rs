@@ -33,11 +33,18 @@ pub fn check_method(method: &str) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Encodes `METHOD path HTTP/1.1`, `Host` (unless a user header replaces it)
-/// and the user headers. No body is sent, so a method that needs one should
-/// come with the user's own `Content-Length: 0`.
-pub fn encode(method: &str, target: &Target, headers: &[(String, String)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + target.path.len());
+/// Encodes `METHOD path HTTP/1.1`, `Host` (unless a user header replaces it),
+/// the user headers and, with a body, its `Content-Length` and the body.
+/// Without one no body is sent, so a method that needs one should come with
+/// the user's own `Content-Length: 0`.
+pub fn encode(
+    method: &str,
+    target: &Target,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let body_len = body.map_or(0, <[u8]>::len);
+    let mut out = Vec::with_capacity(96 + target.path.len() + body_len);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.path.as_bytes());
@@ -53,7 +60,12 @@ pub fn encode(method: &str, target: &Target, headers: &[(String, String)]) -> Ve
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 
@@ -70,13 +82,21 @@ mod tests {
         let t = Target::parse("http://127.0.0.1:9/x?y").unwrap();
         let h = vec![parse_header("X-A: 1").unwrap()];
         assert_eq!(
-            encode("GET", &t, &h),
+            encode("GET", &t, &h, None),
             b"GET /x?y HTTP/1.1\r\nHost: 127.0.0.1:9\r\nX-A: 1\r\n\r\n"
         );
         let h = vec![parse_header("host: other").unwrap()];
         assert_eq!(
-            encode("HEAD", &t, &h),
+            encode("HEAD", &t, &h, None),
             b"HEAD /x?y HTTP/1.1\r\nhost: other\r\n\r\n"
+        );
+        assert_eq!(
+            encode("POST", &t, &[], Some(b"a=1")),
+            b"POST /x?y HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Length: 3\r\n\r\na=1"
+        );
+        assert_eq!(
+            encode("POST", &t, &[], Some(b"")),
+            b"POST /x?y HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Length: 0\r\n\r\n"
         );
     }
 

@@ -1,6 +1,7 @@
 //! Runs a load: checks, resolves, probes, starts the threads, merges.
 
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::LoadConfig;
@@ -34,7 +35,18 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     if let Some(note) = raise_fd_limit(config.connections as u64 + 64) {
         notes.push(note);
     }
-    let one = encode(&config.method, &config.target, &config.headers);
+    if let Some(n) = config.requests.filter(|&n| n < config.connections as u64) {
+        notes.push(format!(
+            "-n {n} is less than -c {}: at most {n} connections can complete a request",
+            config.connections
+        ));
+    }
+    let one = encode(
+        &config.method,
+        &config.target,
+        &config.headers,
+        config.body.as_deref(),
+    );
     let started_at = std::time::SystemTime::now() + config.warmup;
     let plan = Plan {
         addr,
@@ -47,6 +59,8 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         end_ns: nanos(config.warmup) + nanos(config.duration),
         timeout_ns: nanos(config.timeout),
         cancel: config.cancel.clone(),
+        budget: config.requests.map(AtomicU64::new),
+        budget_spent_ns: AtomicU64::new(u64::MAX),
     };
     let shares: Vec<usize> = (0..threads)
         .map(|i| config.connections / threads + usize::from(i < config.connections % threads))
@@ -80,8 +94,10 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     let mut latency = new_histogram();
     let mut uncorrected = config.rate.map(|_| new_histogram());
     let mut per_connection = Vec::with_capacity(config.connections);
+    let mut ended_ns = 0;
     for result in results {
         let stats = result?;
+        ended_ns = ended_ns.max(stats.ended_ns);
         counters.merge(&stats.counters);
         latency
             .add(&stats.latency)
@@ -93,6 +109,10 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         per_connection.extend(stats.per_connection);
     }
     let summary = LatencySummary::of(&latency);
+    let interrupted = config
+        .cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::Relaxed));
     Ok(LoadReport {
         url: config.target.url.clone(),
         addr,
@@ -103,6 +123,9 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         pipeline: config.pipeline,
         started_at,
         duration: config.duration,
+        elapsed: Duration::from_nanos(ended_ns.saturating_sub(plan.record_from_ns)),
+        requests: config.requests,
+        interrupted,
         warmup: config.warmup,
         timeout: config.timeout,
         rate: config.rate,

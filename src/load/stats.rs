@@ -108,4 +108,7 @@ pub struct ThreadStats {
     pub uncorrected: Option<Histogram<u64>>,
     /// Responses completed per connection, in connection order.
     pub per_connection: Vec<u64>,
+    /// When the thread stopped, ns after the run's start (at most the
+    /// planned end; earlier when cancelled or when a `-n` count was done).
+    pub ended_ns: u64,
 }

@@ -1,7 +1,7 @@
 //! The target URL: parsing `http://host[:port][/path][?query]`, resolving the
 //! host, and the loopback-only guard.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use super::error::LoadError;
 
@@ -114,18 +114,37 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// Splits `host[:port]` (RFC 3986 §3.2.2): the host an IPv6 address in
+/// brackets (`[::1]`), or a name or IPv4 address (unreserved characters,
+/// sub-delims and `%HH`). An IPv6 address without brackets is refused with
+/// the bracketed form to use, not read as a host and a port.
 fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
             .ok_or("unclosed [ in an IPv6 host")?;
+        if host.parse::<Ipv6Addr>().is_err() {
+            return Err(format!("[{host}] is not an IPv6 address"));
+        }
         match after {
             "" => (host, None),
             p if p.starts_with(':') => (host, Some(&p[1..])),
             _ => return Err("unexpected text after ]".to_string()),
         }
     } else {
-        match authority.rsplit_once(':') {
+        if authority.matches(':').count() > 1 {
+            let example = match authority.rsplit_once(':') {
+                _ if authority.parse::<Ipv6Addr>().is_ok() => format!("http://[{authority}]/"),
+                Some((host, port)) if host.parse::<Ipv6Addr>().is_ok() => {
+                    format!("http://[{host}]:{port}/")
+                }
+                _ => "http://[::1]:8080/".to_string(),
+            };
+            return Err(format!(
+                "more than one ':' in the host: an IPv6 address goes in brackets, as {example}"
+            ));
+        }
+        match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
         }
@@ -135,6 +154,12 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), String> {
     }
     if host.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err("the host holds a space or control character".to_string());
+    }
+    if let Some(bad) = host
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=%:".contains(c)))
+    {
+        return Err(format!("the host holds {bad:?}, which no host name may"));
     }
     let port = match port {
         None => 80,
@@ -174,6 +199,36 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_loopback_in_brackets() {
+        let t = Target::parse("http://[::1]/").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.path.as_str(),
+                t.host_header.as_str()
+            ),
+            ("::1", 80, "/", "[::1]")
+        );
+        let t = Target::parse("http://[::1]:8080/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8080));
+        assert_eq!(t.resolve(false).unwrap()[0], "[::1]:8080".parse().unwrap());
+        for bad in [
+            "http://::1/",
+            "http://::1:8080/",
+            "http://[::1/",
+            "http://[zz]/",
+        ] {
+            match Target::parse(bad) {
+                Err(LoadError::InvalidUrl { why, .. }) => {
+                    assert!(why.contains("IPv6"), "{bad}: {why}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn rejects_bad_urls() {
         for bad in [
             "127.0.0.1:80/",
@@ -185,6 +240,10 @@ mod tests {
             "http://u@h/",
             "http://[::1/",
             "http://h/a b",
+            "http://::1/",
+            "http://[::1]x/",
+            "http://h<i>/",
+            "http://h:1:2/",
         ] {
             assert!(
                 matches!(Target::parse(bad), Err(LoadError::InvalidUrl { .. })),

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,13 @@ pub struct Plan {
     pub timeout_ns: u64,
     /// Set to end the run early.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// `-n`: requests the recorded window may still send, all threads
+    /// together; `None` without a count.
+    pub budget: Option<AtomicU64>,
+    /// When the last request of the budget was taken (ns after the start;
+    /// `u64::MAX` until then): open-loop slots due after it went unsent for
+    /// want of budget, not of pipeline room, and are not counted as such.
+    pub budget_spent_ns: AtomicU64,
 }
 
 impl Plan {
@@ -58,6 +65,42 @@ impl Plan {
         self.cancel
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// Takes up to `wanted` requests from the budget (all of them without
+    /// one) at `now`; returns how many may be sent.
+    pub fn claim(&self, wanted: usize, now: u64) -> usize {
+        let Some(budget) = &self.budget else {
+            return wanted;
+        };
+        let mut left = budget.load(Ordering::Relaxed);
+        loop {
+            let take = left.min(wanted as u64);
+            if take == 0 {
+                return 0;
+            }
+            match budget.compare_exchange_weak(
+                left,
+                left - take,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if take == left {
+                        self.budget_spent_ns.fetch_min(now, Ordering::Relaxed);
+                    }
+                    return take as usize;
+                }
+                Err(now) => left = now,
+            }
+        }
+    }
+
+    /// Whether a budget was given and is spent.
+    fn budget_spent(&self) -> bool {
+        self.budget
+            .as_ref()
+            .is_some_and(|b| b.load(Ordering::Relaxed) == 0)
     }
 }
 
@@ -75,6 +118,8 @@ pub struct Ctx<'a> {
     pub latency: Histogram<u64>,
     /// Open loop: latency from the actual send.
     pub uncorrected: Option<Histogram<u64>>,
+    /// Requests in flight on all of the thread's connections.
+    pub outstanding: usize,
 }
 
 impl Ctx<'_> {
@@ -117,6 +162,7 @@ pub fn run(
         counters: Counters::default(),
         latency: new_histogram(),
         uncorrected: rate.map(|_| new_histogram()),
+        outstanding: 0,
     };
     let mut conns: Vec<Conn> = (0..connections)
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
@@ -136,9 +182,13 @@ pub fn run(
     let mut next_sweep = now + sweep_every;
     let mut cursor = 0u64;
     let mut armed_for = u64::MAX;
+    let mut ended_ns;
     loop {
         let now = ctx.now();
-        if now >= plan.end_ns || plan.cancelled() {
+        ended_ns = now;
+        // With -n, the thread is done once the budget is spent and every
+        // request it sent has its answer.
+        if now >= plan.end_ns || plan.cancelled() || (ctx.outstanding == 0 && plan.budget_spent()) {
             break;
         }
         if let (Some(schedule), Some(timer)) = (ctx.schedule, &timer) {
@@ -169,6 +219,7 @@ pub fn run(
         }
         let now = ctx.now();
         if now >= plan.end_ns {
+            ended_ns = now;
             break;
         }
         for event in events.iter() {
@@ -182,9 +233,11 @@ pub fn run(
             }
         }
     }
+    let ended_ns = ended_ns.min(plan.end_ns);
     let mut per_connection = Vec::with_capacity(connections);
+    let stop_ns = ended_ns.min(plan.budget_spent_ns.load(Ordering::Relaxed));
     for conn in &mut conns {
-        conn.finish(&mut ctx);
+        conn.finish(&mut ctx, stop_ns);
         per_connection.push(conn.completed());
     }
     Ok(ThreadStats {
@@ -192,5 +245,6 @@ pub fn run(
         latency: ctx.latency,
         uncorrected: ctx.uncorrected,
         per_connection,
+        ended_ns,
     })
 }

@@ -105,13 +105,15 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
         let mut outcome = Ok(());
         for (i, listener) in listeners.iter().enumerate() {
             // Accepted sockets inherit TCP_NODELAY: no setsockopt per connection.
-            let spawned = SockRef::from(&**listener).set_nodelay(true).and_then(|()| {
-                let (listener, open, ready) =
-                    (Arc::clone(listener), Arc::clone(&open), ready.clone());
-                spawn(shared, format!("v5-ring-{i}"), None, move |shared| {
-                    run(shared, &listener, &open, ready)
-                })
-            });
+            let spawned = SockRef::from(&**listener)
+                .set_tcp_nodelay(true)
+                .and_then(|()| {
+                    let (listener, open, ready) =
+                        (Arc::clone(listener), Arc::clone(&open), ready.clone());
+                    spawn(shared, format!("v5-ring-{i}"), None, move |shared| {
+                        run(shared, &listener, &open, ready)
+                    })
+                });
             if let Err(e) = spawned {
                 outcome = Err(e);
                 break;
