@@ -7,7 +7,9 @@
 //! ```text
 //! loop {
 //!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of shutdown)
-//!     shutdown began      -> stop accepting; keep-alive off on every connection
+//!     shutdown began      -> stop accepting; take in what the shutdown drained
+//!                            from this reactor's listen queue; keep-alive off on
+//!                            every connection
 //!     listener readable   -> accept until EAGAIN; past the cap: 503 + close;
 //!                            out of descriptors: pause accepting
 //!     connection readable -> lend it buffers from the pool, read, Conn::commit_read,
@@ -209,14 +211,19 @@ impl<'a> Reactor<'a> {
             .min()
     }
 
-    /// Stops accepting and turns keep-alive off everywhere: each connection
-    /// answers what it has buffered or receives in the grace period, then
-    /// closes; one with nothing in progress closes when the grace period ends.
+    /// Stops accepting, takes in the connections the shutdown drained from
+    /// this reactor's listen queue, and turns keep-alive off everywhere:
+    /// each connection answers what it has buffered or receives in the
+    /// grace period, then closes; one with nothing in progress closes when
+    /// the grace period ends.
     fn begin_shutdown(&mut self, listener: &TcpListener, clock: ShutdownClock) {
         self.shutdown = Some(clock);
         self.accepting = Accepting::No;
         let fd = listener.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        for stream in self.shared.take_drained(listener) {
+            self.admit(stream);
+        }
         for slot in 0..self.clients.len() as u32 {
             if let Some(client) = self.clients[slot].as_mut() {
                 client.conn.disable_keep_alive();
@@ -231,8 +238,8 @@ impl<'a> Reactor<'a> {
 
     fn accept_all(&mut self, listener: &TcpListener) {
         loop {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
                 Err(e) => match AcceptError::of(&e) {
                     AcceptError::Transient => continue,
                     AcceptError::Empty => return,
@@ -242,37 +249,42 @@ impl<'a> Reactor<'a> {
                         return;
                     }
                 },
-            };
-            if self.open.load(Ordering::Relaxed) >= self.shared.config.max_connections {
-                reject(stream, Status::ServiceUnavailable);
-                continue;
             }
-            let _ = stream.set_nodelay(true);
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let mut stream = TcpStream::from_std(stream);
-            let slot = self.clients.claim();
-            if self
-                .poll
-                .registry()
-                .register(&mut stream, Token(slot as usize), Interest::READABLE)
-                .is_err()
-            {
-                self.clients.release(slot);
-                continue;
-            }
-            let config = &self.shared.config;
-            let client = Client {
-                stream,
-                conn: Conn::new(&config.routes, config.limits, self.clock.now),
-                waiting_to_write: false,
-                lingering: None,
-            };
-            self.clients[slot] = Some(client);
-            self.open.fetch_add(1, Ordering::Relaxed);
-            self.arm(slot);
         }
+    }
+
+    /// Takes an accepted connection into the loop, or answers 503 past the
+    /// connection cap.
+    fn admit(&mut self, stream: std::net::TcpStream) {
+        if self.open.load(Ordering::Relaxed) >= self.shared.config.max_connections {
+            reject(stream, Status::ServiceUnavailable);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut stream = TcpStream::from_std(stream);
+        let slot = self.clients.claim();
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot as usize), Interest::READABLE)
+            .is_err()
+        {
+            self.clients.release(slot);
+            return;
+        }
+        let config = &self.shared.config;
+        let client = Client {
+            stream,
+            conn: Conn::new(&config.routes, config.limits, self.clock.now),
+            waiting_to_write: false,
+            lingering: None,
+        };
+        self.clients[slot] = Some(client);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.arm(slot);
     }
 
     /// One step of one connection, with its buffers lent for the step: an

@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! loop {
-//!     shutdown began -> stop accepting; keep-alive off on every connection
+//!     shutdown began -> stop accepting; take in what the shutdown drained from
+//!                       this reactor's listen queue; keep-alive off on every
+//!                       connection
 //!     accept idle, or its pause over -> arm the multishot accept (it drains
 //!                       the queue first)
 //!     io_uring_enter(submit everything queued below; wait for a completion
@@ -310,16 +312,25 @@ impl Reactor<'_> {
         }
     }
 
+    /// Takes an accepted connection in. One that arrives once shutdown has
+    /// begun (drained from the listen queue, or accepted before the accept
+    /// was cancelled) is served with keep-alive off, like those already
+    /// open. Past the connection cap, or once the shutdown timeout has cut
+    /// everything, it is answered 503.
     fn admit(&mut self, fd: OwnedFd) {
         let config = &self.shared.config;
-        if self.shutdown.is_some() || self.open.load(Ordering::Relaxed) >= config.max_connections {
+        if self.cut || self.open.load(Ordering::Relaxed) >= config.max_connections {
             reject(TcpStream::from(fd), Status::ServiceUnavailable);
             return;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
+        let mut conn = Conn::new(&config.routes, config.limits, self.clock.now);
+        if self.shutdown.is_some() {
+            conn.disable_keep_alive();
+        }
         let client = Client {
             fd,
-            conn: Conn::new(&config.routes, config.limits, self.clock.now),
+            conn,
             stage: Stage::Open,
             recv: Recv::Off,
             sending: Sending::Idle,
@@ -549,15 +560,19 @@ impl Reactor<'_> {
         unsafe { self.push(entry) };
     }
 
-    /// Shutdown begins: accept no more, and turn keep-alive off everywhere:
-    /// each connection answers what it has buffered or receives within the
-    /// grace period (the last response saying `Connection: close`), and one
-    /// with nothing in progress closes when the grace period ends
-    /// ([`deadline_of`]).
+    /// Shutdown begins: accept no more, take in the connections the
+    /// shutdown drained from this reactor's listen queue, and turn
+    /// keep-alive off everywhere: each connection answers what it has
+    /// buffered or receives within the grace period (the last response
+    /// saying `Connection: close`), and one with nothing in progress closes
+    /// when the grace period ends ([`deadline_of`]).
     fn begin_shutdown(&mut self, clock: ShutdownClock) {
         self.shutdown = Some(clock);
         if self.accept == Accept::Armed {
             self.cancel(user_data(Op::Accept, 0, 0));
+        }
+        for stream in self.shared.take_drained(self.listener) {
+            self.admit(OwnedFd::from(stream));
         }
         for slot in 0..self.clients.len() as u32 {
             if let Some(client) = self.clients[slot].client.as_mut() {
