@@ -46,10 +46,10 @@ use mio::{Events, Interest, Poll, Token};
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, spawn, start_threads, AcceptError, IterationClock,
-    Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
+    bind_shared_port, deadline_of, input_waiting, reject, spawn, start_threads, AcceptError,
+    IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Status};
+use crate::http::{BufferPool, Conn, Now, Phase, Status};
 use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -302,6 +302,16 @@ impl<'a> Reactor<'a> {
                 client.conn.lend(&mut self.buffers);
                 let peer_closed = match step {
                     Step::Ready { peer_closed } => peer_closed,
+                    // Idle at the grace period's end, but its next request
+                    // has arrived (its event is not handled yet): read it
+                    // rather than close over it.
+                    Step::TimedOut
+                        if self.shutdown.is_some()
+                            && is_idle(&client.conn)
+                            && input_waiting(client.stream.as_raw_fd()) =>
+                    {
+                        false
+                    }
                     Step::TimedOut => {
                         client.conn.on_timeout(self.clock.now);
                         false
@@ -358,6 +368,12 @@ impl<'a> Reactor<'a> {
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether `conn` waits for a next request with nothing to write: what the
+/// end of a shutdown's grace period closes.
+fn is_idle(conn: &Conn<&Routes>) -> bool {
+    conn.phase() == Phase::Idle && conn.output().is_empty() && !conn.is_closing()
 }
 
 /// Writes pending output, then reads and answers until the socket has no more

@@ -14,9 +14,12 @@
 //! disabled ([`Conn::disable_keep_alive`]), so it answers the requests it has
 //! buffered or receives during [`ServerConfig::shutdown_grace`], the last
 //! response saying `Connection: close`; a connection with nothing in
-//! progress is closed when the grace period ends; one still receiving a
-//! request may finish it; at [`ServerConfig::shutdown_timeout`] whatever is
-//! left is cut.
+//! progress is closed when the grace period ends, but not over a request
+//! that has already arrived unread (the blocking loop's last wait polls the
+//! socket, the reactors ask [`input_waiting`]): a drained connection served
+//! late, or a reactor busy past the grace period, still answers it; one
+//! still receiving a request may finish it; at
+//! [`ServerConfig::shutdown_timeout`] whatever is left is cut.
 
 mod blocking;
 mod deadlines;
@@ -607,6 +610,27 @@ pub(crate) fn reject(stream: TcpStream, status: Status) {
             }
         }
     }
+}
+
+/// Whether bytes from the peer wait unread on socket `fd` (a one-byte peek
+/// that does not block). A reactor asks before it closes a connection idle
+/// at the end of a shutdown's grace period: the request may have arrived
+/// while the reactor was busy (a connection drained from the listen queue
+/// has usually sent it long before), and closing over unread input would
+/// reset the connection instead of answering it. The blocking models need
+/// no such question: their last wait polls the socket.
+pub(crate) fn input_waiting(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv(2) writes at most one byte into `byte`, a local.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
 }
 
 fn shutdown_raw(fd: RawFd, how: libc::c_int) {

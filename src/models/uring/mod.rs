@@ -71,10 +71,10 @@ use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, start_threads, AcceptError,
-    IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
+    bind_shared_port, deadline_of, input_waiting, reject, shutdown_raw, spawn, start_threads,
+    AcceptError, IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Status};
+use crate::http::{BufferPool, Conn, Now, Phase, Status};
 use crate::route::Routes;
 
 /// Most receive buffers per reactor. Only connections with bytes arriving
@@ -429,7 +429,8 @@ impl Reactor<'_> {
         let grace_end = self.shutdown.map(|clock| clock.grace_end);
         let due = client
             .deadline(grace_end)
-            .is_some_and(|at| at <= now.instant);
+            .is_some_and(|at| at <= now.instant)
+            && !(grace_end.is_some() && client.request_waiting());
         let mut send = None;
         match client.stage {
             Stage::Open => match client.quiet_conn() {
@@ -807,6 +808,22 @@ impl<'r> Client<'r> {
         if self.parked.is_none() && self.peer_closed {
             self.conn.commit_read(0, now);
         }
+    }
+
+    /// Whether it is idle, its recv armed (or about to be), and yet its next request has
+    /// arrived (the recv has not completed yet: the reactor was busy, or
+    /// the connection was just drained from the listen queue): at the end
+    /// of a shutdown's grace period it is not closed over that request,
+    /// which the recv delivers at the next enter.
+    fn request_waiting(&self) -> bool {
+        let conn = &self.conn;
+        self.stage == Stage::Open
+            && self.parked.is_none()
+            && !self.peer_closed
+            && conn.phase() == Phase::Idle
+            && conn.output().is_empty()
+            && !conn.is_closing()
+            && input_waiting(self.fd.as_raw_fd())
     }
 
     /// When this connection must next be looked at without any I/O;
