@@ -33,13 +33,8 @@ fn idle_connections_cost_under_1_kib(model: Model) {
         "idle_connections_cost_under_1_kib on --model {}",
         model.name()
     );
-    let limit = raise_fd_limit();
     // Both tests of this binary may run at once, each holding its clients.
-    let needed = 2 * CONNECTIONS as u64 + 200;
-    if limit < needed {
-        say(&format!(
-            "skipped {test}: RLIMIT_NOFILE hard limit {limit} is below {needed} (raise it: ulimit -Hn)"
-        ));
+    if skip_below_fd_limit(&test, 2 * CONNECTIONS as u64 + 200) {
         return;
     }
     // One reactor, holding every connection; no idle timeout on a slow machine.

@@ -502,7 +502,8 @@ fn client_that_does_not_read_blocks_nobody(model: Model) {
 }
 
 // ---------------------------------------------------------------------------
-// v5 uring (each test prints why and passes where io_uring cannot be used)
+// v5 uring (each test prints why and passes where io_uring cannot be used,
+// or fails with SERVELAB_REQUIRE_ALL set)
 
 /// 10,000 idle connections held open at once on one ring (a child process,
 /// so that client and server each hold 10,000 descriptors), then every one
@@ -515,12 +516,7 @@ fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
     if skip_unavailable(Model::Uring, test) {
         return;
     }
-    let limit = raise_fd_limit();
-    if limit < CONNECTIONS as u64 + 200 {
-        say(&format!(
-            "skipped {test}: RLIMIT_NOFILE hard limit {limit} is below {} (raise it: ulimit -Hn)",
-            CONNECTIONS + 200
-        ));
+    if skip_below_fd_limit(test, CONNECTIONS as u64 + 200) {
         return;
     }
     let flags = [

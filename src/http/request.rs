@@ -186,16 +186,15 @@ fn interpret<'b>(req: httparse::Request<'b, 'b>, len: usize) -> Result<Head<'b>,
             hosts += 1;
             host = h.value;
         } else if field == Field::ContentLength {
-            for value in list_elements(h.value) {
-                let n = parse_content_length(value)?;
-                if content_length.is_some_and(|seen| seen != n) {
-                    return Err(Status::BadRequest);
-                }
-                content_length = Some(n);
-            }
-            if content_length.is_none() {
+            // One value per field: a list (`5, 5`) is refused, as RFC 9110
+            // §8.6 allows, since recipients that take its first or last
+            // element frame differently. Equal values in separate fields
+            // are the one value.
+            let n = parse_content_length(trim(h.value))?;
+            if content_length.is_some_and(|seen| seen != n) {
                 return Err(Status::BadRequest);
             }
+            content_length = Some(n);
         } else if field == Field::TransferEncoding {
             codings.add(h.value)?;
         } else if field == Field::Connection {
@@ -676,10 +675,26 @@ mod tests {
             |v: &str| parse(&format!("POST / HTTP/1.1\r\nHost: a\r\n{v}\r\n\r\n")).map(|r| r.0);
         assert_eq!(cl("Content-Length: 5"), Ok(Framing::Length(5)));
         assert_eq!(cl("Content-Length: 0"), Ok(Framing::None));
-        assert_eq!(cl("Content-Length: 5, 5"), Ok(Framing::Length(5)));
         assert_eq!(
             cl("Content-Length: 5\r\nContent-Length: 5"),
             Ok(Framing::Length(5))
+        );
+        // A list in one field is refused, even of equal values.
+        for list in [
+            "1000,1000",
+            "1000, 1000",
+            "5,5",
+            "5 ,5",
+            "5,",
+            ",5",
+            "5, 5, 5",
+        ] {
+            let field = format!("Content-Length: {list}");
+            assert_eq!(cl(&field), Err(Status::BadRequest), "{field:?}");
+        }
+        assert_eq!(
+            cl("Content-Length: 5\r\nContent-Length: 5, 5"),
+            Err(Status::BadRequest)
         );
         assert_eq!(cl("Content-Length: 5, 6"), Err(Status::BadRequest));
         assert_eq!(
@@ -701,7 +716,7 @@ mod tests {
             Err(Status::BadRequest)
         );
         assert_eq!(cl("Content-Length: 0005"), Ok(Framing::Length(5)));
-        assert_eq!(cl("Content-Length: 5\t, 5"), Ok(Framing::Length(5)));
+        assert_eq!(cl("Content-Length: \t5\t"), Ok(Framing::Length(5)));
         for bad in [
             &b"-5"[..],
             b"5.0",

@@ -7,7 +7,9 @@
 //! ```text
 //! loop {
 //!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of shutdown)
-//!     shutdown began      -> stop accepting; keep-alive off on every connection
+//!     shutdown began      -> stop accepting; take in what the shutdown drained
+//!                            from this reactor's listen queue; keep-alive off on
+//!                            every connection
 //!     listener readable   -> accept until EAGAIN; past the cap: 503 + close;
 //!                            out of descriptors: pause accepting
 //!     connection readable -> lend it buffers from the pool, read, Conn::commit_read,
@@ -48,10 +50,10 @@ use mio::{Events, Interest, Poll, Token};
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, spawn, start_threads, AcceptError, IterationClock,
-    Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
+    bind_shared_port, deadline_of, input_waiting, reject, spawn, start_threads, AcceptError,
+    IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Status};
+use crate::http::{BufferPool, Conn, Now, Phase, Status};
 use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -213,14 +215,19 @@ impl<'a> Reactor<'a> {
             .min()
     }
 
-    /// Stops accepting and turns keep-alive off everywhere: each connection
-    /// answers what it has buffered or receives in the grace period, then
-    /// closes; one with nothing in progress closes when the grace period ends.
+    /// Stops accepting, takes in the connections the shutdown drained from
+    /// this reactor's listen queue, and turns keep-alive off everywhere:
+    /// each connection answers what it has buffered or receives in the
+    /// grace period, then closes; one with nothing in progress closes when
+    /// the grace period ends.
     fn begin_shutdown(&mut self, listener: &TcpListener, clock: ShutdownClock) {
         self.shutdown = Some(clock);
         self.accepting = Accepting::No;
         let fd = listener.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        for stream in self.shared.take_drained(listener) {
+            self.admit(stream);
+        }
         for slot in 0..self.clients.len() as u32 {
             if let Some(client) = self.clients[slot].as_mut() {
                 client.conn.disable_keep_alive();
@@ -235,8 +242,8 @@ impl<'a> Reactor<'a> {
 
     fn accept_all(&mut self, listener: &TcpListener) {
         loop {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
                 Err(e) => match AcceptError::of(&e) {
                     AcceptError::Transient => continue,
                     AcceptError::Empty => return,
@@ -246,37 +253,42 @@ impl<'a> Reactor<'a> {
                         return;
                     }
                 },
-            };
-            if self.open.load(Ordering::Relaxed) >= self.shared.config.max_connections {
-                reject(stream, Status::ServiceUnavailable);
-                continue;
             }
-            let _ = stream.set_nodelay(true);
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let mut stream = TcpStream::from_std(stream);
-            let slot = self.clients.claim();
-            if self
-                .poll
-                .registry()
-                .register(&mut stream, Token(slot as usize), Interest::READABLE)
-                .is_err()
-            {
-                self.clients.release(slot);
-                continue;
-            }
-            let config = &self.shared.config;
-            let client = Client {
-                stream,
-                conn: Conn::new(&config.routes, config.limits, self.clock.now),
-                waiting_to_write: false,
-                lingering: None,
-            };
-            self.clients[slot] = Some(client);
-            self.open.fetch_add(1, Ordering::Relaxed);
-            self.arm(slot);
         }
+    }
+
+    /// Takes an accepted connection into the loop, or answers 503 past the
+    /// connection cap.
+    fn admit(&mut self, stream: std::net::TcpStream) {
+        if self.open.load(Ordering::Relaxed) >= self.shared.config.max_connections {
+            reject(stream, Status::ServiceUnavailable);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut stream = TcpStream::from_std(stream);
+        let slot = self.clients.claim();
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot as usize), Interest::READABLE)
+            .is_err()
+        {
+            self.clients.release(slot);
+            return;
+        }
+        let config = &self.shared.config;
+        let client = Client {
+            stream,
+            conn: Conn::new(&config.routes, config.limits, self.clock.now),
+            waiting_to_write: false,
+            lingering: None,
+        };
+        self.clients[slot] = Some(client);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.arm(slot);
     }
 
     /// One step of one connection, with its buffers lent for the step: an
@@ -294,6 +306,16 @@ impl<'a> Reactor<'a> {
                 client.conn.lend(&mut self.buffers);
                 let peer_closed = match step {
                     Step::Ready { peer_closed } => peer_closed,
+                    // Idle at the grace period's end, but its next request
+                    // has arrived (its event is not handled yet): read it
+                    // rather than close over it.
+                    Step::TimedOut
+                        if self.shutdown.is_some()
+                            && is_idle(&client.conn)
+                            && input_waiting(client.stream.as_raw_fd()) =>
+                    {
+                        false
+                    }
                     Step::TimedOut => {
                         client.conn.on_timeout(self.clock.now);
                         false
@@ -350,6 +372,12 @@ impl<'a> Reactor<'a> {
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether `conn` waits for a next request with nothing to write: what the
+/// end of a shutdown's grace period closes.
+fn is_idle(conn: &Conn<&Routes>) -> bool {
+    conn.phase() == Phase::Idle && conn.output().is_empty() && !conn.is_closing()
 }
 
 /// Writes pending output, then reads and answers until the socket has no more

@@ -6,13 +6,20 @@
 //! A model only moves bytes between sockets and [`crate::http::Conn`].
 //!
 //! Graceful shutdown ([`Server::shutdown`]), the same in every model:
-//! listeners stop accepting at once; every open connection has keep-alive
+//! listeners stop accepting at once, but what each one's listen queue
+//! already holds (connections the kernel completed, requests possibly sent:
+//! clients that were told yes) is accepted first ([`drain_listen_queue`])
+//! and handed to the listener's own acceptor or reactor, to be served like
+//! the connections already open; every connection has keep-alive
 //! disabled ([`Conn::disable_keep_alive`]), so it answers the requests it has
 //! buffered or receives during [`ServerConfig::shutdown_grace`], the last
 //! response saying `Connection: close`; a connection with nothing in
-//! progress is closed when the grace period ends; one still receiving a
-//! request may finish it; at [`ServerConfig::shutdown_timeout`] whatever is
-//! left is cut.
+//! progress is closed when the grace period ends, but not over a request
+//! that has already arrived unread (the blocking loop's last wait polls the
+//! socket, the reactors ask [`input_waiting`]): a drained connection served
+//! late, or a reactor busy past the grace period, still answers it; one
+//! still receiving a request may finish it; at
+//! [`ServerConfig::shutdown_timeout`] whatever is left is cut.
 
 mod blocking;
 mod deadlines;
@@ -25,6 +32,7 @@ mod uring;
 
 pub(crate) use blocking::{serve_connection, Connections};
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -191,7 +199,8 @@ impl Server {
     }
 
     /// Shuts the server down gracefully (see the module documentation):
-    /// stops accepting, lets every connection finish what it has or receives
+    /// stops accepting once the listen queues are drained (their connections
+    /// are served too), lets every connection finish what it has or receives
     /// within [`ServerConfig::shutdown_grace`], and waits up to
     /// [`ServerConfig::shutdown_timeout`] for every thread to finish. Returns
     /// whether all of them did; connections left at the timeout are cut.
@@ -203,15 +212,25 @@ impl Server {
             grace_end: began + config.shutdown_grace.min(config.shutdown_timeout),
             hard_end: began + config.shutdown_timeout,
         };
-        // Every listener is shut before the clock is published: a
-        // connection answered `Connection: close` because of the shutdown
+        // Every listener is drained and shut before the clock is published:
+        // a connection answered `Connection: close` because of the shutdown
         // may reconnect at once, and that connection must be refused, not
         // queued on a listener still open and then reset with its request.
         shared.accepting_stopped.store(true, Ordering::SeqCst);
         for listener in &self.listeners {
-            // Stops accepting (connections still in the listen queue are
-            // reset) and wakes whoever waits on the listener: a thread
-            // blocked in accept() gets EINVAL, a reactor an event.
+            // Each SO_REUSEPORT socket has a queue of its own. What it
+            // holds is accepted here, whatever its acceptor is busy with
+            // (v1 may be serving a connection for the whole grace period),
+            // and handed to that acceptor ([`Shared::take_drained`]).
+            let streams = drain_listen_queue(listener, config.backlog);
+            if !streams.is_empty() {
+                let mut drained = shared.drained.lock().unwrap();
+                drained.push((listener.as_raw_fd(), streams));
+            }
+            // Stops accepting and wakes whoever waits on the listener: a
+            // thread blocked in accept() gets EINVAL, a reactor an event. A
+            // connection completed since the drain found the queue empty
+            // (microseconds ago) is reset.
             shutdown_raw(listener.as_raw_fd(), libc::SHUT_RD);
         }
         let _ = shared.shutdown.set(clock);
@@ -245,6 +264,10 @@ pub(crate) struct Shared {
     accepting_stopped: AtomicBool,
     /// Set once, when shutdown begins, after the listeners are shut.
     shutdown: OnceLock<ShutdownClock>,
+    /// What shutdown accepted from each listener's queue (by the listener's
+    /// descriptor), until its acceptor or reactor takes it; complete once
+    /// the clock is set.
+    drained: Mutex<Vec<(RawFd, VecDeque<TcpStream>)>>,
     pub(crate) connections: Connections,
     pub(crate) threads: LiveCount,
 }
@@ -255,6 +278,7 @@ impl Shared {
             config,
             accepting_stopped: AtomicBool::new(false),
             shutdown: OnceLock::new(),
+            drained: Mutex::new(Vec::new()),
             connections: Connections::default(),
             threads: LiveCount::default(),
         }
@@ -297,23 +321,55 @@ impl Shared {
         });
     }
 
-    /// Accepts the next connection; `None` once the server is stopping.
-    /// Transient errors are retried; when descriptors (or kernel memory) run
-    /// out, accepting pauses for [`ACCEPT_BACKOFF`] and then resumes with
-    /// what waits in the listen queue.
+    /// Accepts the next connection. Once the server is stopping: the next
+    /// of those the shutdown drained from this listener's queue, then
+    /// `None`. Transient errors are retried; when descriptors (or kernel
+    /// memory) run out, accepting pauses for [`ACCEPT_BACKOFF`] and then
+    /// resumes with what waits in the listen queue.
     pub(crate) fn accept(&self, listener: &TcpListener) -> Option<TcpStream> {
         loop {
             if self.stops_accepting() {
-                return None;
+                return self.next_drained(listener);
             }
             match listener.accept() {
                 Ok((stream, _)) => return Some(stream),
                 Err(e) => match AcceptError::of(&e) {
                     AcceptError::Transient | AcceptError::Empty => {}
-                    AcceptError::Exhausted if self.stops_accepting() => return None,
+                    AcceptError::Exhausted if self.stops_accepting() => {
+                        return self.next_drained(listener)
+                    }
                     AcceptError::Exhausted => std::thread::sleep(ACCEPT_BACKOFF),
                 },
             }
+        }
+    }
+
+    /// The next connection the shutdown drained from `listener`'s queue,
+    /// for a thread that serves what it accepts one at a time. None once
+    /// they are all taken, or once the shutdown timeout has passed (the
+    /// rest are closed then: there is no time left to serve them).
+    fn next_drained(&self, listener: &TcpListener) -> Option<TcpStream> {
+        let clock = self.shutdown_begun()?;
+        let fd = listener.as_raw_fd();
+        let mut drained = self.drained.lock().unwrap();
+        let at = drained.iter().position(|(of, _)| *of == fd)?;
+        let next = drained[at].1.pop_front();
+        if next.is_none() || Instant::now() >= clock.hard_end {
+            drained.swap_remove(at);
+            return None;
+        }
+        next
+    }
+
+    /// Every connection the shutdown drained from `listener`'s queue, for
+    /// a reactor to take into its loop; call once shutdown has begun
+    /// ([`Shared::shutdown_begun`]), when the drain is complete.
+    pub(crate) fn take_drained(&self, listener: &TcpListener) -> VecDeque<TcpStream> {
+        let fd = listener.as_raw_fd();
+        let mut drained = self.drained.lock().unwrap();
+        match drained.iter().position(|(of, _)| *of == fd) {
+            Some(at) => drained.swap_remove(at).1,
+            None => VecDeque::new(),
         }
     }
 }
@@ -388,6 +444,29 @@ pub(crate) fn start_threads(
             Err(e)
         }
     }
+}
+
+/// Accepts, without blocking, what waits in `listener`'s queue until it is
+/// empty (at most `most`: a queue that refills as fast as it is drained
+/// stops there): the connections the kernel completed before a shutdown
+/// closes the listener, which closing would reset. The listener stays
+/// non-blocking: it is about to be shut.
+pub(crate) fn drain_listen_queue(listener: &TcpListener, most: i32) -> VecDeque<TcpStream> {
+    let most = usize::try_from(most).unwrap_or(0).max(1);
+    let mut drained = VecDeque::new();
+    if listener.set_nonblocking(true).is_err() {
+        return drained;
+    }
+    while drained.len() < most {
+        match listener.accept() {
+            Ok((stream, _)) => drained.push_back(stream),
+            Err(e) => match AcceptError::of(&e) {
+                AcceptError::Transient => {}
+                AcceptError::Empty | AcceptError::Exhausted => break,
+            },
+        }
+    }
+    drained
 }
 
 /// Binds one listener and runs `accept_loop` over it on a thread named `name`:
@@ -543,6 +622,27 @@ pub(crate) fn reject(stream: TcpStream, status: Status) {
             }
         }
     }
+}
+
+/// Whether bytes from the peer wait unread on socket `fd` (a one-byte peek
+/// that does not block). A reactor asks before it closes a connection idle
+/// at the end of a shutdown's grace period: the request may have arrived
+/// while the reactor was busy (a connection drained from the listen queue
+/// has usually sent it long before), and closing over unread input would
+/// reset the connection instead of answering it. The blocking models need
+/// no such question: their last wait polls the socket.
+pub(crate) fn input_waiting(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv(2) writes at most one byte into `byte`, a local.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
 }
 
 fn shutdown_raw(fd: RawFd, how: libc::c_int) {

@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! acceptor i (its own socket): loop {
-//!     accept                   (none once shutdown began; out of descriptors: pause, retry)
+//!     accept                   (once shutdown began: what the shutdown drained
+//!                              from its listen queue, then none; out of
+//!                              descriptors: pause, retry)
 //!     queue full            -> 503 + close
 //!     otherwise             -> into the queue
 //! }

@@ -4,14 +4,19 @@
 //!
 //! ```text
 //! loop {
-//!     accept              (none once shutdown began; out of descriptors: pause, retry)
+//!     accept              (once shutdown began: what the shutdown drained from
+//!                          the listen queue, then none; out of descriptors:
+//!                          pause, retry)
 //!     serve_connection    every request of that connection, until it closes
 //! }
 //! ```
 //!
 //! While one connection is served, every other client waits in the listen
 //! queue: the idle and header-read deadlines are what stop one silent client
-//! from holding the server forever.
+//! from holding the server forever. When a shutdown begins, those still
+//! queued are accepted before the listener closes, and this thread answers
+//! them one after another (until the shutdown timeout), instead of leaving
+//! them to be reset.
 
 use std::io;
 use std::net::TcpListener;

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! acceptor: loop {
-//!     accept                   (none once shutdown began; out of descriptors: pause, retry)
+//!     accept                   (once shutdown began: what the shutdown drained
+//!                              from its listen queue, then none; out of
+//!                              descriptors: pause, retry)
 //!     past max_connections  -> 503 + close
 //!     otherwise             -> spawn a thread: serve_connection, then exit
 //! }

@@ -27,7 +27,8 @@ pub const DATE_MASK: &str = "<date>";
 /// `mod uring`, each with one `#[test]` per listed function
 /// `fn name(model: Model)`, so that a single suite runs against every model
 /// and `cargo test` names each pair. Where io_uring cannot be used, the
-/// `uring` tests print why and pass without running (see [`skip_unavailable`]).
+/// `uring` tests print why and pass without running, or fail with
+/// `SERVELAB_REQUIRE_ALL` set (see [`skip_unavailable`]).
 #[allow(unused_macros)] // not every test binary that compiles this module uses it
 macro_rules! per_model {
     ($($name:ident),* $(,)?) => {
@@ -68,19 +69,49 @@ pub fn say(line: &str) {
     let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
-/// Whether `model` cannot run on this machine; if so, says on stderr which
-/// test is skipped and why (see [`say`]).
+/// The environment variable that turns every skip into a failure
+/// ([`skip`]): `.ci/run` sets it, so that a test that could not run on the
+/// CI machine fails there instead of reading as a pass.
+pub const REQUIRE_ALL: &str = "SERVELAB_REQUIRE_ALL";
+
+/// The one way a test skips: says on stderr which test is skipped and why
+/// (see [`say`]), and the caller returns without running it. With
+/// `SERVELAB_REQUIRE_ALL` set (to anything but empty or `0`) it panics with
+/// the same reason instead: the test fails.
+pub fn skip(test: &str, why: &str) {
+    let line = format!("skipped {test}: {why}");
+    let required = std::env::var_os(REQUIRE_ALL).is_some_and(|v| !v.is_empty() && v != "0");
+    if required {
+        panic!("{line} ({REQUIRE_ALL} is set: every test must run)");
+    }
+    say(&line);
+}
+
+/// Whether `model` cannot run on this machine; if so, skips `test` with the
+/// reason ([`skip`]).
 pub fn skip_unavailable(model: Model, test: &str) -> bool {
     match model.availability() {
         Ok(()) => false,
         Err(why) => {
-            say(&format!(
-                "skipped {test} on --model {}: {why}",
-                model.name()
-            ));
+            skip(&format!("{test} on --model {}", model.name()), &why);
             true
         }
     }
+}
+
+/// Raises the open-file soft limit to the hard limit ([`raise_fd_limit`]);
+/// whether that is still below `needed`, in which case `test` is skipped
+/// ([`skip`]).
+pub fn skip_below_fd_limit(test: &str, needed: u64) -> bool {
+    let limit = raise_fd_limit();
+    if limit >= needed {
+        return false;
+    }
+    skip(
+        test,
+        &format!("RLIMIT_NOFILE hard limit {limit} is below {needed} (raise it: ulimit -Hn)"),
+    );
+    true
 }
 
 /// The configuration the tests start from: an ephemeral loopback port and

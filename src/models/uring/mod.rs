@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! loop {
-//!     shutdown began -> stop accepting; keep-alive off on every connection
+//!     shutdown began -> stop accepting; take in what the shutdown drained from
+//!                       this reactor's listen queue; keep-alive off on every
+//!                       connection
 //!     accept idle, or its pause over -> arm the multishot accept (it drains
 //!                       the queue first)
 //!     io_uring_enter(submit everything queued below; wait for a completion
@@ -70,10 +72,10 @@ use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, reject, shutdown_raw, spawn, start_threads, AcceptError,
-    IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
+    bind_shared_port, deadline_of, input_waiting, reject, shutdown_raw, spawn, start_threads,
+    AcceptError, IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Status};
+use crate::http::{BufferPool, Conn, Now, Phase, Status};
 use crate::route::Routes;
 
 /// Most receive buffers per reactor. Only connections with bytes arriving
@@ -313,16 +315,25 @@ impl Reactor<'_> {
         }
     }
 
+    /// Takes an accepted connection in. One that arrives once shutdown has
+    /// begun (drained from the listen queue, or accepted before the accept
+    /// was cancelled) is served with keep-alive off, like those already
+    /// open. Past the connection cap, or once the shutdown timeout has cut
+    /// everything, it is answered 503.
     fn admit(&mut self, fd: OwnedFd) {
         let config = &self.shared.config;
-        if self.shutdown.is_some() || self.open.load(Ordering::Relaxed) >= config.max_connections {
+        if self.cut || self.open.load(Ordering::Relaxed) >= config.max_connections {
             reject(TcpStream::from(fd), Status::ServiceUnavailable);
             return;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
+        let mut conn = Conn::new(&config.routes, config.limits, self.clock.now);
+        if self.shutdown.is_some() {
+            conn.disable_keep_alive();
+        }
         let client = Client {
             fd,
-            conn: Conn::new(&config.routes, config.limits, self.clock.now),
+            conn,
             stage: Stage::Open,
             recv: Recv::Off,
             sending: Sending::Idle,
@@ -421,7 +432,8 @@ impl Reactor<'_> {
         let grace_end = self.shutdown.map(|clock| clock.grace_end);
         let due = client
             .deadline(grace_end)
-            .is_some_and(|at| at <= now.instant);
+            .is_some_and(|at| at <= now.instant)
+            && !(grace_end.is_some() && client.request_waiting());
         let mut send = None;
         match client.stage {
             Stage::Open => match client.quiet_conn() {
@@ -552,15 +564,19 @@ impl Reactor<'_> {
         unsafe { self.push(entry) };
     }
 
-    /// Shutdown begins: accept no more, and turn keep-alive off everywhere:
-    /// each connection answers what it has buffered or receives within the
-    /// grace period (the last response saying `Connection: close`), and one
-    /// with nothing in progress closes when the grace period ends
-    /// ([`deadline_of`]).
+    /// Shutdown begins: accept no more, take in the connections the
+    /// shutdown drained from this reactor's listen queue, and turn
+    /// keep-alive off everywhere: each connection answers what it has
+    /// buffered or receives within the grace period (the last response
+    /// saying `Connection: close`), and one with nothing in progress closes
+    /// when the grace period ends ([`deadline_of`]).
     fn begin_shutdown(&mut self, clock: ShutdownClock) {
         self.shutdown = Some(clock);
         if self.accept == Accept::Armed {
             self.cancel(user_data(Op::Accept, 0, 0));
+        }
+        for stream in self.shared.take_drained(self.listener) {
+            self.admit(OwnedFd::from(stream));
         }
         for slot in 0..self.clients.len() as u32 {
             if let Some(client) = self.clients[slot].client.as_mut() {
@@ -795,6 +811,22 @@ impl<'r> Client<'r> {
         if self.parked.is_none() && self.peer_closed {
             self.conn.commit_read(0, now);
         }
+    }
+
+    /// Whether it is idle, its recv armed (or about to be), and yet its next request has
+    /// arrived (the recv has not completed yet: the reactor was busy, or
+    /// the connection was just drained from the listen queue): at the end
+    /// of a shutdown's grace period it is not closed over that request,
+    /// which the recv delivers at the next enter.
+    fn request_waiting(&self) -> bool {
+        let conn = &self.conn;
+        self.stage == Stage::Open
+            && self.parked.is_none()
+            && !self.peer_closed
+            && conn.phase() == Phase::Idle
+            && conn.output().is_empty()
+            && !conn.is_closing()
+            && input_waiting(self.fd.as_raw_fd())
     }
 
     /// When this connection must next be looked at without any I/O;
