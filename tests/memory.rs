@@ -101,12 +101,7 @@ fn parked_connections_cost_under_1_kib(model: Model) {
         "parked_connections_cost_under_1_kib on --model {}",
         model.name()
     );
-    let limit = raise_fd_limit();
-    let needed = 2 * CONNECTIONS as u64 + 200;
-    if limit < needed {
-        say(&format!(
-            "skipped {test}: RLIMIT_NOFILE hard limit {limit} is below {needed} (raise it: ulimit -Hn)"
-        ));
+    if skip_below_fd_limit(&test, 2 * CONNECTIONS as u64 + 200) {
         return;
     }
     let flags = [
