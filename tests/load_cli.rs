@@ -1,6 +1,8 @@
 //! `servelab load` as a command: flags, bad input, output forms, the
 //! command lines of wrk, wrk2, oha and hey, and Ctrl-C.
 
+#[allow(unused_macros)]
+mod common;
 mod load_support;
 
 use std::io::{ErrorKind, Read, Write};
@@ -423,7 +425,8 @@ fn ipv6_loopback_in_brackets() {
     let server = match Server::start(Model::Event, ServerConfig::new("[::1]:0".parse().unwrap())) {
         Ok(server) => server,
         Err(e) => {
-            println!("skipped ipv6_loopback_in_brackets: no IPv6 loopback here ({e})");
+            let why = format!("no IPv6 loopback here ({e})");
+            common::skip("ipv6_loopback_in_brackets", &why);
             return;
         }
     };
