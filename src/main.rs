@@ -31,6 +31,34 @@ enum Command {
     /// Benchmark every model through the scenarios; write REPORT.md,
     /// results.json and SVG charts.
     Bench(servelab::bench::BenchArgs),
+    /// The machine's floor: answer every request head with fixed bytes, no
+    /// parsing (what any server's latency is measured above).
+    Responder(ResponderArgs),
+}
+
+#[derive(clap::Args)]
+struct ResponderArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    addr: SocketAddr,
+}
+
+fn responder(args: ResponderArgs) -> ExitCode {
+    let listener = match std::net::TcpListener::bind(args.addr) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("servelab responder: cannot listen on {}: {e}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("servelab responder listening on http://{}/", args.addr);
+    match servelab::responder::run(listener) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("servelab responder: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -200,5 +228,6 @@ fn main() -> ExitCode {
         Command::Load(args) => servelab::load::run(args),
         Command::Merge(args) => servelab::load::run_merge(args),
         Command::Bench(args) => servelab::bench::run(args),
+        Command::Responder(args) => responder(args),
     }
 }
