@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod args;
+pub mod capacity;
 pub mod clients;
 pub mod columns;
 pub mod export;
