@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use servelab::http::{Limits, MAX_HEADERS_CAP};
 use servelab::models::{Model, Server, ServerConfig};
-use servelab::route::{Routes, Work};
+use servelab::route::{leak_body, Routes, Work, MAX_BODY, SEED_BODY};
 use servelab::signal::TerminationSignals;
 use servelab::units::{parse_duration, parse_size};
 
@@ -22,7 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve GET / -> 200 "OK" (other paths 404, other methods 405) with one model.
+    /// Serve GET / -> 200 "OK" or --body bytes (other paths 404, other methods
+    /// 405) with one model.
     Serve(ServeArgs),
     /// Drive an HTTP server with load and report what happened.
     Load(servelab::load::LoadArgs),
@@ -120,12 +121,21 @@ struct ServeArgs {
     /// `Connection: close`); at most --shutdown-timeout.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     shutdown_grace: Duration,
-    /// What each request costs its handler: none, cpu:DURATION (burn CPU),
-    /// wait:DURATION (block the serving thread, as a synchronous database
-    /// call would) or await:DURATION (wait without holding the thread, as an
-    /// asynchronous call would; v1-v3 cannot, and block); at most 1s.
+    /// What each request costs its handler: none, cpu:TIME (burn CPU),
+    /// wait:TIME (block the serving thread, as a synchronous database call
+    /// would) or await:TIME (wait without holding the thread, as an
+    /// asynchronous call would; v1-v3 cannot, and block). TIME is a duration
+    /// (50us), exp(MEAN) (exponentially distributed: 'cpu:exp(50us)') or
+    /// USUAL|RARE@SHARE% (bimodal: 'cpu:10us|1ms@1%' takes 1ms for 1% of
+    /// requests, 10us for the rest); quote the last two from the shell. Each
+    /// duration at most 1s, and every draw is cut to 1s; draws are seeded,
+    /// so runs compare.
     #[arg(long, default_value = "none")]
     work: Work,
+    /// Size of GET /'s body: e.g. 16k, 1m, at most 16m, of printable ASCII
+    /// in 64-byte lines [default: the seed's "OK", 2 bytes].
+    #[arg(long, value_parser = body_size)]
+    body: Option<usize>,
 }
 
 impl ServeArgs {
@@ -153,10 +163,21 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             routes: Routes {
                 work: self.work,
+                // Built once per start: leaked, as it is served until exit.
+                body: self.body.map_or(SEED_BODY, leak_body),
                 ..Routes::default()
             },
             ..ServerConfig::new(addr)
         }
+    }
+}
+
+/// A `--body` size: at most [`MAX_BODY`].
+fn body_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    match usize::try_from(size) {
+        Ok(size) if size <= MAX_BODY => Ok(size),
+        _ => Err(format!("at most {} MiB", MAX_BODY >> 20)),
     }
 }
 
@@ -175,10 +196,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if let (Work::Await(d), false) = (args.work, args.model.parks_without_a_thread()) {
+    if let (Work::Await(time), false) = (args.work, args.model.parks_without_a_thread()) {
         eprintln!(
             "servelab serve: --model {} has no way to wait without its thread: \
-             --work await:{d:?} blocks the thread, as wait:{d:?} would",
+             --work await:{time} blocks the thread, as wait:{time} would",
             args.model.name()
         );
     }

@@ -221,7 +221,7 @@ fn core_allocations(trace: bool, batch: &[u8]) -> u64 {
 /// deadline, as a reactor's timer does.
 fn core_parked_allocations(trace: bool) -> u64 {
     let routes = Routes {
-        work: Work::Await(PARKED),
+        work: Work::Await(PARKED.into()),
         ..Routes::default()
     };
     let mut conn = Conn::new(routes, Limits::default(), Now::read());
@@ -280,7 +280,7 @@ fn steady_state_requests_allocate_nothing() {
             model_allocations(model, Work::None, trace),
         ));
         if model.parks_without_a_thread() {
-            let parked = model_allocations(model, Work::Await(PARKED), trace);
+            let parked = model_allocations(model, Work::Await(PARKED.into()), trace);
             results.push((format!("{} (every request parked)", model.name()), parked));
         }
     }

@@ -81,6 +81,36 @@ fn work_flag_is_applied(model: Model) {
     }
 }
 
+/// `--body SIZE` reaches the handler, and a distribution for `--work` is
+/// taken: `GET /` answers SIZE bytes, HEAD declares them.
+#[test]
+fn body_flag_is_applied() {
+    let server = ServeProcess::start(
+        Model::Event,
+        &["--body", "64k", "--work", "cpu:10us|50us@10%"],
+    );
+    let mut c = Client::connect(server.addr);
+    let r = c.request(GET);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 64 << 10);
+    c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_head_response();
+    assert_eq!(r.header("Content-Length"), Some("65536"));
+    assert_eq!(c.request(GET).body.len(), 64 << 10);
+}
+
+/// A `--body` over 16 MiB, or not a size, is refused with exit code 2.
+#[test]
+fn bad_body_value_exits_2() {
+    for bad in ["17m", "16777217", "1x", "-1"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_servelab"))
+            .args(["serve", "--body", bad, "--addr", "127.0.0.1:0"])
+            .output()
+            .expect("run servelab");
+        assert_eq!(out.status.code(), Some(2), "--body {bad}");
+    }
+}
+
 per_model!(
     serves_then_exits_zero_on_sigterm,
     exits_zero_on_sigint,
@@ -116,6 +146,7 @@ fn serve_help_mentions_every_flag() {
         "--shutdown-timeout",
         "--shutdown-grace",
         "--work",
+        "--body",
     ]
     .into_iter()
     .filter(|flag| !help.contains(&format!("{flag} ")))
@@ -137,7 +168,15 @@ fn bad_flag_value_fails() {
 /// message naming the accepted forms.
 #[test]
 fn bad_work_value_exits_2() {
-    for bad in ["sleep:1ms", "cpu:0s", "wait:5s", "cpu"] {
+    for bad in [
+        "sleep:1ms",
+        "cpu:0s",
+        "wait:5s",
+        "cpu",
+        "cpu:exp(0us)",
+        "wait:1ms|2ms@100%",
+        "await:1ms|2ms",
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_servelab"))
             .args(["serve", "--work", bad, "--addr", "127.0.0.1:0"])
             .output()

@@ -363,7 +363,7 @@ fn parking(model: Model, wait: Duration) -> TestServer {
     let config = ServerConfig {
         reactors: 1,
         routes: Routes {
-            work: Work::Await(wait),
+            work: Work::Await(wait.into()),
             ..Routes::default()
         },
         ..config()
@@ -406,7 +406,7 @@ fn shutdown_waits_for_parked_requests(model: Model) {
         reactors: 1,
         shutdown_grace: Duration::from_millis(50),
         routes: Routes {
-            work: Work::Await(Duration::from_millis(400)),
+            work: Work::Await(Duration::from_millis(400).into()),
             ..Routes::default()
         },
         ..config()

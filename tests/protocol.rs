@@ -114,6 +114,93 @@ fn options_star_is_405(model: Model) {
 }
 
 // ---------------------------------------------------------------------------
+// Large bodies (`serve --body`)
+
+/// A server whose `GET /` answers `size` bytes.
+fn start_with_body(model: Model, size: usize) -> (TestServer, &'static [u8]) {
+    let body = servelab::route::leak_body(size);
+    let config = servelab::models::ServerConfig {
+        routes: servelab::route::Routes {
+            body,
+            ..Default::default()
+        },
+        ..config()
+    };
+    (start_with(model, config), body)
+}
+
+/// 16 KiB and 1 MiB bodies (the latter far over a socket's buffers, so the
+/// server's writes are partial and it must wait for the client) arrive whole
+/// and in order: `GET /` twice pipelined in one write with a HEAD between
+/// them, then a 404, read only after a pause so that the server's output
+/// backs up first. HEAD declares the body's length and sends none of it.
+fn large_bodies_arrive_complete_and_in_order(model: Model) {
+    for size in [16 << 10, 1 << 20] {
+        let (server, body) = start_with_body(model, size);
+        let mut c = server.connect();
+        c.send(
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n\
+              HEAD / HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET / HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /x HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let length = size.to_string();
+        for i in 0..2 {
+            let r = c.read_response();
+            assert_eq!(r.status, 200, "{size} bytes, GET {i}");
+            assert_eq!(r.header("Content-Length"), Some(length.as_str()));
+            assert!(r.body == body, "{size} bytes, GET {i}: the body differs");
+            if i == 0 {
+                let head = c.read_head_response();
+                assert_eq!(head.status, 200);
+                assert_eq!(head.header("Content-Length"), Some(length.as_str()));
+                assert!(head.body.is_empty());
+            }
+        }
+        assert_eq!(c.read_response().status, 404);
+        c.assert_open();
+        drop(c); // v1 serves one connection at a time
+                 // A HEAD alone: its head is all that comes before the close.
+        let mut c = server.connect();
+        c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let rest = c.read_until_close();
+        let text = String::from_utf8(rest).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+        assert!(text.contains(&format!("\r\nContent-Length: {size}\r\n")));
+        assert!(text.ends_with("\r\n\r\n"), "HEAD sent a body: {text:?}");
+    }
+}
+
+/// Several clients fetching a 1 MiB body at once, each reading slowly at
+/// first, all get it whole: a connection whose output is backed up holds up
+/// no other (the reactors' loops, v3's pool).
+fn large_bodies_to_concurrent_clients(model: Model) {
+    const CLIENTS: usize = 3;
+    const ROUNDS: usize = 3;
+    let (server, body) = start_with_body(model, 1 << 20);
+    let addr = server.addr();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    // v1 serves one connection at a time: close each.
+                    let mut c = Client::connect(addr);
+                    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                    std::thread::sleep(Duration::from_millis(20));
+                    let r = c.read_response();
+                    assert_eq!(r.status, 200, "round {round}");
+                    assert!(r.body == body, "round {round}: the body differs");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client lost its body");
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Incremental and pipelined input
 
 /// A request dribbled one byte per write (TCP_NODELAY, so one segment each)
@@ -889,6 +976,8 @@ per_model!(
     query_is_ignored_for_routing,
     absolute_form_target_is_routed_by_path,
     options_star_is_405,
+    large_bodies_arrive_complete_and_in_order,
+    large_bodies_to_concurrent_clients,
     request_one_byte_at_a_time,
     three_pipelined_gets_in_order,
     pipelined_post_with_body_then_get,
