@@ -365,7 +365,7 @@ fn connections_queued_at_shutdown_are_answered(model: Model) {
         shutdown_timeout: Duration::from_secs(5),
         ..graceful_config()
     };
-    config.routes.work = Work::Wait(Duration::from_millis(20));
+    config.routes.work = Work::Wait(Duration::from_millis(20).into());
     let server = start_with(model, config);
     let addr = server.addr();
     let streams: Vec<TcpStream> = (0..CLIENTS)
