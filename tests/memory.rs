@@ -177,3 +177,46 @@ fn uring_idle_connections_cost_under_1_kib() {
         idle_connections_cost_under_1_kib(model);
     }
 }
+
+/// A client pipelines 100 requests for a 1 MiB body and reads nothing for a
+/// while: the server answers the next buffered request only as the output
+/// before it is written (`http::MAX_PENDING_OUTPUT`), so its memory grows by
+/// a few bodies, not by one per request buffered (all 100 heads fit in one
+/// read: 100 MiB of responses); then every response arrives, in order.
+#[test]
+fn a_client_pipelining_for_large_bodies_costs_a_few_bodies() {
+    const REQUESTS: usize = 100;
+    const BODY: u64 = 1024 * 1024;
+    for model in Model::ALL {
+        let test = "a_client_pipelining_for_large_bodies_costs_a_few_bodies";
+        if skip_unavailable(model, test) {
+            continue;
+        }
+        let server = ServeProcess::start(model, &["--body", "1m", "--reactors", "1"]);
+        let pid = server.pid();
+        let mut first = Client::connect(server.addr);
+        assert_eq!(first.request(GET).status, 200);
+        let before = settled_rss_kib(pid);
+        let mut client = Client::connect(server.addr);
+        client.send(&GET.repeat(REQUESTS));
+        std::thread::sleep(Duration::from_millis(300));
+        let held = settled_rss_kib(pid);
+        let grown = held.saturating_sub(before) * 1024;
+        say(&format!(
+            "{test} on --model {}: RSS {before} KiB -> {held} KiB with {REQUESTS} requests \
+             for 1 MiB buffered: {:.1} bodies",
+            model.name(),
+            grown as f64 / BODY as f64
+        ));
+        assert!(
+            grown < 16 * BODY,
+            "--model {}: {grown} bytes held for one client's buffered requests",
+            model.name()
+        );
+        for i in 0..REQUESTS {
+            let response = client.read_response();
+            assert_eq!(response.status, 200, "response {i}");
+            assert!(response.raw.len() as u64 > BODY, "response {i}");
+        }
+    }
+}

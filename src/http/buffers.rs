@@ -71,8 +71,14 @@ impl BufferPool {
         self.input.push(buffer);
     }
 
-    /// Takes an output buffer back, emptied.
+    /// Takes an output buffer back, emptied; one grown past
+    /// [`crate::http::MAX_PENDING_OUTPUT`] (a large body: `--body`) is freed
+    /// instead, so that the pool's memory follows the batches of small
+    /// responses it serves, not the largest body it ever sent.
     pub(crate) fn put_output(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() > super::conn::MAX_PENDING_OUTPUT {
+            return;
+        }
         buffer.clear();
         self.output.push(buffer);
     }

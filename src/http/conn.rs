@@ -43,6 +43,15 @@ use super::Now;
 /// the connection.
 pub const MAX_DISCARD: u64 = 256 * 1024;
 
+/// The most response bytes a connection holds unwritten before it stops
+/// answering the requests it has buffered (64 KiB): past it, the next
+/// buffered request is answered once the output is written
+/// ([`Conn::consume_output`]). Pipelined small responses never reach it (a
+/// batch of 16 is under 2 KiB); a large body (`--body`) reaches it with
+/// every response, so a client pipelining many requests for one costs the
+/// server one response's worth of memory at a time, not one per request.
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
 /// Where the connection is in the request cycle; it picks the deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -305,17 +314,31 @@ impl<H: Handler> Conn<H> {
 
     /// Records that the first `n` bytes of [`Conn::output`] were written at
     /// `now`. Once all output is written, an idle connection's idle time
-    /// counts from then (a head's deadline still runs from its first byte).
+    /// counts from then (a head's deadline still runs from its first byte),
+    /// and requests left buffered at [`MAX_PENDING_OUTPUT`] are answered:
+    /// [`Conn::output`] may then hold more to write.
     pub fn consume_output(&mut self, n: usize, now: Now) {
         self.output_pos += n;
         self.write_since = now.instant;
         if self.output_pos == self.output.len() {
             self.output.clear();
             self.output_pos = 0;
-            if self.phase() != Phase::Head {
+            if self.start < self.end && matches!(self.reading, Reading::Head) {
+                // Requests held back by the output limit: the client read
+                // their predecessors' responses, which is progress.
+                self.process(now);
+                self.phase_since = now.instant;
+            } else if self.phase() != Phase::Head {
                 self.phase_since = now.instant;
             }
         }
+    }
+
+    /// Response bytes not yet written, counting the copies a batch of
+    /// pipelined repeats still owes (`owed`).
+    fn pending_output(&self, owed: Option<&Echo>) -> usize {
+        let owed = owed.map_or(0, |echo| echo.bytes.len() * echo.owed);
+        self.output().len() + owed
     }
 
     /// Ends keep-alive without cutting a request short, for a server that is
@@ -484,6 +507,10 @@ impl<H: Handler> Conn<H> {
                 // Responses go out in request order: nothing after a
                 // parked request is parsed before it is answered.
                 Reading::Head if self.awaiting.is_some() => return,
+                // Enough output is waiting: the rest is answered as it drains.
+                Reading::Head if self.output.len() - self.output_pos >= MAX_PENDING_OUTPUT => {
+                    return
+                }
                 Reading::Head => {
                     if !self.next_head(now) {
                         return;
@@ -631,7 +658,9 @@ impl<H: Handler> Conn<H> {
             // request, parsed the same way under the same limits, so they
             // are answered from this parse instead of a new one (the
             // handler is still asked every time).
-            if !repeats.follows(&self.input[..self.end], at, head.len) {
+            if self.pending_output(last.as_ref()) >= MAX_PENDING_OUTPUT
+                || !repeats.follows(&self.input[..self.end], at, head.len)
+            {
                 break Stop::Answered;
             }
             at += head.len;
@@ -1096,6 +1125,53 @@ mod tests {
             }
             assert_eq!(found, expected, "{:?}", String::from_utf8_lossy(&buffered));
         }
+    }
+
+    /// A handler whose every reply is a 40 KB body.
+    struct Large;
+
+    static LARGE: [u8; 40_000] = [b'x'; 40_000];
+
+    impl Handler for Large {
+        fn handle(&mut self, _: &crate::http::Request<'_>) -> Answer {
+            Answer::Now(Reply {
+                status: Status::Ok,
+                body: &LARGE,
+                allow: None,
+            })
+        }
+
+        fn resume(&mut self, _: Ticket) -> Reply {
+            unreachable!("never parks")
+        }
+    }
+
+    /// Pipelined requests for large bodies are answered as their
+    /// predecessors' responses are written, not all at once: the output
+    /// holds about one body past the limit at most, and every response
+    /// still arrives, in order.
+    #[test]
+    fn buffered_requests_wait_while_output_is_over_the_limit() {
+        let now = fixed_now(Instant::now());
+        let requests = 10;
+        let mut c = Conn::new(Large, Limits::default(), now);
+        c.feed(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(requests), now);
+        let mut out = Vec::new();
+        let mut most = 0;
+        while !c.output().is_empty() {
+            most = most.max(c.output().len());
+            out.extend_from_slice(c.output());
+            let n = c.output().len();
+            c.consume_output(n, now);
+        }
+        assert!(
+            most < MAX_PENDING_OUTPUT + 2 * LARGE.len(),
+            "{most} bytes of output held at once"
+        );
+        let heads = out.windows(17).filter(|w| w == b"HTTP/1.1 200 OK\r\n").count();
+        assert_eq!(heads, requests);
+        assert_eq!(out.len() % requests, 0, "every response the same length");
+        assert!(!c.is_closing() && c.phase() == Phase::Idle);
     }
 
     /// Wakes `c` at its deadline while it awaits, as a model's timer does;
@@ -1652,9 +1728,7 @@ mod tests {
             let mut from = 0;
             for &cut in cuts(&splits, input.len()).iter().chain([input.len()].iter()) {
                 c.feed(&input[from..cut], now);
-                out.extend_from_slice(c.output());
-                let n = c.output().len();
-                c.consume_output(n, now);
+                write_out(&mut c, &mut out, now);
                 from = cut;
             }
             let got: Vec<(u16, bool)> =
@@ -1686,9 +1760,7 @@ mod tests {
                 // A model reads nothing while a request is parked.
                 wake_while_awaiting(&mut c, now);
                 c.feed(&input[from..cut], now);
-                out.extend_from_slice(c.output());
-                let n = c.output().len();
-                c.consume_output(n, now);
+                write_out(&mut c, &mut out, now);
                 from = cut;
             }
             wake_while_awaiting(&mut c, now);

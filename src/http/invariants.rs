@@ -84,9 +84,7 @@ pub fn run_split(input: &[u8], cuts: &[usize], limits: Limits, now: Now) -> (Vec
     let mut from = 0;
     for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
         c.feed(&input[from..cut], now);
-        out.extend_from_slice(c.output());
-        let n = c.output().len();
-        c.consume_output(n, now);
+        write_out(&mut c, &mut out, now);
         from = cut;
     }
     (out, c.is_closing())
@@ -103,9 +101,7 @@ pub fn run_split_lent(input: &[u8], cuts: &[usize], limits: Limits, now: Now) ->
     for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
         c.lend(&mut pool);
         c.feed(&input[from..cut], now);
-        out.extend_from_slice(c.output());
-        let n = c.output().len();
-        c.consume_output(n, now);
+        write_out(&mut c, &mut out, now);
         c.reclaim(&mut pool);
         if c.phase() == Phase::Idle {
             assert!(!c.holds_buffers(), "an idle connection kept a buffer");
@@ -117,6 +113,17 @@ pub fn run_split_lent(input: &[u8], cuts: &[usize], limits: Limits, now: Now) ->
         from = cut;
     }
     (out, c.is_closing())
+}
+
+/// Writes all of `c`'s output to `out`, as a model does: writing it may
+/// let the connection answer requests it held back at
+/// [`super::MAX_PENDING_OUTPUT`], whose responses are written too.
+pub fn write_out<H: Handler>(c: &mut Conn<H>, out: &mut Vec<u8>, now: Now) {
+    while !c.output().is_empty() {
+        out.extend_from_slice(c.output());
+        let n = c.output().len();
+        c.consume_output(n, now);
+    }
 }
 
 /// One response as parsed back from the output.
