@@ -198,16 +198,6 @@ impl LoadReport {
         }
     }
 
-    /// Whether a `-n` run stopped at its time limit before every request
-    /// was sent and answered.
-    pub fn cut_by_time_limit(&self) -> bool {
-        let c = &self.counters;
-        !self.interrupted
-            && self
-                .requests
-                .is_some_and(|n| c.responses + c.timeouts + c.aborted < n)
-    }
-
     /// Responses with a status outside 2xx/3xx, per code, ascending.
     pub fn error_statuses(&self) -> Vec<(u16, u64)> {
         self.counters
