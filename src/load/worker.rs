@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::conn::Conn;
 use super::schedule::Schedule;
-use super::stats::{new_histogram, Counters, ThreadStats};
+use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
 use super::timer::Timer;
 
 /// The timer's token: past any connection index.
@@ -75,6 +75,8 @@ pub struct Ctx<'a> {
     pub latency: Histogram<u64>,
     /// Open loop: latency from the actual send.
     pub uncorrected: Option<Histogram<u64>>,
+    /// Open loop: the client's lag, and the latency without it.
+    pub lag: Option<LagHistograms>,
 }
 
 impl Ctx<'_> {
@@ -117,6 +119,7 @@ pub fn run(
         counters: Counters::default(),
         latency: new_histogram(),
         uncorrected: rate.map(|_| new_histogram()),
+        lag: rate.map(|_| LagHistograms::new()),
     };
     let mut conns: Vec<Conn> = (0..connections)
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
@@ -191,6 +194,7 @@ pub fn run(
         counters: ctx.counters,
         latency: ctx.latency,
         uncorrected: ctx.uncorrected,
+        lag: ctx.lag,
         per_connection,
     })
 }
