@@ -115,6 +115,10 @@ fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) 
             per_connection: Vec::new(),
             histogram: None,
             histogram_uncorrected: None,
+            client_lag_us: None,
+            latency_minus_lag_us: None,
+            histogram_client_lag: None,
+            histogram_minus_lag: None,
         }),
         histogram: None,
         server_usage: Some(ServerUsage::new(

@@ -213,12 +213,16 @@ fn human_and_json_reports() {
         r#""jain":"#,
         r#""requests_per_sec":"#,
         r#""offered_rate":"#,
-        r#"{"schema":2,"#,
+        r#"{"schema":3,"#,
         r#""headers":[],"#,
         r#""clients":1,"started_at_ms":1"#,
         r#""per_connection":["#,
         r#""histogram":""#,
         r#""histogram_uncorrected":""#,
+        r#""client_lag_us":{"count":"#,
+        r#""latency_minus_lag_us":{"count":"#,
+        r#""histogram_client_lag":""#,
+        r#""histogram_minus_lag":""#,
     ] {
         assert!(json.contains(key), "no {key} in {json}");
     }

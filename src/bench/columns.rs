@@ -224,6 +224,13 @@ const P99_UNCORRECTED: Metric = metric!(
     median | c,
     _ | Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)
 );
+const P99_CLIENT_LAG: Metric = metric!(
+    "p99 client lag",
+    Micros,
+    "open loop: 99th percentile of the load generator's own lateness in sending (included in p99; see docs/load.md)",
+    median | c,
+    _ | Some(c.load.as_ref()?.client_lag_us.as_ref()?.p99)
+);
 const TARGET: Metric = metric!(
     "offered/s",
     PerSecond,
@@ -403,6 +410,7 @@ pub fn columns(scenario: &str) -> Vec<Metric> {
             P999,
             MAX,
             P99_UNCORRECTED,
+            P99_CLIENT_LAG,
             NOT_SENT,
             ERRORS,
             UNANSWERED,

@@ -5,6 +5,16 @@
 //! in-flight requests form a FIFO queue: each completed response pops the
 //! oldest send time. Everything here is allocated once per slot and reused
 //! across reconnects.
+//!
+//! Open loop, each request also gets an *ideal* send time: when it would
+//! have gone out had the client never been late, with the server as it was.
+//! It is the latest of its intended time, when its connection opened, and
+//! when the request `pipeline` places before it would have been answered on
+//! that lag-free timeline (its ideal send time plus the time its response
+//! actually took from the send). The client's lag is the actual send time
+//! minus the ideal one: a pause of the client counts there, and so does the
+//! backlog it leaves behind on a busy connection, while a wait for a slow
+//! server does not.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -30,6 +40,10 @@ struct InFlight {
     intended: u64,
     /// When it was actually written.
     sent: u64,
+    /// Open loop: when it would have been written had the client never been
+    /// late (see the module's documentation); `sent` minus this is the
+    /// client's lag.
+    ideal: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +75,12 @@ pub struct Conn {
     completed: u64,
     /// Open loop: the next of this connection's schedule slots to send.
     next_slot: u64,
+    /// When the current connection opened.
+    opened_at: u64,
+    /// Open loop: when the last `pipeline` answered requests of the current
+    /// connection would have been answered on the lag-free timeline, oldest
+    /// first.
+    ideal_answers: VecDeque<u64>,
 }
 
 impl Conn {
@@ -80,6 +100,8 @@ impl Conn {
             write_to: 0,
             completed: 0,
             next_slot: 0,
+            opened_at: 0,
+            ideal_answers: VecDeque::with_capacity(pipeline),
         }
     }
 
@@ -121,11 +143,16 @@ impl Conn {
             State::Closed { .. } => {}
             State::Connecting { .. } => self.finish_connect(ctx, event, now),
             State::Open => {
-                if event.is_writable() && self.write_from < self.write_to && !self.flush(ctx, now) {
+                let flushed = event.is_writable() && self.write_from < self.write_to;
+                if flushed && !self.flush(ctx, now) {
                     return;
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.on_readable(ctx, now, event.is_read_closed());
+                } else if flushed {
+                    // The server took the pending bytes: send what fell due
+                    // meanwhile now, not at the next slot or response.
+                    self.fill(ctx, now);
                 }
             }
         }
@@ -187,6 +214,7 @@ impl Conn {
                     self.inflight.push_back(InFlight {
                         intended: now,
                         sent: now,
+                        ideal: now,
                     });
                     count += 1;
                 }
@@ -206,9 +234,11 @@ impl Conn {
                         }
                         ctx.counters.sent += 1;
                     }
+                    let ideal = self.ideal_send(ctx.plan.pipeline, due).min(now);
                     self.inflight.push_back(InFlight {
                         intended: due,
                         sent: now,
+                        ideal,
                     });
                     self.next_slot += 1;
                     count += 1;
@@ -220,6 +250,22 @@ impl Conn {
             self.write_from = 0;
             self.write_to = count * ctx.plan.request_len;
             self.flush(ctx, now);
+        }
+    }
+
+    /// When the next request, due at `due`, would have gone out had the
+    /// client never been late: not before it is due, nor before the
+    /// connection opened, nor before the request `pipeline` places ahead of
+    /// it would have been answered.
+    #[inline]
+    fn ideal_send(&self, pipeline: usize, due: u64) -> u64 {
+        let ready = due.max(self.opened_at);
+        // Requests in flight are the last ones sent; the one `pipeline`
+        // places ahead of the next is the answered one this many back.
+        let back = pipeline - self.inflight.len();
+        match self.ideal_answers.len().checked_sub(back) {
+            Some(i) => ready.max(self.ideal_answers[i]),
+            None => ready,
         }
     }
 
@@ -270,6 +316,7 @@ impl Conn {
             }
             Some(true) => {
                 self.state = State::Open;
+                self.opened_at = now;
                 if self.set_want_write(ctx, false, now) {
                     self.fill(ctx, now);
                 }
@@ -439,6 +486,17 @@ impl Conn {
             return false;
         };
         ctx.outstanding -= 1;
+        if let Some(lag) = &mut ctx.lag {
+            if self.ideal_answers.len() == ctx.plan.pipeline {
+                self.ideal_answers.pop_front();
+            }
+            let took = now.saturating_sub(request.sent);
+            self.ideal_answers.push_back(request.ideal + took);
+            if request.intended >= ctx.plan.record_from_ns {
+                let latency = now.saturating_sub(request.intended).max(1);
+                lag.record(latency, request.sent - request.ideal);
+            }
+        }
         if request.intended >= ctx.plan.record_from_ns {
             ctx.counters.responses += 1;
             ctx.counters.count_status(done.status);
@@ -488,6 +546,7 @@ impl Conn {
 
     fn close(&mut self) {
         self.stream = None;
+        self.ideal_answers.clear();
         self.state = State::Closed { retry_at: 0 };
         self.want_write = false;
         self.start = 0;

@@ -109,6 +109,27 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
             latency(u.max * 1e3)
         )?;
     }
+    if let (true, Some(lag)) = (r.latency_corrected, &r.client_lag_us) {
+        writeln!(
+            out,
+            "  Client lag (the client's own lateness in sending): p50 {}, p99 {}, max {}",
+            latency(lag.p50 * 1e3),
+            latency(lag.p99 * 1e3),
+            latency(lag.max * 1e3)
+        )?;
+    }
+    if let (true, Some(m)) = (r.latency_corrected, &r.latency_minus_lag_us) {
+        writeln!(
+            out,
+            "  Latency minus client lag (the server's share): p50 {}, p99 {}, max {}",
+            latency(m.p50 * 1e3),
+            latency(m.p99 * 1e3),
+            latency(m.max * 1e3)
+        )?;
+    }
+    if let Some(warning) = r.client_lag_warning() {
+        writeln!(out, "  Warning: {warning}")?;
+    }
     writeln!(
         out,
         "  {} requests in {:.2}s, {} read",

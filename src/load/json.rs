@@ -6,17 +6,25 @@
 //!
 //! Schema 2 added `schema`, `headers`, `clients`, `started_at_ms`,
 //! `per_connection` and the two histograms, so that results can be merged
-//! (`servelab merge`); an object without them reads as schema 1.
+//! (`servelab merge`); an object without them reads as schema 1. Schema 3
+//! added the client's lag in open loop (`client_lag_us`,
+//! `latency_minus_lag_us` and their histograms); they are `null` in closed
+//! loop and absent from older objects.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::codec::encode_histogram;
+use super::human::latency;
 use super::report::{Fairness, LatencySummary, LoadReport};
 
 /// Version of the `--json` layout written now.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
+
+/// The client's lag p99 is worth a warning from this share of the corrected
+/// latency p99 on.
+pub const LAG_WARN_SHARE: f64 = 0.25;
 
 /// Everything a load run measured, in the form `--json` prints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,6 +128,24 @@ pub struct LoadSummary {
     /// same way; `null` in closed loop, where it is `histogram`.
     #[serde(default)]
     pub histogram_uncorrected: Option<String>,
+    /// Open loop: the client's own lateness in sending each answered
+    /// request (from when it could have gone out, its intended time or when
+    /// its connection became free, to when it did); `null` in closed loop or
+    /// when nothing was answered. Schema 3.
+    #[serde(default)]
+    pub client_lag_us: Option<LatencyUs>,
+    /// Open loop: each answered request's corrected latency minus its client
+    /// lag, the server's share of it; `null` in closed loop. Schema 3.
+    #[serde(default)]
+    pub latency_minus_lag_us: Option<LatencyUs>,
+    /// Open loop: the histogram (ns) behind `client_lag_us`, encoded as
+    /// `histogram`; `null` in closed loop. Schema 3.
+    #[serde(default)]
+    pub histogram_client_lag: Option<String>,
+    /// Open loop: the histogram (ns) behind `latency_minus_lag_us`; `null`
+    /// in closed loop. Schema 3.
+    #[serde(default)]
+    pub histogram_minus_lag: Option<String>,
 }
 
 fn schema_1() -> u32 {
@@ -279,7 +305,45 @@ impl LoadSummary {
             per_connection: r.per_connection.clone(),
             histogram: Some(encode_histogram(&r.histogram)),
             histogram_uncorrected: r.histogram_uncorrected.as_ref().map(encode_histogram),
+            client_lag_us: r
+                .lag
+                .as_ref()
+                .and_then(|l| LatencySummary::of(&l.lag))
+                .as_ref()
+                .map(LatencyUs::of),
+            latency_minus_lag_us: r
+                .lag
+                .as_ref()
+                .and_then(|l| LatencySummary::of(&l.minus_lag))
+                .as_ref()
+                .map(LatencyUs::of),
+            histogram_client_lag: r.lag.as_ref().map(|l| encode_histogram(&l.lag)),
+            histogram_minus_lag: r.lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
         }
+    }
+
+    /// A warning when the client's own lag is a noticeable share (at least
+    /// [`LAG_WARN_SHARE`]) of the corrected latency's p99: then the corrected
+    /// tail says as much about the client as about the server.
+    pub fn client_lag_warning(&self) -> Option<String> {
+        let (Some(lag), Some(total)) = (&self.client_lag_us, &self.latency_us) else {
+            return None;
+        };
+        if !(total.p99 > 0.0 && lag.p99 >= total.p99 * LAG_WARN_SHARE) {
+            return None;
+        }
+        let us = |v: f64| latency(v * 1e3);
+        Some(format!(
+            "the client's own lag (p99 {}, max {}) is {:.0}% of the corrected p99 ({}): \
+             the client was late, not only the server; latency minus client lag has p99 {}; \
+             give the client more CPU or threads",
+            us(lag.p99),
+            us(lag.max),
+            lag.p99 / total.p99 * 100.0,
+            us(total.p99),
+            self.latency_minus_lag_us
+                .map_or("n/a".to_string(), |m| us(m.p99)),
+        ))
     }
 
     /// Connect, read, write, timeout and parse failures and aborted requests

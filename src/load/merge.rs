@@ -26,7 +26,7 @@ use hdrhistogram::Histogram;
 use super::codec::{decode_histogram, encode_histogram};
 use super::json::{Errors, FairnessJson, LatencyUs, LoadSummary, SCHEMA};
 use super::report::{Fairness, LatencySummary};
-use super::stats::new_histogram;
+use super::stats::{new_histogram, LagHistograms};
 use super::target::Target;
 
 /// A merged result.
@@ -49,6 +49,8 @@ struct Checked<'a> {
     path: String,
     histogram: Histogram<u64>,
     uncorrected: Option<Histogram<u64>>,
+    /// Open loop, schema 3 on: the client's lag and the latency without it.
+    lag: Option<LagHistograms>,
     start_ms: u64,
 }
 
@@ -69,6 +71,11 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
 
     let mut histogram = new_histogram();
     let mut uncorrected = first.uncorrected.as_ref().map(|_| new_histogram());
+    // The client's lag only when every input has it (an older one lacks it).
+    let mut lag = checked
+        .iter()
+        .all(|c| c.lag.is_some())
+        .then(LagHistograms::new);
     for c in &checked {
         let fit = |e| {
             format!(
@@ -78,6 +85,9 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         };
         histogram.add(&c.histogram).map_err(fit)?;
         if let (Some(all), Some(one)) = (&mut uncorrected, &c.uncorrected) {
+            all.add(one).map_err(fit)?;
+        }
+        if let (Some(all), Some(one)) = (&mut lag, &c.lag) {
             all.add(one).map_err(fit)?;
         }
     }
@@ -207,6 +217,18 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         per_connection,
         histogram: Some(encode_histogram(&histogram)),
         histogram_uncorrected: uncorrected.as_ref().map(encode_histogram),
+        client_lag_us: lag
+            .as_ref()
+            .and_then(|l| LatencySummary::of(&l.lag))
+            .as_ref()
+            .map(LatencyUs::of),
+        latency_minus_lag_us: lag
+            .as_ref()
+            .and_then(|l| LatencySummary::of(&l.minus_lag))
+            .as_ref()
+            .map(LatencyUs::of),
+        histogram_client_lag: lag.as_ref().map(|l| encode_histogram(&l.lag)),
+        histogram_minus_lag: lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
     };
     Ok(Merged {
         summary,
@@ -272,6 +294,25 @@ fn check<'a>(name: &'a str, s: &'a LoadSummary) -> Result<Checked<'a>, String> {
             ))
         }
     };
+    let lag = match (&s.histogram_client_lag, &s.histogram_minus_lag) {
+        (Some(l), Some(m)) if uncorrected.is_some() => {
+            match (decode_histogram(l), decode_histogram(m)) {
+                (Ok(lag), Ok(minus_lag)) if lag.len() == count && minus_lag.len() == count => {
+                    Some(LagHistograms { lag, minus_lag })
+                }
+                (Ok(_), Ok(_)) => {
+                    return bad(format!(
+                        "inconsistent: its client-lag histograms do not hold the \
+                         {count} samples of latency_us"
+                    ))
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    return bad(format!("its client-lag histogram is unreadable: {e}"))
+                }
+            }
+        }
+        _ => None,
+    };
     if s.per_connection.len() as u64 != s.fairness.connections || s.clients == 0 {
         return bad(format!(
             "inconsistent: {} per-connection counts for {} connections, {} clients",
@@ -293,6 +334,7 @@ fn check<'a>(name: &'a str, s: &'a LoadSummary) -> Result<Checked<'a>, String> {
         path: target.path,
         histogram,
         uncorrected,
+        lag,
         start_ms,
     })
 }
@@ -423,7 +465,35 @@ mod tests {
             per_connection: vec![n, 0],
             histogram: Some(encode_histogram(&h)),
             histogram_uncorrected: rate.map(|_| encode_histogram(&h)),
+            client_lag_us: rate.and(latency),
+            latency_minus_lag_us: rate.and(latency),
+            histogram_client_lag: rate.map(|_| encode_histogram(&h)),
+            histogram_minus_lag: rate.map(|_| encode_histogram(&h)),
         }
+    }
+
+    #[test]
+    fn the_client_lag_merges_only_when_every_input_has_it() {
+        let a = summary(&[1000, 2000], Some(100.0), 0);
+        let b = summary(&[3000], Some(100.0), 0);
+        let both = [("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+        let m = merge(&both).unwrap().summary;
+        assert_eq!(m.client_lag_us.unwrap().count, 3);
+        assert_eq!(m.latency_minus_lag_us.unwrap().count, 3);
+        let mut old = b;
+        old.schema = 2;
+        old.client_lag_us = None;
+        old.latency_minus_lag_us = None;
+        old.histogram_client_lag = None;
+        old.histogram_minus_lag = None;
+        let m = merge(&[("a".to_string(), a.clone()), ("b".to_string(), old)])
+            .unwrap()
+            .summary;
+        assert_eq!((m.client_lag_us, m.histogram_client_lag), (None, None));
+        let mut short = a;
+        short.histogram_minus_lag = Some(encode_histogram(&new_histogram()));
+        let e = merge(&[("s".to_string(), short)]).unwrap_err();
+        assert!(e.contains("client-lag"), "{e}");
     }
 
     fn named(list: &[LoadSummary]) -> Vec<(String, LoadSummary)> {

@@ -37,13 +37,13 @@ pub use args::LoadArgs;
 pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
 pub use error::LoadError;
-pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary, SCHEMA};
+pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
 pub use merge::{merge, Merged};
 pub use merge_cmd::{run_merge, MergeArgs};
 pub use report::{Fairness, LatencySummary, LoadReport};
 pub use response::{Completed, FramingError, ResponseParser, Step};
 pub use runner::run_load;
-pub use stats::{new_histogram, Counters};
+pub use stats::{new_histogram, Counters, LagHistograms};
 pub use target::Target;
 
 /// Runs `servelab load`: the report on stdout (text, or JSON with `--json`),
@@ -70,6 +70,10 @@ pub fn run(args: LoadArgs) -> ExitCode {
         eprintln!("servelab load: note: {note}");
     }
     let text = if args.json {
+        // The text report prints it among the figures; JSON, on stderr.
+        if let Some(warning) = json::LoadSummary::of(&report).client_lag_warning() {
+            eprintln!("servelab load: warning: {warning}");
+        }
         json::render(&report) + "\n"
     } else {
         human::render(&report)

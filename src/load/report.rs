@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use super::stats::Counters;
+use super::stats::{Counters, LagHistograms};
 
 /// Latency figures of one histogram, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,6 +166,9 @@ pub struct LoadReport {
     pub histogram: Histogram<u64>,
     /// Open loop: the merged histogram behind `latency_uncorrected`.
     pub histogram_uncorrected: Option<Histogram<u64>>,
+    /// Open loop: the merged histograms of the client's own lag and of the
+    /// latency without it, one sample per response in `histogram`.
+    pub lag: Option<LagHistograms>,
     /// Responses completed per connection slot.
     pub per_connection: Vec<u64>,
     /// Fairness over `per_connection`.

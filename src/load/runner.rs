@@ -8,7 +8,7 @@ use super::config::LoadConfig;
 use super::error::LoadError;
 use super::report::{Fairness, LatencySummary, LoadReport};
 use super::request::encode;
-use super::stats::{new_histogram, Counters, ThreadStats};
+use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
 use super::worker::{self, Plan};
 
 /// How long the opening probe waits for a connection.
@@ -93,6 +93,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     let mut counters = Counters::default();
     let mut latency = new_histogram();
     let mut uncorrected = config.rate.map(|_| new_histogram());
+    let mut lag = config.rate.map(|_| LagHistograms::new());
     let mut per_connection = Vec::with_capacity(config.connections);
     let mut ended_ns = 0;
     for result in results {
@@ -103,6 +104,10 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             .add(&stats.latency)
             .map_err(|e| std::io::Error::other(format!("merging histograms: {e:?}")))?;
         if let (Some(all), Some(one)) = (&mut uncorrected, &stats.uncorrected) {
+            all.add(one)
+                .map_err(|e| std::io::Error::other(format!("merging histograms: {e:?}")))?;
+        }
+        if let (Some(all), Some(one)) = (&mut lag, &stats.lag) {
             all.add(one)
                 .map_err(|e| std::io::Error::other(format!("merging histograms: {e:?}")))?;
         }
@@ -138,6 +143,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         },
         histogram: latency,
         histogram_uncorrected: uncorrected,
+        lag,
         fairness: Fairness::of(&per_connection),
         per_connection,
     })

@@ -97,6 +97,56 @@ impl Counters {
     }
 }
 
+/// Open loop: the client's own lateness, apart from the server's.
+///
+/// A request goes out late (after its intended send time) either because its
+/// connection was still waiting for earlier responses (the server's doing:
+/// that is what the coordinated-omission correction is for) or because the
+/// client itself was late while the connection was free (its thread was
+/// descheduled, paused, busy with other connections): the client's *lag*,
+/// the time from when the request could have gone out (its intended time, or
+/// when its connection became free if later) to when it did. Both histograms
+/// hold one sample per response counted in `latency`.
+#[derive(Clone, Debug)]
+pub struct LagHistograms {
+    /// The client's lag of each answered request.
+    pub lag: Histogram<u64>,
+    /// Its corrected latency minus its lag: the part of the latency that is
+    /// the server's (waiting for the connection, then for the response).
+    pub minus_lag: Histogram<u64>,
+}
+
+impl LagHistograms {
+    /// Empty histograms.
+    pub fn new() -> LagHistograms {
+        LagHistograms {
+            lag: new_histogram(),
+            minus_lag: new_histogram(),
+        }
+    }
+
+    /// Records one response: `latency` from its intended send time, of
+    /// which `lag` was the client's.
+    #[inline]
+    pub fn record(&mut self, latency: u64, lag: u64) {
+        self.lag.saturating_record(lag);
+        self.minus_lag
+            .saturating_record(latency.saturating_sub(lag).max(1));
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &LagHistograms) -> Result<(), hdrhistogram::AdditionError> {
+        self.lag.add(&other.lag)?;
+        self.minus_lag.add(&other.minus_lag)
+    }
+}
+
+impl Default for LagHistograms {
+    fn default() -> Self {
+        LagHistograms::new()
+    }
+}
+
 /// Everything one thread brings back.
 #[derive(Clone, Debug)]
 pub struct ThreadStats {
@@ -106,6 +156,8 @@ pub struct ThreadStats {
     pub latency: Histogram<u64>,
     /// Open loop only: latency from the actual send.
     pub uncorrected: Option<Histogram<u64>>,
+    /// Open loop only: the client's lag, and the latency without it.
+    pub lag: Option<LagHistograms>,
     /// Responses completed per connection, in connection order.
     pub per_connection: Vec<u64>,
     /// When the thread stopped, ns after the run's start (at most the

@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::conn::Conn;
 use super::schedule::Schedule;
-use super::stats::{new_histogram, Counters, ThreadStats};
+use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
 use super::timer::Timer;
 
 /// The timer's token: past any connection index.
@@ -120,6 +120,8 @@ pub struct Ctx<'a> {
     pub uncorrected: Option<Histogram<u64>>,
     /// Requests in flight on all of the thread's connections.
     pub outstanding: usize,
+    /// Open loop: the client's lag, and the latency without it.
+    pub lag: Option<LagHistograms>,
 }
 
 impl Ctx<'_> {
@@ -163,6 +165,7 @@ pub fn run(
         latency: new_histogram(),
         uncorrected: rate.map(|_| new_histogram()),
         outstanding: 0,
+        lag: rate.map(|_| LagHistograms::new()),
     };
     let mut conns: Vec<Conn> = (0..connections)
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
@@ -244,6 +247,7 @@ pub fn run(
         counters: ctx.counters,
         latency: ctx.latency,
         uncorrected: ctx.uncorrected,
+        lag: ctx.lag,
         per_connection,
         ended_ns,
     })
