@@ -1168,7 +1168,10 @@ mod tests {
             most < MAX_PENDING_OUTPUT + 2 * LARGE.len(),
             "{most} bytes of output held at once"
         );
-        let heads = out.windows(17).filter(|w| w == b"HTTP/1.1 200 OK\r\n").count();
+        let heads = out
+            .windows(17)
+            .filter(|w| w == b"HTTP/1.1 200 OK\r\n")
+            .count();
         assert_eq!(heads, requests);
         assert_eq!(out.len() % requests, 0, "every response the same length");
         assert!(!c.is_closing() && c.phase() == Phase::Idle);

@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! loop {
-//!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of shutdown)
+//!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of
+//!                shutdown; under 10 ms away, a timerfd in the set times it
+//!                instead, to the microsecond)
 //!     shutdown began      -> stop accepting; take in what the shutdown drained
 //!                            from this reactor's listen queue; keep-alive off on
 //!                            every connection
@@ -49,6 +51,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::deadlines::Deadlines;
 use super::slots::Slots;
+use super::wake_timer::{WakeTimer, PRECISE_BELOW};
 use super::{
     bind_shared_port, deadline_of, input_waiting, reject, spawn, start_threads, AcceptError,
     IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
@@ -57,6 +60,8 @@ use crate::http::{BufferPool, Conn, Now, Phase, Status};
 use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
+/// The reactor's [`WakeTimer`].
+const WAKE: Token = Token(usize::MAX - 1);
 /// Events taken per epoll_wait.
 const EVENT_BATCH: usize = 256;
 
@@ -73,9 +78,15 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
                 LISTENER,
                 Interest::READABLE,
             )?;
+            let timer = WakeTimer::new()?;
+            poll.registry().register(
+                &mut SourceFd(&timer.as_raw_fd()),
+                WAKE,
+                Interest::READABLE,
+            )?;
             let (listener, open) = (Arc::clone(listener), Arc::clone(&open));
             spawn(shared, format!("v4-reactor-{i}"), None, move |shared| {
-                Reactor::new(shared, poll, &open).run(&listener)
+                Reactor::new(shared, poll, timer, &open).run(&listener)
             })?;
         }
         Ok(())
@@ -137,6 +148,8 @@ struct Reactor<'a> {
     /// Buffers lent to connections only while they have bytes pending.
     buffers: BufferPool,
     deadlines: Deadlines,
+    /// Times the next wake when it is nearer than epoll's milliseconds allow.
+    timer: WakeTimer,
     accepting: Accepting,
     /// Set when this reactor saw the shutdown begin.
     shutdown: Option<ShutdownClock>,
@@ -145,7 +158,7 @@ struct Reactor<'a> {
 }
 
 impl<'a> Reactor<'a> {
-    fn new(shared: &'a Shared, poll: Poll, open: &'a AtomicUsize) -> Self {
+    fn new(shared: &'a Shared, poll: Poll, timer: WakeTimer, open: &'a AtomicUsize) -> Self {
         Reactor {
             shared,
             poll,
@@ -153,6 +166,7 @@ impl<'a> Reactor<'a> {
             clients: Slots::new(),
             buffers: BufferPool::new(),
             deadlines: Deadlines::new(),
+            timer,
             accepting: Accepting::Yes,
             shutdown: None,
             clock: IterationClock::new(&shared.config.routes),
@@ -165,7 +179,19 @@ impl<'a> Reactor<'a> {
             let wait = self
                 .next_wake()
                 .map(|at| at.saturating_duration_since(self.clock.now.instant));
-            if let Err(e) = self.poll.poll(&mut events, wait) {
+            // A near wake (a parked request's) is timed by the timerfd:
+            // epoll's timeout, in whole milliseconds, would be late.
+            let timeout = match wait {
+                Some(near) if !near.is_zero() && near < PRECISE_BELOW => {
+                    self.timer.arm(near);
+                    None
+                }
+                other => {
+                    self.timer.disarm();
+                    other
+                }
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -181,6 +207,7 @@ impl<'a> Reactor<'a> {
                 match event.token() {
                     LISTENER if self.accepting == Accepting::Yes => self.accept_all(listener),
                     LISTENER => {} // paused: drained when the pause ends
+                    WAKE => self.timer.fired(),
                     Token(slot) => {
                         let peer_closed = event.is_read_closed();
                         self.step(slot as u32, Step::Ready { peer_closed });

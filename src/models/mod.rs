@@ -29,6 +29,7 @@ mod sequential;
 mod slots;
 mod threaded;
 mod uring;
+mod wake_timer;
 
 pub(crate) use blocking::{serve_connection, Connections};
 
