@@ -234,6 +234,46 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     assert!(after.contains("(docs/bench/throughput.svg)"));
     assert!(after.contains("| CPU/req ÷ event |") && after.contains("Targets `floor-vs-reactors`"));
     assert!(dir.join("docs/bench/throughput.svg").exists());
+
+    // --from writes the same report again from results.json, running nothing.
+    let again = dir.join("again");
+    let from = bench(&[
+        "--from",
+        out.join("results.json").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&from.stderr);
+    assert!(from.status.success(), "{stderr}");
+    assert!(!stderr.contains("planned about"), "{stderr}");
+    for file in ["REPORT.md", "results.json", "throughput.svg"] {
+        assert_eq!(
+            read(&out.join(file)),
+            read(&again.join(file)),
+            "{file} differs"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn from_refuses_what_it_cannot_read_and_flags_that_would_run() {
+    let dir = scratch("from");
+    let missing = dir.join("missing.json");
+    refused(
+        &["--from", missing.to_str().unwrap()],
+        &["cannot read", "missing.json"],
+    );
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, "{}").unwrap();
+    refused(
+        &["--from", garbage.to_str().unwrap()],
+        &["is not a bench's results.json"],
+    );
+    refused(
+        &["--from", garbage.to_str().unwrap(), "--quick"],
+        &["--quick"],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -354,6 +394,7 @@ fn help_names_every_flag() {
         "--readme-block",
         "--baseline",
         "--check",
+        "--from",
         "floor-vs-reactors",
         "[default: bench-report]",
         "5 minutes",

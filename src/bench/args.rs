@@ -76,6 +76,13 @@ pub struct BenchArgs {
     /// Print the plan (cells and planned time) and exit without running it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run nothing: re-render REPORT.md, the charts, results.json (and the
+    /// README block) from a saved results.json (--baseline and --check, when
+    /// given, replace its own).
+    #[arg(long, value_name = "RESULTS_JSON", conflicts_with_all = [
+        "quick", "full", "models", "scenarios", "runs", "duration", "warmup",
+        "servers", "server_cpus", "client_cpus", "dry_run"])]
+    pub from: Option<PathBuf>,
     /// After the run, rewrite the marked block of this README (default
     /// README.md) with the summary table and a chart under docs/bench/.
     #[arg(long, value_name = "README", num_args = 0..=1, default_missing_value = "README.md")]

@@ -295,6 +295,15 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
 /// (before anything runs), 1 when the report cannot be written, 130 when
 /// interrupted (after writing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
+    if let Some(from) = &args.from {
+        return match rerender(from, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err((code, e)) => {
+                eprintln!("servelab bench: {e}");
+                ExitCode::from(code)
+            }
+        };
+    }
     let setup = match Setup::from_args(&args) {
         Ok(setup) => setup,
         Err(e) => {
@@ -470,6 +479,42 @@ pub fn run(args: BenchArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--from`: writes the report of a saved `results.json` again, running
+/// nothing. Err carries the exit status: 2 for bad input, 1 when the report
+/// cannot be written.
+fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
+    let bad = |e: String| (2, e);
+    let text = std::fs::read_to_string(from)
+        .map_err(|e| bad(format!("cannot read {}: {e}", from.display())))?;
+    let mut results: BenchResults = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "{} is not a bench's results.json: {e}",
+            from.display()
+        ))
+    })?;
+    if let Some(b) = &args.baseline {
+        if !results.servers.iter().any(|s| &s.name == b) {
+            return Err(bad(format!(
+                "--baseline {b:?} is not a server of {}",
+                from.display()
+            )));
+        }
+        results.settings.baseline = Some(b.clone());
+    }
+    if let Some(check) = &args.check {
+        results.settings.check = Some(check.clone());
+    }
+    check_writable(&args.out).map_err(bad)?;
+    if let Some(readme) = &args.update_readme {
+        readme::check(readme, args.readme_block.as_deref()).map_err(bad)?;
+    }
+    let readme = args
+        .update_readme
+        .as_deref()
+        .map(|path| (path, args.readme_block.as_deref()));
+    write_report(&results, &args.out, readme).map_err(|e| (1, e))
 }
 
 /// The machine's CPU time between `before` and `after` that went neither to
