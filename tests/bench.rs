@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use servelab::bench::readme;
 use servelab::bench::results::{decode_histogram, BenchResults, Outcome};
+use servelab::bench::scenarios::ScenarioId;
 
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_servelab"))
@@ -75,7 +76,7 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         let seed = results
             .cells
             .iter()
-            .find(|c| c.scenario == "seed" && c.server == server)
+            .find(|c| c.scenario == ScenarioId::Seed && c.server == server)
             .unwrap();
         assert_eq!(seed.outcome, Outcome::Measured, "{seed:?}");
         let load = seed.load.as_ref().unwrap();
@@ -122,21 +123,28 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     }
     assert!(histograms >= 20, "{histograms}");
     // The scenario-specific clients measured something.
-    let cell = |scenario: &str, server: &str| {
+    let cell = |scenario: ScenarioId, server: &str| {
         results
             .cells
             .iter()
             .find(|c| c.scenario == scenario && c.server == server && c.measured())
             .unwrap_or_else(|| panic!("{scenario}/{server} not measured"))
     };
-    let idle = cell("idle", "event").idle.clone().unwrap();
+    let idle = cell(ScenarioId::Idle, "event").idle.clone().unwrap();
     assert!(idle.answered > 0, "{idle:?}");
-    let slow = cell("slow", "event").slow.clone().unwrap();
+    let slow = cell(ScenarioId::Slow, "event").slow.clone().unwrap();
     assert_eq!(slow.connected, 50);
-    let noise = cell("noise", "event").noise.clone().unwrap();
+    let noise = cell(ScenarioId::Noise, "event").noise.clone().unwrap();
     assert!(noise.sent() > 0);
     assert_eq!(noise.rejected_and_closed(), noise.sent(), "{noise:?}");
-    assert!(cell("churn", "event").load.as_ref().unwrap().reconnects > 0);
+    assert!(
+        cell(ScenarioId::Churn, "event")
+            .load
+            .as_ref()
+            .unwrap()
+            .reconnects
+            > 0
+    );
 
     // At least five charts, each well-formed SVG.
     let svgs: Vec<PathBuf> = std::fs::read_dir(&out)
@@ -212,9 +220,9 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     }
     for s in servelab::bench::scenarios::SCENARIOS {
         assert!(
-            report.contains(&format!("### `{}`", s.name)),
+            report.contains(&format!("### `{}`", s.name())),
             "no {} section",
-            s.name
+            s.name()
         );
     }
     assert!(report.contains("sequential left 99 of 100 connections without a single response"));

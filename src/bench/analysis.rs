@@ -8,12 +8,13 @@
 use hdrhistogram::Histogram;
 
 use super::columns::{
-    columns, columns_with_baseline, group, idle_per_connection, lat, problems, row, usage, Lookup,
-    Reference, Section, BASELINE_CPU, SERVER_CPU,
+    columns, columns_with_baseline, idle_per_connection, lat, problems, row, usage, Column, Lookup,
+    Reference, Section,
 };
 use super::format;
-use super::results::{decode_histogram, BenchResults, CellResult, Spread};
-use super::scenarios;
+use super::results::{decode_histogram, BenchResults, CellIndex, CellResult, Spread};
+use super::scenarios::{self, PointId, ScenarioId, LATENCY_75, NOISE, SEED, SLOW};
+pub use super::targets::Verdict;
 use super::targets::{self, Checked};
 
 /// The seed's summary table, one row per server, measured.
@@ -57,18 +58,6 @@ pub struct IdleCost {
     pub answered: f64,
     /// Connections opened.
     pub connections: u64,
-}
-
-/// Whether a claim or a target holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The numbers agree with the claim.
-    Holds,
-    /// They do not.
-    DoesNotHold,
-    /// What it needs was not measured.
-    NotMeasured,
 }
 
 /// One of the seed's quantitative claims, checked.
@@ -122,7 +111,7 @@ pub struct Chart {
     /// Logarithmic y axis.
     pub log_y: bool,
     /// The scenario it belongs to.
-    pub scenario: String,
+    pub scenario: ScenarioId,
     /// The data.
     pub data: ChartData,
 }
@@ -143,7 +132,7 @@ pub struct BaselineTable {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BaselineEntry {
     /// The scenario.
-    pub scenario: String,
+    pub scenario: ScenarioId,
     /// The point's label.
     pub point: String,
     /// The server.
@@ -204,10 +193,11 @@ impl Analysis {
     /// Computes the analysis of `r`.
     pub fn of(r: &BenchResults) -> Analysis {
         let servers: Vec<&str> = r.servers.iter().map(|s| s.name.as_str()).collect();
+        let cells = CellIndex::of(&r.cells);
         let mut lookup = Lookup::default();
         for s in &servers {
-            if let Some(v) = median_of(r, "seed", 0, s, |c| c.rps()) {
-                lookup.seed_rps.insert((*s).to_string(), v.median);
+            if let Some(v) = cells.median(SEED, s, |c| c.rps()) {
+                lookup.seed_rps.insert((*s).to_string(), v);
             }
         }
         lookup.baseline = r
@@ -221,7 +211,7 @@ impl Analysis {
             .as_deref()
             .and_then(targets::find)
             .map(|set| targets::check(r, &lookup, set));
-        let a = Ask { r, lookup };
+        let a = Ask { r, lookup, cells };
         let sections = a.sections(&servers);
         let baseline = a.baseline_table(&servers);
         let summary = a.summary();
@@ -253,82 +243,59 @@ impl Analysis {
     }
 }
 
-/// The median over the measured runs of one point of one server.
-fn median_of(
-    r: &BenchResults,
-    scenario: &str,
-    point: usize,
-    server: &str,
-    f: impl Fn(&CellResult) -> Option<f64>,
-) -> Option<Spread> {
-    let v: Vec<f64> = group(&r.cells, scenario, point, server)
-        .into_iter()
-        .filter(|c| c.measured())
-        .filter_map(f)
-        .collect();
-    Spread::of(&v)
-}
-
 /// Questions asked of the results.
 struct Ask<'a> {
     r: &'a BenchResults,
     lookup: Lookup,
+    cells: CellIndex<'a>,
 }
 
 impl Ask<'_> {
     fn median(
         &self,
-        scenario: &str,
-        point: usize,
+        at: PointId,
         server: &str,
         f: impl Fn(&CellResult) -> Option<f64>,
     ) -> Option<f64> {
-        median_of(self.r, scenario, point, server, f).map(|s| s.median)
+        self.cells.median(at, server, f)
     }
 
-    fn point_index(&self, scenario: &str, label: &str) -> Option<usize> {
-        scenarios::find(scenario)?
-            .points
-            .iter()
-            .position(|p| p.label == label)
-    }
-
-    fn has_scenario(&self, scenario: &str) -> bool {
-        self.r.cells.iter().any(|c| c.scenario == scenario)
+    fn has_scenario(&self, scenario: ScenarioId) -> bool {
+        self.cells.has(scenario)
     }
 
     fn sections(&self, servers: &[&str]) -> Vec<Section> {
         let mut out = Vec::new();
         for s in scenarios::SCENARIOS {
-            if !self.has_scenario(s.name) {
+            if !self.has_scenario(s.id) {
                 continue;
             }
             let baseline = self.lookup.baseline.as_ref().map(|b| b.server.as_str());
-            let metrics = match baseline {
-                Some(_) => columns_with_baseline(s.name),
-                None => columns(s.name),
+            let chosen = match baseline {
+                Some(_) => columns_with_baseline(s.id),
+                None => columns(s.id),
             };
             let mut rows = Vec::new();
             for point in 0..s.points.len() {
                 for server in servers {
-                    if let Some(row) = row(
-                        &group(&self.r.cells, s.name, point, server),
-                        &metrics,
+                    rows.extend(row(
+                        self.cells.runs(s.at(point), server),
+                        &chosen,
                         &self.lookup,
-                    ) {
-                        rows.push(row);
-                    }
+                    ));
                 }
             }
             out.push(Section {
-                name: s.name.to_string(),
+                name: s.id,
                 title: s.title.to_string(),
                 question: s.question.to_string(),
-                columns: metrics
+                columns: chosen
                     .iter()
-                    .map(|m| match baseline {
-                        Some(b) if m.name == BASELINE_CPU.name => (baseline_header(b), m.unit),
-                        _ => (m.name.to_string(), m.unit),
+                    .map(|c| match baseline {
+                        Some(b) if *c == Column::BaselineCpu => {
+                            (baseline_header(b), c.metric().unit)
+                        }
+                        _ => (c.name().to_string(), c.metric().unit),
                     })
                     .collect(),
                 rows,
@@ -339,9 +306,9 @@ impl Ask<'_> {
 
     /// `server`'s CPU per request over the baseline's, run by run, at one
     /// point: the median (min–max) of the per-run ratios.
-    fn cpu_ratio(&self, scenario: &str, point: usize, server: &str) -> Option<Spread> {
+    fn cpu_ratio(&self, at: PointId, server: &str) -> Option<Spread> {
         let reference = self.lookup.baseline.as_ref()?;
-        median_of(self.r, scenario, point, server, |c| {
+        self.cells.spread(at, server, |c| {
             reference.ratio(c, usage(c)?.cpu_us_per_request?)
         })
     }
@@ -350,23 +317,21 @@ impl Ask<'_> {
         let reference = self.lookup.baseline.as_ref()?;
         let mut entries = Vec::new();
         for s in scenarios::SCENARIOS {
-            if !self.has_scenario(s.name)
-                || !columns(s.name).iter().any(|m| m.name == SERVER_CPU.name)
-            {
+            if !self.has_scenario(s.id) || !columns(s.id).contains(&Column::ServerCpu) {
                 continue;
             }
             for (i, p) in s.points.iter().enumerate() {
                 for server in servers {
-                    let cpu_us =
-                        median_of(self.r, s.name, i, server, |c| usage(c)?.cpu_us_per_request);
-                    let ratio = self.cpu_ratio(s.name, i, server);
-                    if cpu_us.is_some() || !group(&self.r.cells, s.name, i, server).is_empty() {
+                    let cpu_us = self
+                        .cells
+                        .spread(s.at(i), server, |c| usage(c)?.cpu_us_per_request);
+                    if cpu_us.is_some() || !self.cells.runs(s.at(i), server).is_empty() {
                         entries.push(BaselineEntry {
-                            scenario: s.name.to_string(),
+                            scenario: s.id,
                             point: p.label.to_string(),
                             server: server.to_string(),
                             cpu_us,
-                            ratio,
+                            ratio: self.cpu_ratio(s.at(i), server),
                         });
                     }
                 }
@@ -380,27 +345,27 @@ impl Ask<'_> {
     }
 
     fn summary(&self) -> Vec<SummaryRow> {
-        let idle_points = scenarios::find("idle").map_or(0, |s| s.points.len());
+        let idle = ScenarioId::Idle.scenario();
         self.r
             .servers
             .iter()
             .map(|info| {
                 let s = info.name.as_str();
-                let seed = |f: fn(&CellResult) -> Option<f64>| median_of(self.r, "seed", 0, s, f);
-                let idle = (0..idle_points).rev().find_map(|p| {
-                    let bytes = median_of(self.r, "idle", p, s, |c| {
+                let seed = |f: fn(&CellResult) -> Option<f64>| self.cells.spread(SEED, s, f);
+                let idle = (0..idle.points.len()).rev().find_map(|p| {
+                    let bytes = self.cells.spread(idle.at(p), s, |c| {
                         idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
                     })?;
-                    let point = scenarios::find("idle")?.points[p];
+                    let point = idle.points[p];
                     Some(IdleCost {
                         bytes,
                         point: point.label.to_string(),
                         answered: self
-                            .median("idle", p, s, |c| Some(c.idle.as_ref()?.answered as f64))?,
+                            .median(idle.at(p), s, |c| Some(c.idle.as_ref()?.answered as f64))?,
                         connections: point.drive.connections() as u64,
                     })
                 });
-                let seed_cells = group(&self.r.cells, "seed", 0, s);
+                let seed_cells = self.cells.runs(SEED, s);
                 let connections = seed_cells
                     .iter()
                     .find_map(|c| c.load.as_ref().map(|l| l.fairness.connections))
@@ -414,11 +379,11 @@ impl Ask<'_> {
                     idle,
                     threads: seed(|c| Some(usage(c)?.loaded.threads as f64)),
                     cpu_us: seed(|c| usage(c)?.cpu_us_per_request),
-                    cpu_ratio: self.cpu_ratio("seed", 0, s),
+                    cpu_ratio: self.cpu_ratio(SEED, s),
                     served: seed(|c| Some(c.load.as_ref()?.fairness.served as f64))
                         .map(|v| (v, connections)),
                     source_lines: info.source_lines,
-                    problems: problems(&seed_cells),
+                    problems: problems(seed_cells),
                 }
             })
             .collect()
@@ -426,7 +391,7 @@ impl Ask<'_> {
 
     fn claims(&self) -> Vec<Claim> {
         let rps = |s: &str| self.lookup.seed_rps.get(s).copied();
-        let mean = |s: &str| self.median("seed", 0, s, |c| Some(lat(c)?.mean));
+        let mean = |s: &str| self.median(SEED, s, |c| Some(lat(c)?.mean));
         let within =
             |measured: f64, claimed: f64| (measured / claimed - 1.0).abs() <= RATIO_TOLERANCE;
         let tol = format::percent(RATIO_TOLERANCE);
@@ -488,14 +453,14 @@ impl Ask<'_> {
         // 3. v3's thread count fixed, v2's grows with connections. The
         // growth is compared with the connections actually served, since a
         // short window may end before thousands of connects complete.
-        let sweep = scenarios::find("connections").map_or(0, |s| s.points.len());
+        let sweep = Some(ScenarioId::Connections.scenario()).map_or(0, |s| s.points.len());
         let threads = |server: &str| -> Vec<(f64, f64)> {
             (0..sweep)
                 .filter_map(|i| {
-                    let served = self.median("connections", i, server, |c| {
+                    let served = self.median(ScenarioId::Connections.at(i), server, |c| {
                         Some(c.load.as_ref()?.fairness.served as f64)
                     })?;
-                    let t = self.median("connections", i, server, |c| {
+                    let t = self.median(ScenarioId::Connections.at(i), server, |c| {
                         Some(usage(c)?.loaded.threads as f64)
                     })?;
                     Some((served, t))
@@ -533,7 +498,7 @@ impl Ask<'_> {
         });
 
         // 4. v1 is stalled by one slow client.
-        let slow = self.median("slow", 0, V1, |c| c.rps());
+        let slow = self.median(SLOW, V1, |c| c.rps());
         let (measured, verdict) = match (slow, rps(V1)) {
             (Some(with), Some(without)) if without > 0.0 => {
                 let share = with / without;
@@ -561,8 +526,7 @@ impl Ask<'_> {
         });
 
         // 5. v3 for latency-sensitive services.
-        let p75 = self.point_index("latency", "75%");
-        let p99 = |s: &str| p75.and_then(|p| self.median("latency", p, s, |c| Some(lat(c)?.p99)));
+        let p99 = |s: &str| self.median(LATENCY_75, s, |c| Some(lat(c)?.p99));
         let (measured, verdict) = match (p99(V2), p99(V3)) {
             (Some(a), Some(b)) => (
                 format!(
@@ -585,8 +549,8 @@ impl Ask<'_> {
     }
 
     /// Whether `server` served every connection of a point (median starved 0).
-    fn served_all(&self, scenario: &str, point: usize, server: &str) -> bool {
-        self.median(scenario, point, server, |c| {
+    fn served_all(&self, at: PointId, server: &str) -> bool {
+        self.median(at, server, |c| {
             Some(c.load.as_ref()?.fairness.starved as f64)
         }) == Some(0.0)
     }
@@ -597,7 +561,7 @@ impl Ask<'_> {
     fn rank(
         &self,
         servers: &[&str],
-        at: Option<(&str, usize)>,
+        at: Option<PointId>,
         lowest: bool,
         f: &dyn Fn(&str) -> Option<f64>,
     ) -> (Vec<(String, f64)>, Vec<String>) {
@@ -606,9 +570,7 @@ impl Ask<'_> {
         for s in servers {
             let Some(v) = f(s) else { continue };
             match at {
-                Some((scenario, point)) if !self.served_all(scenario, point, s) => {
-                    starved.push((*s).to_string())
-                }
+                Some(at) if !self.served_all(at, s) => starved.push((*s).to_string()),
                 _ => ranked.push(((*s).to_string(), v)),
             }
         }
@@ -625,12 +587,10 @@ impl Ask<'_> {
     fn guidance(&self, servers: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
-        let rps_at = |scenario: &'static str, point: usize| {
-            move |s: &str| self.median(scenario, point, s, |c| c.rps())
-        };
+        let rps_at = |at: PointId| move |s: &str| self.median(at, s, |c| c.rps());
 
-        if self.has_scenario("seed") {
-            let (v, starved) = self.rank(servers, Some(("seed", 0)), false, &rps_at("seed", 0));
+        if self.has_scenario(ScenarioId::Seed) {
+            let (v, starved) = self.rank(servers, Some(SEED), false, &rps_at(SEED));
             if !v.is_empty() {
                 out.push(format!(
                     "Most requests per second under the seed's load (100 keep-alive connections): {}{}.",
@@ -641,9 +601,8 @@ impl Ask<'_> {
             let starved: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let n = self.median("seed", 0, s, |c| {
-                        Some(c.load.as_ref()?.fairness.starved as f64)
-                    })?;
+                    let n =
+                        self.median(SEED, s, |c| Some(c.load.as_ref()?.fairness.starved as f64))?;
                     (n > 0.0).then(|| {
                         format!("{s} left {n} of 100 connections without a single response")
                     })
@@ -658,7 +617,7 @@ impl Ask<'_> {
                 )
             });
             let (v, _) = self.rank(servers, None, true, &|s| {
-                self.median("seed", 0, s, |c| usage(c)?.cpu_us_per_request)
+                self.median(SEED, s, |c| usage(c)?.cpu_us_per_request)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -667,11 +626,10 @@ impl Ask<'_> {
                 ));
             }
         }
-        if let Some(p) = self.point_index("latency", "75%") {
+        if self.has_scenario(ScenarioId::Latency) {
             // Only a server that delivered the load it was offered has a
             // latency worth ranking.
-            let kept_up =
-                |s: &str| self.median("latency", p, s, |c| Some(c.rps()? / c.config.rate?));
+            let kept_up = |s: &str| self.median(LATENCY_75, s, |c| Some(c.rps()? / c.config.rate?));
             let behind: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
@@ -683,7 +641,7 @@ impl Ask<'_> {
                 if kept_up(s)? < KEPT_UP {
                     return None;
                 }
-                self.median("latency", p, s, |c| Some(lat(c)?.p99))
+                self.median(LATENCY_75, s, |c| Some(lat(c)?.p99))
             });
             let mut text = String::new();
             if !v.is_empty() {
@@ -703,11 +661,13 @@ impl Ask<'_> {
                 out.push(text.trim().to_string());
             }
         }
-        if let Some(idle) = scenarios::find("idle").filter(|_| self.has_scenario("idle")) {
+        if let Some(idle) =
+            Some(ScenarioId::Idle.scenario()).filter(|_| self.has_scenario(ScenarioId::Idle))
+        {
             let p = idle.points.len() - 1;
             let label = idle.points[p].label;
             let answered = |s: &str| {
-                self.median("idle", p, s, |c| {
+                self.median(idle.at(p), s, |c| {
                     let i = c.idle.as_ref()?;
                     Some(i.answered as f64 / i.connections.max(1) as f64)
                 })
@@ -716,7 +676,7 @@ impl Ask<'_> {
                 if answered(s)? < ANSWERED_ALL {
                     return None;
                 }
-                self.median("idle", p, s, |c| {
+                self.median(idle.at(p), s, |c| {
                     idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
                 })
             });
@@ -741,13 +701,13 @@ impl Ask<'_> {
                 ));
             }
         }
-        if self.has_scenario("slow") {
+        if self.has_scenario(ScenarioId::Slow) {
             let shares: Vec<(&str, f64)> = servers
                 .iter()
                 .filter_map(|s| {
                     Some((
                         *s,
-                        self.median("slow", 0, s, |c| c.rps())? / self.lookup.seed_rps.get(*s)?,
+                        self.median(SLOW, s, |c| c.rps())? / self.lookup.seed_rps.get(*s)?,
                     ))
                 })
                 .collect();
@@ -770,21 +730,19 @@ impl Ask<'_> {
                 });
             }
         }
-        for (label, what) in [
+        let work = ScenarioId::Work;
+        for (at, what) in [
             (
-                "wait:1ms",
+                work.at(1),
                 "blocks 1 ms per request (as a synchronous database call would)",
             ),
             (
-                "await:1ms",
+                work.at(2),
                 "waits 1 ms per request without holding its thread (as an asynchronous call would)",
             ),
-            ("cpu:50us", "burns 50 µs of CPU per request"),
+            (work.at(0), "burns 50 µs of CPU per request"),
         ] {
-            let Some(p) = self.point_index("work", label) else {
-                continue;
-            };
-            let (v, starved) = self.rank(servers, Some(("work", p)), false, &rps_at("work", p));
+            let (v, starved) = self.rank(servers, Some(at), false, &rps_at(at));
             if v.is_empty() {
                 continue;
             }
@@ -804,17 +762,12 @@ impl Ask<'_> {
             text.push('.');
             out.push(text);
         }
-        if let Some(sweep) =
-            scenarios::find("connections").filter(|_| self.has_scenario("connections"))
+        if let Some(sweep) = Some(ScenarioId::Connections.scenario())
+            .filter(|_| self.has_scenario(ScenarioId::Connections))
         {
             let p = sweep.points.len() - 1;
             let label = sweep.points[p].label;
-            let (v, starved) = self.rank(
-                servers,
-                Some(("connections", p)),
-                false,
-                &rps_at("connections", p),
-            );
+            let (v, starved) = self.rank(servers, Some(sweep.at(p)), false, &rps_at(sweep.at(p)));
             if !v.is_empty() || !starved.is_empty() {
                 out.push(if v.is_empty() {
                     format!(
@@ -830,9 +783,9 @@ impl Ask<'_> {
                 });
             }
         }
-        if self.has_scenario("churn") {
+        if self.has_scenario(ScenarioId::Churn) {
             let (v, _) = self.rank(servers, None, false, &|s| {
-                self.median("churn", 0, s, |c| {
+                self.median(scenarios::CHURN, s, |c| {
                     let l = c.load.as_ref()?;
                     Some(l.reconnects as f64 / l.duration_s)
                 })
@@ -844,11 +797,13 @@ impl Ask<'_> {
                 ));
             }
         }
-        if self.has_scenario("noise") {
+        if self.has_scenario(ScenarioId::Noise) {
             let sloppy: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let (sent, ok) = group(&self.r.cells, "noise", 0, s)
+                    let (sent, ok) = self
+                        .cells
+                        .runs(NOISE, s)
                         .iter()
                         .filter(|c| c.measured())
                         .filter_map(|c| c.noise.as_ref())
@@ -880,20 +835,20 @@ impl Ask<'_> {
     fn charts(&self, servers: &[&str]) -> Vec<Chart> {
         let mut charts = Vec::new();
         let names: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
-        if self.has_scenario("seed") {
+        if self.has_scenario(ScenarioId::Seed) {
             charts.push(Chart {
                 file: "throughput.svg".to_string(),
                 title: "Requests per second, seed load (median, min–max)".to_string(),
                 y_label: "req/s".to_string(),
                 log_y: false,
-                scenario: "seed".to_string(),
+                scenario: ScenarioId::Seed,
                 data: ChartData::Bars {
                     categories: names.clone(),
                     series: vec![(
                         "100 connections".to_string(),
                         servers
                             .iter()
-                            .map(|s| median_of(self.r, "seed", 0, s, |c| c.rps()))
+                            .map(|s| self.cells.spread(SEED, s, |c| c.rps()))
                             .collect(),
                     )],
                 },
@@ -902,10 +857,7 @@ impl Ask<'_> {
                 .iter()
                 .filter_map(|s| {
                     let mut merged: Option<Histogram<u64>> = None;
-                    for c in group(&self.r.cells, "seed", 0, s)
-                        .into_iter()
-                        .filter(|c| c.measured())
-                    {
+                    for c in self.cells.measured(SEED, s) {
                         let Some(h) = c.histogram.as_deref().and_then(decode_histogram) else {
                             continue;
                         };
@@ -926,7 +878,7 @@ impl Ask<'_> {
                     title: "Latency by percentile, seed load (all runs merged)".to_string(),
                     y_label: "latency (µs)".to_string(),
                     log_y: true,
-                    scenario: "seed".to_string(),
+                    scenario: ScenarioId::Seed,
                     data: ChartData::Lines {
                         x_label: "percentile".to_string(),
                         log_x: true,
@@ -936,13 +888,11 @@ impl Ask<'_> {
                 });
             }
         }
-        let line_chart = |scenario: &str,
+        let line_chart = |scenario: ScenarioId,
                           x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
                           y: fn(&CellResult) -> Option<f64>|
          -> Vec<(String, Vec<(f64, f64)>)> {
-            let Some(sc) = scenarios::find(scenario) else {
-                return Vec::new();
-            };
+            let sc = scenario.scenario();
             servers
                 .iter()
                 .map(|s| {
@@ -951,9 +901,9 @@ impl Ask<'_> {
                         .iter()
                         .enumerate()
                         .filter_map(|(i, p)| {
-                            let xs = median_of(self.r, scenario, i, s, |c| x(c, p))?;
-                            let ys = median_of(self.r, scenario, i, s, y)?;
-                            (xs.median > 0.0 && ys.median > 0.0).then_some((xs.median, ys.median))
+                            let xs = self.median(sc.at(i), s, |c| x(c, p))?;
+                            let ys = self.median(sc.at(i), s, y)?;
+                            (xs > 0.0 && ys > 0.0).then_some((xs, ys))
                         })
                         .collect();
                     (s.to_string(), pts)
@@ -961,47 +911,51 @@ impl Ask<'_> {
                 .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
                 .collect()
         };
-        if self.has_scenario("connections") {
+        if self.has_scenario(ScenarioId::Connections) {
             charts.push(Chart {
                 file: "connections.svg".to_string(),
                 title: "Requests per second by number of connections".to_string(),
                 y_label: "req/s".to_string(),
                 log_y: false,
-                scenario: "connections".to_string(),
+                scenario: ScenarioId::Connections,
                 data: ChartData::Lines {
                     x_label: "connections (log scale)".to_string(),
                     log_x: true,
                     percentile_x: false,
                     series: line_chart(
-                        "connections",
+                        ScenarioId::Connections,
                         &|_, p| Some(p.drive.connections() as f64),
                         |c| c.rps(),
                     ),
                 },
             });
         }
-        if self.has_scenario("latency") {
+        if self.has_scenario(ScenarioId::Latency) {
             charts.push(Chart {
                 file: "latency-vs-load.svg".to_string(),
                 title: "p99 latency (corrected) against offered load".to_string(),
                 y_label: "p99 latency (µs)".to_string(),
                 log_y: true,
-                scenario: "latency".to_string(),
+                scenario: ScenarioId::Latency,
                 data: ChartData::Lines {
                     x_label: "offered load (req/s)".to_string(),
                     log_x: false,
                     percentile_x: false,
-                    series: line_chart("latency", &|c, _| c.config.rate, |c| Some(lat(c)?.p99)),
+                    series: line_chart(ScenarioId::Latency, &|c, _| c.config.rate, |c| {
+                        Some(lat(c)?.p99)
+                    }),
                 },
             });
         }
-        if let Some(idle) = scenarios::find("idle").filter(|_| self.has_scenario("idle")) {
+        if let Some(idle) =
+            Some(ScenarioId::Idle.scenario()).filter(|_| self.has_scenario(ScenarioId::Idle))
+        {
             charts.push(Chart {
                 file: "idle-memory.svg".to_string(),
                 title: "Server memory per idle connection (RSS growth / connections)".to_string(),
                 y_label: "bytes per connection".to_string(),
                 log_y: false,
-                scenario: "idle".to_string(),
+                scenario: ScenarioId::Idle,
                 data: ChartData::Bars {
                     categories: names.clone(),
                     series: idle
@@ -1014,7 +968,7 @@ impl Ask<'_> {
                                 servers
                                     .iter()
                                     .map(|s| {
-                                        median_of(self.r, "idle", i, s, |c| {
+                                        self.cells.spread(idle.at(i), s, |c| {
                                             idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
                                         })
                                     })
@@ -1025,14 +979,16 @@ impl Ask<'_> {
                 },
             });
         }
-        if let Some(work) = scenarios::find("work").filter(|_| self.has_scenario("work")) {
+        if let Some(work) =
+            Some(ScenarioId::Work.scenario()).filter(|_| self.has_scenario(ScenarioId::Work))
+        {
             let mut series = Vec::new();
-            if self.has_scenario("seed") {
+            if self.has_scenario(ScenarioId::Seed) {
                 series.push((
                     "no work (seed)".to_string(),
                     servers
                         .iter()
-                        .map(|s| median_of(self.r, "seed", 0, s, |c| c.rps()))
+                        .map(|s| self.cells.spread(SEED, s, |c| c.rps()))
                         .collect(),
                 ));
             }
@@ -1041,7 +997,7 @@ impl Ask<'_> {
                     p.label.to_string(),
                     servers
                         .iter()
-                        .map(|s| median_of(self.r, "work", i, s, |c| c.rps()))
+                        .map(|s| self.cells.spread(work.at(i), s, |c| c.rps()))
                         .collect(),
                 ));
             }
@@ -1051,7 +1007,7 @@ impl Ask<'_> {
                     .to_string(),
                 y_label: "req/s".to_string(),
                 log_y: true,
-                scenario: "work".to_string(),
+                scenario: ScenarioId::Work,
                 data: ChartData::Bars {
                     categories: names,
                     series,
@@ -1064,7 +1020,7 @@ impl Ask<'_> {
 
 /// The header of the baseline column: `CPU/req ÷ floor`.
 pub fn baseline_header(baseline: &str) -> String {
-    BASELINE_CPU.name.replace("baseline", baseline)
+    Column::BaselineCpu.name().replace("baseline", baseline)
 }
 
 /// The latency (µs) at percentiles 0, 50, 75, 90, 95, 99, ... up to the

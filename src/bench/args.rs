@@ -10,7 +10,8 @@ use clap::builder::PossibleValuesParser;
 use crate::models::Model;
 use crate::units::{parse_duration, positive_duration};
 
-use super::{scenarios, targets};
+use super::scenarios::ScenarioId;
+use super::targets;
 
 /// Benchmarks every concurrency model (and any `--server`) through the
 /// scenarios and writes REPORT.md, results.json and SVG charts.
@@ -36,9 +37,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub models: Vec<Model>,
     /// Scenarios to run, comma-separated [default: all of them].
-    #[arg(long, value_delimiter = ',', value_name = "LIST",
-          value_parser = PossibleValuesParser::new(scenarios::names()))]
-    pub scenarios: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub scenarios: Vec<ScenarioId>,
     /// Directory for REPORT.md, results.json and the charts.
     #[arg(long, default_value = "bench-report", value_name = "DIR")]
     pub out: PathBuf,

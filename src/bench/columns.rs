@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::load::LatencyUs;
 
 use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord, Spread};
-use super::scenarios;
+use super::scenarios::{PointId, ScenarioId};
 
 /// How a column's numbers read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct Reference {
     /// The server.
     pub server: String,
     /// Its figure by (scenario, point index, run).
-    pub runs: BTreeMap<(String, usize, u32), f64>,
+    pub runs: BTreeMap<(PointId, u32), f64>,
 }
 
 impl Reference {
@@ -88,7 +88,7 @@ impl Reference {
         let runs = cells
             .iter()
             .filter(|c| c.server == server && c.measured())
-            .filter_map(|c| Some(((c.scenario.clone(), c.point_index, c.run), f(c)?)))
+            .filter_map(|c| Some(((c.at(), c.run), f(c)?)))
             .collect();
         Reference {
             server: server.to_string(),
@@ -99,7 +99,7 @@ impl Reference {
     /// `value`, measured in cell `c`, over the reference's figure in the
     /// same run of the same point; `None` when that run has none.
     pub fn ratio(&self, c: &CellResult, value: f64) -> Option<f64> {
-        let base = *self.runs.get(&(c.scenario.clone(), c.point_index, c.run))?;
+        let base = *self.runs.get(&(c.at(), c.run))?;
         (base > 0.0 && value.is_finite()).then(|| value / base)
     }
 }
@@ -160,8 +160,7 @@ macro_rules! metric {
     };
 }
 
-/// Responses per second.
-pub const RPS: Metric = metric!(
+const RPS: Metric = metric!(
     "req/s",
     PerSecond,
     "responses per second in the recorded window",
@@ -232,17 +231,14 @@ const TARGET: Metric = metric!(
     _ | c.config.rate
 );
 const NOT_SENT: Metric = metric!("not sent", Count, "open loop: scheduled requests never sent because every connection had a request in flight, over all runs", total |c| Some(c.load.as_ref()?.scheduled_not_sent));
-/// Server CPU per response.
-pub const SERVER_CPU: Metric = metric!(
+const SERVER_CPU: Metric = metric!(
     "server CPU/req",
     Micros,
     "server utime+stime in the window (every thread) per response",
     median | c,
     _ | usage(c)?.cpu_us_per_request
 );
-/// `--baseline`: each run's server CPU per response over the baseline's in
-/// the same run of the same point. The header names the baseline.
-pub const BASELINE_CPU: Metric = metric!(
+const BASELINE_CPU: Metric = metric!(
     "CPU/req ÷ baseline",
     Times,
     "server CPU/req over the baseline's (--baseline) in the same run of the same point; median (min–max) of those per-run ratios",
@@ -382,82 +378,207 @@ const NOISE_BAD: Metric = metric!(
     }
 );
 
+/// A column of the scenario tables: its identity, wherever one is chosen,
+/// compared or named by a target; [`Column::metric`] says how it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Column {
+    /// `req/s`
+    Rps,
+    /// `mean`
+    Mean,
+    /// `stdev`
+    Stdev,
+    /// `p50`
+    P50,
+    /// `p90`
+    P90,
+    /// `p99`
+    P99,
+    /// `p99.9`
+    P999,
+    /// `max`
+    Max,
+    /// `p99 uncorrected`
+    P99Uncorrected,
+    /// `offered/s`
+    Offered,
+    /// `not sent`
+    NotSent,
+    /// `server CPU/req`
+    ServerCpu,
+    /// `CPU/req ÷ baseline`
+    BaselineCpu,
+    /// `client CPU/req`
+    ClientCpu,
+    /// `RSS`
+    Rss,
+    /// `threads`
+    Threads,
+    /// `fds`
+    Fds,
+    /// `starved`
+    Starved,
+    /// `Jain`
+    Jain,
+    /// `errors`
+    Errors,
+    /// `unanswered`
+    Unanswered,
+    /// `conn/s`
+    ConnPerSec,
+    /// `of seed req/s`
+    VsSeed,
+    /// `slow held`
+    SlowHeld,
+    /// `slow closed`
+    SlowClosed,
+    /// `answered`
+    IdleAnswered,
+    /// `RSS/conn`
+    IdleRss,
+    /// `threads/conn`
+    IdleThreads,
+    /// `fds/conn`
+    IdleFds,
+    /// `not answered`
+    IdleProblems,
+    /// `malformed`
+    NoiseSent,
+    /// `4xx + closed`
+    NoiseRejected,
+    /// `mistreated`
+    NoiseBad,
+}
+
+impl Column {
+    /// What it reads and how.
+    pub fn metric(self) -> &'static Metric {
+        match self {
+            Column::Rps => &RPS,
+            Column::Mean => &MEAN,
+            Column::Stdev => &STDEV,
+            Column::P50 => &P50,
+            Column::P90 => &P90,
+            Column::P99 => &P99,
+            Column::P999 => &P999,
+            Column::Max => &MAX,
+            Column::P99Uncorrected => &P99_UNCORRECTED,
+            Column::Offered => &TARGET,
+            Column::NotSent => &NOT_SENT,
+            Column::ServerCpu => &SERVER_CPU,
+            Column::BaselineCpu => &BASELINE_CPU,
+            Column::ClientCpu => &CLIENT_CPU,
+            Column::Rss => &RSS,
+            Column::Threads => &THREADS,
+            Column::Fds => &FDS,
+            Column::Starved => &STARVED,
+            Column::Jain => &JAIN,
+            Column::Errors => &ERRORS,
+            Column::Unanswered => &UNANSWERED,
+            Column::ConnPerSec => &CONNECTIONS_PER_SEC,
+            Column::VsSeed => &VS_SEED,
+            Column::SlowHeld => &SLOW_HELD,
+            Column::SlowClosed => &SLOW_CLOSED,
+            Column::IdleAnswered => &IDLE_ANSWERED,
+            Column::IdleRss => &IDLE_RSS,
+            Column::IdleThreads => &IDLE_THREADS,
+            Column::IdleFds => &IDLE_FDS,
+            Column::IdleProblems => &IDLE_PROBLEMS,
+            Column::NoiseSent => &NOISE_SENT,
+            Column::NoiseRejected => &NOISE_REJECTED,
+            Column::NoiseBad => &NOISE_BAD,
+        }
+    }
+
+    /// Its header (for `--baseline`, before the baseline's name is put in).
+    pub fn name(self) -> &'static str {
+        self.metric().name
+    }
+}
+
+/// A target names its column by the column's header.
+impl serde::Serialize for Column {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// The columns of a scenario's table.
-pub fn columns(scenario: &str) -> Vec<Metric> {
+pub fn columns(scenario: ScenarioId) -> Vec<Column> {
+    use Column::*;
     match scenario {
-        "seed" => vec![
-            RPS, MEAN, STDEV, P50, P90, P99, P999, MAX, SERVER_CPU, CLIENT_CPU, RSS, THREADS, FDS,
-            STARVED, JAIN, ERRORS, UNANSWERED,
+        ScenarioId::Seed => vec![
+            Rps, Mean, Stdev, P50, P90, P99, P999, Max, ServerCpu, ClientCpu, Rss, Threads, Fds,
+            Starved, Jain, Errors, Unanswered,
         ],
-        "connections" => vec![
-            RPS, P99, SERVER_CPU, THREADS, RSS, STARVED, JAIN, ERRORS, UNANSWERED,
+        ScenarioId::Connections => vec![
+            Rps, P99, ServerCpu, Threads, Rss, Starved, Jain, Errors, Unanswered,
         ],
-        "pipeline" => vec![
-            RPS, P50, P99, SERVER_CPU, CLIENT_CPU, STARVED, ERRORS, UNANSWERED,
+        ScenarioId::Pipeline => vec![
+            Rps, P50, P99, ServerCpu, ClientCpu, Starved, Errors, Unanswered,
         ],
-        "latency" => vec![
-            TARGET,
-            RPS,
+        ScenarioId::Latency => vec![
+            Offered,
+            Rps,
             P50,
             P99,
             P999,
-            MAX,
-            P99_UNCORRECTED,
-            NOT_SENT,
-            ERRORS,
-            UNANSWERED,
+            Max,
+            P99Uncorrected,
+            NotSent,
+            Errors,
+            Unanswered,
         ],
-        "idle" => vec![
-            IDLE_ANSWERED,
-            IDLE_RSS,
-            IDLE_THREADS,
-            IDLE_FDS,
-            RSS,
-            THREADS,
-            IDLE_PROBLEMS,
+        ScenarioId::Idle => vec![
+            IdleAnswered,
+            IdleRss,
+            IdleThreads,
+            IdleFds,
+            Rss,
+            Threads,
+            IdleProblems,
         ],
-        "churn" => vec![CONNECTIONS_PER_SEC, P50, P99, SERVER_CPU, ERRORS],
-        "slow" => vec![RPS, VS_SEED, P99, STARVED, ERRORS, SLOW_HELD, SLOW_CLOSED],
-        "noise" => vec![
-            RPS,
+        ScenarioId::Churn => vec![ConnPerSec, P50, P99, ServerCpu, Errors],
+        ScenarioId::Slow => vec![Rps, VsSeed, P99, Starved, Errors, SlowHeld, SlowClosed],
+        ScenarioId::Noise => vec![
+            Rps,
             P99,
-            STARVED,
-            NOISE_SENT,
-            NOISE_REJECTED,
-            NOISE_BAD,
-            ERRORS,
+            Starved,
+            NoiseSent,
+            NoiseRejected,
+            NoiseBad,
+            Errors,
         ],
-        _ => vec![
-            RPS, MEAN, P99, SERVER_CPU, THREADS, STARVED, ERRORS, UNANSWERED,
+        ScenarioId::Work => vec![
+            Rps, Mean, P99, ServerCpu, Threads, Starved, Errors, Unanswered,
         ],
     }
 }
 
 /// The columns of a scenario's table when a baseline is set: [`columns`]
 /// with [`BASELINE_CPU`] after every server CPU column.
-pub fn columns_with_baseline(scenario: &str) -> Vec<Metric> {
+pub fn columns_with_baseline(scenario: ScenarioId) -> Vec<Column> {
     let mut out = Vec::new();
-    for m in columns(scenario) {
-        let cpu = m.name == SERVER_CPU.name;
-        out.push(m);
-        if cpu {
-            out.push(BASELINE_CPU);
+    for c in columns(scenario) {
+        out.push(c);
+        if c == Column::ServerCpu {
+            out.push(Column::BaselineCpu);
         }
     }
     out
 }
 
 /// Every column any table can have, for the README's guide.
-pub fn all_metrics() -> Vec<Metric> {
-    let mut all: Vec<Metric> = Vec::new();
-    for s in scenarios::SCENARIOS {
-        for m in columns_with_baseline(s.name) {
-            if !all.iter().any(|a| a.name == m.name) {
-                all.push(m);
+pub fn all_metrics() -> Vec<&'static Metric> {
+    let mut all: Vec<Column> = Vec::new();
+    for s in ScenarioId::ALL {
+        for c in columns_with_baseline(s) {
+            if !all.contains(&c) {
+                all.push(c);
             }
         }
     }
-    all
+    all.into_iter().map(Column::metric).collect()
 }
 
 /// One table entry.
@@ -493,8 +614,8 @@ pub struct Row {
 /// A scenario's table.
 #[derive(Clone, Debug)]
 pub struct Section {
-    /// Scenario name.
-    pub name: String,
+    /// The scenario.
+    pub name: ScenarioId,
     /// Heading.
     pub title: String,
     /// What it shows.
@@ -505,24 +626,13 @@ pub struct Section {
     pub rows: Vec<Row>,
 }
 
-pub(crate) fn group<'a>(
-    cells: &'a [CellResult],
-    scenario: &str,
-    point: usize,
-    server: &str,
-) -> Vec<&'a CellResult> {
-    cells
-        .iter()
-        .filter(|c| c.scenario == scenario && c.point_index == point && c.server == server)
-        .collect()
-}
-
-pub(crate) fn row(group: &[&CellResult], metrics: &[Metric], lookup: &Lookup) -> Option<Row> {
+pub(crate) fn row(group: &[&CellResult], columns: &[Column], lookup: &Lookup) -> Option<Row> {
     let first = group.first()?;
     let measured: Vec<&CellResult> = group.iter().copied().filter(|c| c.measured()).collect();
-    let values = metrics
+    let values = columns
         .iter()
-        .map(|m| {
+        .map(|c| {
+            let m = c.metric();
             if measured.is_empty() {
                 return Value::Missing;
             }
@@ -603,26 +713,23 @@ mod tests {
 
     #[test]
     fn every_scenario_has_columns_and_every_column_a_meaning() {
-        for s in scenarios::SCENARIOS {
-            assert!(!columns(s.name).is_empty());
+        for s in ScenarioId::ALL {
+            assert!(!columns(s).is_empty());
         }
         assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
     }
 
     #[test]
     fn the_baseline_column_follows_every_server_cpu_column() {
-        for s in scenarios::SCENARIOS {
-            let plain: Vec<&str> = columns(s.name).iter().map(|m| m.name).collect();
-            let with: Vec<&str> = columns_with_baseline(s.name)
-                .iter()
-                .map(|m| m.name)
-                .collect();
-            match plain.iter().position(|n| *n == SERVER_CPU.name) {
+        for s in ScenarioId::ALL {
+            let plain = columns(s);
+            let with = columns_with_baseline(s);
+            match plain.iter().position(|c| *c == Column::ServerCpu) {
                 Some(i) => {
-                    assert_eq!(with[i + 1], BASELINE_CPU.name, "{}", s.name);
+                    assert_eq!(with[i + 1], Column::BaselineCpu, "{s}");
                     assert_eq!(with.len(), plain.len() + 1);
                 }
-                None => assert_eq!(with, plain, "{}", s.name),
+                None => assert_eq!(with, plain, "{s}"),
             }
         }
     }

@@ -39,7 +39,7 @@ use args::cpu_list;
 use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
-use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings, Spread};
+use results::{BenchResults, CellIndex, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
 use runner::{CellContext, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, Profile, Scenario};
 
@@ -102,10 +102,7 @@ impl Setup {
         let mut chosen: Vec<&'static Scenario> = if args.scenarios.is_empty() {
             scenarios::SCENARIOS.iter().collect()
         } else {
-            args.scenarios
-                .iter()
-                .filter_map(|n| scenarios::find(n))
-                .collect()
+            args.scenarios.iter().map(|s| s.scenario()).collect()
         };
         if scenarios::with_dependencies(&mut chosen) {
             notes.push(
@@ -354,7 +351,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             if let Some((runs, window, warmup)) = t {
                 println!(
                     "{:<12} {:>3} cells  {} run(s) × {} point(s) × {} server(s), window {}, warm-up {}: about {}",
-                    s.name,
+                    s.name(),
                     cells.len(),
                     runs,
                     s.points.len(),
@@ -399,7 +396,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         }
         let name = &setup.servers[cell.server].name;
         progress.start(
-            cell.scenario.name,
+            cell.scenario.name(),
             cell.point().label,
             name,
             cell.run,
@@ -450,7 +447,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         build: Build::detect(),
         settings: Settings {
             profile: setup.profile,
-            scenarios: setup.scenarios.iter().map(|s| s.name.to_string()).collect(),
+            scenarios: setup.scenarios.iter().map(|s| s.id).collect(),
             pinned: setup.pinning.server.is_some() && setup.pinning.client.is_some(),
             server_cpus: setup.pinning.server.clone().unwrap_or_default(),
             client_cpus: setup.pinning.client.clone().unwrap_or_default(),
@@ -536,12 +533,7 @@ fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult
 
 /// This server's median `seed` req/s over the runs measured so far.
 fn seed_rps(cells: &[CellResult], server: &str) -> Option<f64> {
-    let v: Vec<f64> = cells
-        .iter()
-        .filter(|c| c.scenario == "seed" && c.server == server && c.measured())
-        .filter_map(CellResult::rps)
-        .collect();
-    Spread::of(&v).map(|s| s.median)
+    CellIndex::of(cells).median(scenarios::SEED, server, CellResult::rps)
 }
 
 /// Writes every file of the report, the README block if asked, and the
@@ -628,7 +620,7 @@ mod tests {
         };
         let mut cell = CellResult::planned(
             &Plan::new(
-                &[scenarios::find("seed").unwrap()],
+                &[scenarios::ScenarioId::Seed.scenario()],
                 1,
                 Profile::Quick,
                 Overrides::default(),

@@ -13,11 +13,22 @@
 
 use serde::Serialize;
 
-use super::analysis::Verdict;
-use super::columns::{columns, group, problems, Lookup, Read, Reference, Unit};
+use super::columns::{columns, problems, Column, Lookup, Read, Reference, Unit};
 use super::format;
-use super::results::{BenchResults, CellResult, Spread};
-use super::scenarios;
+use super::results::{BenchResults, CellIndex, CellResult, Spread};
+use super::scenarios::{PointId, IDLE_10K, PIPELINE_16, SEED};
+
+/// Whether a claim or a target holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The numbers agree with the claim.
+    Holds,
+    /// They do not.
+    DoesNotHold,
+    /// What it needs was not measured.
+    NotMeasured,
+}
 
 /// Which side of the bound a figure must fall on.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -59,7 +70,7 @@ impl Bound {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Condition {
     /// A column of the scenario's table.
-    pub column: &'static str,
+    pub column: Column,
     /// What its median must satisfy.
     #[serde(flatten)]
     pub bound: Bound,
@@ -72,12 +83,11 @@ pub struct Target {
     pub label: &'static str,
     /// The server (a model's name or a `--server` name).
     pub server: &'static str,
-    /// The scenario.
-    pub scenario: &'static str,
-    /// The point's label in that scenario.
-    pub point: &'static str,
+    /// The point (`scenario` and `point` label in results.json).
+    #[serde(flatten)]
+    pub at: PointId,
     /// The column of the scenario's table the figure comes from.
-    pub column: &'static str,
+    pub column: Column,
     /// Compare the figure, run by run, with this server's.
     pub relative_to: Option<&'static str>,
     /// The bound on the median.
@@ -98,10 +108,10 @@ pub struct TargetSet {
     pub targets: &'static [Target],
 }
 
-const CPU: &str = "server CPU/req";
-const IDLE_RSS: &str = "RSS/conn";
+const CPU: Column = Column::ServerCpu;
+const IDLE_RSS: Column = Column::IdleRss;
 const ALL_IDLE_ANSWERED: &[Condition] = &[Condition {
-    column: "answered",
+    column: Column::IdleAnswered,
     bound: Bound::AtLeast(9_900.0),
 }];
 
@@ -115,8 +125,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         Target {
             label: "v5 server CPU per request at most 1.00× the floor's, unpipelined",
             server: "uring",
-            scenario: "seed",
-            point: "100 connections",
+            at: SEED,
             column: CPU,
             relative_to: Some("floor"),
             bound: Bound::AtMost(1.00),
@@ -125,8 +134,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         Target {
             label: "moonshot: v5 server CPU per request at most 0.85× the floor's, unpipelined",
             server: "uring",
-            scenario: "seed",
-            point: "100 connections",
+            at: SEED,
             column: CPU,
             relative_to: Some("floor"),
             bound: Bound::AtMost(0.85),
@@ -135,8 +143,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         Target {
             label: "v5 server CPU per request at most the floor's, pipelined 16 deep",
             server: "uring",
-            scenario: "pipeline",
-            point: "depth 16",
+            at: PIPELINE_16,
             column: CPU,
             relative_to: Some("floor"),
             bound: Bound::AtMost(1.00),
@@ -145,8 +152,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         Target {
             label: "v4 server CPU per request at most 1.05× the floor's, unpipelined",
             server: "event",
-            scenario: "seed",
-            point: "100 connections",
+            at: SEED,
             column: CPU,
             relative_to: Some("floor"),
             bound: Bound::AtMost(1.05),
@@ -155,8 +161,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         Target {
             label: "v5 RSS per idle connection at most 512 B (10,000 open, all answered)",
             server: "uring",
-            scenario: "idle",
-            point: "10,000",
+            at: IDLE_10K,
             column: IDLE_RSS,
             relative_to: None,
             bound: Bound::AtMost(512.0),
@@ -165,8 +170,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         Target {
             label: "v4 RSS per idle connection at most 1 KiB (10,000 open, all answered)",
             server: "event",
-            scenario: "idle",
-            point: "10,000",
+            at: IDLE_10K,
             column: IDLE_RSS,
             relative_to: None,
             bound: Bound::AtMost(1024.0),
@@ -223,25 +227,30 @@ pub fn check(r: &BenchResults, lookup: &Lookup, set: &'static TargetSet) -> Chec
     }
 }
 
-/// A column of `scenario`'s table read per run, with its unit.
+/// A column read per run, with its unit.
 type Reader = (fn(&CellResult, &Lookup) -> Option<f64>, Unit);
 
-fn median_column(scenario: &str, name: &str) -> Result<Reader, String> {
-    let metric = columns(scenario)
-        .into_iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| format!("the {scenario} table has no column {name:?}"))?;
-    match metric.read {
-        Read::Median(f) => Ok((f, metric.unit)),
+fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
+    let scenario = at.scenario;
+    if !columns(scenario).contains(&column) {
+        return Err(format!(
+            "the {scenario} table has no column {:?}",
+            column.name()
+        ));
+    }
+    match column.metric().read {
+        Read::Median(f) => Ok((f, column.metric().unit)),
         _ => Err(format!(
-            "the column {name:?} is a total, not a figure per run"
+            "the column {:?} is a total, not a figure per run",
+            column.name()
         )),
     }
 }
 
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
-    let unit = match (t.relative_to, median_column(t.scenario, t.column)) {
+    let cells = CellIndex::of(&r.cells);
+    let unit = match (t.relative_to, median_column(t.at, t.column)) {
         (Some(_), _) => Unit::Times,
         (None, Ok((_, unit))) => unit,
         (None, Err(_)) => Unit::Count,
@@ -253,10 +262,10 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
         verdict: Verdict::NotMeasured,
         reason: None,
     };
-    match measure(r, lookup, t) {
+    match measure(r, &cells, lookup, t) {
         Ok((spread, mut notes)) => {
             out.measured = Some(spread);
-            let unmet = unmet_conditions(r, lookup, t);
+            let unmet = unmet_conditions(&cells, lookup, t);
             out.verdict = if t.bound.admits(spread.median) && unmet.is_empty() {
                 Verdict::Holds
             } else {
@@ -274,36 +283,34 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
 
 /// The figure's spread over the runs, and notes on runs that gave no
 /// figure; `Err` says why there is none.
-fn measure(r: &BenchResults, lookup: &Lookup, t: &Target) -> Result<(Spread, Vec<String>), String> {
+fn measure(
+    r: &BenchResults,
+    cells: &CellIndex<'_>,
+    lookup: &Lookup,
+    t: &Target,
+) -> Result<(Spread, Vec<String>), String> {
     for server in std::iter::once(t.server).chain(t.relative_to) {
         if !r.servers.iter().any(|s| s.name == server) {
             return Err(format!("{server} was not in this run"));
         }
     }
-    if !r.cells.iter().any(|c| c.scenario == t.scenario) {
-        return Err(format!("the {} scenario was not run", t.scenario));
+    if !cells.has(t.at.scenario) {
+        return Err(format!("the {} scenario was not run", t.at.scenario));
     }
-    let point = scenarios::find(t.scenario)
-        .and_then(|s| s.points.iter().position(|p| p.label == t.point))
-        .ok_or_else(|| format!("the {} scenario has no point {:?}", t.scenario, t.point))?;
-    let (read, _) = median_column(t.scenario, t.column)?;
+    let (read, _) = median_column(t.at, t.column)?;
     let reference = t
         .relative_to
         .map(|other| Reference::of(&r.cells, other, |c| read(c, lookup)));
-    let cells = group(&r.cells, t.scenario, point, t.server);
-    let values: Vec<f64> = cells
-        .iter()
-        .filter(|c| c.measured())
-        .filter_map(|c| {
-            let v = read(c, lookup)?;
-            match &reference {
-                Some(reference) => reference.ratio(c, v),
-                None => Some(v),
-            }
-        })
-        .collect();
-    if let Some(spread) = Spread::of(&values) {
-        let runs = cells.len();
+    let spread = cells.spread(t.at, t.server, |c| {
+        let v = read(c, lookup)?;
+        match &reference {
+            Some(reference) => reference.ratio(c, v),
+            None => Some(v),
+        }
+    });
+    let runs = cells.runs(t.at, t.server);
+    if let Some(spread) = spread {
+        let runs = runs.len();
         let mut notes = Vec::new();
         if spread.runs < runs {
             notes.push(format!(
@@ -318,10 +325,10 @@ fn measure(r: &BenchResults, lookup: &Lookup, t: &Target) -> Result<(Spread, Vec
         return Ok((spread, notes));
     }
     // Say why: this server's runs, or the reference's.
-    let mut why = problems(&cells);
+    let mut why = problems(runs);
     if let Some(other) = t.relative_to {
         why.extend(
-            problems(&group(&r.cells, t.scenario, point, other))
+            problems(cells.runs(t.at, other))
                 .into_iter()
                 .map(|p| format!("{other}: {p}")),
         );
@@ -330,41 +337,34 @@ fn measure(r: &BenchResults, lookup: &Lookup, t: &Target) -> Result<(Spread, Vec
         }
     }
     if why.is_empty() {
-        why.push(format!("no run of {} measured {:?}", t.server, t.column));
+        why.push(format!(
+            "no run of {} measured {:?}",
+            t.server,
+            t.column.name()
+        ));
     }
     Err(why.join("; "))
 }
 
 /// The conditions of `t` its server's row does not meet, in words.
-fn unmet_conditions(r: &BenchResults, lookup: &Lookup, t: &Target) -> Vec<String> {
-    let Some(point) =
-        scenarios::find(t.scenario).and_then(|s| s.points.iter().position(|p| p.label == t.point))
-    else {
-        return Vec::new();
-    };
-    let cells = group(&r.cells, t.scenario, point, t.server);
+fn unmet_conditions(cells: &CellIndex<'_>, lookup: &Lookup, t: &Target) -> Vec<String> {
     t.only_if
         .iter()
         .filter_map(|cond| {
-            let (read, unit) = match median_column(t.scenario, cond.column) {
+            let (read, unit) = match median_column(t.at, cond.column) {
                 Ok(reader) => reader,
                 Err(e) => return Some(e),
             };
-            let v: Vec<f64> = cells
-                .iter()
-                .filter(|c| c.measured())
-                .filter_map(|c| read(c, lookup))
-                .collect();
-            match Spread::of(&v) {
+            let name = cond.column.name();
+            match cells.spread(t.at, t.server, |c| read(c, lookup)) {
                 Some(s) if cond.bound.admits(s.median) => None,
                 Some(s) => Some(format!(
-                    "{} {} (needs {} {})",
-                    cond.column,
+                    "{name} {} (needs {} {})",
                     format::number(s.median, unit),
                     cond.bound.words(),
                     format::number(cond.bound.value(), unit)
                 )),
-                None => Some(format!("{} not measured", cond.column)),
+                None => Some(format!("{name} not measured")),
             }
         })
         .collect()
@@ -375,7 +375,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_target_names_a_real_point_and_a_median_column() {
+    fn every_target_reads_a_median_column_of_its_scenario() {
         let mut names = names();
         names.sort_unstable();
         names.dedup();
@@ -383,16 +383,9 @@ mod tests {
         for set in SETS {
             assert!(!set.targets.is_empty());
             for t in set.targets {
-                let s = scenarios::find(t.scenario).expect(t.scenario);
-                assert!(
-                    s.points.iter().any(|p| p.label == t.point),
-                    "{}: no point {}",
-                    t.label,
-                    t.point
-                );
-                assert!(median_column(t.scenario, t.column).is_ok(), "{}", t.label);
+                assert!(median_column(t.at, t.column).is_ok(), "{}", t.label);
                 for c in t.only_if {
-                    assert!(median_column(t.scenario, c.column).is_ok(), "{}", t.label);
+                    assert!(median_column(t.at, c.column).is_ok(), "{}", t.label);
                 }
             }
         }

@@ -8,6 +8,7 @@ use crate::bench::analysis::{baseline_header, Analysis, BaselineTable, Verdict};
 use crate::bench::columns::{Row, Section, Unit, Value};
 use crate::bench::format::{self, number, spread};
 use crate::bench::results::{BenchResults, OtherLoad, Spread};
+use crate::bench::scenarios::ScenarioId;
 use crate::bench::targets::Checked;
 
 use super::{Exporter, Output, Report};
@@ -43,7 +44,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     write_settings(out, r)?;
     writeln!(out, "\n## Summary: the seed's table, measured\n")?;
     out.push_str(&summary_table(a));
-    if let Some(chart) = a.charts.iter().find(|c| c.scenario == "seed") {
+    if let Some(chart) = a.charts.iter().find(|c| c.scenario == ScenarioId::Seed) {
         writeln!(out, "\n![{}]({})", chart.title, chart.file)?;
     }
     if let Some(b) = &a.baseline {
@@ -84,7 +85,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     for s in &a.sections {
         writeln!(out, "\n### `{}`: {}\n", s.name, s.title)?;
         writeln!(out, "{}\n", s.question)?;
-        if let Some(t) = timing_of(r, &s.name) {
+        if let Some(t) = timing_of(r, s.name) {
             writeln!(out, "{t}\n")?;
         }
         out.push_str(&section_table(s));
@@ -197,11 +198,11 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
 }
 
 /// How a scenario ran: runs, window, warm-up (from its cells).
-fn timing_of(r: &BenchResults, scenario: &str) -> Option<String> {
+fn timing_of(r: &BenchResults, scenario: ScenarioId) -> Option<String> {
     let cells: Vec<_> = r.cells.iter().filter(|c| c.scenario == scenario).collect();
     let first = cells.first()?;
     let runs = cells.iter().map(|c| c.run).max().unwrap_or(1);
-    let window = if scenario == "idle" {
+    let window = if scenario == ScenarioId::Idle {
         format!(
             "waiting at most {} for the answers",
             format::seconds(first.config.duration_s)
@@ -248,8 +249,8 @@ pub fn targets_table(t: &Checked) -> String {
     for c in &t.checks {
         let tg = &c.target;
         let what = match tg.relative_to {
-            Some(other) => format!("{}'s {} ÷ {other}'s, per run", tg.server, tg.column),
-            None => format!("{}'s {}", tg.server, tg.column),
+            Some(other) => format!("{}'s {} ÷ {other}'s, per run", tg.server, tg.column.name()),
+            None => format!("{}'s {}", tg.server, tg.column.name()),
         };
         let measured = c.measured.map_or("–".to_string(), |m| {
             let runs = if m.runs == 1 { "run" } else { "runs" };
@@ -272,11 +273,11 @@ pub fn targets_table(t: &Checked) -> String {
 /// Server CPU per request and its ratio to the baseline's: one row per
 /// server, two columns per point.
 pub fn baseline_table(b: &BaselineTable) -> String {
-    let mut points: Vec<(&str, &str)> = Vec::new();
+    let mut points: Vec<(ScenarioId, &str)> = Vec::new();
     let mut servers: Vec<&str> = Vec::new();
     for e in &b.entries {
-        if !points.contains(&(e.scenario.as_str(), e.point.as_str())) {
-            points.push((&e.scenario, &e.point));
+        if !points.contains(&(e.scenario, e.point.as_str())) {
+            points.push((e.scenario, &e.point));
         }
         if !servers.contains(&e.server.as_str()) {
             servers.push(&e.server);
