@@ -15,6 +15,7 @@ pub mod columns;
 pub mod export;
 pub mod format;
 pub mod machine;
+pub mod procfs;
 pub mod progress;
 pub mod readme;
 pub mod results;
@@ -40,8 +41,8 @@ use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
 use results::{BenchResults, CellIndex, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
-use runner::{CellContext, Pinning, ServerKind, ServerSpec};
-use scenarios::{Overrides, Plan, Profile, Scenario};
+use runner::{CellContext, Children, Pinning, ServerKind, ServerSpec};
+use scenarios::{Overrides, Plan, PlannedCell, Profile, Scenario};
 
 /// A server that failed to start this many times in a row is not tried again.
 const START_ATTEMPTS: usize = 2;
@@ -378,62 +379,30 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let started_at = utc_now();
     let clock = Instant::now();
     let machine_before = CpuTimes::now();
-    let own_before = runner::own_cpu_seconds();
+    let own_before = procfs::own_cpu_seconds();
     let load_threads = setup.pinning.client.as_ref().map_or(1, Vec::len).max(1);
-    let ctx = CellContext {
+    let mut children = Children(CellContext {
         servers: &setup.servers,
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
         fd_limit,
         interrupted: interrupted_flag,
-    };
+    });
+    let names: Vec<&str> = setup.servers.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
-    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
-    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); setup.servers.len()];
-    for cell in &plan.cells {
-        if interrupted_flag.load(Ordering::Relaxed) {
-            break;
-        }
-        let name = &setup.servers[cell.server].name;
-        progress.start(
-            cell.scenario.name(),
-            cell.point().label,
-            name,
-            cell.run,
-            cell.runs,
-        );
-        let (failures, last) = &start_failures[cell.server];
-        let result = if *failures >= START_ATTEMPTS {
-            let mut r = CellResult::planned(cell, name, utc_now());
-            r.outcome = Outcome::Failed {
-                reason: format!("not started: it failed to start {failures} times ({last})"),
-            };
-            r
-        } else {
-            let seed = seed_rps(&cells, name);
-            let (result, start_failure) = runner::run_cell(cell, &ctx, seed);
-            match start_failure {
-                Some(reason) => {
-                    let entry = &mut start_failures[cell.server];
-                    entry.0 += 1;
-                    if entry.0 == START_ATTEMPTS {
-                        progress.note(&format!("{name} failed to start: {reason}"));
-                    }
-                    entry.1 = reason;
-                }
-                None => start_failures[cell.server].0 = 0,
-            }
-            result
-        };
-        progress.done(cell.estimate());
-        cells.push(result);
-    }
+    let cells = run_plan(
+        &plan,
+        &names,
+        &mut children,
+        interrupted_flag,
+        &mut progress,
+    );
     progress.finish();
     let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
         other_load(
             before,
             after,
-            runner::own_cpu_seconds() - own_before,
+            procfs::own_cpu_seconds() - own_before,
             &cells,
         )
     });
@@ -476,6 +445,71 @@ pub fn run(args: BenchArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs one cell of a plan: [`runner::Children`] starts a server and loads
+/// it; a test's runner makes results up.
+pub trait CellRunner {
+    /// Runs `cell` against server `server` (its name); `seed_rps` is that
+    /// server's median `seed` req/s so far. The second value is the reason
+    /// the server failed to start, if it did.
+    fn run(
+        &mut self,
+        cell: &PlannedCell,
+        server: &str,
+        seed_rps: Option<f64>,
+    ) -> (CellResult, Option<String>);
+}
+
+/// Runs the cells of `plan` in order with `runner` until the end or an
+/// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
+/// row is not tried again, and its cells are failed with the reason.
+fn run_plan(
+    plan: &Plan,
+    servers: &[&str],
+    runner: &mut dyn CellRunner,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+) -> Vec<CellResult> {
+    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
+    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); servers.len()];
+    for cell in &plan.cells {
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        let name = servers[cell.server];
+        progress.start(
+            cell.scenario.name(),
+            cell.point().label,
+            name,
+            cell.run,
+            cell.runs,
+        );
+        let (failures, last) = &mut start_failures[cell.server];
+        let result = if *failures >= START_ATTEMPTS {
+            let mut r = CellResult::planned(cell, name, utc_now());
+            r.outcome = Outcome::Failed {
+                reason: format!("not started: it failed to start {failures} times ({last})"),
+            };
+            r
+        } else {
+            let (result, start_failure) = runner.run(cell, name, seed_rps(&cells, name));
+            match start_failure {
+                Some(reason) => {
+                    *failures += 1;
+                    if *failures == START_ATTEMPTS {
+                        progress.note(&format!("{name} failed to start: {reason}"));
+                    }
+                    *last = reason;
+                }
+                None => *failures = 0,
+            }
+            result
+        };
+        progress.done(cell.estimate());
+        cells.push(result);
+    }
+    cells
 }
 
 /// `--from`: writes the report of a saved `results.json` again, running
@@ -605,6 +639,119 @@ fn write_report(
 mod tests {
     use super::*;
     use results::{ProcSample, ServerUsage};
+    use scenarios::ScenarioId;
+
+    /// A runner that starts nothing: it records the cells it is given,
+    /// fails to start the servers named in `broken`, and raises the
+    /// interrupt flag after `interrupt_after` cells.
+    struct Mock<'a> {
+        seen: Vec<(ScenarioId, usize, String, u32)>,
+        planned: std::time::Duration,
+        broken: &'a [&'a str],
+        interrupt_after: Option<usize>,
+        flag: &'a AtomicBool,
+    }
+
+    impl CellRunner for Mock<'_> {
+        fn run(
+            &mut self,
+            cell: &PlannedCell,
+            server: &str,
+            _seed_rps: Option<f64>,
+        ) -> (CellResult, Option<String>) {
+            self.seen
+                .push((cell.scenario.id, cell.point, server.to_string(), cell.run));
+            self.planned += cell.estimate();
+            if self.interrupt_after == Some(self.seen.len()) {
+                self.flag.store(true, Ordering::Relaxed);
+            }
+            let mut r = CellResult::planned(cell, server, utc_now());
+            if self.broken.contains(&server) {
+                r.outcome = Outcome::Failed {
+                    reason: "the server exited before it was ready".to_string(),
+                };
+                return (r, Some("exited before it was ready".to_string()));
+            }
+            (r, None)
+        }
+    }
+
+    fn plan(scenarios: &[ScenarioId], servers: usize) -> Plan {
+        let chosen: Vec<_> = scenarios.iter().map(|s| s.scenario()).collect();
+        Plan::new(&chosen, servers, Profile::Default, Overrides::default())
+    }
+
+    type Seen = Vec<(ScenarioId, usize, String, u32)>;
+
+    fn run_mock(
+        plan: &Plan,
+        servers: &[&str],
+        broken: &[&str],
+        interrupt_after: Option<usize>,
+    ) -> (Vec<CellResult>, Seen, std::time::Duration) {
+        let flag = AtomicBool::new(false);
+        let mut mock = Mock {
+            seen: Vec::new(),
+            planned: std::time::Duration::ZERO,
+            broken,
+            interrupt_after,
+            flag: &flag,
+        };
+        let mut progress = Progress::new(plan.estimate());
+        let cells = run_plan(plan, servers, &mut mock, &flag, &mut progress);
+        (cells, mock.seen, mock.planned)
+    }
+
+    #[test]
+    fn the_plan_runs_every_cell_in_order_within_its_budget() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Idle], 2);
+        let (cells, seen, planned) = run_mock(&plan, &["a", "b"], &[], None);
+        assert_eq!(cells.len(), plan.cells.len());
+        assert_eq!(seen.len(), plan.cells.len());
+        assert_eq!(planned, plan.estimate());
+        let order: Vec<_> = seen.iter().map(|s| (s.0, s.2.as_str(), s.3)).collect();
+        assert_eq!(
+            &order[..4],
+            &[
+                (ScenarioId::Seed, "a", 1),
+                (ScenarioId::Seed, "b", 1),
+                (ScenarioId::Seed, "a", 2),
+                (ScenarioId::Seed, "b", 2)
+            ]
+        );
+        assert!(cells.iter().all(CellResult::measured));
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_plan_after_the_cell_under_way() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Churn], 2);
+        let (cells, seen, _) = run_mock(&plan, &["a", "b"], &[], Some(3));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(cells.len(), 3);
+        assert!(cells.len() < plan.cells.len());
+    }
+
+    #[test]
+    fn a_server_that_fails_to_start_twice_is_not_tried_again() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Connections], 2);
+        let (cells, seen, _) = run_mock(&plan, &["ok", "broken"], &["broken"], None);
+        assert_eq!(cells.len(), plan.cells.len());
+        let tried = seen.iter().filter(|s| s.2 == "broken").count();
+        assert_eq!(tried, START_ATTEMPTS);
+        let broken: Vec<&CellResult> = cells.iter().filter(|c| c.server == "broken").collect();
+        assert!(broken.iter().all(|c| !c.measured()));
+        match &broken.last().unwrap().outcome {
+            Outcome::Failed { reason } => assert!(
+                reason.starts_with("not started: it failed to start 2 times (exited before"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(cells
+            .iter()
+            .filter(|c| c.server == "ok")
+            .all(CellResult::measured));
+    }
 
     #[test]
     fn other_load_is_what_neither_the_bench_nor_its_servers_used() {
