@@ -133,360 +133,127 @@ fn error_kinds(c: &CellResult) -> Vec<(String, u64)> {
     kinds
 }
 
-macro_rules! metric {
-    ($name:expr, $unit:ident, $about:expr, median $f:expr) => {
-        Metric {
-            name: $name,
-            unit: Unit::$unit,
-            about: $about,
-            read: Read::Median($f),
-        }
-    };
-    ($name:expr, $unit:ident, $about:expr, total $f:expr) => {
-        Metric {
-            name: $name,
-            unit: Unit::$unit,
-            about: $about,
-            read: Read::Total($f),
-        }
-    };
-    ($name:expr, $about:expr, kinds $f:expr) => {
-        Metric {
-            name: $name,
-            unit: Unit::Count,
-            about: $about,
-            read: Read::Kinds($f),
-        }
-    };
+fn conn_per_sec(c: &CellResult, _: &Lookup) -> Option<f64> {
+    let l = c.load.as_ref()?;
+    Some(l.reconnects as f64 / l.duration_s)
 }
 
-const RPS: Metric = metric!(
-    "req/s",
-    PerSecond,
-    "responses per second in the recorded window",
-    median | c,
-    _ | c.rps()
-);
-const MEAN: Metric = metric!(
-    "mean",
-    Micros,
-    "mean latency",
-    median | c,
-    _ | Some(lat(c)?.mean)
-);
-const STDEV: Metric = metric!(
-    "stdev",
-    Micros,
-    "standard deviation of the latency",
-    median | c,
-    _ | Some(lat(c)?.stdev)
-);
-const P50: Metric = metric!(
-    "p50",
-    Micros,
-    "median latency",
-    median | c,
-    _ | Some(lat(c)?.p50)
-);
-const P90: Metric = metric!(
-    "p90",
-    Micros,
-    "90th percentile latency",
-    median | c,
-    _ | Some(lat(c)?.p90)
-);
-const P99: Metric = metric!(
-    "p99",
-    Micros,
-    "99th percentile latency (open loop: from the intended send time)",
-    median | c,
-    _ | Some(lat(c)?.p99)
-);
-const P999: Metric = metric!(
-    "p99.9",
-    Micros,
-    "99.9th percentile latency",
-    median | c,
-    _ | Some(lat(c)?.p99_9)
-);
-const MAX: Metric = metric!(
-    "max",
-    Micros,
-    "largest latency",
-    median | c,
-    _ | Some(lat(c)?.max)
-);
-const P99_UNCORRECTED: Metric = metric!(
-    "p99 uncorrected",
-    Micros,
-    "open loop: 99th percentile from the actual send, as a closed-loop tool would report it",
-    median | c,
-    _ | Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)
-);
-const TARGET: Metric = metric!(
-    "offered/s",
-    PerSecond,
-    "open loop: the rate offered (a share of the server's own seed req/s)",
-    median | c,
-    _ | c.config.rate
-);
-const NOT_SENT: Metric = metric!("not sent", Count, "open loop: scheduled requests never sent because every connection had a request in flight, over all runs", total |c| Some(c.load.as_ref()?.scheduled_not_sent));
-const SERVER_CPU: Metric = metric!(
-    "server CPU/req",
-    Micros,
-    "server utime+stime in the window (every thread) per response",
-    median | c,
-    _ | usage(c)?.cpu_us_per_request
-);
-const BASELINE_CPU: Metric = metric!(
-    "CPU/req ÷ baseline",
-    Times,
-    "server CPU/req over the baseline's (--baseline) in the same run of the same point; median (min–max) of those per-run ratios",
-    median | c,
-    k | k.baseline.as_ref()?.ratio(c, usage(c)?.cpu_us_per_request?)
-);
-const CLIENT_CPU: Metric = metric!(
-    "client CPU/req",
-    Micros,
-    "the bench's own CPU time (the load generator) per response",
-    median | c,
-    _ | c.client_cpu_us_per_request()
-);
-const RSS: Metric = metric!(
-    "RSS",
-    Kib,
-    "server resident memory at the end of the window",
-    median | c,
-    _ | Some(usage(c)?.loaded.rss_kib as f64)
-);
-const THREADS: Metric = metric!(
-    "threads",
-    Count,
-    "server threads at the end of the window",
-    median | c,
-    _ | Some(usage(c)?.loaded.threads as f64)
-);
-const FDS: Metric = metric!(
-    "fds",
-    Count,
-    "server open file descriptors at the end of the window",
-    median | c,
-    _ | Some(usage(c)?.loaded.fds as f64)
-);
-const STARVED: Metric = metric!(
-    "starved",
-    Count,
-    "connections that completed no request in the window",
-    median | c,
-    _ | Some(c.load.as_ref()?.fairness.starved as f64)
-);
-const JAIN: Metric = metric!("Jain", Ratio, "Jain's fairness index over the connections' completed requests: 1 = all equal, 1/n = one got everything", median |c, _| c.load.as_ref()?.fairness.jain);
-const ERRORS: Metric = metric!("errors", "errors over all runs by kind: connect, read, write, timeout, parse, aborted, and status codes outside 2xx/3xx", kinds error_kinds);
-const UNANSWERED: Metric = metric!("unanswered", Count, "requests still in flight at the end of the window, over all runs (up to connections × pipeline is the normal tail)", total |c| Some(c.load.as_ref()?.errors.unanswered));
-const CONNECTIONS_PER_SEC: Metric = metric!(
-    "conn/s",
-    PerSecond,
-    "churn: connections completed per second (one request each)",
-    median | c,
-    _ | {
-        let l = c.load.as_ref()?;
-        Some(l.reconnects as f64 / l.duration_s)
-    }
-);
-const VS_SEED: Metric = metric!(
-    "of seed req/s",
-    Share,
-    "slow: req/s as a share of the same server's seed req/s",
-    median | c,
-    k | Some(c.rps()? / k.seed_rps.get(&c.server)?)
-);
-const SLOW_HELD: Metric = metric!("slow held", Seconds, "slow: median time a slowloris connection was kept open (those still open count their time so far)", median |c, _| Some(c.slow.as_ref()?.held_median_s));
-const SLOW_CLOSED: Metric = metric!(
-    "slow closed",
-    Count,
-    "slow: slowloris connections the server closed before the end, over all runs",
-    total | c | Some(c.slow.as_ref()?.closed_by_server)
-);
-const IDLE_ANSWERED: Metric = metric!(
-    "answered",
-    Count,
-    "idle: connections whose request was answered with 2xx",
-    median | c,
-    _ | Some(c.idle.as_ref()?.answered as f64)
-);
-const IDLE_RSS: Metric = metric!(
-    "RSS/conn",
-    Bytes,
-    "idle: growth of the server's RSS over the empty server, per connection",
-    median | c,
-    _ | idle_per_connection(c, |s| s.rss_kib as f64 * 1024.0)
-);
-const IDLE_THREADS: Metric = metric!(
-    "threads/conn",
-    Ratio,
-    "idle: growth of the server's thread count per connection",
-    median | c,
-    _ | idle_per_connection(c, |s| s.threads as f64)
-);
-const IDLE_FDS: Metric = metric!(
-    "fds/conn",
-    Ratio,
-    "idle: growth of the server's open descriptors per connection",
-    median | c,
-    _ | idle_per_connection(c, |s| s.fds as f64)
-);
-const IDLE_PROBLEMS: Metric = metric!(
-    "not answered",
-    "idle: connections that failed, or were answered with another status (by code), over all runs",
-    kinds | c | {
-        let Some(i) = &c.idle else { return Vec::new() };
-        let silent = i
-            .connections
-            .saturating_sub(i.answered + i.failed + i.status.values().sum::<u64>());
-        let mut kinds = vec![
-            ("failed".to_string(), i.failed),
-            ("no answer".to_string(), silent),
-        ];
-        kinds.extend(i.status.iter().map(|(code, n)| (code.clone(), *n)));
-        kinds
-    }
-);
-const NOISE_SENT: Metric = metric!(
-    "malformed",
-    Count,
-    "noise: malformed requests sent, over all runs",
-    total | c | Some(c.noise.as_ref()?.sent())
-);
-const NOISE_REJECTED: Metric = metric!(
-    "4xx + closed",
-    Count,
-    "noise: malformed requests answered with a 4xx and then a closed connection",
-    total | c | Some(c.noise.as_ref()?.rejected_and_closed())
-);
-const NOISE_BAD: Metric = metric!(
-    "mistreated",
-    "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered",
-    kinds | c | {
-        let Some(n) = &c.noise else { return Vec::new() };
-        let sum =
-            |f: fn(&super::clients::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
-        vec![
-            ("left open".to_string(), sum(|k| k.left_open)),
-            ("not 4xx".to_string(), sum(|k| k.wrong_status)),
-            ("no answer".to_string(), sum(|k| k.no_answer)),
-        ]
-    }
-);
+fn idle_problems(c: &CellResult) -> Vec<(String, u64)> {
+    let Some(i) = &c.idle else { return Vec::new() };
+    let silent = i
+        .connections
+        .saturating_sub(i.answered + i.failed + i.status.values().sum::<u64>());
+    let mut kinds = vec![
+        ("failed".to_string(), i.failed),
+        ("no answer".to_string(), silent),
+    ];
+    kinds.extend(i.status.iter().map(|(code, n)| (code.clone(), *n)));
+    kinds
+}
+
+fn noise_bad(c: &CellResult) -> Vec<(String, u64)> {
+    let Some(n) = &c.noise else { return Vec::new() };
+    let sum = |f: fn(&super::clients::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
+    vec![
+        ("left open".to_string(), sum(|k| k.left_open)),
+        ("not 4xx".to_string(), sum(|k| k.wrong_status)),
+        ("no answer".to_string(), sum(|k| k.no_answer)),
+    ]
+}
 
 /// A column of the scenario tables: its identity, wherever one is chosen,
-/// compared or named by a target; [`Column::metric`] says how it reads.
+/// compared or named by a target; [`Column::metric`] says what it reads, its
+/// header and what it means.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Column {
-    /// `req/s`
     Rps,
-    /// `mean`
     Mean,
-    /// `stdev`
     Stdev,
-    /// `p50`
     P50,
-    /// `p90`
     P90,
-    /// `p99`
     P99,
-    /// `p99.9`
     P999,
-    /// `max`
     Max,
-    /// `p99 uncorrected`
     P99Uncorrected,
-    /// `offered/s`
     Offered,
-    /// `not sent`
     NotSent,
-    /// `server CPU/req`
     ServerCpu,
-    /// `CPU/req ÷ baseline`
     BaselineCpu,
-    /// `client CPU/req`
     ClientCpu,
-    /// `RSS`
     Rss,
-    /// `threads`
     Threads,
-    /// `fds`
     Fds,
-    /// `starved`
     Starved,
-    /// `Jain`
     Jain,
-    /// `errors`
     Errors,
-    /// `unanswered`
     Unanswered,
-    /// `conn/s`
     ConnPerSec,
-    /// `of seed req/s`
     VsSeed,
-    /// `slow held`
     SlowHeld,
-    /// `slow closed`
     SlowClosed,
-    /// `answered`
     IdleAnswered,
-    /// `RSS/conn`
     IdleRss,
-    /// `threads/conn`
     IdleThreads,
-    /// `fds/conn`
     IdleFds,
-    /// `not answered`
     IdleProblems,
-    /// `malformed`
     NoiseSent,
-    /// `4xx + closed`
     NoiseRejected,
-    /// `mistreated`
     NoiseBad,
 }
 
+/// `metric!("header" Unit Read(f), "meaning")`: one column, on one line.
+macro_rules! metric {
+    ($name:literal $unit:ident $read:ident($f:expr), $about:literal) => {
+        Metric {
+            name: $name,
+            unit: Unit::$unit,
+            about: $about,
+            read: Read::$read($f),
+        }
+    };
+}
+
 impl Column {
-    /// What it reads and how.
-    pub fn metric(self) -> &'static Metric {
+    /// What it reads and how (`--baseline`'s header names the baseline
+    /// where this says `baseline`).
+    #[rustfmt::skip]
+    pub fn metric(self) -> Metric {
+        use Column::*;
         match self {
-            Column::Rps => &RPS,
-            Column::Mean => &MEAN,
-            Column::Stdev => &STDEV,
-            Column::P50 => &P50,
-            Column::P90 => &P90,
-            Column::P99 => &P99,
-            Column::P999 => &P999,
-            Column::Max => &MAX,
-            Column::P99Uncorrected => &P99_UNCORRECTED,
-            Column::Offered => &TARGET,
-            Column::NotSent => &NOT_SENT,
-            Column::ServerCpu => &SERVER_CPU,
-            Column::BaselineCpu => &BASELINE_CPU,
-            Column::ClientCpu => &CLIENT_CPU,
-            Column::Rss => &RSS,
-            Column::Threads => &THREADS,
-            Column::Fds => &FDS,
-            Column::Starved => &STARVED,
-            Column::Jain => &JAIN,
-            Column::Errors => &ERRORS,
-            Column::Unanswered => &UNANSWERED,
-            Column::ConnPerSec => &CONNECTIONS_PER_SEC,
-            Column::VsSeed => &VS_SEED,
-            Column::SlowHeld => &SLOW_HELD,
-            Column::SlowClosed => &SLOW_CLOSED,
-            Column::IdleAnswered => &IDLE_ANSWERED,
-            Column::IdleRss => &IDLE_RSS,
-            Column::IdleThreads => &IDLE_THREADS,
-            Column::IdleFds => &IDLE_FDS,
-            Column::IdleProblems => &IDLE_PROBLEMS,
-            Column::NoiseSent => &NOISE_SENT,
-            Column::NoiseRejected => &NOISE_REJECTED,
-            Column::NoiseBad => &NOISE_BAD,
+            Rps => metric!("req/s" PerSecond Median(|c, _| c.rps()), "responses per second in the recorded window"),
+            Mean => metric!("mean" Micros Median(|c, _| Some(lat(c)?.mean)), "mean latency"),
+            Stdev => metric!("stdev" Micros Median(|c, _| Some(lat(c)?.stdev)), "standard deviation of the latency"),
+            P50 => metric!("p50" Micros Median(|c, _| Some(lat(c)?.p50)), "median latency"),
+            P90 => metric!("p90" Micros Median(|c, _| Some(lat(c)?.p90)), "90th percentile latency"),
+            P99 => metric!("p99" Micros Median(|c, _| Some(lat(c)?.p99)), "99th percentile latency (open loop: from the intended send time)"),
+            P999 => metric!("p99.9" Micros Median(|c, _| Some(lat(c)?.p99_9)), "99.9th percentile latency"),
+            Max => metric!("max" Micros Median(|c, _| Some(lat(c)?.max)), "largest latency"),
+            P99Uncorrected => metric!("p99 uncorrected" Micros Median(|c, _| Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)), "open loop: 99th percentile from the actual send, as a closed-loop tool would report it"),
+            Offered => metric!("offered/s" PerSecond Median(|c, _| c.config.rate), "open loop: the rate offered (a share of the server's own seed req/s)"),
+            NotSent => metric!("not sent" Count Total(|c| Some(c.load.as_ref()?.scheduled_not_sent)), "open loop: scheduled requests never sent because every connection had a request in flight, over all runs"),
+            ServerCpu => metric!("server CPU/req" Micros Median(|c, _| usage(c)?.cpu_us_per_request), "server utime+stime in the window (every thread) per response"),
+            BaselineCpu => metric!("CPU/req ÷ baseline" Times Median(|c, k| k.baseline.as_ref()?.ratio(c, usage(c)?.cpu_us_per_request?)), "server CPU/req over the baseline's (--baseline) in the same run of the same point; median (min–max) of those per-run ratios"),
+            ClientCpu => metric!("client CPU/req" Micros Median(|c, _| c.client_cpu_us_per_request()), "the bench's own CPU time (the load generator) per response"),
+            Rss => metric!("RSS" Kib Median(|c, _| Some(usage(c)?.loaded.rss_kib as f64)), "server resident memory at the end of the window"),
+            Threads => metric!("threads" Count Median(|c, _| Some(usage(c)?.loaded.threads as f64)), "server threads at the end of the window"),
+            Fds => metric!("fds" Count Median(|c, _| Some(usage(c)?.loaded.fds as f64)), "server open file descriptors at the end of the window"),
+            Starved => metric!("starved" Count Median(|c, _| Some(c.load.as_ref()?.fairness.starved as f64)), "connections that completed no request in the window"),
+            Jain => metric!("Jain" Ratio Median(|c, _| c.load.as_ref()?.fairness.jain), "Jain's fairness index over the connections' completed requests: 1 = all equal, 1/n = one got everything"),
+            Errors => metric!("errors" Count Kinds(error_kinds), "errors over all runs by kind: connect, read, write, timeout, parse, aborted, and status codes outside 2xx/3xx"),
+            Unanswered => metric!("unanswered" Count Total(|c| Some(c.load.as_ref()?.errors.unanswered)), "requests still in flight at the end of the window, over all runs (up to connections × pipeline is the normal tail)"),
+            ConnPerSec => metric!("conn/s" PerSecond Median(conn_per_sec), "churn: connections completed per second (one request each)"),
+            VsSeed => metric!("of seed req/s" Share Median(|c, k| Some(c.rps()? / k.seed_rps.get(&c.server)?)), "slow: req/s as a share of the same server's seed req/s"),
+            SlowHeld => metric!("slow held" Seconds Median(|c, _| Some(c.slow.as_ref()?.held_median_s)), "slow: median time a slowloris connection was kept open (those still open count their time so far)"),
+            SlowClosed => metric!("slow closed" Count Total(|c| Some(c.slow.as_ref()?.closed_by_server)), "slow: slowloris connections the server closed before the end, over all runs"),
+            IdleAnswered => metric!("answered" Count Median(|c, _| Some(c.idle.as_ref()?.answered as f64)), "idle: connections whose request was answered with 2xx"),
+            IdleRss => metric!("RSS/conn" Bytes Median(|c, _| idle_per_connection(c, |s| s.rss_kib as f64 * 1024.0)), "idle: growth of the server's RSS over the empty server, per connection"),
+            IdleThreads => metric!("threads/conn" Ratio Median(|c, _| idle_per_connection(c, |s| s.threads as f64)), "idle: growth of the server's thread count per connection"),
+            IdleFds => metric!("fds/conn" Ratio Median(|c, _| idle_per_connection(c, |s| s.fds as f64)), "idle: growth of the server's open descriptors per connection"),
+            IdleProblems => metric!("not answered" Count Kinds(idle_problems), "idle: connections that failed, or were answered with another status (by code), over all runs"),
+            NoiseSent => metric!("malformed" Count Total(|c| Some(c.noise.as_ref()?.sent())), "noise: malformed requests sent, over all runs"),
+            NoiseRejected => metric!("4xx + closed" Count Total(|c| Some(c.noise.as_ref()?.rejected_and_closed())), "noise: malformed requests answered with a 4xx and then a closed connection"),
+            NoiseBad => metric!("mistreated" Count Kinds(noise_bad), "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered"),
         }
     }
 
@@ -569,7 +336,7 @@ pub fn columns_with_baseline(scenario: ScenarioId) -> Vec<Column> {
 }
 
 /// Every column any table can have, for the README's guide.
-pub fn all_metrics() -> Vec<&'static Metric> {
+pub fn all_metrics() -> Vec<Metric> {
     let mut all: Vec<Column> = Vec::new();
     for s in ScenarioId::ALL {
         for c in columns_with_baseline(s) {
