@@ -595,8 +595,7 @@ fn write_report(
     if !results.complete {
         println!("Incomplete: interrupted.\n");
     }
-    print!("{}", export::markdown::summary_table(&analysis));
-    println!();
+    println!("{}", export::markdown::summary_table(&analysis).terminal());
     for c in &analysis.claims {
         println!("{:?}: {} ({})", c.verdict, c.claim, c.measured);
     }
@@ -605,11 +604,11 @@ fn write_report(
             "\nServer CPU per request against {} ({}):\n",
             b.baseline, b.definition
         );
-        print!("{}", export::markdown::baseline_table(b));
+        println!("{}", export::markdown::baseline_table(b).terminal());
     }
     if let Some(t) = &analysis.targets {
         println!("\nTargets {}:\n", t.set);
-        print!("{}", export::markdown::targets_table(t));
+        println!("{}", export::markdown::targets_table(t).terminal());
     }
     if !analysis.problems.is_empty() {
         println!("\n{} problems: see REPORT.md", analysis.problems.len());
