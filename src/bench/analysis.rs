@@ -15,7 +15,8 @@ use super::format;
 use super::results::{decode_histogram, BenchResults, CellIndex, CellResult, Spread};
 use super::scenarios::{self, PointId, ScenarioId, LATENCY_75, NOISE, SEED, SLOW};
 pub use super::targets::Verdict;
-use super::targets::{self, Checked};
+use super::targets::{self, Bound, Checked, Condition, ServerRef, Target};
+use crate::models::Model;
 
 /// The seed's summary table, one row per server, measured.
 #[derive(Clone, Debug)]
@@ -185,9 +186,55 @@ pub const KEPT_UP: f64 = 0.9;
 /// Idle connections count as all answered from this share on.
 pub const ANSWERED_ALL: f64 = 0.99;
 
-const V1: &str = "sequential";
-const V2: &str = "threaded";
-const V3: &str = "pool";
+const V1: ServerRef = ServerRef::Model(Model::Sequential);
+const V2: ServerRef = ServerRef::Model(Model::Threaded);
+const V3: ServerRef = ServerRef::Model(Model::Pool);
+
+/// The seed's claims that are a ratio and a bound, as targets: their
+/// verdicts are [`targets::evaluate`]'s, ratios taken run by run.
+pub static CLAIM_TARGETS: [Target; 4] = [
+    Target {
+        label: "v2 (thread per connection) has about 4.7× v1's throughput",
+        server: V2,
+        at: SEED,
+        column: Column::Rps,
+        relative_to: Some(V1),
+        bound: Bound::Within(4.7, RATIO_TOLERANCE),
+        only_if: &[],
+    },
+    Target {
+        label: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
+        server: V2,
+        at: SEED,
+        column: Column::Mean,
+        relative_to: Some(V3),
+        bound: Bound::Within(5.0, RATIO_TOLERANCE),
+        only_if: &[Condition {
+            server: Some(V3),
+            column: Column::Rps,
+            relative_to: Some(V2),
+            bound: Bound::Within(1.0, SIMILAR_THROUGHPUT),
+        }],
+    },
+    Target {
+        label: "v1: a slow client can stall all others",
+        server: V1,
+        at: SLOW,
+        column: Column::VsSeed,
+        relative_to: None,
+        bound: Bound::Below(STALLED_SHARE),
+        only_if: &[],
+    },
+    Target {
+        label: "if low latency is required, consider v3 rather than v2",
+        server: V3,
+        at: LATENCY_75,
+        column: Column::P99,
+        relative_to: Some(V2),
+        bound: Bound::Below(1.0),
+        only_if: &[],
+    },
+];
 
 impl Analysis {
     /// Computes the analysis of `r`.
@@ -262,6 +309,11 @@ impl Ask<'_> {
 
     fn has_scenario(&self, scenario: ScenarioId) -> bool {
         self.cells.has(scenario)
+    }
+
+    /// The scenario, if it ran.
+    fn ran(&self, scenario: ScenarioId) -> Option<&'static scenarios::Scenario> {
+        self.has_scenario(scenario).then(|| scenario.scenario())
     }
 
     fn sections(&self, servers: &[&str]) -> Vec<Section> {
@@ -390,70 +442,70 @@ impl Ask<'_> {
     }
 
     fn claims(&self) -> Vec<Claim> {
-        let rps = |s: &str| self.lookup.seed_rps.get(s).copied();
-        let mean = |s: &str| self.median(SEED, s, |c| Some(lat(c)?.mean));
-        let within =
-            |measured: f64, claimed: f64| (measured / claimed - 1.0).abs() <= RATIO_TOLERANCE;
+        let rps = |s: ServerRef| self.lookup.seed_rps.get(s.name()).copied();
+        let mean = |s: ServerRef| self.median(SEED, s.name(), |c| Some(lat(c)?.mean));
         let tol = format::percent(RATIO_TOLERANCE);
+        let check = |i: usize| {
+            let c = targets::evaluate(self.r, &self.lookup, &CLAIM_TARGETS[i]);
+            (c.measured.map(|m| m.median), c.verdict)
+        };
+        let claim = |i: usize, seed_figure: &str, rule: String, (measured, verdict)| Claim {
+            claim: CLAIM_TARGETS[i].label,
+            seed_figure: seed_figure.to_string(),
+            measured,
+            rule,
+            verdict,
+        };
         let mut claims = Vec::new();
 
         // 1. v2 about 4.7x v1's throughput.
-        let (measured, verdict) = match (rps(V2), rps(V1)) {
-            (Some(v2), Some(v1)) if v1 > 0.0 => {
-                let ratio = v2 / v1;
-                (
-                    format!(
-                        "{} ({} / {} req/s)",
-                        format::times(ratio),
-                        format::rate(v2),
-                        format::rate(v1)
-                    ),
-                    judge(within(ratio, 4.7)),
-                )
-            }
+        let measured = match (check(0), rps(V2), rps(V1)) {
+            ((Some(ratio), verdict), Some(v2), Some(v1)) => (
+                format!(
+                    "{} ({} / {} req/s)",
+                    format::times(ratio),
+                    format::rate(v2),
+                    format::rate(v1)
+                ),
+                verdict,
+            ),
             _ => not_measured(&["seed: threaded and sequential"]),
         };
-        claims.push(Claim {
-            claim: "v2 (thread per connection) has about 4.7× v1's throughput",
-            seed_figure: "254k vs 54k req/s = 4.7×".to_string(),
+        claims.push(claim(
+            0,
+            "254k vs 54k req/s = 4.7×",
+            format!("holds when threaded/sequential seed req/s is within {tol} of 4.7"),
             measured,
-            rule: format!("holds when threaded/sequential seed req/s is within {tol} of 4.7"),
-            verdict,
-        });
+        ));
 
         // 2. v3 about 5x lower mean latency than v2 at similar throughput.
-        let (measured, verdict) = match (mean(V2), mean(V3), rps(V2), rps(V3)) {
-            (Some(m2), Some(m3), Some(r2), Some(r3)) if m3 > 0.0 && r2 > 0.0 => {
-                let ratio = m2 / m3;
-                let similar = (r3 / r2 - 1.0).abs() <= SIMILAR_THROUGHPUT;
-                (
-                    format!(
-                        "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}",
-                        format::micros(m2),
-                        format::micros(m3),
-                        format::times(ratio),
-                        format::times(r3 / r2)
-                    ),
-                    judge(within(ratio, 5.0) && similar),
-                )
-            }
+        let measured = match (check(1), mean(V2), mean(V3), rps(V2), rps(V3)) {
+            ((Some(ratio), verdict), Some(m2), Some(m3), Some(r2), Some(r3)) => (
+                format!(
+                    "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}",
+                    format::micros(m2),
+                    format::micros(m3),
+                    format::times(ratio),
+                    format::times(r3 / r2)
+                ),
+                verdict,
+            ),
             _ => not_measured(&["seed: threaded and pool"]),
         };
-        claims.push(Claim {
-            claim: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
-            seed_figure: "207 µs vs 38.9 µs at 254k vs 248k req/s".to_string(),
-            measured,
-            rule: format!(
+        claims.push(claim(
+            1,
+            "207 µs vs 38.9 µs at 254k vs 248k req/s",
+            format!(
                 "holds when threaded/pool mean latency is within {tol} of 5 and their seed req/s within {}",
                 format::percent(SIMILAR_THROUGHPUT)
             ),
-            verdict,
-        });
+            measured,
+        ));
 
         // 3. v3's thread count fixed, v2's grows with connections. The
         // growth is compared with the connections actually served, since a
         // short window may end before thousands of connects complete.
-        let sweep = Some(ScenarioId::Connections.scenario()).map_or(0, |s| s.points.len());
+        let sweep = ScenarioId::Connections.scenario().points.len();
         let threads = |server: &str| -> Vec<(f64, f64)> {
             (0..sweep)
                 .filter_map(|i| {
@@ -467,7 +519,7 @@ impl Ask<'_> {
                 })
                 .collect()
         };
-        let (t2, t3) = (threads(V2), threads(V3));
+        let (t2, t3) = (threads(V2.name()), threads(V3.name()));
         let (measured, verdict) = if t2.len() >= 2 && t3.len() >= 2 {
             let (lo2, hi2) = (t2[0], t2[t2.len() - 1]);
             let min3 = t3.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -498,53 +550,49 @@ impl Ask<'_> {
         });
 
         // 4. v1 is stalled by one slow client.
-        let slow = self.median(SLOW, V1, |c| c.rps());
-        let (measured, verdict) = match (slow, rps(V1)) {
-            (Some(with), Some(without)) if without > 0.0 => {
-                let share = with / without;
-                (
-                    format!(
-                        "{} req/s with slow clients vs {} without: {} of its throughput",
-                        format::rate(with),
-                        format::rate(without),
-                        format::percent(share)
-                    ),
-                    judge(share < STALLED_SHARE),
-                )
-            }
+        let slow = self.median(SLOW, V1.name(), |c| c.rps());
+        let measured = match (check(2), slow, rps(V1)) {
+            ((Some(share), verdict), Some(with), Some(without)) => (
+                format!(
+                    "{} req/s with slow clients vs {} without: {} of its throughput",
+                    format::rate(with),
+                    format::rate(without),
+                    format::percent(share)
+                ),
+                verdict,
+            ),
             _ => not_measured(&["seed and slow: sequential"]),
         };
-        claims.push(Claim {
-            claim: "v1: a slow client can stall all others",
-            seed_figure: "stated, not measured".to_string(),
-            measured,
-            rule: format!(
+        claims.push(claim(
+            2,
+            "stated, not measured",
+            format!(
                 "holds when sequential's req/s with slowloris clients is below {} of its seed req/s",
                 format::percent(STALLED_SHARE)
             ),
-            verdict,
-        });
+            measured,
+        ));
 
         // 5. v3 for latency-sensitive services.
-        let p99 = |s: &str| self.median(LATENCY_75, s, |c| Some(lat(c)?.p99));
-        let (measured, verdict) = match (p99(V2), p99(V3)) {
-            (Some(a), Some(b)) => (
+        let p99 = |s: ServerRef| self.median(LATENCY_75, s.name(), |c| Some(lat(c)?.p99));
+        let measured = match (check(3), p99(V2), p99(V3)) {
+            ((Some(_), verdict), Some(a), Some(b)) => (
                 format!(
                     "p99 at 75% of own peak: {} (v2), {} (v3)",
                     format::micros(a),
                     format::micros(b)
                 ),
-                judge(b < a),
+                verdict,
             ),
             _ => not_measured(&["latency: threaded and pool"]),
         };
-        claims.push(Claim {
-            claim: "if low latency is required, consider v3 rather than v2",
-            seed_figure: "38.9 µs vs 207 µs average".to_string(),
+        claims.push(claim(
+            3,
+            "38.9 µs vs 207 µs average",
+            "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's"
+                .to_string(),
             measured,
-            rule: "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's".to_string(),
-            verdict,
-        });
+        ));
         claims
     }
 
@@ -588,12 +636,17 @@ impl Ask<'_> {
         let mut out = Vec::new();
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
         let rps_at = |at: PointId| move |s: &str| self.median(at, s, |c| c.rps());
+        let seed_conns = SEED.point().drive.connections();
+        let slowloris = match SLOW.point().drive {
+            scenarios::Drive::Slow { slow, .. } => slow,
+            _ => 0,
+        };
 
         if self.has_scenario(ScenarioId::Seed) {
             let (v, starved) = self.rank(servers, Some(SEED), false, &rps_at(SEED));
             if !v.is_empty() {
                 out.push(format!(
-                    "Most requests per second under the seed's load (100 keep-alive connections): {}{}.",
+                    "Most requests per second under the seed's load ({seed_conns} keep-alive connections): {}{}.",
                     lead(&v, false, per_sec),
                     unranked(&starved)
                 ));
@@ -604,12 +657,14 @@ impl Ask<'_> {
                     let n =
                         self.median(SEED, s, |c| Some(c.load.as_ref()?.fairness.starved as f64))?;
                     (n > 0.0).then(|| {
-                        format!("{s} left {n} of 100 connections without a single response")
+                        format!(
+                            "{s} left {n} of {seed_conns} connections without a single response"
+                        )
                     })
                 })
                 .collect();
             out.push(if starved.is_empty() {
-                "Every server served all 100 connections of the seed's load.".to_string()
+                format!("Every server served all {seed_conns} connections of the seed's load.")
             } else {
                 format!(
                     "Starved connections under the seed's load: {}; whatever it reaches comes from the connections it did serve.",
@@ -661,9 +716,7 @@ impl Ask<'_> {
                 out.push(text.trim().to_string());
             }
         }
-        if let Some(idle) =
-            Some(ScenarioId::Idle.scenario()).filter(|_| self.has_scenario(ScenarioId::Idle))
-        {
+        if let Some(idle) = self.ran(ScenarioId::Idle) {
             let p = idle.points.len() - 1;
             let label = idle.points[p].label;
             let answered = |s: &str| {
@@ -719,12 +772,12 @@ impl Ask<'_> {
             if !shares.is_empty() {
                 out.push(if stalled.is_empty() {
                     format!(
-                        "No server was stalled by 50 slowloris clients: each kept at least {} of its seed throughput.",
+                        "No server was stalled by {slowloris} slowloris clients: each kept at least {} of its seed throughput.",
                         format::percent(STALLED_SHARE)
                     )
                 } else {
                     format!(
-                        "Stalled by 50 slowloris clients: {}; avoid it where clients can be slow.",
+                        "Stalled by {slowloris} slowloris clients: {}; avoid it where clients can be slow.",
                         stalled.join(", ")
                     )
                 });
@@ -762,9 +815,7 @@ impl Ask<'_> {
             text.push('.');
             out.push(text);
         }
-        if let Some(sweep) = Some(ScenarioId::Connections.scenario())
-            .filter(|_| self.has_scenario(ScenarioId::Connections))
-        {
+        if let Some(sweep) = self.ran(ScenarioId::Connections) {
             let p = sweep.points.len() - 1;
             let label = sweep.points[p].label;
             let (v, starved) = self.rank(servers, Some(sweep.at(p)), false, &rps_at(sweep.at(p)));
@@ -845,7 +896,7 @@ impl Ask<'_> {
                 data: ChartData::Bars {
                     categories: names.clone(),
                     series: vec![(
-                        "100 connections".to_string(),
+                        SEED.label().to_string(),
                         servers
                             .iter()
                             .map(|s| self.cells.spread(SEED, s, |c| c.rps()))
@@ -947,9 +998,7 @@ impl Ask<'_> {
                 },
             });
         }
-        if let Some(idle) =
-            Some(ScenarioId::Idle.scenario()).filter(|_| self.has_scenario(ScenarioId::Idle))
-        {
+        if let Some(idle) = self.ran(ScenarioId::Idle) {
             charts.push(Chart {
                 file: "idle-memory.svg".to_string(),
                 title: "Server memory per idle connection (RSS growth / connections)".to_string(),
@@ -979,9 +1028,7 @@ impl Ask<'_> {
                 },
             });
         }
-        if let Some(work) =
-            Some(ScenarioId::Work.scenario()).filter(|_| self.has_scenario(ScenarioId::Work))
-        {
+        if let Some(work) = self.ran(ScenarioId::Work) {
             let mut series = Vec::new();
             if self.has_scenario(ScenarioId::Seed) {
                 series.push((

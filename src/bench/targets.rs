@@ -17,6 +17,7 @@ use super::columns::{columns, problems, Column, Lookup, Read, Reference, Unit};
 use super::format;
 use super::results::{BenchResults, CellIndex, CellResult, Spread};
 use super::scenarios::{PointId, IDLE_10K, PIPELINE_16, SEED};
+use crate::models::Model;
 
 /// Whether a claim or a target holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -38,6 +39,10 @@ pub enum Bound {
     AtMost(f64),
     /// The median must be at least this.
     AtLeast(f64),
+    /// The median must be below this.
+    Below(f64),
+    /// The median must be within a share (the second figure) of the first.
+    Within(f64, f64),
 }
 
 impl Bound {
@@ -46,31 +51,71 @@ impl Bound {
         match self {
             Bound::AtMost(b) => v <= b,
             Bound::AtLeast(b) => v >= b,
+            Bound::Below(b) => v < b,
+            Bound::Within(of, share) => (v / of - 1.0).abs() <= share,
         }
     }
 
-    /// The bound's value.
-    pub fn value(self) -> f64 {
+    /// `at most 1.000×`: the bound in words, its figure in `unit`.
+    pub fn text(self, unit: Unit) -> String {
         match self {
-            Bound::AtMost(b) | Bound::AtLeast(b) => b,
-        }
-    }
-
-    /// `at most` or `at least`.
-    pub fn words(self) -> &'static str {
-        match self {
-            Bound::AtMost(_) => "at most",
-            Bound::AtLeast(_) => "at least",
+            Bound::AtMost(b) => format!("at most {}", format::number(b, unit)),
+            Bound::AtLeast(b) => format!("at least {}", format::number(b, unit)),
+            Bound::Below(b) => format!("below {}", format::number(b, unit)),
+            Bound::Within(of, share) => format!(
+                "within {} of {}",
+                format::percent(share),
+                format::number(of, unit)
+            ),
         }
     }
 }
 
-/// A condition the same server's row must meet for its figure to count
-/// (e.g. every idle connection answered before its memory is judged).
+/// A server a target names: one of servelab's models, or a `--server` by
+/// its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerRef {
+    /// `serve --model`.
+    Model(Model),
+    /// `--server NAME=...`.
+    Named(&'static str),
+}
+
+impl ServerRef {
+    /// Its name in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerRef::Model(m) => m.name(),
+            ServerRef::Named(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for ServerRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A condition a row must meet for the target's figure to count (e.g.
+/// every idle connection answered before its memory is judged): a figure
+/// at the target's point, of the target's server unless it names another.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Condition {
+    /// Another server's row than the target's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerRef>,
     /// A column of the scenario's table.
     pub column: Column,
+    /// Compare the figure, run by run, with this server's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative_to: Option<ServerRef>,
     /// What its median must satisfy.
     #[serde(flatten)]
     pub bound: Bound,
@@ -81,15 +126,15 @@ pub struct Condition {
 pub struct Target {
     /// What it asks, in words.
     pub label: &'static str,
-    /// The server (a model's name or a `--server` name).
-    pub server: &'static str,
+    /// The server.
+    pub server: ServerRef,
     /// The point (`scenario` and `point` label in results.json).
     #[serde(flatten)]
     pub at: PointId,
     /// The column of the scenario's table the figure comes from.
     pub column: Column,
     /// Compare the figure, run by run, with this server's.
-    pub relative_to: Option<&'static str>,
+    pub relative_to: Option<ServerRef>,
     /// The bound on the median.
     #[serde(flatten)]
     pub bound: Bound,
@@ -110,7 +155,12 @@ pub struct TargetSet {
 
 const CPU: Column = Column::ServerCpu;
 const IDLE_RSS: Column = Column::IdleRss;
+const URING: ServerRef = ServerRef::Model(Model::Uring);
+const EVENT: ServerRef = ServerRef::Model(Model::Event);
+const FLOOR: Option<ServerRef> = Some(ServerRef::Named("floor"));
 const ALL_IDLE_ANSWERED: &[Condition] = &[Condition {
+    server: None,
+    relative_to: None,
     column: Column::IdleAnswered,
     bound: Bound::AtLeast(9_900.0),
 }];
@@ -124,43 +174,43 @@ pub static SETS: &[TargetSet] = &[TargetSet {
     targets: &[
         Target {
             label: "v5 server CPU per request at most 1.00× the floor's, unpipelined",
-            server: "uring",
+            server: URING,
             at: SEED,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(1.00),
             only_if: &[],
         },
         Target {
             label: "moonshot: v5 server CPU per request at most 0.85× the floor's, unpipelined",
-            server: "uring",
+            server: URING,
             at: SEED,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(0.85),
             only_if: &[],
         },
         Target {
             label: "v5 server CPU per request at most the floor's, pipelined 16 deep",
-            server: "uring",
+            server: URING,
             at: PIPELINE_16,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(1.00),
             only_if: &[],
         },
         Target {
             label: "v4 server CPU per request at most 1.05× the floor's, unpipelined",
-            server: "event",
+            server: EVENT,
             at: SEED,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(1.05),
             only_if: &[],
         },
         Target {
             label: "v5 RSS per idle connection at most 512 B (10,000 open, all answered)",
-            server: "uring",
+            server: URING,
             at: IDLE_10K,
             column: IDLE_RSS,
             relative_to: None,
@@ -169,7 +219,7 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         },
         Target {
             label: "v4 RSS per idle connection at most 1 KiB (10,000 open, all answered)",
-            server: "event",
+            server: EVENT,
             at: IDLE_10K,
             column: IDLE_RSS,
             relative_to: None,
@@ -247,25 +297,66 @@ fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
     }
 }
 
+/// One figure: a column at a point of one server's table, as measured or
+/// as a ratio, run by run, to another server's.
+#[derive(Clone, Copy)]
+struct Figure {
+    server: ServerRef,
+    at: PointId,
+    column: Column,
+    relative_to: Option<ServerRef>,
+}
+
+impl Figure {
+    fn unit(self) -> Unit {
+        match self.relative_to {
+            Some(_) => Unit::Times,
+            None => self.column.metric().unit,
+        }
+    }
+}
+
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
     let cells = CellIndex::of(&r.cells);
-    let unit = match (t.relative_to, median_column(t.at, t.column)) {
-        (Some(_), _) => Unit::Times,
-        (None, Ok((_, unit))) => unit,
-        (None, Err(_)) => Unit::Count,
+    let figure = Figure {
+        server: t.server,
+        at: t.at,
+        column: t.column,
+        relative_to: t.relative_to,
     };
     let mut out = TargetCheck {
         target: *t,
         measured: None,
-        unit,
+        unit: figure.unit(),
         verdict: Verdict::NotMeasured,
         reason: None,
     };
-    match measure(r, &cells, lookup, t) {
+    match measure(r, &cells, lookup, figure) {
         Ok((spread, mut notes)) => {
             out.measured = Some(spread);
-            let unmet = unmet_conditions(&cells, lookup, t);
+            let unmet: Vec<String> = t
+                .only_if
+                .iter()
+                .filter_map(|cond| {
+                    let f = Figure {
+                        server: cond.server.unwrap_or(t.server),
+                        column: cond.column,
+                        relative_to: cond.relative_to,
+                        ..figure
+                    };
+                    let name = cond.column.name();
+                    match measure(r, &cells, lookup, f) {
+                        Ok((s, _)) if cond.bound.admits(s.median) => None,
+                        Ok((s, _)) => Some(format!(
+                            "{name} {} (needs {})",
+                            format::number(s.median, f.unit()),
+                            cond.bound.text(f.unit())
+                        )),
+                        Err(_) => Some(format!("{name} not measured")),
+                    }
+                })
+                .collect();
             out.verdict = if t.bound.admits(spread.median) && unmet.is_empty() {
                 Verdict::Holds
             } else {
@@ -287,28 +378,29 @@ fn measure(
     r: &BenchResults,
     cells: &CellIndex<'_>,
     lookup: &Lookup,
-    t: &Target,
+    f: Figure,
 ) -> Result<(Spread, Vec<String>), String> {
-    for server in std::iter::once(t.server).chain(t.relative_to) {
-        if !r.servers.iter().any(|s| s.name == server) {
-            return Err(format!("{server} was not in this run"));
+    let server = f.server.name();
+    for s in std::iter::once(f.server).chain(f.relative_to) {
+        if !r.servers.iter().any(|x| x.name == s.name()) {
+            return Err(format!("{s} was not in this run"));
         }
     }
-    if !cells.has(t.at.scenario) {
-        return Err(format!("the {} scenario was not run", t.at.scenario));
+    if !cells.has(f.at.scenario) {
+        return Err(format!("the {} scenario was not run", f.at.scenario));
     }
-    let (read, _) = median_column(t.at, t.column)?;
-    let reference = t
+    let (read, _) = median_column(f.at, f.column)?;
+    let reference = f
         .relative_to
-        .map(|other| Reference::of(&r.cells, other, |c| read(c, lookup)));
-    let spread = cells.spread(t.at, t.server, |c| {
+        .map(|other| Reference::of(&r.cells, other.name(), |c| read(c, lookup)));
+    let spread = cells.spread(f.at, server, |c| {
         let v = read(c, lookup)?;
         match &reference {
             Some(reference) => reference.ratio(c, v),
             None => Some(v),
         }
     });
-    let runs = cells.runs(t.at, t.server);
+    let runs = cells.runs(f.at, server);
     if let Some(spread) = spread {
         let runs = runs.len();
         let mut notes = Vec::new();
@@ -316,8 +408,8 @@ fn measure(
             notes.push(format!(
                 "{} of {runs} runs gave a figure{}",
                 spread.runs,
-                match t.relative_to {
-                    Some(other) => format!(" for both {} and {other}", t.server),
+                match f.relative_to {
+                    Some(other) => format!(" for both {server} and {other}"),
                     None => String::new(),
                 }
             ));
@@ -326,48 +418,20 @@ fn measure(
     }
     // Say why: this server's runs, or the reference's.
     let mut why = problems(runs);
-    if let Some(other) = t.relative_to {
+    if let Some(other) = f.relative_to {
         why.extend(
-            problems(cells.runs(t.at, other))
+            problems(cells.runs(f.at, other.name()))
                 .into_iter()
                 .map(|p| format!("{other}: {p}")),
         );
         if why.is_empty() {
-            why.push(format!("no run measured both {} and {other}", t.server));
+            why.push(format!("no run measured both {server} and {other}"));
         }
     }
     if why.is_empty() {
-        why.push(format!(
-            "no run of {} measured {:?}",
-            t.server,
-            t.column.name()
-        ));
+        why.push(format!("no run of {server} measured {:?}", f.column.name()));
     }
     Err(why.join("; "))
-}
-
-/// The conditions of `t` its server's row does not meet, in words.
-fn unmet_conditions(cells: &CellIndex<'_>, lookup: &Lookup, t: &Target) -> Vec<String> {
-    t.only_if
-        .iter()
-        .filter_map(|cond| {
-            let (read, unit) = match median_column(t.at, cond.column) {
-                Ok(reader) => reader,
-                Err(e) => return Some(e),
-            };
-            let name = cond.column.name();
-            match cells.spread(t.at, t.server, |c| read(c, lookup)) {
-                Some(s) if cond.bound.admits(s.median) => None,
-                Some(s) => Some(format!(
-                    "{name} {} (needs {} {})",
-                    format::number(s.median, unit),
-                    cond.bound.words(),
-                    format::number(cond.bound.value(), unit)
-                )),
-                None => Some(format!("{name} not measured")),
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -395,5 +459,9 @@ mod tests {
     fn bounds() {
         assert!(Bound::AtMost(1.0).admits(1.0) && !Bound::AtMost(1.0).admits(1.01));
         assert!(Bound::AtLeast(2.0).admits(2.0) && !Bound::AtLeast(2.0).admits(1.99));
+        assert!(Bound::Below(1.0).admits(0.99) && !Bound::Below(1.0).admits(1.0));
+        let about = Bound::Within(4.0, 0.25);
+        assert!(about.admits(3.0) && about.admits(5.0) && !about.admits(5.1));
+        assert_eq!(about.text(Unit::Times), "within 25% of 4.000×");
     }
 }

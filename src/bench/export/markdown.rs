@@ -254,7 +254,7 @@ pub fn targets_table(t: &Checked) -> Table {
             let runs = if m.runs == 1 { "run" } else { "runs" };
             format!("{} ({}, {} {runs})", spread(m, c.unit), what, m.runs)
         });
-        let bound = format!("{} {}", tg.bound.words(), number(tg.bound.value(), c.unit));
+        let bound = tg.bound.text(c.unit);
         table.row([
             tg.label,
             &measured,
