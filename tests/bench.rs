@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use servelab::bench::readme;
-use servelab::bench::results::{decode_histogram, BenchResults, Outcome};
+use servelab::bench::results::{BenchResults, Outcome};
 use servelab::bench::scenarios::ScenarioId;
+use servelab::load::decode_histogram;
 
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_servelab"))

@@ -12,10 +12,11 @@ use super::columns::{
     Reference, Section,
 };
 use super::format;
-use super::results::{decode_histogram, BenchResults, CellIndex, CellResult, Spread};
+use super::results::{BenchResults, CellIndex, CellResult, Spread};
 use super::scenarios::{self, PointId, ScenarioId, LATENCY_75, NOISE, SEED, SLOW};
 pub use super::targets::Verdict;
 use super::targets::{self, Bound, Checked, Condition, ServerRef, Target};
+use crate::load::decode_histogram;
 use crate::models::Model;
 
 /// The seed's summary table, one row per server, measured.
@@ -886,30 +887,63 @@ impl Ask<'_> {
     fn charts(&self, servers: &[&str]) -> Vec<Chart> {
         let mut charts = Vec::new();
         let names: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+        let chart = |file: &str, title: &str, y_label: &str, log_y, scenario, data| Chart {
+            file: file.to_string(),
+            title: title.to_string(),
+            y_label: y_label.to_string(),
+            log_y,
+            scenario,
+            data,
+        };
+        let bars = |series| ChartData::Bars {
+            categories: names.clone(),
+            series,
+        };
+        // One bar per server: `f`'s median (min–max) at `at`.
+        let per_server = |label: String, at: PointId, f: &dyn Fn(&CellResult) -> Option<f64>| {
+            let values = servers.iter().map(|s| self.cells.spread(at, s, f));
+            (label, values.collect())
+        };
+        // One line per server through its points of `sc`: (x, y) medians.
+        let lines = |sc: &scenarios::Scenario,
+                     x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
+                     y: fn(&CellResult) -> Option<f64>| {
+            servers
+                .iter()
+                .map(|s| {
+                    let pts = (0..sc.points.len()).filter_map(|i| {
+                        let xs = self.median(sc.at(i), s, |c| x(c, &sc.points[i]))?;
+                        let ys = self.median(sc.at(i), s, y)?;
+                        (xs > 0.0 && ys > 0.0).then_some((xs, ys))
+                    });
+                    (s.to_string(), pts.collect::<Vec<_>>())
+                })
+                .filter(|(_, pts)| !pts.is_empty())
+                .collect()
+        };
+        let line_data = |x_label: &str, log_x, series| ChartData::Lines {
+            x_label: x_label.to_string(),
+            log_x,
+            percentile_x: false,
+            series,
+        };
         if self.has_scenario(ScenarioId::Seed) {
-            charts.push(Chart {
-                file: "throughput.svg".to_string(),
-                title: "Requests per second, seed load (median, min–max)".to_string(),
-                y_label: "req/s".to_string(),
-                log_y: false,
-                scenario: ScenarioId::Seed,
-                data: ChartData::Bars {
-                    categories: names.clone(),
-                    series: vec![(
-                        SEED.label().to_string(),
-                        servers
-                            .iter()
-                            .map(|s| self.cells.spread(SEED, s, |c| c.rps()))
-                            .collect(),
-                    )],
-                },
-            });
+            let title = "Requests per second, seed load (median, min–max)";
+            let rps = per_server(SEED.label().to_string(), SEED, &|c| c.rps());
+            charts.push(chart(
+                "throughput.svg",
+                title,
+                "req/s",
+                false,
+                ScenarioId::Seed,
+                bars(vec![rps]),
+            ));
             let series: Vec<(String, Vec<(f64, f64)>)> = servers
                 .iter()
                 .filter_map(|s| {
                     let mut merged: Option<Histogram<u64>> = None;
                     for c in self.cells.measured(SEED, s) {
-                        let Some(h) = c.histogram.as_deref().and_then(decode_histogram) else {
+                        let Some(Ok(h)) = c.histogram.as_deref().map(decode_histogram) else {
                             continue;
                         };
                         match &mut merged {
@@ -924,142 +958,76 @@ impl Ask<'_> {
                 })
                 .collect();
             if !series.is_empty() {
-                charts.push(Chart {
-                    file: "latency-spectrum.svg".to_string(),
-                    title: "Latency by percentile, seed load (all runs merged)".to_string(),
-                    y_label: "latency (µs)".to_string(),
-                    log_y: true,
-                    scenario: ScenarioId::Seed,
-                    data: ChartData::Lines {
-                        x_label: "percentile".to_string(),
-                        log_x: true,
-                        percentile_x: true,
-                        series,
-                    },
-                });
+                let data = ChartData::Lines {
+                    x_label: "percentile".to_string(),
+                    log_x: true,
+                    percentile_x: true,
+                    series,
+                };
+                let title = "Latency by percentile, seed load (all runs merged)";
+                charts.push(chart(
+                    "latency-spectrum.svg",
+                    title,
+                    "latency (µs)",
+                    true,
+                    ScenarioId::Seed,
+                    data,
+                ));
             }
         }
-        let line_chart = |scenario: ScenarioId,
-                          x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
-                          y: fn(&CellResult) -> Option<f64>|
-         -> Vec<(String, Vec<(f64, f64)>)> {
-            let sc = scenario.scenario();
-            servers
-                .iter()
-                .map(|s| {
-                    let pts = sc
-                        .points
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, p)| {
-                            let xs = self.median(sc.at(i), s, |c| x(c, p))?;
-                            let ys = self.median(sc.at(i), s, y)?;
-                            (xs > 0.0 && ys > 0.0).then_some((xs, ys))
-                        })
-                        .collect();
-                    (s.to_string(), pts)
-                })
-                .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
-                .collect()
-        };
-        if self.has_scenario(ScenarioId::Connections) {
-            charts.push(Chart {
-                file: "connections.svg".to_string(),
-                title: "Requests per second by number of connections".to_string(),
-                y_label: "req/s".to_string(),
-                log_y: false,
-                scenario: ScenarioId::Connections,
-                data: ChartData::Lines {
-                    x_label: "connections (log scale)".to_string(),
-                    log_x: true,
-                    percentile_x: false,
-                    series: line_chart(
-                        ScenarioId::Connections,
-                        &|_, p| Some(p.drive.connections() as f64),
-                        |c| c.rps(),
-                    ),
-                },
-            });
+        if let Some(sc) = self.ran(ScenarioId::Connections) {
+            let series = lines(sc, &|_, p| Some(p.drive.connections() as f64), |c| c.rps());
+            let data = line_data("connections (log scale)", true, series);
+            let title = "Requests per second by number of connections";
+            charts.push(chart("connections.svg", title, "req/s", false, sc.id, data));
         }
-        if self.has_scenario(ScenarioId::Latency) {
-            charts.push(Chart {
-                file: "latency-vs-load.svg".to_string(),
-                title: "p99 latency (corrected) against offered load".to_string(),
-                y_label: "p99 latency (µs)".to_string(),
-                log_y: true,
-                scenario: ScenarioId::Latency,
-                data: ChartData::Lines {
-                    x_label: "offered load (req/s)".to_string(),
-                    log_x: false,
-                    percentile_x: false,
-                    series: line_chart(ScenarioId::Latency, &|c, _| c.config.rate, |c| {
-                        Some(lat(c)?.p99)
-                    }),
-                },
-            });
+        if let Some(sc) = self.ran(ScenarioId::Latency) {
+            let series = lines(sc, &|c, _| c.config.rate, |c| Some(lat(c)?.p99));
+            let data = line_data("offered load (req/s)", false, series);
+            let title = "p99 latency (corrected) against offered load";
+            charts.push(chart(
+                "latency-vs-load.svg",
+                title,
+                "p99 latency (µs)",
+                true,
+                sc.id,
+                data,
+            ));
         }
         if let Some(idle) = self.ran(ScenarioId::Idle) {
-            charts.push(Chart {
-                file: "idle-memory.svg".to_string(),
-                title: "Server memory per idle connection (RSS growth / connections)".to_string(),
-                y_label: "bytes per connection".to_string(),
-                log_y: false,
-                scenario: ScenarioId::Idle,
-                data: ChartData::Bars {
-                    categories: names.clone(),
-                    series: idle
-                        .points
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| {
-                            (
-                                format!("{} idle", p.label),
-                                servers
-                                    .iter()
-                                    .map(|s| {
-                                        self.cells.spread(idle.at(i), s, |c| {
-                                            idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                                        })
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                },
+            let series = idle.points.iter().enumerate().map(|(i, p)| {
+                per_server(format!("{} idle", p.label), idle.at(i), &|c| {
+                    idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
+                })
             });
+            let title = "Server memory per idle connection (RSS growth / connections)";
+            let data = bars(series.collect());
+            charts.push(chart(
+                "idle-memory.svg",
+                title,
+                "bytes per connection",
+                false,
+                idle.id,
+                data,
+            ));
         }
         if let Some(work) = self.ran(ScenarioId::Work) {
             let mut series = Vec::new();
             if self.has_scenario(ScenarioId::Seed) {
-                series.push((
-                    "no work (seed)".to_string(),
-                    servers
-                        .iter()
-                        .map(|s| self.cells.spread(SEED, s, |c| c.rps()))
-                        .collect(),
-                ));
+                series.push(per_server("no work (seed)".to_string(), SEED, &|c| c.rps()));
             }
             for (i, p) in work.points.iter().enumerate() {
-                series.push((
-                    p.label.to_string(),
-                    servers
-                        .iter()
-                        .map(|s| self.cells.spread(work.at(i), s, |c| c.rps()))
-                        .collect(),
-                ));
+                series.push(per_server(p.label.to_string(), work.at(i), &|c| c.rps()));
             }
-            charts.push(Chart {
-                file: "work.svg".to_string(),
-                title: "Requests per second when the handler costs something (log scale)"
-                    .to_string(),
-                y_label: "req/s".to_string(),
-                log_y: true,
-                scenario: ScenarioId::Work,
-                data: ChartData::Bars {
-                    categories: names,
-                    series,
-                },
-            });
+            let title = "Requests per second when the handler costs something (log scale)";
+            charts.push(chart(
+                "work.svg",
+                title,
+                "req/s",
+                true,
+                work.id,
+                bars(series),
+            ));
         }
         charts
     }

@@ -338,7 +338,7 @@ pub fn columns_with_baseline(scenario: ScenarioId) -> Vec<Column> {
 /// Every column any table can have, for the README's guide.
 pub fn all_metrics() -> Vec<Metric> {
     let mut all: Vec<Column> = Vec::new();
-    for s in ScenarioId::ALL {
+    for s in ScenarioId::all() {
         for c in columns_with_baseline(s) {
             if !all.contains(&c) {
                 all.push(c);
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn every_scenario_has_columns_and_every_column_a_meaning() {
-        for s in ScenarioId::ALL {
+        for s in ScenarioId::all() {
             assert!(!columns(s).is_empty());
         }
         assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn the_baseline_column_follows_every_server_cpu_column() {
-        for s in ScenarioId::ALL {
+        for s in ScenarioId::all() {
             let plain = columns(s);
             let with = columns_with_baseline(s);
             match plain.iter().position(|c| *c == Column::ServerCpu) {

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadSummary;
@@ -297,16 +296,6 @@ impl CellResult {
     }
 }
 
-/// Encodes a histogram as base64 of its compressed V2 serialization.
-pub fn encode_histogram(h: &Histogram<u64>) -> Option<String> {
-    Some(crate::load::encode_histogram(h))
-}
-
-/// Decodes what [`encode_histogram`] wrote.
-pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
-    crate::load::decode_histogram(text).ok()
-}
-
 // ---------------------------------------------------------------------------
 // Medians.
 
@@ -418,17 +407,5 @@ mod tests {
         assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
         assert!(Spread::of(&[]).is_none());
         assert!(Spread::of(&[f64::NAN]).is_none());
-    }
-
-    #[test]
-    fn histograms_round_trip() {
-        let mut h = crate::load::new_histogram();
-        for v in [1_000u64, 2_000, 50_000, 7_000_000] {
-            h.record(v).unwrap();
-        }
-        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
-        assert_eq!(back.len(), 4);
-        assert_eq!(back.max(), h.max());
-        assert!(decode_histogram("not base64!").is_none());
     }
 }

@@ -632,7 +632,7 @@ fn measure_load(
         Sidecar::Noise(n) => result.noise = Some(n.finish()),
     }
     let report: LoadReport = report.map_err(|e| format!("the load could not run: {e}"))?;
-    result.histogram = super::results::encode_histogram(&report.histogram);
+    result.histogram = Some(crate::load::encode_histogram(&report.histogram));
     result.load = Some(LoadSummary::of(&report));
     Ok(Window {
         server_cpu_s: end.0.cpu_s - begin.0.cpu_s,

@@ -177,17 +177,9 @@ pub enum ScenarioId {
 
 impl ScenarioId {
     /// Every scenario, in order.
-    pub const ALL: [ScenarioId; 9] = [
-        ScenarioId::Seed,
-        ScenarioId::Connections,
-        ScenarioId::Pipeline,
-        ScenarioId::Latency,
-        ScenarioId::Idle,
-        ScenarioId::Churn,
-        ScenarioId::Slow,
-        ScenarioId::Noise,
-        ScenarioId::Work,
-    ];
+    pub fn all() -> impl Iterator<Item = ScenarioId> {
+        SCENARIOS.iter().map(|s| s.id)
+    }
 
     /// Its name for `--scenarios`, results.json and the report.
     pub fn name(self) -> &'static str {
@@ -705,9 +697,11 @@ mod tests {
 
     #[test]
     fn ids_follow_the_declarations_and_named_points_their_labels() {
-        assert_eq!(ScenarioId::ALL.len(), SCENARIOS.len());
-        for (id, s) in ScenarioId::ALL.iter().zip(SCENARIOS) {
+        use clap::ValueEnum;
+        assert_eq!(ScenarioId::value_variants().len(), SCENARIOS.len());
+        for (id, s) in ScenarioId::value_variants().iter().zip(SCENARIOS) {
             assert_eq!(*id, s.id);
+            assert_eq!(id.scenario().id, *id);
             assert!(!s.points.is_empty());
             let json = serde_json::to_string(id).unwrap();
             assert_eq!(json, format!("{:?}", id.name()));
