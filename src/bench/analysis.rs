@@ -8,8 +8,8 @@
 use hdrhistogram::Histogram;
 
 use super::columns::{
-    columns, columns_with_baseline, idle_per_connection, lat, problems, row, usage, Column, Lookup,
-    Reference, Section,
+    columns, columns_with_baseline, lat, problems, row, usage, Column, Lookup, Read, Reference,
+    Section,
 };
 use super::format;
 use super::results::{BenchResults, CellIndex, CellResult, Spread};
@@ -308,6 +308,19 @@ impl Ask<'_> {
         self.cells.median(at, server, f)
     }
 
+    /// `column`'s median (min–max) over the measured runs of `server` at `at`.
+    fn spread(&self, at: PointId, server: &str, column: Column) -> Option<Spread> {
+        let Read::Median(f) = column.metric().read else {
+            return None;
+        };
+        self.cells.spread(at, server, |c| f(c, &self.lookup))
+    }
+
+    /// Its median.
+    fn figure(&self, at: PointId, server: &str, column: Column) -> Option<f64> {
+        self.spread(at, server, column).map(|s| s.median)
+    }
+
     fn has_scenario(&self, scenario: ScenarioId) -> bool {
         self.cells.has(scenario)
     }
@@ -357,15 +370,6 @@ impl Ask<'_> {
         out
     }
 
-    /// `server`'s CPU per request over the baseline's, run by run, at one
-    /// point: the median (min–max) of the per-run ratios.
-    fn cpu_ratio(&self, at: PointId, server: &str) -> Option<Spread> {
-        let reference = self.lookup.baseline.as_ref()?;
-        self.cells.spread(at, server, |c| {
-            reference.ratio(c, usage(c)?.cpu_us_per_request?)
-        })
-    }
-
     fn baseline_table(&self, servers: &[&str]) -> Option<BaselineTable> {
         let reference = self.lookup.baseline.as_ref()?;
         let mut entries = Vec::new();
@@ -375,16 +379,14 @@ impl Ask<'_> {
             }
             for (i, p) in s.points.iter().enumerate() {
                 for server in servers {
-                    let cpu_us = self
-                        .cells
-                        .spread(s.at(i), server, |c| usage(c)?.cpu_us_per_request);
+                    let cpu_us = self.spread(s.at(i), server, Column::ServerCpu);
                     if cpu_us.is_some() || !self.cells.runs(s.at(i), server).is_empty() {
                         entries.push(BaselineEntry {
                             scenario: s.id,
                             point: p.label.to_string(),
                             server: server.to_string(),
                             cpu_us,
-                            ratio: self.cpu_ratio(s.at(i), server),
+                            ratio: self.spread(s.at(i), server, Column::BaselineCpu),
                         });
                     }
                 }
@@ -404,11 +406,9 @@ impl Ask<'_> {
             .iter()
             .map(|info| {
                 let s = info.name.as_str();
-                let seed = |f: fn(&CellResult) -> Option<f64>| self.cells.spread(SEED, s, f);
+                let seed = |column| self.spread(SEED, s, column);
                 let idle = (0..idle.points.len()).rev().find_map(|p| {
-                    let bytes = self.cells.spread(idle.at(p), s, |c| {
-                        idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                    })?;
+                    let bytes = self.spread(idle.at(p), s, Column::IdleRss)?;
                     let point = idle.points[p];
                     Some(IdleCost {
                         bytes,
@@ -426,14 +426,16 @@ impl Ask<'_> {
                 SummaryRow {
                     server: info.name.clone(),
                     description: info.description.clone(),
-                    rps: seed(|c| c.rps()),
-                    mean_us: seed(|c| Some(lat(c)?.mean)),
-                    p99_us: seed(|c| Some(lat(c)?.p99)),
+                    rps: seed(Column::Rps),
+                    mean_us: seed(Column::Mean),
+                    p99_us: seed(Column::P99),
                     idle,
-                    threads: seed(|c| Some(usage(c)?.loaded.threads as f64)),
-                    cpu_us: seed(|c| usage(c)?.cpu_us_per_request),
-                    cpu_ratio: self.cpu_ratio(SEED, s),
-                    served: seed(|c| Some(c.load.as_ref()?.fairness.served as f64))
+                    threads: seed(Column::Threads),
+                    cpu_us: seed(Column::ServerCpu),
+                    cpu_ratio: self.spread(SEED, s, Column::BaselineCpu),
+                    served: self
+                        .cells
+                        .spread(SEED, s, |c| Some(c.load.as_ref()?.fairness.served as f64))
                         .map(|v| (v, connections)),
                     source_lines: info.source_lines,
                     problems: problems(seed_cells),
@@ -444,7 +446,7 @@ impl Ask<'_> {
 
     fn claims(&self) -> Vec<Claim> {
         let rps = |s: ServerRef| self.lookup.seed_rps.get(s.name()).copied();
-        let mean = |s: ServerRef| self.median(SEED, s.name(), |c| Some(lat(c)?.mean));
+        let mean = |s: ServerRef| self.figure(SEED, s.name(), Column::Mean);
         let tol = format::percent(RATIO_TOLERANCE);
         let check = |i: usize| {
             let c = targets::evaluate(self.r, &self.lookup, &CLAIM_TARGETS[i]);
@@ -513,9 +515,7 @@ impl Ask<'_> {
                     let served = self.median(ScenarioId::Connections.at(i), server, |c| {
                         Some(c.load.as_ref()?.fairness.served as f64)
                     })?;
-                    let t = self.median(ScenarioId::Connections.at(i), server, |c| {
-                        Some(usage(c)?.loaded.threads as f64)
-                    })?;
+                    let t = self.figure(ScenarioId::Connections.at(i), server, Column::Threads)?;
                     Some((served, t))
                 })
                 .collect()
@@ -551,7 +551,7 @@ impl Ask<'_> {
         });
 
         // 4. v1 is stalled by one slow client.
-        let slow = self.median(SLOW, V1.name(), |c| c.rps());
+        let slow = self.figure(SLOW, V1.name(), Column::Rps);
         let measured = match (check(2), slow, rps(V1)) {
             ((Some(share), verdict), Some(with), Some(without)) => (
                 format!(
@@ -575,7 +575,7 @@ impl Ask<'_> {
         ));
 
         // 5. v3 for latency-sensitive services.
-        let p99 = |s: ServerRef| self.median(LATENCY_75, s.name(), |c| Some(lat(c)?.p99));
+        let p99 = |s: ServerRef| self.figure(LATENCY_75, s.name(), Column::P99);
         let measured = match (check(3), p99(V2), p99(V3)) {
             ((Some(_), verdict), Some(a), Some(b)) => (
                 format!(
@@ -599,9 +599,7 @@ impl Ask<'_> {
 
     /// Whether `server` served every connection of a point (median starved 0).
     fn served_all(&self, at: PointId, server: &str) -> bool {
-        self.median(at, server, |c| {
-            Some(c.load.as_ref()?.fairness.starved as f64)
-        }) == Some(0.0)
+        self.figure(at, server, Column::Starved) == Some(0.0)
     }
 
     /// Ranks the servers by `f` at one point, best first; those that left
@@ -636,7 +634,7 @@ impl Ask<'_> {
     fn guidance(&self, servers: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
-        let rps_at = |at: PointId| move |s: &str| self.median(at, s, |c| c.rps());
+        let rps_at = |at: PointId| move |s: &str| self.figure(at, s, Column::Rps);
         let seed_conns = SEED.point().drive.connections();
         let slowloris = match SLOW.point().drive {
             scenarios::Drive::Slow { slow, .. } => slow,
@@ -655,8 +653,7 @@ impl Ask<'_> {
             let starved: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let n =
-                        self.median(SEED, s, |c| Some(c.load.as_ref()?.fairness.starved as f64))?;
+                    let n = self.figure(SEED, s, Column::Starved)?;
                     (n > 0.0).then(|| {
                         format!(
                             "{s} left {n} of {seed_conns} connections without a single response"
@@ -673,7 +670,7 @@ impl Ask<'_> {
                 )
             });
             let (v, _) = self.rank(servers, None, true, &|s| {
-                self.median(SEED, s, |c| usage(c)?.cpu_us_per_request)
+                self.figure(SEED, s, Column::ServerCpu)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -697,7 +694,7 @@ impl Ask<'_> {
                 if kept_up(s)? < KEPT_UP {
                     return None;
                 }
-                self.median(LATENCY_75, s, |c| Some(lat(c)?.p99))
+                self.figure(LATENCY_75, s, Column::P99)
             });
             let mut text = String::new();
             if !v.is_empty() {
@@ -730,9 +727,7 @@ impl Ask<'_> {
                 if answered(s)? < ANSWERED_ALL {
                     return None;
                 }
-                self.median(idle.at(p), s, |c| {
-                    idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                })
+                self.figure(idle.at(p), s, Column::IdleRss)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -758,12 +753,7 @@ impl Ask<'_> {
         if self.has_scenario(ScenarioId::Slow) {
             let shares: Vec<(&str, f64)> = servers
                 .iter()
-                .filter_map(|s| {
-                    Some((
-                        *s,
-                        self.median(SLOW, s, |c| c.rps())? / self.lookup.seed_rps.get(*s)?,
-                    ))
-                })
+                .filter_map(|s| Some((*s, self.figure(SLOW, s, Column::VsSeed)?)))
                 .collect();
             let stalled: Vec<String> = shares
                 .iter()
@@ -837,10 +827,7 @@ impl Ask<'_> {
         }
         if self.has_scenario(ScenarioId::Churn) {
             let (v, _) = self.rank(servers, None, false, &|s| {
-                self.median(scenarios::CHURN, s, |c| {
-                    let l = c.load.as_ref()?;
-                    Some(l.reconnects as f64 / l.duration_s)
-                })
+                self.figure(scenarios::CHURN, s, Column::ConnPerSec)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -900,9 +887,11 @@ impl Ask<'_> {
             series,
         };
         // One bar per server: `f`'s median (min–max) at `at`.
-        let per_server = |label: String, at: PointId, f: &dyn Fn(&CellResult) -> Option<f64>| {
-            let values = servers.iter().map(|s| self.cells.spread(at, s, f));
-            (label, values.collect())
+        let per_server = |label: String, at: PointId, column| {
+            (
+                label,
+                servers.iter().map(|s| self.spread(at, s, column)).collect(),
+            )
         };
         // One line per server through its points of `sc`: (x, y) medians.
         let lines = |sc: &scenarios::Scenario,
@@ -929,7 +918,7 @@ impl Ask<'_> {
         };
         if self.has_scenario(ScenarioId::Seed) {
             let title = "Requests per second, seed load (median, min–max)";
-            let rps = per_server(SEED.label().to_string(), SEED, &|c| c.rps());
+            let rps = per_server(SEED.label().to_string(), SEED, Column::Rps);
             charts.push(chart(
                 "throughput.svg",
                 title,
@@ -995,11 +984,10 @@ impl Ask<'_> {
             ));
         }
         if let Some(idle) = self.ran(ScenarioId::Idle) {
-            let series = idle.points.iter().enumerate().map(|(i, p)| {
-                per_server(format!("{} idle", p.label), idle.at(i), &|c| {
-                    idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                })
-            });
+            let series =
+                idle.points.iter().enumerate().map(|(i, p)| {
+                    per_server(format!("{} idle", p.label), idle.at(i), Column::IdleRss)
+                });
             let title = "Server memory per idle connection (RSS growth / connections)";
             let data = bars(series.collect());
             charts.push(chart(
@@ -1014,10 +1002,10 @@ impl Ask<'_> {
         if let Some(work) = self.ran(ScenarioId::Work) {
             let mut series = Vec::new();
             if self.has_scenario(ScenarioId::Seed) {
-                series.push(per_server("no work (seed)".to_string(), SEED, &|c| c.rps()));
+                series.push(per_server("no work (seed)".to_string(), SEED, Column::Rps));
             }
             for (i, p) in work.points.iter().enumerate() {
-                series.push(per_server(p.label.to_string(), work.at(i), &|c| c.rps()));
+                series.push(per_server(p.label.to_string(), work.at(i), Column::Rps));
             }
             let title = "Requests per second when the handler costs something (log scale)";
             charts.push(chart(
