@@ -41,8 +41,8 @@ use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
 use results::{BenchResults, CellIndex, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
-use runner::{CellContext, Children, Pinning, ServerKind, ServerSpec};
-use scenarios::{Overrides, Plan, PlannedCell, Profile, Scenario};
+use runner::{CellContext, CellRunner, Children, Pinning, ServerKind, ServerSpec};
+use scenarios::{Overrides, Plan, Profile, Scenario};
 
 /// A server that failed to start this many times in a row is not tried again.
 const START_ATTEMPTS: usize = 2;
@@ -447,20 +447,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
     }
 }
 
-/// Runs one cell of a plan: [`runner::Children`] starts a server and loads
-/// it; a test's runner makes results up.
-pub trait CellRunner {
-    /// Runs `cell` against server `server` (its name); `seed_rps` is that
-    /// server's median `seed` req/s so far. The second value is the reason
-    /// the server failed to start, if it did.
-    fn run(
-        &mut self,
-        cell: &PlannedCell,
-        server: &str,
-        seed_rps: Option<f64>,
-    ) -> (CellResult, Option<String>);
-}
-
 /// Runs the cells of `plan` in order with `runner` until the end or an
 /// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
 /// row is not tried again, and its cells are failed with the reason.
@@ -638,7 +624,7 @@ fn write_report(
 mod tests {
     use super::*;
     use results::{ProcSample, ServerUsage};
-    use scenarios::ScenarioId;
+    use scenarios::{PlannedCell, ScenarioId};
 
     /// A runner that starts nothing: it records the cells it is given,
     /// fails to start the servers named in `broken`, and raises the

@@ -21,7 +21,6 @@ use super::machine::utc_now;
 use super::procfs;
 use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord};
 use super::scenarios::{Drive, PlannedCell};
-use super::CellRunner;
 
 /// How long a server may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -431,6 +430,20 @@ pub struct CellContext<'a> {
     pub fd_limit: u64,
     /// Set when the bench is interrupted.
     pub interrupted: &'a AtomicBool,
+}
+
+/// Runs one cell of a plan: [`Children`] starts a server and loads
+/// it; a test's runner makes results up.
+pub trait CellRunner {
+    /// Runs `cell` against server `server` (its name); `seed_rps` is that
+    /// server's median `seed` req/s so far. The second value is the reason
+    /// the server failed to start, if it did.
+    fn run(
+        &mut self,
+        cell: &PlannedCell,
+        server: &str,
+        seed_rps: Option<f64>,
+    ) -> (CellResult, Option<String>);
 }
 
 /// The real [`CellRunner`]: each cell starts its server as a child process.
