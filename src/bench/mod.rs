@@ -37,6 +37,7 @@ pub use args::BenchArgs;
 
 use analysis::Analysis;
 use args::cpu_list;
+use export::table::Table;
 use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
@@ -293,22 +294,19 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
 /// (before anything runs), 1 when the report cannot be written, 130 when
 /// interrupted (after writing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
-    if let Some(from) = &args.from {
-        return match rerender(from, &args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err((code, e)) => {
-                eprintln!("servelab bench: {e}");
-                ExitCode::from(code)
-            }
-        };
-    }
-    let setup = match Setup::from_args(&args) {
-        Ok(setup) => setup,
-        Err(e) => {
-            eprintln!("servelab bench: {e}");
-            return ExitCode::from(2);
-        }
+    let done = match &args.from {
+        Some(from) => rerender(from, &args).map(|()| ExitCode::SUCCESS),
+        None => bench(&args),
     };
+    done.unwrap_or_else(|(code, e)| {
+        eprintln!("servelab bench: {e}");
+        ExitCode::from(code)
+    })
+}
+
+/// Plans, runs and reports a bench; Err carries the exit status and why.
+fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
+    let setup = Setup::from_args(args).map_err(|e| (2, e))?;
     let fd_limit = runner::raise_fd_limit();
     let mut notes = setup.notes.clone();
     if let Some(cpus) = &setup.pinning.client {
@@ -341,40 +339,37 @@ pub fn run(args: BenchArgs) -> ExitCode {
         setup.out.display()
     );
     if setup.dry_run {
+        let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
+        let mut table = Table::new([
+            "scenario", "cells", "runs", "points", "servers", "window", "warm-up", "time",
+        ]);
         for s in &setup.scenarios {
             let cells: Vec<_> = plan
                 .cells
                 .iter()
-                .filter(|c| std::ptr::eq(c.scenario, *s))
+                .filter(|c| c.scenario.id == s.id)
                 .collect();
-            let time: std::time::Duration = cells.iter().map(|c| c.estimate()).sum();
-            let t = cells.first().map(|c| (c.runs, c.duration, c.warmup));
-            if let Some((runs, window, warmup)) = t {
-                println!(
-                    "{:<12} {:>3} cells  {} run(s) × {} point(s) × {} server(s), window {}, warm-up {}: about {}",
-                    s.name(),
-                    cells.len(),
-                    runs,
-                    s.points.len(),
-                    setup.servers.len(),
-                    format::seconds(window.as_secs_f64()),
-                    format::seconds(warmup.as_secs_f64()),
-                    format::seconds(time.as_secs_f64())
-                );
+            if let Some(c) = cells.first() {
+                table.row([
+                    s.name().to_string(),
+                    cells.len().to_string(),
+                    c.runs.to_string(),
+                    s.points.len().to_string(),
+                    setup.servers.len().to_string(),
+                    seconds(c.duration),
+                    seconds(c.warmup),
+                    seconds(cells.iter().map(|c| c.estimate()).sum()),
+                ]);
             }
         }
-        return ExitCode::SUCCESS;
+        println!("{}", table.terminal());
+        return Ok(ExitCode::SUCCESS);
     }
     // The first SIGINT or SIGTERM stops the bench after the current cell
     // (the load of a cell under way is cut short) and writes what was
     // measured; a second one ends it at once (its server children die with it).
-    let interrupts = match Interrupts::catch() {
-        Ok(interrupts) => interrupts,
-        Err(e) => {
-            eprintln!("servelab bench: cannot catch SIGINT/SIGTERM: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let interrupts =
+        Interrupts::catch().map_err(|e| (1, format!("cannot catch SIGINT/SIGTERM: {e}")))?;
     let interrupted_flag: &AtomicBool = interrupts.flag();
     let started_at = utc_now();
     let clock = Instant::now();
@@ -435,16 +430,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
         .readme
         .as_ref()
         .map(|(path, block)| (path.as_path(), block.as_deref()));
-    match write_report(&results, &setup.out, readme) {
-        Ok(()) => match interrupted {
-            Some(signal) => ExitCode::from(signal.exit_status()),
-            None => ExitCode::SUCCESS,
-        },
-        Err(e) => {
-            eprintln!("servelab bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    write_report(&results, &setup.out, readme).map_err(|e| (1, e))?;
+    Ok(interrupted.map_or(ExitCode::SUCCESS, |signal| {
+        ExitCode::from(signal.exit_status())
+    }))
 }
 
 /// Runs the cells of `plan` in order with `runner` until the end or an
