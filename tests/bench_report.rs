@@ -533,7 +533,7 @@ fn baseline_ratios_are_taken_run_by_run() {
     let entry = |scenario: S, server: &str| {
         b.entries
             .iter()
-            .find(|e| e.scenario == scenario && e.server == server)
+            .find(|e| e.at.scenario == scenario && e.server == server)
             .unwrap_or_else(|| panic!("no {scenario}/{server}"))
     };
     let uring = entry(S::Seed, "uring").ratio.unwrap();
@@ -544,7 +544,7 @@ fn baseline_ratios_are_taken_run_by_run() {
     assert_eq!(entry(S::Seed, "floor").ratio.unwrap().median, 1.0);
     assert!((entry(S::Pipeline, "uring").ratio.unwrap().median - 0.9).abs() < 1e-9);
     // Idle has no CPU column, so no ratio.
-    assert!(b.entries.iter().all(|e| e.scenario != S::Idle));
+    assert!(b.entries.iter().all(|e| e.at.scenario != S::Idle));
     // The summary and every table with server CPU/req carry the column.
     let summary = &a.summary.iter().find(|s| s.server == "uring").unwrap();
     assert!((summary.cpu_ratio.unwrap().median - 0.95).abs() < 1e-9);

@@ -133,10 +133,9 @@ pub struct BaselineTable {
 /// One server at one point, against the baseline.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BaselineEntry {
-    /// The scenario.
-    pub scenario: ScenarioId,
-    /// The point's label.
-    pub point: String,
+    /// The point (`scenario` and `point` label in results.json).
+    #[serde(flatten)]
+    pub at: PointId,
     /// The server.
     pub server: String,
     /// Its server CPU per request, µs: median (min–max) over the runs.
@@ -377,13 +376,12 @@ impl Ask<'_> {
             if !self.has_scenario(s.id) || !columns(s.id).contains(&Column::ServerCpu) {
                 continue;
             }
-            for (i, p) in s.points.iter().enumerate() {
+            for i in 0..s.points.len() {
                 for server in servers {
                     let cpu_us = self.spread(s.at(i), server, Column::ServerCpu);
                     if cpu_us.is_some() || !self.cells.runs(s.at(i), server).is_empty() {
                         entries.push(BaselineEntry {
-                            scenario: s.id,
-                            point: p.label.to_string(),
+                            at: s.at(i),
                             server: server.to_string(),
                             cpu_us,
                             ratio: self.spread(s.at(i), server, Column::BaselineCpu),

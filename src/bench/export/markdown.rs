@@ -8,7 +8,7 @@ use crate::bench::analysis::{baseline_header, Analysis, BaselineTable, Verdict};
 use crate::bench::columns::{Section, Unit, Value};
 use crate::bench::format::{self, number, spread};
 use crate::bench::results::{BenchResults, OtherLoad, Spread};
-use crate::bench::scenarios::ScenarioId;
+use crate::bench::scenarios::{PointId, ScenarioId};
 use crate::bench::targets::Checked;
 
 use super::table::{escape, Table};
@@ -269,18 +269,19 @@ pub fn targets_table(t: &Checked) -> Table {
 /// Server CPU per request and its ratio to the baseline's: one row per
 /// server, two columns per point.
 pub fn baseline_table(b: &BaselineTable) -> Table {
-    let mut points: Vec<(ScenarioId, &str)> = Vec::new();
+    let mut points: Vec<PointId> = Vec::new();
     let mut servers: Vec<&str> = Vec::new();
     for e in &b.entries {
-        if !points.contains(&(e.scenario, e.point.as_str())) {
-            points.push((e.scenario, &e.point));
+        if !points.contains(&e.at) {
+            points.push(e.at);
         }
         if !servers.contains(&e.server.as_str()) {
             servers.push(&e.server);
         }
     }
     let mut header = vec!["server".to_string()];
-    for (scenario, point) in &points {
+    for at in &points {
+        let (scenario, point) = (at.scenario, at.label());
         header.push(format!("`{scenario}` {point}: CPU/req"));
         header.push(format!("`{scenario}` {point}: ÷ {}", b.baseline));
     }
@@ -288,11 +289,8 @@ pub fn baseline_table(b: &BaselineTable) -> Table {
     let show = |s: Option<Spread>, unit| s.map_or("–".to_string(), |s| spread(s, unit));
     for server in servers {
         let mut row = vec![server.to_string()];
-        for (scenario, point) in &points {
-            let e = b
-                .entries
-                .iter()
-                .find(|e| e.server == server && e.scenario == *scenario && e.point == *point);
+        for at in &points {
+            let e = b.entries.iter().find(|e| e.server == server && e.at == *at);
             row.push(show(e.and_then(|e| e.cpu_us), Unit::Micros));
             row.push(show(e.and_then(|e| e.ratio), Unit::Times));
         }
