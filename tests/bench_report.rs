@@ -318,6 +318,27 @@ fn claims_follow_the_numbers() {
     );
     assert!(text.contains("**does not hold**"));
     assert!(text.contains("2.00× (100,000 / 50,000 req/s)"), "{text}");
+
+    // `--check seed-claims` checks the same four ratio-and-bound claims as
+    // targets, with the same verdicts (the thread-count claim is not one).
+    for world in [seed_world(), world] {
+        let mut r = results(&world);
+        r.settings.check = Some("seed-claims".to_string());
+        let (a, text) = report(&r);
+        let checks: Vec<Verdict> = a
+            .targets
+            .as_ref()
+            .unwrap()
+            .checks
+            .iter()
+            .map(|c| c.verdict)
+            .collect();
+        let mut claims = verdicts(&a);
+        claims.remove(2);
+        assert_eq!(checks, claims);
+        assert!(text.contains("## Targets: `seed-claims`"));
+        assert!(text.contains("within 25% of 4.700×"), "{text}");
+    }
 }
 
 #[test]

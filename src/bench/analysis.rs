@@ -15,9 +15,10 @@ use super::format;
 use super::results::{BenchResults, CellIndex, CellResult, Spread};
 use super::scenarios::{self, PointId, ScenarioId, LATENCY_75, NOISE, SEED, SLOW};
 pub use super::targets::Verdict;
-use super::targets::{self, Bound, Checked, Condition, ServerRef, Target};
+use super::targets::{
+    self, Checked, ServerRef, RATIO_TOLERANCE, SIMILAR_THROUGHPUT, STALLED_SHARE,
+};
 use crate::load::decode_histogram;
-use crate::models::Model;
 
 /// The seed's summary table, one row per server, measured.
 #[derive(Clone, Debug)]
@@ -171,13 +172,6 @@ pub struct Analysis {
     pub targets: Option<Checked>,
 }
 
-/// How far a measured ratio may be from the seed's and still "hold".
-pub const RATIO_TOLERANCE: f64 = 0.25;
-/// Throughputs within this share of each other are "similar".
-pub const SIMILAR_THROUGHPUT: f64 = 0.20;
-/// A server whose req/s with slow clients falls below this share of its
-/// seed req/s was stalled by them.
-pub const STALLED_SHARE: f64 = 0.5;
 /// Results within this share of the best are a tie.
 pub const TIE: f64 = 0.05;
 /// An open-loop run that answered less than this share of the rate offered
@@ -186,55 +180,9 @@ pub const KEPT_UP: f64 = 0.9;
 /// Idle connections count as all answered from this share on.
 pub const ANSWERED_ALL: f64 = 0.99;
 
-const V1: ServerRef = ServerRef::Model(Model::Sequential);
-const V2: ServerRef = ServerRef::Model(Model::Threaded);
-const V3: ServerRef = ServerRef::Model(Model::Pool);
-
-/// The seed's claims that are a ratio and a bound, as targets: their
-/// verdicts are [`targets::evaluate`]'s, ratios taken run by run.
-pub static CLAIM_TARGETS: [Target; 4] = [
-    Target {
-        label: "v2 (thread per connection) has about 4.7× v1's throughput",
-        server: V2,
-        at: SEED,
-        column: Column::Rps,
-        relative_to: Some(V1),
-        bound: Bound::Within(4.7, RATIO_TOLERANCE),
-        only_if: &[],
-    },
-    Target {
-        label: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
-        server: V2,
-        at: SEED,
-        column: Column::Mean,
-        relative_to: Some(V3),
-        bound: Bound::Within(5.0, RATIO_TOLERANCE),
-        only_if: &[Condition {
-            server: Some(V3),
-            column: Column::Rps,
-            relative_to: Some(V2),
-            bound: Bound::Within(1.0, SIMILAR_THROUGHPUT),
-        }],
-    },
-    Target {
-        label: "v1: a slow client can stall all others",
-        server: V1,
-        at: SLOW,
-        column: Column::VsSeed,
-        relative_to: None,
-        bound: Bound::Below(STALLED_SHARE),
-        only_if: &[],
-    },
-    Target {
-        label: "if low latency is required, consider v3 rather than v2",
-        server: V3,
-        at: LATENCY_75,
-        column: Column::P99,
-        relative_to: Some(V2),
-        bound: Bound::Below(1.0),
-        only_if: &[],
-    },
-];
+const V1: ServerRef = targets::V1;
+const V2: ServerRef = targets::V2;
+const V3: ServerRef = targets::V3;
 
 impl Analysis {
     /// Computes the analysis of `r`.
@@ -447,11 +395,11 @@ impl Ask<'_> {
         let mean = |s: ServerRef| self.figure(SEED, s.name(), Column::Mean);
         let tol = format::percent(RATIO_TOLERANCE);
         let check = |i: usize| {
-            let c = targets::evaluate(self.r, &self.lookup, &CLAIM_TARGETS[i]);
+            let c = targets::evaluate(self.r, &self.lookup, &targets::SEED_CLAIMS.targets[i]);
             (c.measured.map(|m| m.median), c.verdict)
         };
         let claim = |i: usize, seed_figure: &str, rule: String, (measured, verdict)| Claim {
-            claim: CLAIM_TARGETS[i].label,
+            claim: targets::SEED_CLAIMS.targets[i].label,
             seed_figure: seed_figure.to_string(),
             measured,
             rule,

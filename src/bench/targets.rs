@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::columns::{columns, problems, Column, Lookup, Read, Reference, Unit};
 use super::format;
 use super::results::{BenchResults, CellIndex, CellResult, Spread};
-use super::scenarios::{PointId, IDLE_10K, PIPELINE_16, SEED};
+use super::scenarios::{PointId, IDLE_10K, LATENCY_75, PIPELINE_16, SEED, SLOW};
 use crate::models::Model;
 
 /// Whether a claim or a target holds.
@@ -165,8 +165,8 @@ const ALL_IDLE_ANSWERED: &[Condition] = &[Condition {
     bound: Bound::AtLeast(9_900.0),
 }];
 
-/// Every target set.
-pub static SETS: &[TargetSet] = &[TargetSet {
+/// The floor comparison of issue 9.
+pub const FLOOR_VS_REACTORS: TargetSet = TargetSet {
     name: "floor-vs-reactors",
     about: "v5 (uring) and v4 (event) against the floor, scripts/floor.c (run as \
             --server floor=...): server CPU per request as ratios measured in the same \
@@ -227,7 +227,77 @@ pub static SETS: &[TargetSet] = &[TargetSet {
             only_if: ALL_IDLE_ANSWERED,
         },
     ],
-}];
+};
+
+/// The seed's claims: how far a measured ratio may be from the seed's and still "hold".
+pub const RATIO_TOLERANCE: f64 = 0.25;
+/// Throughputs within this share of each other are "similar".
+pub const SIMILAR_THROUGHPUT: f64 = 0.20;
+/// A server whose req/s with slow clients falls below this share of its
+/// seed req/s was stalled by them.
+pub const STALLED_SHARE: f64 = 0.5;
+
+/// The seed's v1.
+pub const V1: ServerRef = ServerRef::Model(Model::Sequential);
+/// The seed's v2.
+pub const V2: ServerRef = ServerRef::Model(Model::Threaded);
+/// The seed's v3.
+pub const V3: ServerRef = ServerRef::Model(Model::Pool);
+
+/// The seed's claims that are a ratio and a bound (`--check seed-claims`):
+/// the report's claims table takes their verdicts from [`evaluate`].
+pub const SEED_CLAIMS: TargetSet = TargetSet {
+    name: "seed-claims",
+    about: "the seed's quantitative claims about v1, v2 and v3 (sequential, threaded, pool) \
+            that are ratios and bounds, ratios taken run by run; needs the scenarios seed, \
+            slow and latency",
+    targets: &[
+        Target {
+            label: "v2 (thread per connection) has about 4.7× v1's throughput",
+            server: V2,
+            at: SEED,
+            column: Column::Rps,
+            relative_to: Some(V1),
+            bound: Bound::Within(4.7, RATIO_TOLERANCE),
+            only_if: &[],
+        },
+        Target {
+            label: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
+            server: V2,
+            at: SEED,
+            column: Column::Mean,
+            relative_to: Some(V3),
+            bound: Bound::Within(5.0, RATIO_TOLERANCE),
+            only_if: &[Condition {
+                server: Some(V3),
+                column: Column::Rps,
+                relative_to: Some(V2),
+                bound: Bound::Within(1.0, SIMILAR_THROUGHPUT),
+            }],
+        },
+        Target {
+            label: "v1: a slow client can stall all others",
+            server: V1,
+            at: SLOW,
+            column: Column::VsSeed,
+            relative_to: None,
+            bound: Bound::Below(STALLED_SHARE),
+            only_if: &[],
+        },
+        Target {
+            label: "if low latency is required, consider v3 rather than v2",
+            server: V3,
+            at: LATENCY_75,
+            column: Column::P99,
+            relative_to: Some(V2),
+            bound: Bound::Below(1.0),
+            only_if: &[],
+        },
+    ],
+};
+
+/// Every target set.
+pub static SETS: &[TargetSet] = &[FLOOR_VS_REACTORS, SEED_CLAIMS];
 
 /// The set named `name`.
 pub fn find(name: &str) -> Option<&'static TargetSet> {
@@ -345,7 +415,15 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
                         relative_to: cond.relative_to,
                         ..figure
                     };
-                    let name = cond.column.name();
+                    let name = match (cond.server, cond.relative_to) {
+                        (None, None) => cond.column.name().to_string(),
+                        _ => format!(
+                            "{}'s {}{}",
+                            f.server,
+                            cond.column.name(),
+                            f.relative_to.map_or(String::new(), |o| format!(" ÷ {o}'s"))
+                        ),
+                    };
                     match measure(r, &cells, lookup, f) {
                         Ok((s, _)) if cond.bound.admits(s.median) => None,
                         Ok((s, _)) => Some(format!(

@@ -45,12 +45,17 @@ impl Table {
         out
     }
 
-    /// The table for a terminal: aligned columns with borders.
+    /// The table for a terminal: aligned columns with borders, without
+    /// Markdown's `**` emphasis.
     pub fn terminal(&self) -> String {
+        let plain = |cells: &[String]| -> Vec<String> {
+            cells.iter().map(|c| c.replace("**", "")).collect()
+        };
         let mut t = comfy_table::Table::new();
-        t.load_style(UTF8_FULL_CONDENSED).set_header(&self.header);
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_header(plain(&self.header));
         for row in &self.rows {
-            t.add_row(row);
+            t.add_row(plain(row));
         }
         t.to_string()
     }
@@ -68,15 +73,16 @@ mod tests {
     #[test]
     fn markdown_and_terminal() {
         let mut t = Table::new(["server", "req/s"]);
-        t.row(["a|b", "1,000"]);
+        t.row(["a|b", "**1,000**"]);
         t.row(["c", ""]);
         assert_eq!(
             t.markdown(),
-            "| server | req/s |\n|---|---|\n| a\\|b | 1,000 |\n| c |  |\n"
+            "| server | req/s |\n|---|---|\n| a\\|b | **1,000** |\n| c |  |\n"
         );
         assert_eq!(Table::new(["", ""]).markdown(), "| | |\n|---|---|\n");
         let text = t.terminal();
-        assert!(text.contains("server") && text.contains("1,000") && text.contains("a|b"));
+        assert!(text.contains("server") && text.contains("a|b"));
+        assert!(text.contains(" 1,000 ") && !text.contains("**"), "{text}");
         let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
     }
