@@ -9,7 +9,7 @@ use servelab::bench::machine::{Build, Machine};
 use servelab::bench::results::{
     BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
 };
-use servelab::bench::scenarios::{self, Profile};
+use servelab::bench::scenarios::{Profile, ScenarioId as S};
 use servelab::bench::{clients, columns};
 use servelab::load::{Errors, FairnessJson, LatencyUs, LoadSummary};
 
@@ -48,13 +48,13 @@ fn latency(mean: f64, p99: f64) -> LatencyUs {
     }
 }
 
-fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) -> CellResult {
-    let s = scenarios::find(scenario).unwrap();
+fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>) -> CellResult {
+    let s = scenario.scenario();
     let p = &s.points[point];
     let connections = p.drive.connections() as u64;
     let responses = (f.rps * 2.0) as u64;
     CellResult {
-        scenario: scenario.to_string(),
+        scenario,
         point: p.label.to_string(),
         point_index: point,
         server: server.to_string(),
@@ -150,7 +150,7 @@ fn cell(scenario: &str, point: usize, server: &str, f: Fake, rate: Option<f64>) 
 /// The 10,000-connection idle point of `server`: its RSS grew by
 /// `growth_kib`, and `answered` connections were answered.
 fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
-    let mut idle = cell("idle", 1, server, fake(0.0, 0.0, 0.0), None);
+    let mut idle = cell(S::Idle, 1, server, fake(0.0, 0.0, 0.0), None);
     idle.load = None;
     idle.idle = Some(clients::IdleOutcome {
         connections: 10_000,
@@ -184,9 +184,9 @@ fn results(w: &World) -> BenchResults {
         if i == 0 {
             seed.starved = w.v1_starved;
         }
-        cells.push(cell("seed", 0, s, seed, None));
+        cells.push(cell(S::Seed, 0, s, seed, None));
         // The connection sweep: thread counts per point.
-        let sweep = scenarios::find("connections").unwrap();
+        let sweep = S::Connections.scenario();
         for (p, point) in sweep.points.iter().enumerate() {
             let n = point.drive.connections() as u64;
             let threads = match *s {
@@ -196,7 +196,7 @@ fn results(w: &World) -> BenchResults {
                 _ => 3,
             };
             cells.push(cell(
-                "connections",
+                S::Connections,
                 p,
                 s,
                 Fake {
@@ -211,7 +211,7 @@ fn results(w: &World) -> BenchResults {
         } else {
             w.rps[i] * 0.95
         };
-        let mut slow = cell("slow", 0, s, fake(slow_rps, 10.0, 40.0), None);
+        let mut slow = cell(S::Slow, 0, s, fake(slow_rps, 10.0, 40.0), None);
         slow.slow = Some(clients::SlowOutcome {
             connections: 50,
             connected: 50,
@@ -222,7 +222,7 @@ fn results(w: &World) -> BenchResults {
         cells.push(slow);
         let p99_75 = if *s == "pool" { w.v3_p99_at_75 } else { 200.0 };
         cells.push(cell(
-            "latency",
+            S::Latency,
             2,
             s,
             fake(w.rps[i] * 0.75, 50.0, p99_75),
@@ -244,13 +244,7 @@ fn bench_of(servers: &[&str], cells: Vec<CellResult>) -> BenchResults {
         build: Build::default(),
         settings: Settings {
             profile: Profile::Default,
-            scenarios: vec![
-                "seed".into(),
-                "connections".into(),
-                "latency".into(),
-                "idle".into(),
-                "slow".into(),
-            ],
+            scenarios: vec![S::Seed, S::Connections, S::Latency, S::Idle, S::Slow],
             pinned: true,
             server_cpus: vec![0],
             client_cpus: vec![1],
@@ -328,13 +322,34 @@ fn claims_follow_the_numbers() {
     );
     assert!(text.contains("**does not hold**"));
     assert!(text.contains("2.00× (100,000 / 50,000 req/s)"), "{text}");
+
+    // `--check seed-claims` checks the same four ratio-and-bound claims as
+    // targets, with the same verdicts (the thread-count claim is not one).
+    for world in [seed_world(), world] {
+        let mut r = results(&world);
+        r.settings.check = Some("seed-claims".to_string());
+        let (a, text) = report(&r);
+        let checks: Vec<Verdict> = a
+            .targets
+            .as_ref()
+            .unwrap()
+            .checks
+            .iter()
+            .map(|c| c.verdict)
+            .collect();
+        let mut claims = verdicts(&a);
+        claims.remove(2);
+        assert_eq!(checks, claims);
+        assert!(text.contains("## Targets: `seed-claims`"));
+        assert!(text.contains("within 25% of 4.700×"), "{text}");
+    }
 }
 
 #[test]
 fn a_claim_without_its_data_is_not_measured() {
     let mut r = results(&seed_world());
     r.cells
-        .retain(|c| c.server != "pool" && c.scenario != "slow");
+        .retain(|c| c.server != "pool" && c.scenario != S::Slow);
     let a = Analysis::of(&r);
     assert_eq!(
         verdicts(&a),
@@ -475,7 +490,7 @@ fn floor_results(f: &Floor, servers: &[&str]) -> BenchResults {
             ("floor", f.floor_seed[i]),
         ] {
             cells.push(with_cpu(
-                cell("seed", 0, server, fake(100_000.0, 900.0, 4000.0), None),
+                cell(S::Seed, 0, server, fake(100_000.0, 900.0, 4000.0), None),
                 run,
                 seed,
             ));
@@ -485,7 +500,7 @@ fn floor_results(f: &Floor, servers: &[&str]) -> BenchResults {
                 _ => f.floor_pipeline * 1.3,
             };
             cells.push(with_cpu(
-                cell("pipeline", 0, server, fake(1e6, 900.0, 4000.0), None),
+                cell(S::Pipeline, 0, server, fake(1e6, 900.0, 4000.0), None),
                 run,
                 pipeline,
             ));
@@ -540,27 +555,27 @@ fn baseline_ratios_are_taken_run_by_run() {
     let (a, text) = report(&r);
     let b = a.baseline.as_ref().expect("a baseline table");
     assert_eq!(b.baseline, "floor");
-    let entry = |scenario: &str, server: &str| {
+    let entry = |scenario: S, server: &str| {
         b.entries
             .iter()
-            .find(|e| e.scenario == scenario && e.server == server)
+            .find(|e| e.at.scenario == scenario && e.server == server)
             .unwrap_or_else(|| panic!("no {scenario}/{server}"))
     };
-    let uring = entry("seed", "uring").ratio.unwrap();
+    let uring = entry(S::Seed, "uring").ratio.unwrap();
     assert!((uring.median - 0.95).abs() < 1e-9, "{uring:?}");
     assert!((uring.min - 0.9).abs() < 1e-9 && (uring.max - 1.1).abs() < 1e-9);
     assert_eq!(uring.runs, 3);
-    assert!((entry("seed", "event").ratio.unwrap().median - 1.04).abs() < 1e-9);
-    assert_eq!(entry("seed", "floor").ratio.unwrap().median, 1.0);
-    assert!((entry("pipeline", "uring").ratio.unwrap().median - 0.9).abs() < 1e-9);
+    assert!((entry(S::Seed, "event").ratio.unwrap().median - 1.04).abs() < 1e-9);
+    assert_eq!(entry(S::Seed, "floor").ratio.unwrap().median, 1.0);
+    assert!((entry(S::Pipeline, "uring").ratio.unwrap().median - 0.9).abs() < 1e-9);
     // Idle has no CPU column, so no ratio.
-    assert!(b.entries.iter().all(|e| e.scenario != "idle"));
+    assert!(b.entries.iter().all(|e| e.at.scenario != S::Idle));
     // The summary and every table with server CPU/req carry the column.
     let summary = &a.summary.iter().find(|s| s.server == "uring").unwrap();
     assert!((summary.cpu_ratio.unwrap().median - 0.95).abs() < 1e-9);
     assert!(text.contains("| server CPU/req | CPU/req ÷ floor | connections served |"));
     assert!(text.contains("| 0.950× (0.900×–1.100×) |"), "{text}");
-    for s in ["seed", "pipeline"] {
+    for s in [S::Seed, S::Pipeline] {
         let section = a.sections.iter().find(|x| x.name == s).unwrap();
         let names: Vec<&str> = section.columns.iter().map(|c| c.0.as_str()).collect();
         let cpu = names.iter().position(|n| *n == "server CPU/req").unwrap();
@@ -638,7 +653,7 @@ fn targets_follow_the_numbers() {
 
     // Without the idle scenario, its targets are not measured either.
     let mut r = floor_results(&targets_met(), ISSUE9);
-    r.cells.retain(|c| c.scenario != "idle");
+    r.cells.retain(|c| c.scenario != S::Idle);
     let (a, text) = report(&r);
     assert_eq!(&target_verdicts(&a)[4..], &[Unknown, Unknown]);
     assert!(

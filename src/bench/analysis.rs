@@ -8,13 +8,17 @@
 use hdrhistogram::Histogram;
 
 use super::columns::{
-    columns, columns_with_baseline, group, idle_per_connection, lat, problems, row, usage, Lookup,
-    Reference, Section, BASELINE_CPU, SERVER_CPU,
+    columns, columns_with_baseline, lat, problems, row, usage, Column, Lookup, Read, Reference,
+    Section,
 };
 use super::format;
-use super::results::{decode_histogram, BenchResults, CellResult, Spread};
-use super::scenarios;
-use super::targets::{self, Checked};
+use super::results::{BenchResults, CellIndex, CellResult, Spread};
+use super::scenarios::{self, PointId, ScenarioId, LATENCY_75, NOISE, SEED, SLOW};
+pub use super::targets::Verdict;
+use super::targets::{
+    self, Checked, ServerRef, RATIO_TOLERANCE, SIMILAR_THROUGHPUT, STALLED_SHARE,
+};
+use crate::load::decode_histogram;
 
 /// The seed's summary table, one row per server, measured.
 #[derive(Clone, Debug)]
@@ -57,18 +61,6 @@ pub struct IdleCost {
     pub answered: f64,
     /// Connections opened.
     pub connections: u64,
-}
-
-/// Whether a claim or a target holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The numbers agree with the claim.
-    Holds,
-    /// They do not.
-    DoesNotHold,
-    /// What it needs was not measured.
-    NotMeasured,
 }
 
 /// One of the seed's quantitative claims, checked.
@@ -122,7 +114,7 @@ pub struct Chart {
     /// Logarithmic y axis.
     pub log_y: bool,
     /// The scenario it belongs to.
-    pub scenario: String,
+    pub scenario: ScenarioId,
     /// The data.
     pub data: ChartData,
 }
@@ -142,10 +134,9 @@ pub struct BaselineTable {
 /// One server at one point, against the baseline.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BaselineEntry {
-    /// The scenario.
-    pub scenario: String,
-    /// The point's label.
-    pub point: String,
+    /// The point (`scenario` and `point` label in results.json).
+    #[serde(flatten)]
+    pub at: PointId,
     /// The server.
     pub server: String,
     /// Its server CPU per request, µs: median (min–max) over the runs.
@@ -181,13 +172,6 @@ pub struct Analysis {
     pub targets: Option<Checked>,
 }
 
-/// How far a measured ratio may be from the seed's and still "hold".
-pub const RATIO_TOLERANCE: f64 = 0.25;
-/// Throughputs within this share of each other are "similar".
-pub const SIMILAR_THROUGHPUT: f64 = 0.20;
-/// A server whose req/s with slow clients falls below this share of its
-/// seed req/s was stalled by them.
-pub const STALLED_SHARE: f64 = 0.5;
 /// Results within this share of the best are a tie.
 pub const TIE: f64 = 0.05;
 /// An open-loop run that answered less than this share of the rate offered
@@ -196,18 +180,19 @@ pub const KEPT_UP: f64 = 0.9;
 /// Idle connections count as all answered from this share on.
 pub const ANSWERED_ALL: f64 = 0.99;
 
-const V1: &str = "sequential";
-const V2: &str = "threaded";
-const V3: &str = "pool";
+const V1: ServerRef = targets::V1;
+const V2: ServerRef = targets::V2;
+const V3: ServerRef = targets::V3;
 
 impl Analysis {
     /// Computes the analysis of `r`.
     pub fn of(r: &BenchResults) -> Analysis {
         let servers: Vec<&str> = r.servers.iter().map(|s| s.name.as_str()).collect();
+        let cells = CellIndex::of(&r.cells);
         let mut lookup = Lookup::default();
         for s in &servers {
-            if let Some(v) = median_of(r, "seed", 0, s, |c| c.rps()) {
-                lookup.seed_rps.insert((*s).to_string(), v.median);
+            if let Some(v) = cells.median(SEED, s, |c| c.rps()) {
+                lookup.seed_rps.insert((*s).to_string(), v);
             }
         }
         lookup.baseline = r
@@ -221,7 +206,7 @@ impl Analysis {
             .as_deref()
             .and_then(targets::find)
             .map(|set| targets::check(r, &lookup, set));
-        let a = Ask { r, lookup };
+        let a = Ask { r, lookup, cells };
         let sections = a.sections(&servers);
         let baseline = a.baseline_table(&servers);
         let summary = a.summary();
@@ -253,82 +238,77 @@ impl Analysis {
     }
 }
 
-/// The median over the measured runs of one point of one server.
-fn median_of(
-    r: &BenchResults,
-    scenario: &str,
-    point: usize,
-    server: &str,
-    f: impl Fn(&CellResult) -> Option<f64>,
-) -> Option<Spread> {
-    let v: Vec<f64> = group(&r.cells, scenario, point, server)
-        .into_iter()
-        .filter(|c| c.measured())
-        .filter_map(f)
-        .collect();
-    Spread::of(&v)
-}
-
 /// Questions asked of the results.
 struct Ask<'a> {
     r: &'a BenchResults,
     lookup: Lookup,
+    cells: CellIndex<'a>,
 }
 
 impl Ask<'_> {
     fn median(
         &self,
-        scenario: &str,
-        point: usize,
+        at: PointId,
         server: &str,
         f: impl Fn(&CellResult) -> Option<f64>,
     ) -> Option<f64> {
-        median_of(self.r, scenario, point, server, f).map(|s| s.median)
+        self.cells.median(at, server, f)
     }
 
-    fn point_index(&self, scenario: &str, label: &str) -> Option<usize> {
-        scenarios::find(scenario)?
-            .points
-            .iter()
-            .position(|p| p.label == label)
+    /// `column`'s median (min–max) over the measured runs of `server` at `at`.
+    fn spread(&self, at: PointId, server: &str, column: Column) -> Option<Spread> {
+        let Read::Median(f) = column.metric().read else {
+            return None;
+        };
+        self.cells.spread(at, server, |c| f(c, &self.lookup))
     }
 
-    fn has_scenario(&self, scenario: &str) -> bool {
-        self.r.cells.iter().any(|c| c.scenario == scenario)
+    /// Its median.
+    fn figure(&self, at: PointId, server: &str, column: Column) -> Option<f64> {
+        self.spread(at, server, column).map(|s| s.median)
+    }
+
+    fn has_scenario(&self, scenario: ScenarioId) -> bool {
+        self.cells.has(scenario)
+    }
+
+    /// The scenario, if it ran.
+    fn ran(&self, scenario: ScenarioId) -> Option<&'static scenarios::Scenario> {
+        self.has_scenario(scenario).then(|| scenario.scenario())
     }
 
     fn sections(&self, servers: &[&str]) -> Vec<Section> {
         let mut out = Vec::new();
         for s in scenarios::SCENARIOS {
-            if !self.has_scenario(s.name) {
+            if !self.has_scenario(s.id) {
                 continue;
             }
             let baseline = self.lookup.baseline.as_ref().map(|b| b.server.as_str());
-            let metrics = match baseline {
-                Some(_) => columns_with_baseline(s.name),
-                None => columns(s.name),
+            let chosen = match baseline {
+                Some(_) => columns_with_baseline(s.id),
+                None => columns(s.id),
             };
             let mut rows = Vec::new();
             for point in 0..s.points.len() {
                 for server in servers {
-                    if let Some(row) = row(
-                        &group(&self.r.cells, s.name, point, server),
-                        &metrics,
+                    rows.extend(row(
+                        self.cells.runs(s.at(point), server),
+                        &chosen,
                         &self.lookup,
-                    ) {
-                        rows.push(row);
-                    }
+                    ));
                 }
             }
             out.push(Section {
-                name: s.name.to_string(),
+                name: s.id,
                 title: s.title.to_string(),
                 question: s.question.to_string(),
-                columns: metrics
+                columns: chosen
                     .iter()
-                    .map(|m| match baseline {
-                        Some(b) if m.name == BASELINE_CPU.name => (baseline_header(b), m.unit),
-                        _ => (m.name.to_string(), m.unit),
+                    .map(|c| match baseline {
+                        Some(b) if *c == Column::BaselineCpu => {
+                            (baseline_header(b), c.metric().unit)
+                        }
+                        _ => (c.name().to_string(), c.metric().unit),
                     })
                     .collect(),
                 rows,
@@ -337,36 +317,22 @@ impl Ask<'_> {
         out
     }
 
-    /// `server`'s CPU per request over the baseline's, run by run, at one
-    /// point: the median (min–max) of the per-run ratios.
-    fn cpu_ratio(&self, scenario: &str, point: usize, server: &str) -> Option<Spread> {
-        let reference = self.lookup.baseline.as_ref()?;
-        median_of(self.r, scenario, point, server, |c| {
-            reference.ratio(c, usage(c)?.cpu_us_per_request?)
-        })
-    }
-
     fn baseline_table(&self, servers: &[&str]) -> Option<BaselineTable> {
         let reference = self.lookup.baseline.as_ref()?;
         let mut entries = Vec::new();
         for s in scenarios::SCENARIOS {
-            if !self.has_scenario(s.name)
-                || !columns(s.name).iter().any(|m| m.name == SERVER_CPU.name)
-            {
+            if !self.has_scenario(s.id) || !columns(s.id).contains(&Column::ServerCpu) {
                 continue;
             }
-            for (i, p) in s.points.iter().enumerate() {
+            for i in 0..s.points.len() {
                 for server in servers {
-                    let cpu_us =
-                        median_of(self.r, s.name, i, server, |c| usage(c)?.cpu_us_per_request);
-                    let ratio = self.cpu_ratio(s.name, i, server);
-                    if cpu_us.is_some() || !group(&self.r.cells, s.name, i, server).is_empty() {
+                    let cpu_us = self.spread(s.at(i), server, Column::ServerCpu);
+                    if cpu_us.is_some() || !self.cells.runs(s.at(i), server).is_empty() {
                         entries.push(BaselineEntry {
-                            scenario: s.name.to_string(),
-                            point: p.label.to_string(),
+                            at: s.at(i),
                             server: server.to_string(),
                             cpu_us,
-                            ratio,
+                            ratio: self.spread(s.at(i), server, Column::BaselineCpu),
                         });
                     }
                 }
@@ -380,27 +346,25 @@ impl Ask<'_> {
     }
 
     fn summary(&self) -> Vec<SummaryRow> {
-        let idle_points = scenarios::find("idle").map_or(0, |s| s.points.len());
+        let idle = ScenarioId::Idle.scenario();
         self.r
             .servers
             .iter()
             .map(|info| {
                 let s = info.name.as_str();
-                let seed = |f: fn(&CellResult) -> Option<f64>| median_of(self.r, "seed", 0, s, f);
-                let idle = (0..idle_points).rev().find_map(|p| {
-                    let bytes = median_of(self.r, "idle", p, s, |c| {
-                        idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                    })?;
-                    let point = scenarios::find("idle")?.points[p];
+                let seed = |column| self.spread(SEED, s, column);
+                let idle = (0..idle.points.len()).rev().find_map(|p| {
+                    let bytes = self.spread(idle.at(p), s, Column::IdleRss)?;
+                    let point = idle.points[p];
                     Some(IdleCost {
                         bytes,
                         point: point.label.to_string(),
                         answered: self
-                            .median("idle", p, s, |c| Some(c.idle.as_ref()?.answered as f64))?,
+                            .median(idle.at(p), s, |c| Some(c.idle.as_ref()?.answered as f64))?,
                         connections: point.drive.connections() as u64,
                     })
                 });
-                let seed_cells = group(&self.r.cells, "seed", 0, s);
+                let seed_cells = self.cells.runs(SEED, s);
                 let connections = seed_cells
                     .iter()
                     .find_map(|c| c.load.as_ref().map(|l| l.fairness.connections))
@@ -408,101 +372,101 @@ impl Ask<'_> {
                 SummaryRow {
                     server: info.name.clone(),
                     description: info.description.clone(),
-                    rps: seed(|c| c.rps()),
-                    mean_us: seed(|c| Some(lat(c)?.mean)),
-                    p99_us: seed(|c| Some(lat(c)?.p99)),
+                    rps: seed(Column::Rps),
+                    mean_us: seed(Column::Mean),
+                    p99_us: seed(Column::P99),
                     idle,
-                    threads: seed(|c| Some(usage(c)?.loaded.threads as f64)),
-                    cpu_us: seed(|c| usage(c)?.cpu_us_per_request),
-                    cpu_ratio: self.cpu_ratio("seed", 0, s),
-                    served: seed(|c| Some(c.load.as_ref()?.fairness.served as f64))
+                    threads: seed(Column::Threads),
+                    cpu_us: seed(Column::ServerCpu),
+                    cpu_ratio: self.spread(SEED, s, Column::BaselineCpu),
+                    served: self
+                        .cells
+                        .spread(SEED, s, |c| Some(c.load.as_ref()?.fairness.served as f64))
                         .map(|v| (v, connections)),
                     source_lines: info.source_lines,
-                    problems: problems(&seed_cells),
+                    problems: problems(seed_cells),
                 }
             })
             .collect()
     }
 
     fn claims(&self) -> Vec<Claim> {
-        let rps = |s: &str| self.lookup.seed_rps.get(s).copied();
-        let mean = |s: &str| self.median("seed", 0, s, |c| Some(lat(c)?.mean));
-        let within =
-            |measured: f64, claimed: f64| (measured / claimed - 1.0).abs() <= RATIO_TOLERANCE;
+        let rps = |s: ServerRef| self.lookup.seed_rps.get(s.name()).copied();
+        let mean = |s: ServerRef| self.figure(SEED, s.name(), Column::Mean);
         let tol = format::percent(RATIO_TOLERANCE);
+        let check = |i: usize| {
+            let c = targets::evaluate(self.r, &self.lookup, &targets::SEED_CLAIMS.targets[i]);
+            (c.measured.map(|m| m.median), c.verdict)
+        };
+        let claim = |i: usize, seed_figure: &str, rule: String, (measured, verdict)| Claim {
+            claim: targets::SEED_CLAIMS.targets[i].label,
+            seed_figure: seed_figure.to_string(),
+            measured,
+            rule,
+            verdict,
+        };
         let mut claims = Vec::new();
 
         // 1. v2 about 4.7x v1's throughput.
-        let (measured, verdict) = match (rps(V2), rps(V1)) {
-            (Some(v2), Some(v1)) if v1 > 0.0 => {
-                let ratio = v2 / v1;
-                (
-                    format!(
-                        "{} ({} / {} req/s)",
-                        format::times(ratio),
-                        format::rate(v2),
-                        format::rate(v1)
-                    ),
-                    judge(within(ratio, 4.7)),
-                )
-            }
+        let measured = match (check(0), rps(V2), rps(V1)) {
+            ((Some(ratio), verdict), Some(v2), Some(v1)) => (
+                format!(
+                    "{} ({} / {} req/s)",
+                    format::times(ratio),
+                    format::rate(v2),
+                    format::rate(v1)
+                ),
+                verdict,
+            ),
             _ => not_measured(&["seed: threaded and sequential"]),
         };
-        claims.push(Claim {
-            claim: "v2 (thread per connection) has about 4.7× v1's throughput",
-            seed_figure: "254k vs 54k req/s = 4.7×".to_string(),
+        claims.push(claim(
+            0,
+            "254k vs 54k req/s = 4.7×",
+            format!("holds when threaded/sequential seed req/s is within {tol} of 4.7"),
             measured,
-            rule: format!("holds when threaded/sequential seed req/s is within {tol} of 4.7"),
-            verdict,
-        });
+        ));
 
         // 2. v3 about 5x lower mean latency than v2 at similar throughput.
-        let (measured, verdict) = match (mean(V2), mean(V3), rps(V2), rps(V3)) {
-            (Some(m2), Some(m3), Some(r2), Some(r3)) if m3 > 0.0 && r2 > 0.0 => {
-                let ratio = m2 / m3;
-                let similar = (r3 / r2 - 1.0).abs() <= SIMILAR_THROUGHPUT;
-                (
-                    format!(
-                        "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}",
-                        format::micros(m2),
-                        format::micros(m3),
-                        format::times(ratio),
-                        format::times(r3 / r2)
-                    ),
-                    judge(within(ratio, 5.0) && similar),
-                )
-            }
+        let measured = match (check(1), mean(V2), mean(V3), rps(V2), rps(V3)) {
+            ((Some(ratio), verdict), Some(m2), Some(m3), Some(r2), Some(r3)) => (
+                format!(
+                    "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}",
+                    format::micros(m2),
+                    format::micros(m3),
+                    format::times(ratio),
+                    format::times(r3 / r2)
+                ),
+                verdict,
+            ),
             _ => not_measured(&["seed: threaded and pool"]),
         };
-        claims.push(Claim {
-            claim: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
-            seed_figure: "207 µs vs 38.9 µs at 254k vs 248k req/s".to_string(),
-            measured,
-            rule: format!(
+        claims.push(claim(
+            1,
+            "207 µs vs 38.9 µs at 254k vs 248k req/s",
+            format!(
                 "holds when threaded/pool mean latency is within {tol} of 5 and their seed req/s within {}",
                 format::percent(SIMILAR_THROUGHPUT)
             ),
-            verdict,
-        });
+            measured,
+        ));
 
         // 3. v3's thread count fixed, v2's grows with connections. The
         // growth is compared with the connections actually served, since a
         // short window may end before thousands of connects complete.
-        let sweep = scenarios::find("connections").map_or(0, |s| s.points.len());
+        let sweep = ScenarioId::Connections.scenario().points.len();
         let threads = |server: &str| -> Vec<(f64, f64)> {
             (0..sweep)
                 .filter_map(|i| {
-                    let served = self.median("connections", i, server, |c| {
+                    let served = self.median(ScenarioId::Connections.at(i), server, |c| {
                         Some(c.load.as_ref()?.fairness.served as f64)
                     })?;
-                    let t = self.median("connections", i, server, |c| {
-                        Some(usage(c)?.loaded.threads as f64)
-                    })?;
+                    let t = self.figure(ScenarioId::Connections.at(i), server, Column::Threads)?;
                     Some((served, t))
                 })
                 .collect()
         };
-        let (t2, t3) = (threads(V2), threads(V3));
+        let (t2, t3) = (threads(V2.name()), threads(V3.name()));
         let (measured, verdict) = if t2.len() >= 2 && t3.len() >= 2 {
             let (lo2, hi2) = (t2[0], t2[t2.len() - 1]);
             let min3 = t3.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -533,62 +497,55 @@ impl Ask<'_> {
         });
 
         // 4. v1 is stalled by one slow client.
-        let slow = self.median("slow", 0, V1, |c| c.rps());
-        let (measured, verdict) = match (slow, rps(V1)) {
-            (Some(with), Some(without)) if without > 0.0 => {
-                let share = with / without;
-                (
-                    format!(
-                        "{} req/s with slow clients vs {} without: {} of its throughput",
-                        format::rate(with),
-                        format::rate(without),
-                        format::percent(share)
-                    ),
-                    judge(share < STALLED_SHARE),
-                )
-            }
+        let slow = self.figure(SLOW, V1.name(), Column::Rps);
+        let measured = match (check(2), slow, rps(V1)) {
+            ((Some(share), verdict), Some(with), Some(without)) => (
+                format!(
+                    "{} req/s with slow clients vs {} without: {} of its throughput",
+                    format::rate(with),
+                    format::rate(without),
+                    format::percent(share)
+                ),
+                verdict,
+            ),
             _ => not_measured(&["seed and slow: sequential"]),
         };
-        claims.push(Claim {
-            claim: "v1: a slow client can stall all others",
-            seed_figure: "stated, not measured".to_string(),
-            measured,
-            rule: format!(
+        claims.push(claim(
+            2,
+            "stated, not measured",
+            format!(
                 "holds when sequential's req/s with slowloris clients is below {} of its seed req/s",
                 format::percent(STALLED_SHARE)
             ),
-            verdict,
-        });
+            measured,
+        ));
 
         // 5. v3 for latency-sensitive services.
-        let p75 = self.point_index("latency", "75%");
-        let p99 = |s: &str| p75.and_then(|p| self.median("latency", p, s, |c| Some(lat(c)?.p99)));
-        let (measured, verdict) = match (p99(V2), p99(V3)) {
-            (Some(a), Some(b)) => (
+        let p99 = |s: ServerRef| self.figure(LATENCY_75, s.name(), Column::P99);
+        let measured = match (check(3), p99(V2), p99(V3)) {
+            ((Some(_), verdict), Some(a), Some(b)) => (
                 format!(
                     "p99 at 75% of own peak: {} (v2), {} (v3)",
                     format::micros(a),
                     format::micros(b)
                 ),
-                judge(b < a),
+                verdict,
             ),
             _ => not_measured(&["latency: threaded and pool"]),
         };
-        claims.push(Claim {
-            claim: "if low latency is required, consider v3 rather than v2",
-            seed_figure: "38.9 µs vs 207 µs average".to_string(),
+        claims.push(claim(
+            3,
+            "38.9 µs vs 207 µs average",
+            "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's"
+                .to_string(),
             measured,
-            rule: "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's".to_string(),
-            verdict,
-        });
+        ));
         claims
     }
 
     /// Whether `server` served every connection of a point (median starved 0).
-    fn served_all(&self, scenario: &str, point: usize, server: &str) -> bool {
-        self.median(scenario, point, server, |c| {
-            Some(c.load.as_ref()?.fairness.starved as f64)
-        }) == Some(0.0)
+    fn served_all(&self, at: PointId, server: &str) -> bool {
+        self.figure(at, server, Column::Starved) == Some(0.0)
     }
 
     /// Ranks the servers by `f` at one point, best first; those that left
@@ -597,7 +554,7 @@ impl Ask<'_> {
     fn rank(
         &self,
         servers: &[&str],
-        at: Option<(&str, usize)>,
+        at: Option<PointId>,
         lowest: bool,
         f: &dyn Fn(&str) -> Option<f64>,
     ) -> (Vec<(String, f64)>, Vec<String>) {
@@ -606,9 +563,7 @@ impl Ask<'_> {
         for s in servers {
             let Some(v) = f(s) else { continue };
             match at {
-                Some((scenario, point)) if !self.served_all(scenario, point, s) => {
-                    starved.push((*s).to_string())
-                }
+                Some(at) if !self.served_all(at, s) => starved.push((*s).to_string()),
                 _ => ranked.push(((*s).to_string(), v)),
             }
         }
@@ -625,15 +580,18 @@ impl Ask<'_> {
     fn guidance(&self, servers: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
-        let rps_at = |scenario: &'static str, point: usize| {
-            move |s: &str| self.median(scenario, point, s, |c| c.rps())
+        let rps_at = |at: PointId| move |s: &str| self.figure(at, s, Column::Rps);
+        let seed_conns = SEED.point().drive.connections();
+        let slowloris = match SLOW.point().drive {
+            scenarios::Drive::Slow { slow, .. } => slow,
+            _ => 0,
         };
 
-        if self.has_scenario("seed") {
-            let (v, starved) = self.rank(servers, Some(("seed", 0)), false, &rps_at("seed", 0));
+        if self.has_scenario(ScenarioId::Seed) {
+            let (v, starved) = self.rank(servers, Some(SEED), false, &rps_at(SEED));
             if !v.is_empty() {
                 out.push(format!(
-                    "Most requests per second under the seed's load (100 keep-alive connections): {}{}.",
+                    "Most requests per second under the seed's load ({seed_conns} keep-alive connections): {}{}.",
                     lead(&v, false, per_sec),
                     unranked(&starved)
                 ));
@@ -641,16 +599,16 @@ impl Ask<'_> {
             let starved: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let n = self.median("seed", 0, s, |c| {
-                        Some(c.load.as_ref()?.fairness.starved as f64)
-                    })?;
+                    let n = self.figure(SEED, s, Column::Starved)?;
                     (n > 0.0).then(|| {
-                        format!("{s} left {n} of 100 connections without a single response")
+                        format!(
+                            "{s} left {n} of {seed_conns} connections without a single response"
+                        )
                     })
                 })
                 .collect();
             out.push(if starved.is_empty() {
-                "Every server served all 100 connections of the seed's load.".to_string()
+                format!("Every server served all {seed_conns} connections of the seed's load.")
             } else {
                 format!(
                     "Starved connections under the seed's load: {}; whatever it reaches comes from the connections it did serve.",
@@ -658,7 +616,7 @@ impl Ask<'_> {
                 )
             });
             let (v, _) = self.rank(servers, None, true, &|s| {
-                self.median("seed", 0, s, |c| usage(c)?.cpu_us_per_request)
+                self.figure(SEED, s, Column::ServerCpu)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -667,11 +625,10 @@ impl Ask<'_> {
                 ));
             }
         }
-        if let Some(p) = self.point_index("latency", "75%") {
+        if self.has_scenario(ScenarioId::Latency) {
             // Only a server that delivered the load it was offered has a
             // latency worth ranking.
-            let kept_up =
-                |s: &str| self.median("latency", p, s, |c| Some(c.rps()? / c.config.rate?));
+            let kept_up = |s: &str| self.median(LATENCY_75, s, |c| Some(c.rps()? / c.config.rate?));
             let behind: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
@@ -683,7 +640,7 @@ impl Ask<'_> {
                 if kept_up(s)? < KEPT_UP {
                     return None;
                 }
-                self.median("latency", p, s, |c| Some(lat(c)?.p99))
+                self.figure(LATENCY_75, s, Column::P99)
             });
             let mut text = String::new();
             if !v.is_empty() {
@@ -703,11 +660,11 @@ impl Ask<'_> {
                 out.push(text.trim().to_string());
             }
         }
-        if let Some(idle) = scenarios::find("idle").filter(|_| self.has_scenario("idle")) {
+        if let Some(idle) = self.ran(ScenarioId::Idle) {
             let p = idle.points.len() - 1;
             let label = idle.points[p].label;
             let answered = |s: &str| {
-                self.median("idle", p, s, |c| {
+                self.median(idle.at(p), s, |c| {
                     let i = c.idle.as_ref()?;
                     Some(i.answered as f64 / i.connections.max(1) as f64)
                 })
@@ -716,9 +673,7 @@ impl Ask<'_> {
                 if answered(s)? < ANSWERED_ALL {
                     return None;
                 }
-                self.median("idle", p, s, |c| {
-                    idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                })
+                self.figure(idle.at(p), s, Column::IdleRss)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -741,15 +696,10 @@ impl Ask<'_> {
                 ));
             }
         }
-        if self.has_scenario("slow") {
+        if self.has_scenario(ScenarioId::Slow) {
             let shares: Vec<(&str, f64)> = servers
                 .iter()
-                .filter_map(|s| {
-                    Some((
-                        *s,
-                        self.median("slow", 0, s, |c| c.rps())? / self.lookup.seed_rps.get(*s)?,
-                    ))
-                })
+                .filter_map(|s| Some((*s, self.figure(SLOW, s, Column::VsSeed)?)))
                 .collect();
             let stalled: Vec<String> = shares
                 .iter()
@@ -759,32 +709,30 @@ impl Ask<'_> {
             if !shares.is_empty() {
                 out.push(if stalled.is_empty() {
                     format!(
-                        "No server was stalled by 50 slowloris clients: each kept at least {} of its seed throughput.",
+                        "No server was stalled by {slowloris} slowloris clients: each kept at least {} of its seed throughput.",
                         format::percent(STALLED_SHARE)
                     )
                 } else {
                     format!(
-                        "Stalled by 50 slowloris clients: {}; avoid it where clients can be slow.",
+                        "Stalled by {slowloris} slowloris clients: {}; avoid it where clients can be slow.",
                         stalled.join(", ")
                     )
                 });
             }
         }
-        for (label, what) in [
+        let work = ScenarioId::Work;
+        for (at, what) in [
             (
-                "wait:1ms",
+                work.at(1),
                 "blocks 1 ms per request (as a synchronous database call would)",
             ),
             (
-                "await:1ms",
+                work.at(2),
                 "waits 1 ms per request without holding its thread (as an asynchronous call would)",
             ),
-            ("cpu:50us", "burns 50 µs of CPU per request"),
+            (work.at(0), "burns 50 µs of CPU per request"),
         ] {
-            let Some(p) = self.point_index("work", label) else {
-                continue;
-            };
-            let (v, starved) = self.rank(servers, Some(("work", p)), false, &rps_at("work", p));
+            let (v, starved) = self.rank(servers, Some(at), false, &rps_at(at));
             if v.is_empty() {
                 continue;
             }
@@ -804,17 +752,10 @@ impl Ask<'_> {
             text.push('.');
             out.push(text);
         }
-        if let Some(sweep) =
-            scenarios::find("connections").filter(|_| self.has_scenario("connections"))
-        {
+        if let Some(sweep) = self.ran(ScenarioId::Connections) {
             let p = sweep.points.len() - 1;
             let label = sweep.points[p].label;
-            let (v, starved) = self.rank(
-                servers,
-                Some(("connections", p)),
-                false,
-                &rps_at("connections", p),
-            );
+            let (v, starved) = self.rank(servers, Some(sweep.at(p)), false, &rps_at(sweep.at(p)));
             if !v.is_empty() || !starved.is_empty() {
                 out.push(if v.is_empty() {
                     format!(
@@ -830,12 +771,9 @@ impl Ask<'_> {
                 });
             }
         }
-        if self.has_scenario("churn") {
+        if self.has_scenario(ScenarioId::Churn) {
             let (v, _) = self.rank(servers, None, false, &|s| {
-                self.median("churn", 0, s, |c| {
-                    let l = c.load.as_ref()?;
-                    Some(l.reconnects as f64 / l.duration_s)
-                })
+                self.figure(scenarios::CHURN, s, Column::ConnPerSec)
             });
             if !v.is_empty() {
                 out.push(format!(
@@ -844,11 +782,13 @@ impl Ask<'_> {
                 ));
             }
         }
-        if self.has_scenario("noise") {
+        if self.has_scenario(ScenarioId::Noise) {
             let sloppy: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let (sent, ok) = group(&self.r.cells, "noise", 0, s)
+                    let (sent, ok) = self
+                        .cells
+                        .runs(NOISE, s)
                         .iter()
                         .filter(|c| c.measured())
                         .filter_map(|c| c.noise.as_ref())
@@ -880,33 +820,65 @@ impl Ask<'_> {
     fn charts(&self, servers: &[&str]) -> Vec<Chart> {
         let mut charts = Vec::new();
         let names: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
-        if self.has_scenario("seed") {
-            charts.push(Chart {
-                file: "throughput.svg".to_string(),
-                title: "Requests per second, seed load (median, min–max)".to_string(),
-                y_label: "req/s".to_string(),
-                log_y: false,
-                scenario: "seed".to_string(),
-                data: ChartData::Bars {
-                    categories: names.clone(),
-                    series: vec![(
-                        "100 connections".to_string(),
-                        servers
-                            .iter()
-                            .map(|s| median_of(self.r, "seed", 0, s, |c| c.rps()))
-                            .collect(),
-                    )],
-                },
-            });
+        let chart = |file: &str, title: &str, y_label: &str, log_y, scenario, data| Chart {
+            file: file.to_string(),
+            title: title.to_string(),
+            y_label: y_label.to_string(),
+            log_y,
+            scenario,
+            data,
+        };
+        let bars = |series| ChartData::Bars {
+            categories: names.clone(),
+            series,
+        };
+        // One bar per server: `f`'s median (min–max) at `at`.
+        let per_server = |label: String, at: PointId, column| {
+            (
+                label,
+                servers.iter().map(|s| self.spread(at, s, column)).collect(),
+            )
+        };
+        // One line per server through its points of `sc`: (x, y) medians.
+        let lines = |sc: &scenarios::Scenario,
+                     x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
+                     y: fn(&CellResult) -> Option<f64>| {
+            servers
+                .iter()
+                .map(|s| {
+                    let pts = (0..sc.points.len()).filter_map(|i| {
+                        let xs = self.median(sc.at(i), s, |c| x(c, &sc.points[i]))?;
+                        let ys = self.median(sc.at(i), s, y)?;
+                        (xs > 0.0 && ys > 0.0).then_some((xs, ys))
+                    });
+                    (s.to_string(), pts.collect::<Vec<_>>())
+                })
+                .filter(|(_, pts)| !pts.is_empty())
+                .collect()
+        };
+        let line_data = |x_label: &str, log_x, series| ChartData::Lines {
+            x_label: x_label.to_string(),
+            log_x,
+            percentile_x: false,
+            series,
+        };
+        if self.has_scenario(ScenarioId::Seed) {
+            let title = "Requests per second, seed load (median, min–max)";
+            let rps = per_server(SEED.label().to_string(), SEED, Column::Rps);
+            charts.push(chart(
+                "throughput.svg",
+                title,
+                "req/s",
+                false,
+                ScenarioId::Seed,
+                bars(vec![rps]),
+            ));
             let series: Vec<(String, Vec<(f64, f64)>)> = servers
                 .iter()
                 .filter_map(|s| {
                     let mut merged: Option<Histogram<u64>> = None;
-                    for c in group(&self.r.cells, "seed", 0, s)
-                        .into_iter()
-                        .filter(|c| c.measured())
-                    {
-                        let Some(h) = c.histogram.as_deref().and_then(decode_histogram) else {
+                    for c in self.cells.measured(SEED, s) {
+                        let Some(Ok(h)) = c.histogram.as_deref().map(decode_histogram) else {
                             continue;
                         };
                         match &mut merged {
@@ -921,142 +893,75 @@ impl Ask<'_> {
                 })
                 .collect();
             if !series.is_empty() {
-                charts.push(Chart {
-                    file: "latency-spectrum.svg".to_string(),
-                    title: "Latency by percentile, seed load (all runs merged)".to_string(),
-                    y_label: "latency (µs)".to_string(),
-                    log_y: true,
-                    scenario: "seed".to_string(),
-                    data: ChartData::Lines {
-                        x_label: "percentile".to_string(),
-                        log_x: true,
-                        percentile_x: true,
-                        series,
-                    },
-                });
+                let data = ChartData::Lines {
+                    x_label: "percentile".to_string(),
+                    log_x: true,
+                    percentile_x: true,
+                    series,
+                };
+                let title = "Latency by percentile, seed load (all runs merged)";
+                charts.push(chart(
+                    "latency-spectrum.svg",
+                    title,
+                    "latency (µs)",
+                    true,
+                    ScenarioId::Seed,
+                    data,
+                ));
             }
         }
-        let line_chart = |scenario: &str,
-                          x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
-                          y: fn(&CellResult) -> Option<f64>|
-         -> Vec<(String, Vec<(f64, f64)>)> {
-            let Some(sc) = scenarios::find(scenario) else {
-                return Vec::new();
-            };
-            servers
-                .iter()
-                .map(|s| {
-                    let pts = sc
-                        .points
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, p)| {
-                            let xs = median_of(self.r, scenario, i, s, |c| x(c, p))?;
-                            let ys = median_of(self.r, scenario, i, s, y)?;
-                            (xs.median > 0.0 && ys.median > 0.0).then_some((xs.median, ys.median))
-                        })
-                        .collect();
-                    (s.to_string(), pts)
-                })
-                .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
-                .collect()
-        };
-        if self.has_scenario("connections") {
-            charts.push(Chart {
-                file: "connections.svg".to_string(),
-                title: "Requests per second by number of connections".to_string(),
-                y_label: "req/s".to_string(),
-                log_y: false,
-                scenario: "connections".to_string(),
-                data: ChartData::Lines {
-                    x_label: "connections (log scale)".to_string(),
-                    log_x: true,
-                    percentile_x: false,
-                    series: line_chart(
-                        "connections",
-                        &|_, p| Some(p.drive.connections() as f64),
-                        |c| c.rps(),
-                    ),
-                },
-            });
+        if let Some(sc) = self.ran(ScenarioId::Connections) {
+            let series = lines(sc, &|_, p| Some(p.drive.connections() as f64), |c| c.rps());
+            let data = line_data("connections (log scale)", true, series);
+            let title = "Requests per second by number of connections";
+            charts.push(chart("connections.svg", title, "req/s", false, sc.id, data));
         }
-        if self.has_scenario("latency") {
-            charts.push(Chart {
-                file: "latency-vs-load.svg".to_string(),
-                title: "p99 latency (corrected) against offered load".to_string(),
-                y_label: "p99 latency (µs)".to_string(),
-                log_y: true,
-                scenario: "latency".to_string(),
-                data: ChartData::Lines {
-                    x_label: "offered load (req/s)".to_string(),
-                    log_x: false,
-                    percentile_x: false,
-                    series: line_chart("latency", &|c, _| c.config.rate, |c| Some(lat(c)?.p99)),
-                },
-            });
+        if let Some(sc) = self.ran(ScenarioId::Latency) {
+            let series = lines(sc, &|c, _| c.config.rate, |c| Some(lat(c)?.p99));
+            let data = line_data("offered load (req/s)", false, series);
+            let title = "p99 latency (corrected) against offered load";
+            charts.push(chart(
+                "latency-vs-load.svg",
+                title,
+                "p99 latency (µs)",
+                true,
+                sc.id,
+                data,
+            ));
         }
-        if let Some(idle) = scenarios::find("idle").filter(|_| self.has_scenario("idle")) {
-            charts.push(Chart {
-                file: "idle-memory.svg".to_string(),
-                title: "Server memory per idle connection (RSS growth / connections)".to_string(),
-                y_label: "bytes per connection".to_string(),
-                log_y: false,
-                scenario: "idle".to_string(),
-                data: ChartData::Bars {
-                    categories: names.clone(),
-                    series: idle
-                        .points
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| {
-                            (
-                                format!("{} idle", p.label),
-                                servers
-                                    .iter()
-                                    .map(|s| {
-                                        median_of(self.r, "idle", i, s, |c| {
-                                            idle_per_connection(c, |x| x.rss_kib as f64 * 1024.0)
-                                        })
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                },
-            });
+        if let Some(idle) = self.ran(ScenarioId::Idle) {
+            let series =
+                idle.points.iter().enumerate().map(|(i, p)| {
+                    per_server(format!("{} idle", p.label), idle.at(i), Column::IdleRss)
+                });
+            let title = "Server memory per idle connection (RSS growth / connections)";
+            let data = bars(series.collect());
+            charts.push(chart(
+                "idle-memory.svg",
+                title,
+                "bytes per connection",
+                false,
+                idle.id,
+                data,
+            ));
         }
-        if let Some(work) = scenarios::find("work").filter(|_| self.has_scenario("work")) {
+        if let Some(work) = self.ran(ScenarioId::Work) {
             let mut series = Vec::new();
-            if self.has_scenario("seed") {
-                series.push((
-                    "no work (seed)".to_string(),
-                    servers
-                        .iter()
-                        .map(|s| median_of(self.r, "seed", 0, s, |c| c.rps()))
-                        .collect(),
-                ));
+            if self.has_scenario(ScenarioId::Seed) {
+                series.push(per_server("no work (seed)".to_string(), SEED, Column::Rps));
             }
             for (i, p) in work.points.iter().enumerate() {
-                series.push((
-                    p.label.to_string(),
-                    servers
-                        .iter()
-                        .map(|s| median_of(self.r, "work", i, s, |c| c.rps()))
-                        .collect(),
-                ));
+                series.push(per_server(p.label.to_string(), work.at(i), Column::Rps));
             }
-            charts.push(Chart {
-                file: "work.svg".to_string(),
-                title: "Requests per second when the handler costs something (log scale)"
-                    .to_string(),
-                y_label: "req/s".to_string(),
-                log_y: true,
-                scenario: "work".to_string(),
-                data: ChartData::Bars {
-                    categories: names,
-                    series,
-                },
-            });
+            let title = "Requests per second when the handler costs something (log scale)";
+            charts.push(chart(
+                "work.svg",
+                title,
+                "req/s",
+                true,
+                work.id,
+                bars(series),
+            ));
         }
         charts
     }
@@ -1064,7 +969,7 @@ impl Ask<'_> {
 
 /// The header of the baseline column: `CPU/req ÷ floor`.
 pub fn baseline_header(baseline: &str) -> String {
-    BASELINE_CPU.name.replace("baseline", baseline)
+    Column::BaselineCpu.name().replace("baseline", baseline)
 }
 
 /// The latency (µs) at percentiles 0, 50, 75, 90, 95, 99, ... up to the

@@ -10,7 +10,8 @@ use clap::builder::PossibleValuesParser;
 use crate::models::Model;
 use crate::units::{parse_duration, positive_duration};
 
-use super::{scenarios, targets};
+use super::scenarios::ScenarioId;
+use super::targets;
 
 /// Benchmarks every concurrency model (and any `--server`) through the
 /// scenarios and writes REPORT.md, results.json and SVG charts.
@@ -36,9 +37,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub models: Vec<Model>,
     /// Scenarios to run, comma-separated [default: all of them].
-    #[arg(long, value_delimiter = ',', value_name = "LIST",
-          value_parser = PossibleValuesParser::new(scenarios::names()))]
-    pub scenarios: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub scenarios: Vec<ScenarioId>,
     /// Directory for REPORT.md, results.json and the charts.
     #[arg(long, default_value = "bench-report", value_name = "DIR")]
     pub out: PathBuf,
@@ -69,13 +69,21 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
     /// Check a named set of targets against the results and print them as
-    /// a table (floor-vs-reactors: v5 and v4 against scripts/floor.c).
+    /// a table (floor-vs-reactors: v5 and v4 against scripts/floor.c;
+    /// seed-claims: the seed's ratio claims about v1-v3).
     #[arg(long, value_name = "SET",
           value_parser = PossibleValuesParser::new(targets::names()))]
     pub check: Option<String>,
     /// Print the plan (cells and planned time) and exit without running it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run nothing: re-render REPORT.md, the charts, results.json (and the
+    /// README block) from a saved results.json (--baseline and --check, when
+    /// given, replace its own).
+    #[arg(long, value_name = "RESULTS_JSON", conflicts_with_all = [
+        "quick", "full", "models", "scenarios", "runs", "duration", "warmup",
+        "servers", "server_cpus", "client_cpus", "dry_run"])]
+    pub from: Option<PathBuf>,
     /// After the run, rewrite the marked block of this README (default
     /// README.md) with the summary table and a chart under docs/bench/.
     #[arg(long, value_name = "README", num_args = 0..=1, default_missing_value = "README.md")]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::load::LatencyUs;
 
 use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord, Spread};
-use super::scenarios;
+use super::scenarios::{PointId, ScenarioId};
 
 /// How a column's numbers read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct Reference {
     /// The server.
     pub server: String,
     /// Its figure by (scenario, point index, run).
-    pub runs: BTreeMap<(String, usize, u32), f64>,
+    pub runs: BTreeMap<(PointId, u32), f64>,
 }
 
 impl Reference {
@@ -88,7 +88,7 @@ impl Reference {
         let runs = cells
             .iter()
             .filter(|c| c.server == server && c.measured())
-            .filter_map(|c| Some(((c.scenario.clone(), c.point_index, c.run), f(c)?)))
+            .filter_map(|c| Some(((c.at(), c.run), f(c)?)))
             .collect();
         Reference {
             server: server.to_string(),
@@ -99,7 +99,7 @@ impl Reference {
     /// `value`, measured in cell `c`, over the reference's figure in the
     /// same run of the same point; `None` when that run has none.
     pub fn ratio(&self, c: &CellResult, value: f64) -> Option<f64> {
-        let base = *self.runs.get(&(c.scenario.clone(), c.point_index, c.run))?;
+        let base = *self.runs.get(&(c.at(), c.run))?;
         (base > 0.0 && value.is_finite()).then(|| value / base)
     }
 }
@@ -133,323 +133,207 @@ fn error_kinds(c: &CellResult) -> Vec<(String, u64)> {
     kinds
 }
 
+fn conn_per_sec(c: &CellResult, _: &Lookup) -> Option<f64> {
+    let l = c.load.as_ref()?;
+    Some(l.reconnects as f64 / l.duration_s)
+}
+
+fn idle_problems(c: &CellResult) -> Vec<(String, u64)> {
+    let Some(i) = &c.idle else { return Vec::new() };
+    let silent = i
+        .connections
+        .saturating_sub(i.answered + i.failed + i.status.values().sum::<u64>());
+    let mut kinds = vec![
+        ("failed".to_string(), i.failed),
+        ("no answer".to_string(), silent),
+    ];
+    kinds.extend(i.status.iter().map(|(code, n)| (code.clone(), *n)));
+    kinds
+}
+
+fn noise_bad(c: &CellResult) -> Vec<(String, u64)> {
+    let Some(n) = &c.noise else { return Vec::new() };
+    let sum = |f: fn(&super::clients::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
+    vec![
+        ("left open".to_string(), sum(|k| k.left_open)),
+        ("not 4xx".to_string(), sum(|k| k.wrong_status)),
+        ("no answer".to_string(), sum(|k| k.no_answer)),
+    ]
+}
+
+/// A column of the scenario tables: its identity, wherever one is chosen,
+/// compared or named by a target; [`Column::metric`] says what it reads, its
+/// header and what it means.
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Column {
+    Rps,
+    Mean,
+    Stdev,
+    P50,
+    P90,
+    P99,
+    P999,
+    Max,
+    P99Uncorrected,
+    /// Open loop: p99 of the load generator's own lateness.
+    P99ClientLag,
+    Offered,
+    NotSent,
+    ServerCpu,
+    BaselineCpu,
+    ClientCpu,
+    Rss,
+    Threads,
+    Fds,
+    Starved,
+    Jain,
+    Errors,
+    Unanswered,
+    ConnPerSec,
+    VsSeed,
+    SlowHeld,
+    SlowClosed,
+    IdleAnswered,
+    IdleRss,
+    IdleThreads,
+    IdleFds,
+    IdleProblems,
+    NoiseSent,
+    NoiseRejected,
+    NoiseBad,
+}
+
+/// `metric!("header" Unit Read(f), "meaning")`: one column, on one line.
 macro_rules! metric {
-    ($name:expr, $unit:ident, $about:expr, median $f:expr) => {
+    ($name:literal $unit:ident $read:ident($f:expr), $about:literal) => {
         Metric {
             name: $name,
             unit: Unit::$unit,
             about: $about,
-            read: Read::Median($f),
-        }
-    };
-    ($name:expr, $unit:ident, $about:expr, total $f:expr) => {
-        Metric {
-            name: $name,
-            unit: Unit::$unit,
-            about: $about,
-            read: Read::Total($f),
-        }
-    };
-    ($name:expr, $about:expr, kinds $f:expr) => {
-        Metric {
-            name: $name,
-            unit: Unit::Count,
-            about: $about,
-            read: Read::Kinds($f),
+            read: Read::$read($f),
         }
     };
 }
 
-/// Responses per second.
-pub const RPS: Metric = metric!(
-    "req/s",
-    PerSecond,
-    "responses per second in the recorded window",
-    median | c,
-    _ | c.rps()
-);
-const MEAN: Metric = metric!(
-    "mean",
-    Micros,
-    "mean latency",
-    median | c,
-    _ | Some(lat(c)?.mean)
-);
-const STDEV: Metric = metric!(
-    "stdev",
-    Micros,
-    "standard deviation of the latency",
-    median | c,
-    _ | Some(lat(c)?.stdev)
-);
-const P50: Metric = metric!(
-    "p50",
-    Micros,
-    "median latency",
-    median | c,
-    _ | Some(lat(c)?.p50)
-);
-const P90: Metric = metric!(
-    "p90",
-    Micros,
-    "90th percentile latency",
-    median | c,
-    _ | Some(lat(c)?.p90)
-);
-const P99: Metric = metric!(
-    "p99",
-    Micros,
-    "99th percentile latency (open loop: from the intended send time)",
-    median | c,
-    _ | Some(lat(c)?.p99)
-);
-const P999: Metric = metric!(
-    "p99.9",
-    Micros,
-    "99.9th percentile latency",
-    median | c,
-    _ | Some(lat(c)?.p99_9)
-);
-const MAX: Metric = metric!(
-    "max",
-    Micros,
-    "largest latency",
-    median | c,
-    _ | Some(lat(c)?.max)
-);
-const P99_UNCORRECTED: Metric = metric!(
-    "p99 uncorrected",
-    Micros,
-    "open loop: 99th percentile from the actual send, as a closed-loop tool would report it",
-    median | c,
-    _ | Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)
-);
-const P99_CLIENT_LAG: Metric = metric!(
-    "p99 client lag",
-    Micros,
-    "open loop: 99th percentile of the load generator's own lateness in sending (included in p99; see docs/load.md)",
-    median | c,
-    _ | Some(c.load.as_ref()?.client_lag_us.as_ref()?.p99)
-);
-const TARGET: Metric = metric!(
-    "offered/s",
-    PerSecond,
-    "open loop: the rate offered (a share of the server's own seed req/s)",
-    median | c,
-    _ | c.config.rate
-);
-const NOT_SENT: Metric = metric!("not sent", Count, "open loop: scheduled requests never sent because every connection had a request in flight, over all runs", total |c| Some(c.load.as_ref()?.scheduled_not_sent));
-/// Server CPU per response.
-pub const SERVER_CPU: Metric = metric!(
-    "server CPU/req",
-    Micros,
-    "server utime+stime in the window (every thread) per response",
-    median | c,
-    _ | usage(c)?.cpu_us_per_request
-);
-/// `--baseline`: each run's server CPU per response over the baseline's in
-/// the same run of the same point. The header names the baseline.
-pub const BASELINE_CPU: Metric = metric!(
-    "CPU/req ÷ baseline",
-    Times,
-    "server CPU/req over the baseline's (--baseline) in the same run of the same point; median (min–max) of those per-run ratios",
-    median | c,
-    k | k.baseline.as_ref()?.ratio(c, usage(c)?.cpu_us_per_request?)
-);
-const CLIENT_CPU: Metric = metric!(
-    "client CPU/req",
-    Micros,
-    "the bench's own CPU time (the load generator) per response",
-    median | c,
-    _ | c.client_cpu_us_per_request()
-);
-const RSS: Metric = metric!(
-    "RSS",
-    Kib,
-    "server resident memory at the end of the window",
-    median | c,
-    _ | Some(usage(c)?.loaded.rss_kib as f64)
-);
-const THREADS: Metric = metric!(
-    "threads",
-    Count,
-    "server threads at the end of the window",
-    median | c,
-    _ | Some(usage(c)?.loaded.threads as f64)
-);
-const FDS: Metric = metric!(
-    "fds",
-    Count,
-    "server open file descriptors at the end of the window",
-    median | c,
-    _ | Some(usage(c)?.loaded.fds as f64)
-);
-const STARVED: Metric = metric!(
-    "starved",
-    Count,
-    "connections that completed no request in the window",
-    median | c,
-    _ | Some(c.load.as_ref()?.fairness.starved as f64)
-);
-const JAIN: Metric = metric!("Jain", Ratio, "Jain's fairness index over the connections' completed requests: 1 = all equal, 1/n = one got everything", median |c, _| c.load.as_ref()?.fairness.jain);
-const ERRORS: Metric = metric!("errors", "errors over all runs by kind: connect, read, write, timeout, parse, aborted, and status codes outside 2xx/3xx", kinds error_kinds);
-const UNANSWERED: Metric = metric!("unanswered", Count, "requests still in flight at the end of the window, over all runs (up to connections × pipeline is the normal tail)", total |c| Some(c.load.as_ref()?.errors.unanswered));
-const CONNECTIONS_PER_SEC: Metric = metric!(
-    "conn/s",
-    PerSecond,
-    "churn: connections completed per second (one request each)",
-    median | c,
-    _ | {
-        let l = c.load.as_ref()?;
-        Some(l.reconnects as f64 / l.duration_s)
+impl Column {
+    /// What it reads and how (`--baseline`'s header names the baseline
+    /// where this says `baseline`).
+    #[rustfmt::skip]
+    pub fn metric(self) -> Metric {
+        use Column::*;
+        match self {
+            Rps => metric!("req/s" PerSecond Median(|c, _| c.rps()), "responses per second in the recorded window"),
+            Mean => metric!("mean" Micros Median(|c, _| Some(lat(c)?.mean)), "mean latency"),
+            Stdev => metric!("stdev" Micros Median(|c, _| Some(lat(c)?.stdev)), "standard deviation of the latency"),
+            P50 => metric!("p50" Micros Median(|c, _| Some(lat(c)?.p50)), "median latency"),
+            P90 => metric!("p90" Micros Median(|c, _| Some(lat(c)?.p90)), "90th percentile latency"),
+            P99 => metric!("p99" Micros Median(|c, _| Some(lat(c)?.p99)), "99th percentile latency (open loop: from the intended send time)"),
+            P999 => metric!("p99.9" Micros Median(|c, _| Some(lat(c)?.p99_9)), "99.9th percentile latency"),
+            Max => metric!("max" Micros Median(|c, _| Some(lat(c)?.max)), "largest latency"),
+            P99Uncorrected => metric!("p99 uncorrected" Micros Median(|c, _| Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)), "open loop: 99th percentile from the actual send, as a closed-loop tool would report it"),
+            P99ClientLag => metric!("p99 client lag" Micros Median(|c, _| Some(c.load.as_ref()?.client_lag_us.as_ref()?.p99)), "open loop: 99th percentile of the load generator's own lateness in sending (included in p99; see docs/load.md)"),
+            Offered => metric!("offered/s" PerSecond Median(|c, _| c.config.rate), "open loop: the rate offered (a share of the server's own seed req/s)"),
+            NotSent => metric!("not sent" Count Total(|c| Some(c.load.as_ref()?.scheduled_not_sent)), "open loop: scheduled requests never sent because every connection had a request in flight, over all runs"),
+            ServerCpu => metric!("server CPU/req" Micros Median(|c, _| usage(c)?.cpu_us_per_request), "server utime+stime in the window (every thread) per response"),
+            BaselineCpu => metric!("CPU/req ÷ baseline" Times Median(|c, k| k.baseline.as_ref()?.ratio(c, usage(c)?.cpu_us_per_request?)), "server CPU/req over the baseline's (--baseline) in the same run of the same point; median (min–max) of those per-run ratios"),
+            ClientCpu => metric!("client CPU/req" Micros Median(|c, _| c.client_cpu_us_per_request()), "the bench's own CPU time (the load generator) per response"),
+            Rss => metric!("RSS" Kib Median(|c, _| Some(usage(c)?.loaded.rss_kib as f64)), "server resident memory at the end of the window"),
+            Threads => metric!("threads" Count Median(|c, _| Some(usage(c)?.loaded.threads as f64)), "server threads at the end of the window"),
+            Fds => metric!("fds" Count Median(|c, _| Some(usage(c)?.loaded.fds as f64)), "server open file descriptors at the end of the window"),
+            Starved => metric!("starved" Count Median(|c, _| Some(c.load.as_ref()?.fairness.starved as f64)), "connections that completed no request in the window"),
+            Jain => metric!("Jain" Ratio Median(|c, _| c.load.as_ref()?.fairness.jain), "Jain's fairness index over the connections' completed requests: 1 = all equal, 1/n = one got everything"),
+            Errors => metric!("errors" Count Kinds(error_kinds), "errors over all runs by kind: connect, read, write, timeout, parse, aborted, and status codes outside 2xx/3xx"),
+            Unanswered => metric!("unanswered" Count Total(|c| Some(c.load.as_ref()?.errors.unanswered)), "requests still in flight at the end of the window, over all runs (up to connections × pipeline is the normal tail)"),
+            ConnPerSec => metric!("conn/s" PerSecond Median(conn_per_sec), "churn: connections completed per second (one request each)"),
+            VsSeed => metric!("of seed req/s" Share Median(|c, k| Some(c.rps()? / k.seed_rps.get(&c.server)?)), "slow: req/s as a share of the same server's seed req/s"),
+            SlowHeld => metric!("slow held" Seconds Median(|c, _| Some(c.slow.as_ref()?.held_median_s)), "slow: median time a slowloris connection was kept open (those still open count their time so far)"),
+            SlowClosed => metric!("slow closed" Count Total(|c| Some(c.slow.as_ref()?.closed_by_server)), "slow: slowloris connections the server closed before the end, over all runs"),
+            IdleAnswered => metric!("answered" Count Median(|c, _| Some(c.idle.as_ref()?.answered as f64)), "idle: connections whose request was answered with 2xx"),
+            IdleRss => metric!("RSS/conn" Bytes Median(|c, _| idle_per_connection(c, |s| s.rss_kib as f64 * 1024.0)), "idle: growth of the server's RSS over the empty server, per connection"),
+            IdleThreads => metric!("threads/conn" Ratio Median(|c, _| idle_per_connection(c, |s| s.threads as f64)), "idle: growth of the server's thread count per connection"),
+            IdleFds => metric!("fds/conn" Ratio Median(|c, _| idle_per_connection(c, |s| s.fds as f64)), "idle: growth of the server's open descriptors per connection"),
+            IdleProblems => metric!("not answered" Count Kinds(idle_problems), "idle: connections that failed, or were answered with another status (by code), over all runs"),
+            NoiseSent => metric!("malformed" Count Total(|c| Some(c.noise.as_ref()?.sent())), "noise: malformed requests sent, over all runs"),
+            NoiseRejected => metric!("4xx + closed" Count Total(|c| Some(c.noise.as_ref()?.rejected_and_closed())), "noise: malformed requests answered with a 4xx and then a closed connection"),
+            NoiseBad => metric!("mistreated" Count Kinds(noise_bad), "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered"),
+        }
     }
-);
-const VS_SEED: Metric = metric!(
-    "of seed req/s",
-    Share,
-    "slow: req/s as a share of the same server's seed req/s",
-    median | c,
-    k | Some(c.rps()? / k.seed_rps.get(&c.server)?)
-);
-const SLOW_HELD: Metric = metric!("slow held", Seconds, "slow: median time a slowloris connection was kept open (those still open count their time so far)", median |c, _| Some(c.slow.as_ref()?.held_median_s));
-const SLOW_CLOSED: Metric = metric!(
-    "slow closed",
-    Count,
-    "slow: slowloris connections the server closed before the end, over all runs",
-    total | c | Some(c.slow.as_ref()?.closed_by_server)
-);
-const IDLE_ANSWERED: Metric = metric!(
-    "answered",
-    Count,
-    "idle: connections whose request was answered with 2xx",
-    median | c,
-    _ | Some(c.idle.as_ref()?.answered as f64)
-);
-const IDLE_RSS: Metric = metric!(
-    "RSS/conn",
-    Bytes,
-    "idle: growth of the server's RSS over the empty server, per connection",
-    median | c,
-    _ | idle_per_connection(c, |s| s.rss_kib as f64 * 1024.0)
-);
-const IDLE_THREADS: Metric = metric!(
-    "threads/conn",
-    Ratio,
-    "idle: growth of the server's thread count per connection",
-    median | c,
-    _ | idle_per_connection(c, |s| s.threads as f64)
-);
-const IDLE_FDS: Metric = metric!(
-    "fds/conn",
-    Ratio,
-    "idle: growth of the server's open descriptors per connection",
-    median | c,
-    _ | idle_per_connection(c, |s| s.fds as f64)
-);
-const IDLE_PROBLEMS: Metric = metric!(
-    "not answered",
-    "idle: connections that failed, or were answered with another status (by code), over all runs",
-    kinds | c | {
-        let Some(i) = &c.idle else { return Vec::new() };
-        let silent = i
-            .connections
-            .saturating_sub(i.answered + i.failed + i.status.values().sum::<u64>());
-        let mut kinds = vec![
-            ("failed".to_string(), i.failed),
-            ("no answer".to_string(), silent),
-        ];
-        kinds.extend(i.status.iter().map(|(code, n)| (code.clone(), *n)));
-        kinds
+
+    /// Its header (for `--baseline`, before the baseline's name is put in).
+    pub fn name(self) -> &'static str {
+        self.metric().name
     }
-);
-const NOISE_SENT: Metric = metric!(
-    "malformed",
-    Count,
-    "noise: malformed requests sent, over all runs",
-    total | c | Some(c.noise.as_ref()?.sent())
-);
-const NOISE_REJECTED: Metric = metric!(
-    "4xx + closed",
-    Count,
-    "noise: malformed requests answered with a 4xx and then a closed connection",
-    total | c | Some(c.noise.as_ref()?.rejected_and_closed())
-);
-const NOISE_BAD: Metric = metric!(
-    "mistreated",
-    "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered",
-    kinds | c | {
-        let Some(n) = &c.noise else { return Vec::new() };
-        let sum =
-            |f: fn(&super::clients::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
-        vec![
-            ("left open".to_string(), sum(|k| k.left_open)),
-            ("not 4xx".to_string(), sum(|k| k.wrong_status)),
-            ("no answer".to_string(), sum(|k| k.no_answer)),
-        ]
+}
+
+/// A target names its column by the column's header.
+impl serde::Serialize for Column {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
-);
+}
 
 /// The columns of a scenario's table.
-pub fn columns(scenario: &str) -> Vec<Metric> {
+pub fn columns(scenario: ScenarioId) -> Vec<Column> {
+    use Column::*;
     match scenario {
-        "seed" => vec![
-            RPS, MEAN, STDEV, P50, P90, P99, P999, MAX, SERVER_CPU, CLIENT_CPU, RSS, THREADS, FDS,
-            STARVED, JAIN, ERRORS, UNANSWERED,
+        ScenarioId::Seed => vec![
+            Rps, Mean, Stdev, P50, P90, P99, P999, Max, ServerCpu, ClientCpu, Rss, Threads, Fds,
+            Starved, Jain, Errors, Unanswered,
         ],
-        "connections" => vec![
-            RPS, P99, SERVER_CPU, THREADS, RSS, STARVED, JAIN, ERRORS, UNANSWERED,
+        ScenarioId::Connections => vec![
+            Rps, P99, ServerCpu, Threads, Rss, Starved, Jain, Errors, Unanswered,
         ],
-        "pipeline" => vec![
-            RPS, P50, P99, SERVER_CPU, CLIENT_CPU, STARVED, ERRORS, UNANSWERED,
+        ScenarioId::Pipeline => vec![
+            Rps, P50, P99, ServerCpu, ClientCpu, Starved, Errors, Unanswered,
         ],
-        "latency" => vec![
-            TARGET,
-            RPS,
+        ScenarioId::Latency => vec![
+            Offered,
+            Rps,
             P50,
             P99,
             P999,
-            MAX,
-            P99_UNCORRECTED,
-            P99_CLIENT_LAG,
-            NOT_SENT,
-            ERRORS,
-            UNANSWERED,
+            Max,
+            P99Uncorrected,
+            P99ClientLag,
+            NotSent,
+            Errors,
+            Unanswered,
         ],
-        "idle" => vec![
-            IDLE_ANSWERED,
-            IDLE_RSS,
-            IDLE_THREADS,
-            IDLE_FDS,
-            RSS,
-            THREADS,
-            IDLE_PROBLEMS,
+        ScenarioId::Idle => vec![
+            IdleAnswered,
+            IdleRss,
+            IdleThreads,
+            IdleFds,
+            Rss,
+            Threads,
+            IdleProblems,
         ],
-        "churn" => vec![CONNECTIONS_PER_SEC, P50, P99, SERVER_CPU, ERRORS],
-        "slow" => vec![RPS, VS_SEED, P99, STARVED, ERRORS, SLOW_HELD, SLOW_CLOSED],
-        "noise" => vec![
-            RPS,
+        ScenarioId::Churn => vec![ConnPerSec, P50, P99, ServerCpu, Errors],
+        ScenarioId::Slow => vec![Rps, VsSeed, P99, Starved, Errors, SlowHeld, SlowClosed],
+        ScenarioId::Noise => vec![
+            Rps,
             P99,
-            STARVED,
-            NOISE_SENT,
-            NOISE_REJECTED,
-            NOISE_BAD,
-            ERRORS,
+            Starved,
+            NoiseSent,
+            NoiseRejected,
+            NoiseBad,
+            Errors,
         ],
-        _ => vec![
-            RPS, MEAN, P99, SERVER_CPU, THREADS, STARVED, ERRORS, UNANSWERED,
+        ScenarioId::Work => vec![
+            Rps, Mean, P99, ServerCpu, Threads, Starved, Errors, Unanswered,
         ],
     }
 }
 
 /// The columns of a scenario's table when a baseline is set: [`columns`]
 /// with [`BASELINE_CPU`] after every server CPU column.
-pub fn columns_with_baseline(scenario: &str) -> Vec<Metric> {
+pub fn columns_with_baseline(scenario: ScenarioId) -> Vec<Column> {
     let mut out = Vec::new();
-    for m in columns(scenario) {
-        let cpu = m.name == SERVER_CPU.name;
-        out.push(m);
-        if cpu {
-            out.push(BASELINE_CPU);
+    for c in columns(scenario) {
+        out.push(c);
+        if c == Column::ServerCpu {
+            out.push(Column::BaselineCpu);
         }
     }
     out
@@ -457,15 +341,15 @@ pub fn columns_with_baseline(scenario: &str) -> Vec<Metric> {
 
 /// Every column any table can have, for the README's guide.
 pub fn all_metrics() -> Vec<Metric> {
-    let mut all: Vec<Metric> = Vec::new();
-    for s in scenarios::SCENARIOS {
-        for m in columns_with_baseline(s.name) {
-            if !all.iter().any(|a| a.name == m.name) {
-                all.push(m);
+    let mut all: Vec<Column> = Vec::new();
+    for s in ScenarioId::all() {
+        for c in columns_with_baseline(s) {
+            if !all.contains(&c) {
+                all.push(c);
             }
         }
     }
-    all
+    all.into_iter().map(Column::metric).collect()
 }
 
 /// One table entry.
@@ -501,8 +385,8 @@ pub struct Row {
 /// A scenario's table.
 #[derive(Clone, Debug)]
 pub struct Section {
-    /// Scenario name.
-    pub name: String,
+    /// The scenario.
+    pub name: ScenarioId,
     /// Heading.
     pub title: String,
     /// What it shows.
@@ -513,24 +397,13 @@ pub struct Section {
     pub rows: Vec<Row>,
 }
 
-pub(crate) fn group<'a>(
-    cells: &'a [CellResult],
-    scenario: &str,
-    point: usize,
-    server: &str,
-) -> Vec<&'a CellResult> {
-    cells
-        .iter()
-        .filter(|c| c.scenario == scenario && c.point_index == point && c.server == server)
-        .collect()
-}
-
-pub(crate) fn row(group: &[&CellResult], metrics: &[Metric], lookup: &Lookup) -> Option<Row> {
+pub(crate) fn row(group: &[&CellResult], columns: &[Column], lookup: &Lookup) -> Option<Row> {
     let first = group.first()?;
     let measured: Vec<&CellResult> = group.iter().copied().filter(|c| c.measured()).collect();
-    let values = metrics
+    let values = columns
         .iter()
-        .map(|m| {
+        .map(|c| {
+            let m = c.metric();
             if measured.is_empty() {
                 return Value::Missing;
             }
@@ -611,26 +484,23 @@ mod tests {
 
     #[test]
     fn every_scenario_has_columns_and_every_column_a_meaning() {
-        for s in scenarios::SCENARIOS {
-            assert!(!columns(s.name).is_empty());
+        for s in ScenarioId::all() {
+            assert!(!columns(s).is_empty());
         }
         assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
     }
 
     #[test]
     fn the_baseline_column_follows_every_server_cpu_column() {
-        for s in scenarios::SCENARIOS {
-            let plain: Vec<&str> = columns(s.name).iter().map(|m| m.name).collect();
-            let with: Vec<&str> = columns_with_baseline(s.name)
-                .iter()
-                .map(|m| m.name)
-                .collect();
-            match plain.iter().position(|n| *n == SERVER_CPU.name) {
+        for s in ScenarioId::all() {
+            let plain = columns(s);
+            let with = columns_with_baseline(s);
+            match plain.iter().position(|c| *c == Column::ServerCpu) {
                 Some(i) => {
-                    assert_eq!(with[i + 1], BASELINE_CPU.name, "{}", s.name);
+                    assert_eq!(with[i + 1], Column::BaselineCpu, "{s}");
                     assert_eq!(with.len(), plain.len() + 1);
                 }
-                None => assert_eq!(with, plain, "{}", s.name),
+                None => assert_eq!(with, plain, "{s}"),
             }
         }
     }

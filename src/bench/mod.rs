@@ -16,6 +16,7 @@ pub mod columns;
 pub mod export;
 pub mod format;
 pub mod machine;
+pub mod procfs;
 pub mod progress;
 pub mod readme;
 pub mod results;
@@ -37,11 +38,12 @@ pub use args::BenchArgs;
 
 use analysis::Analysis;
 use args::cpu_list;
+use export::table::Table;
 use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
-use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings, Spread};
-use runner::{CellContext, Pinning, ServerKind, ServerSpec};
+use results::{BenchResults, CellIndex, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
+use runner::{CellContext, CellRunner, Children, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, Profile, Scenario};
 
 /// A server that failed to start this many times in a row is not tried again.
@@ -103,10 +105,7 @@ impl Setup {
         let mut chosen: Vec<&'static Scenario> = if args.scenarios.is_empty() {
             scenarios::SCENARIOS.iter().collect()
         } else {
-            args.scenarios
-                .iter()
-                .filter_map(|n| scenarios::find(n))
-                .collect()
+            args.scenarios.iter().map(|s| s.scenario()).collect()
         };
         if scenarios::with_dependencies(&mut chosen) {
             notes.push(
@@ -296,13 +295,19 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
 /// (before anything runs), 1 when the report cannot be written, 130 when
 /// interrupted (after writing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
-    let setup = match Setup::from_args(&args) {
-        Ok(setup) => setup,
-        Err(e) => {
-            eprintln!("servelab bench: {e}");
-            return ExitCode::from(2);
-        }
+    let done = match &args.from {
+        Some(from) => rerender(from, &args).map(|()| ExitCode::SUCCESS),
+        None => bench(&args),
     };
+    done.unwrap_or_else(|(code, e)| {
+        eprintln!("servelab bench: {e}");
+        ExitCode::from(code)
+    })
+}
+
+/// Plans, runs and reports a bench; Err carries the exit status and why.
+fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
+    let setup = Setup::from_args(args).map_err(|e| (2, e))?;
     let fd_limit = runner::raise_fd_limit();
     let mut notes = setup.notes.clone();
     if let Some(cpus) = &setup.pinning.client {
@@ -335,100 +340,65 @@ pub fn run(args: BenchArgs) -> ExitCode {
         setup.out.display()
     );
     if setup.dry_run {
+        let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
+        let mut table = Table::new([
+            "scenario", "cells", "runs", "points", "servers", "window", "warm-up", "time",
+        ]);
         for s in &setup.scenarios {
             let cells: Vec<_> = plan
                 .cells
                 .iter()
-                .filter(|c| std::ptr::eq(c.scenario, *s))
+                .filter(|c| c.scenario.id == s.id)
                 .collect();
-            let time: std::time::Duration = cells.iter().map(|c| c.estimate()).sum();
-            let t = cells.first().map(|c| (c.runs, c.duration, c.warmup));
-            if let Some((runs, window, warmup)) = t {
-                println!(
-                    "{:<12} {:>3} cells  {} run(s) × {} point(s) × {} server(s), window {}, warm-up {}: about {}",
-                    s.name,
-                    cells.len(),
-                    runs,
-                    s.points.len(),
-                    setup.servers.len(),
-                    format::seconds(window.as_secs_f64()),
-                    format::seconds(warmup.as_secs_f64()),
-                    format::seconds(time.as_secs_f64())
-                );
+            if let Some(c) = cells.first() {
+                table.row([
+                    s.name().to_string(),
+                    cells.len().to_string(),
+                    c.runs.to_string(),
+                    s.points.len().to_string(),
+                    setup.servers.len().to_string(),
+                    seconds(c.duration),
+                    seconds(c.warmup),
+                    seconds(cells.iter().map(|c| c.estimate()).sum()),
+                ]);
             }
         }
-        return ExitCode::SUCCESS;
+        println!("{}", table.terminal());
+        return Ok(ExitCode::SUCCESS);
     }
     // The first SIGINT or SIGTERM stops the bench after the current cell
     // (the load of a cell under way is cut short) and writes what was
     // measured; a second one ends it at once (its server children die with it).
-    let interrupts = match Interrupts::catch() {
-        Ok(interrupts) => interrupts,
-        Err(e) => {
-            eprintln!("servelab bench: cannot catch SIGINT/SIGTERM: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let interrupts =
+        Interrupts::catch().map_err(|e| (1, format!("cannot catch SIGINT/SIGTERM: {e}")))?;
     let interrupted_flag: &AtomicBool = interrupts.flag();
     let started_at = utc_now();
     let clock = Instant::now();
     let machine_before = CpuTimes::now();
-    let own_before = runner::own_cpu_seconds();
+    let own_before = procfs::own_cpu_seconds();
     let load_threads = setup.pinning.client.as_ref().map_or(1, Vec::len).max(1);
-    let ctx = CellContext {
+    let mut children = Children(CellContext {
         servers: &setup.servers,
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
         fd_limit,
         interrupted: interrupted_flag,
-    };
+    });
+    let names: Vec<&str> = setup.servers.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
-    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
-    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); setup.servers.len()];
-    for cell in &plan.cells {
-        if interrupted_flag.load(Ordering::Relaxed) {
-            break;
-        }
-        let name = &setup.servers[cell.server].name;
-        progress.start(
-            cell.scenario.name,
-            cell.point().label,
-            name,
-            cell.run,
-            cell.runs,
-        );
-        let (failures, last) = &start_failures[cell.server];
-        let result = if *failures >= START_ATTEMPTS {
-            let mut r = CellResult::planned(cell, name, utc_now());
-            r.outcome = Outcome::Failed {
-                reason: format!("not started: it failed to start {failures} times ({last})"),
-            };
-            r
-        } else {
-            let seed = seed_rps(&cells, name);
-            let (result, start_failure) = runner::run_cell(cell, &ctx, seed);
-            match start_failure {
-                Some(reason) => {
-                    let entry = &mut start_failures[cell.server];
-                    entry.0 += 1;
-                    if entry.0 == START_ATTEMPTS {
-                        progress.note(&format!("{name} failed to start: {reason}"));
-                    }
-                    entry.1 = reason;
-                }
-                None => start_failures[cell.server].0 = 0,
-            }
-            result
-        };
-        progress.done(cell.estimate());
-        cells.push(result);
-    }
+    let cells = run_plan(
+        &plan,
+        &names,
+        &mut children,
+        interrupted_flag,
+        &mut progress,
+    );
     progress.finish();
     let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
         other_load(
             before,
             after,
-            runner::own_cpu_seconds() - own_before,
+            procfs::own_cpu_seconds() - own_before,
             &cells,
         )
     });
@@ -442,7 +412,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         build: Build::detect(),
         settings: Settings {
             profile: setup.profile,
-            scenarios: setup.scenarios.iter().map(|s| s.name.to_string()).collect(),
+            scenarios: setup.scenarios.iter().map(|s| s.id).collect(),
             pinned: setup.pinning.server.is_some() && setup.pinning.client.is_some(),
             server_cpus: setup.pinning.server.clone().unwrap_or_default(),
             client_cpus: setup.pinning.client.clone().unwrap_or_default(),
@@ -461,16 +431,97 @@ pub fn run(args: BenchArgs) -> ExitCode {
         .readme
         .as_ref()
         .map(|(path, block)| (path.as_path(), block.as_deref()));
-    match write_report(&results, &setup.out, readme) {
-        Ok(()) => match interrupted {
-            Some(signal) => ExitCode::from(signal.exit_status()),
-            None => ExitCode::SUCCESS,
-        },
-        Err(e) => {
-            eprintln!("servelab bench: {e}");
-            ExitCode::FAILURE
+    write_report(&results, &setup.out, readme).map_err(|e| (1, e))?;
+    Ok(interrupted.map_or(ExitCode::SUCCESS, |signal| {
+        ExitCode::from(signal.exit_status())
+    }))
+}
+
+/// Runs the cells of `plan` in order with `runner` until the end or an
+/// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
+/// row is not tried again, and its cells are failed with the reason.
+fn run_plan(
+    plan: &Plan,
+    servers: &[&str],
+    runner: &mut dyn CellRunner,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+) -> Vec<CellResult> {
+    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
+    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); servers.len()];
+    for cell in &plan.cells {
+        if interrupted.load(Ordering::Relaxed) {
+            break;
         }
+        let name = servers[cell.server];
+        progress.start(
+            cell.scenario.name(),
+            cell.point().label,
+            name,
+            cell.run,
+            cell.runs,
+        );
+        let (failures, last) = &mut start_failures[cell.server];
+        let result = if *failures >= START_ATTEMPTS {
+            let mut r = CellResult::planned(cell, name, utc_now());
+            r.outcome = Outcome::Failed {
+                reason: format!("not started: it failed to start {failures} times ({last})"),
+            };
+            r
+        } else {
+            let (result, start_failure) = runner.run(cell, name, seed_rps(&cells, name));
+            match start_failure {
+                Some(reason) => {
+                    *failures += 1;
+                    if *failures == START_ATTEMPTS {
+                        progress.note(&format!("{name} failed to start: {reason}"));
+                    }
+                    *last = reason;
+                }
+                None => *failures = 0,
+            }
+            result
+        };
+        progress.done(cell.estimate());
+        cells.push(result);
     }
+    cells
+}
+
+/// `--from`: writes the report of a saved `results.json` again, running
+/// nothing. Err carries the exit status: 2 for bad input, 1 when the report
+/// cannot be written.
+fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
+    let bad = |e: String| (2, e);
+    let text = std::fs::read_to_string(from)
+        .map_err(|e| bad(format!("cannot read {}: {e}", from.display())))?;
+    let mut results: BenchResults = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "{} is not a bench's results.json: {e}",
+            from.display()
+        ))
+    })?;
+    if let Some(b) = &args.baseline {
+        if !results.servers.iter().any(|s| &s.name == b) {
+            return Err(bad(format!(
+                "--baseline {b:?} is not a server of {}",
+                from.display()
+            )));
+        }
+        results.settings.baseline = Some(b.clone());
+    }
+    if let Some(check) = &args.check {
+        results.settings.check = Some(check.clone());
+    }
+    check_writable(&args.out).map_err(bad)?;
+    if let Some(readme) = &args.update_readme {
+        readme::check(readme, args.readme_block.as_deref()).map_err(bad)?;
+    }
+    let readme = args
+        .update_readme
+        .as_deref()
+        .map(|path| (path, args.readme_block.as_deref()));
+    write_report(&results, &args.out, readme).map_err(|e| (1, e))
 }
 
 /// The machine's CPU time between `before` and `after` that went neither to
@@ -492,12 +543,7 @@ fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult
 
 /// This server's median `seed` req/s over the runs measured so far.
 fn seed_rps(cells: &[CellResult], server: &str) -> Option<f64> {
-    let v: Vec<f64> = cells
-        .iter()
-        .filter(|c| c.scenario == "seed" && c.server == server && c.measured())
-        .filter_map(CellResult::rps)
-        .collect();
-    Spread::of(&v).map(|s| s.median)
+    CellIndex::of(cells).median(scenarios::SEED, server, CellResult::rps)
 }
 
 /// Writes every file of the report, the README block if asked, and the
@@ -525,8 +571,7 @@ fn write_report(
     if !results.complete {
         println!("Incomplete: interrupted.\n");
     }
-    print!("{}", export::markdown::summary_table(&analysis));
-    println!();
+    println!("{}", export::markdown::summary_table(&analysis).terminal());
     for c in &analysis.claims {
         println!("{:?}: {} ({})", c.verdict, c.claim, c.measured);
     }
@@ -535,11 +580,11 @@ fn write_report(
             "\nServer CPU per request against {} ({}):\n",
             b.baseline, b.definition
         );
-        print!("{}", export::markdown::baseline_table(b));
+        println!("{}", export::markdown::baseline_table(b).terminal());
     }
     if let Some(t) = &analysis.targets {
         println!("\nTargets {}:\n", t.set);
-        print!("{}", export::markdown::targets_table(t));
+        println!("{}", export::markdown::targets_table(t).terminal());
     }
     if !analysis.problems.is_empty() {
         println!("\n{} problems: see REPORT.md", analysis.problems.len());
@@ -569,6 +614,119 @@ fn write_report(
 mod tests {
     use super::*;
     use results::{ProcSample, ServerUsage};
+    use scenarios::{PlannedCell, ScenarioId};
+
+    /// A runner that starts nothing: it records the cells it is given,
+    /// fails to start the servers named in `broken`, and raises the
+    /// interrupt flag after `interrupt_after` cells.
+    struct Mock<'a> {
+        seen: Vec<(ScenarioId, usize, String, u32)>,
+        planned: std::time::Duration,
+        broken: &'a [&'a str],
+        interrupt_after: Option<usize>,
+        flag: &'a AtomicBool,
+    }
+
+    impl CellRunner for Mock<'_> {
+        fn run(
+            &mut self,
+            cell: &PlannedCell,
+            server: &str,
+            _seed_rps: Option<f64>,
+        ) -> (CellResult, Option<String>) {
+            self.seen
+                .push((cell.scenario.id, cell.point, server.to_string(), cell.run));
+            self.planned += cell.estimate();
+            if self.interrupt_after == Some(self.seen.len()) {
+                self.flag.store(true, Ordering::Relaxed);
+            }
+            let mut r = CellResult::planned(cell, server, utc_now());
+            if self.broken.contains(&server) {
+                r.outcome = Outcome::Failed {
+                    reason: "the server exited before it was ready".to_string(),
+                };
+                return (r, Some("exited before it was ready".to_string()));
+            }
+            (r, None)
+        }
+    }
+
+    fn plan(scenarios: &[ScenarioId], servers: usize) -> Plan {
+        let chosen: Vec<_> = scenarios.iter().map(|s| s.scenario()).collect();
+        Plan::new(&chosen, servers, Profile::Default, Overrides::default())
+    }
+
+    type Seen = Vec<(ScenarioId, usize, String, u32)>;
+
+    fn run_mock(
+        plan: &Plan,
+        servers: &[&str],
+        broken: &[&str],
+        interrupt_after: Option<usize>,
+    ) -> (Vec<CellResult>, Seen, std::time::Duration) {
+        let flag = AtomicBool::new(false);
+        let mut mock = Mock {
+            seen: Vec::new(),
+            planned: std::time::Duration::ZERO,
+            broken,
+            interrupt_after,
+            flag: &flag,
+        };
+        let mut progress = Progress::new(plan.estimate());
+        let cells = run_plan(plan, servers, &mut mock, &flag, &mut progress);
+        (cells, mock.seen, mock.planned)
+    }
+
+    #[test]
+    fn the_plan_runs_every_cell_in_order_within_its_budget() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Idle], 2);
+        let (cells, seen, planned) = run_mock(&plan, &["a", "b"], &[], None);
+        assert_eq!(cells.len(), plan.cells.len());
+        assert_eq!(seen.len(), plan.cells.len());
+        assert_eq!(planned, plan.estimate());
+        let order: Vec<_> = seen.iter().map(|s| (s.0, s.2.as_str(), s.3)).collect();
+        assert_eq!(
+            &order[..4],
+            &[
+                (ScenarioId::Seed, "a", 1),
+                (ScenarioId::Seed, "b", 1),
+                (ScenarioId::Seed, "a", 2),
+                (ScenarioId::Seed, "b", 2)
+            ]
+        );
+        assert!(cells.iter().all(CellResult::measured));
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_plan_after_the_cell_under_way() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Churn], 2);
+        let (cells, seen, _) = run_mock(&plan, &["a", "b"], &[], Some(3));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(cells.len(), 3);
+        assert!(cells.len() < plan.cells.len());
+    }
+
+    #[test]
+    fn a_server_that_fails_to_start_twice_is_not_tried_again() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Connections], 2);
+        let (cells, seen, _) = run_mock(&plan, &["ok", "broken"], &["broken"], None);
+        assert_eq!(cells.len(), plan.cells.len());
+        let tried = seen.iter().filter(|s| s.2 == "broken").count();
+        assert_eq!(tried, START_ATTEMPTS);
+        let broken: Vec<&CellResult> = cells.iter().filter(|c| c.server == "broken").collect();
+        assert!(broken.iter().all(|c| !c.measured()));
+        match &broken.last().unwrap().outcome {
+            Outcome::Failed { reason } => assert!(
+                reason.starts_with("not started: it failed to start 2 times (exited before"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(cells
+            .iter()
+            .filter(|c| c.server == "ok")
+            .all(CellResult::measured));
+    }
 
     #[test]
     fn other_load_is_what_neither_the_bench_nor_its_servers_used() {
@@ -584,7 +742,7 @@ mod tests {
         };
         let mut cell = CellResult::planned(
             &Plan::new(
-                &[scenarios::find("seed").unwrap()],
+                &[scenarios::ScenarioId::Seed.scenario()],
                 1,
                 Profile::Quick,
                 Overrides::default(),

@@ -139,17 +139,17 @@ pub fn block(
     if !results.complete {
         out.push_str("**Incomplete: that run was interrupted.**\n\n");
     }
-    out.push_str(&markdown::summary_table(analysis));
+    out.push_str(&markdown::summary_table(analysis).markdown());
     if let Some(b) = &analysis.baseline {
         out.push_str(&format!(
             "\nServer CPU per request against {} (ratios: {}):\n\n",
             b.baseline, b.definition
         ));
-        out.push_str(&markdown::baseline_table(b));
+        out.push_str(&markdown::baseline_table(b).markdown());
     }
     if let Some(t) = &analysis.targets {
         out.push_str(&format!("\nTargets `{}` ({}):\n\n", t.set, t.about));
-        out.push_str(&markdown::targets_table(t));
+        out.push_str(&markdown::targets_table(t).markdown());
     }
     if let Some(chart) = chart {
         out.push_str(&format!("\n![Requests per second per model]({chart})\n"));

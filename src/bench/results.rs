@@ -4,14 +4,15 @@
 //! What the report concludes is computed from it in [`super::analysis`], with
 //! the table columns of [`super::columns`].
 
-use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadSummary;
 
 use super::clients::{IdleOutcome, NoiseOutcome, SlowOutcome};
 use super::machine::{Build, Machine};
-use super::scenarios::{Drive, PlannedCell, Profile};
+use super::scenarios::{Drive, PlannedCell, PointId, Profile, ScenarioId};
 
 /// Version of the `results.json` layout.
 pub const SCHEMA: u32 = 1;
@@ -45,7 +46,7 @@ pub struct Settings {
     /// The timing profile.
     pub profile: Profile,
     /// Scenarios run, in order.
-    pub scenarios: Vec<String>,
+    pub scenarios: Vec<ScenarioId>,
     /// Whether server and load ran on separate CPUs.
     pub pinned: bool,
     /// CPUs of the servers (empty when unpinned).
@@ -202,8 +203,8 @@ pub struct ShutdownRecord {
 /// One point of one scenario against one server, once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
-    /// Scenario name.
-    pub scenario: String,
+    /// The scenario.
+    pub scenario: ScenarioId,
     /// Point label.
     pub point: String,
     /// Point index within the scenario.
@@ -245,7 +246,7 @@ impl CellResult {
     pub fn planned(cell: &PlannedCell, server: &str, started_at: String) -> CellResult {
         let point = cell.point();
         CellResult {
-            scenario: cell.scenario.name.to_string(),
+            scenario: cell.scenario.id,
             point: point.label.to_string(),
             point_index: cell.point,
             server: server.to_string(),
@@ -272,6 +273,11 @@ impl CellResult {
         }
     }
 
+    /// Its point.
+    pub fn at(&self) -> PointId {
+        self.scenario.at(self.point_index)
+    }
+
     /// Whether the cell's numbers count.
     pub fn measured(&self) -> bool {
         self.outcome == Outcome::Measured
@@ -288,16 +294,6 @@ impl CellResult {
         let cpu = self.client_cpu_s?;
         (responses > 0).then(|| cpu * 1e6 / responses as f64)
     }
-}
-
-/// Encodes a histogram as base64 of its compressed V2 serialization.
-pub fn encode_histogram(h: &Histogram<u64>) -> Option<String> {
-    Some(crate::load::encode_histogram(h))
-}
-
-/// Decodes what [`encode_histogram`] wrote.
-pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
-    crate::load::decode_histogram(text).ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -339,6 +335,67 @@ impl Spread {
     }
 }
 
+/// The cells of a bench by point and server: "the runs of one point of one
+/// server", and the median (min–max) of a figure over those measured.
+pub struct CellIndex<'a> {
+    groups: BTreeMap<(PointId, String), Vec<&'a CellResult>>,
+}
+
+impl<'a> CellIndex<'a> {
+    /// Indexes `cells`.
+    pub fn of(cells: &'a [CellResult]) -> CellIndex<'a> {
+        let mut groups: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for c in cells {
+            groups
+                .entry((c.at(), c.server.clone()))
+                .or_default()
+                .push(c);
+        }
+        CellIndex { groups }
+    }
+
+    /// Every run of `server` at `at`, measured or not, in the order run.
+    pub fn runs(&self, at: PointId, server: &str) -> &[&'a CellResult] {
+        self.groups
+            .get(&(at, server.to_string()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The runs of `server` at `at` that were measured.
+    pub fn measured(&self, at: PointId, server: &str) -> impl Iterator<Item = &'a CellResult> + '_ {
+        self.runs(at, server)
+            .iter()
+            .copied()
+            .filter(|c| c.measured())
+    }
+
+    /// `f` over the measured runs of `server` at `at`: median, min, max.
+    pub fn spread(
+        &self,
+        at: PointId,
+        server: &str,
+        f: impl Fn(&CellResult) -> Option<f64>,
+    ) -> Option<Spread> {
+        let v: Vec<f64> = self.measured(at, server).filter_map(f).collect();
+        Spread::of(&v)
+    }
+
+    /// The median of [`CellIndex::spread`].
+    pub fn median(
+        &self,
+        at: PointId,
+        server: &str,
+        f: impl Fn(&CellResult) -> Option<f64>,
+    ) -> Option<f64> {
+        self.spread(at, server, f).map(|s| s.median)
+    }
+
+    /// Whether any cell of `scenario` is there.
+    pub fn has(&self, scenario: ScenarioId) -> bool {
+        self.groups.keys().any(|(at, _)| at.scenario == scenario)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,17 +407,5 @@ mod tests {
         assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
         assert!(Spread::of(&[]).is_none());
         assert!(Spread::of(&[f64::NAN]).is_none());
-    }
-
-    #[test]
-    fn histograms_round_trip() {
-        let mut h = crate::load::new_histogram();
-        for v in [1_000u64, 2_000, 50_000, 7_000_000] {
-            h.record(v).unwrap();
-        }
-        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
-        assert_eq!(back.len(), 4);
-        assert_eq!(back.max(), h.max());
-        assert!(decode_histogram("not base64!").is_none());
     }
 }

@@ -17,7 +17,8 @@ use crate::load::{run_load, LoadConfig, LoadReport, LoadSummary};
 use crate::models::Model;
 
 use super::clients::{self, Noise, Slowloris};
-use super::machine::{ticks_per_second, utc_now};
+use super::machine::utc_now;
+use super::procfs;
 use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord};
 use super::scenarios::{Drive, PlannedCell};
 
@@ -285,9 +286,9 @@ impl ServerProcess {
     /// Reads the server's /proc figures (its whole process tree).
     pub fn sample(&self) -> ProcSample {
         if self.tree {
-            sample_tree(self.pid())
+            procfs::sample(&procfs::tree(self.pid()))
         } else {
-            sample_processes(&[self.pid()])
+            procfs::sample(&[self.pid()])
         }
     }
 
@@ -417,79 +418,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// utime+stime of one process (every thread, dead ones included), seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / ticks_per_second())
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// `pid` and every process descended from it.
-fn process_tree(pid: u32) -> Vec<u32> {
-    let mut tree = vec![pid];
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return tree;
-    };
-    let all: Vec<(u32, u32)> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| Some((p, parent_of(p)?)))
-        .collect();
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-        i += 1;
-    }
-    tree
-}
-
-fn status_field(status: &str, name: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The /proc figures of `pid` and its descendants, added up.
-pub fn sample_tree(pid: u32) -> ProcSample {
-    sample_processes(&process_tree(pid))
-}
-
-/// The /proc figures of `pids`, added up.
-fn sample_processes(pids: &[u32]) -> ProcSample {
-    let mut s = ProcSample::default();
-    for &p in pids {
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
-            continue;
-        };
-        s.processes += 1;
-        s.cpu_s += cpu_seconds(p).unwrap_or(0.0);
-        s.rss_kib += status_field(&status, "VmRSS:");
-        s.threads += status_field(&status, "Threads:");
-        s.fds += std::fs::read_dir(format!("/proc/{p}/fd")).map_or(0, |d| d.count() as u64);
-    }
-    s
-}
-
-/// CPU seconds of this process (the load threads and the bench's clients).
-pub fn own_cpu_seconds() -> f64 {
-    cpu_seconds(std::process::id()).unwrap_or(0.0)
-}
-
 /// What a cell needs besides its plan.
 pub struct CellContext<'a> {
     /// The servers.
@@ -502,6 +430,34 @@ pub struct CellContext<'a> {
     pub fd_limit: u64,
     /// Set when the bench is interrupted.
     pub interrupted: &'a AtomicBool,
+}
+
+/// Runs one cell of a plan: [`Children`] starts a server and loads
+/// it; a test's runner makes results up.
+pub trait CellRunner {
+    /// Runs `cell` against server `server` (its name); `seed_rps` is that
+    /// server's median `seed` req/s so far. The second value is the reason
+    /// the server failed to start, if it did.
+    fn run(
+        &mut self,
+        cell: &PlannedCell,
+        server: &str,
+        seed_rps: Option<f64>,
+    ) -> (CellResult, Option<String>);
+}
+
+/// The real [`CellRunner`]: each cell starts its server as a child process.
+pub struct Children<'a>(pub CellContext<'a>);
+
+impl CellRunner for Children<'_> {
+    fn run(
+        &mut self,
+        cell: &PlannedCell,
+        _server: &str,
+        seed_rps: Option<f64>,
+    ) -> (CellResult, Option<String>) {
+        run_cell(cell, &self.0, seed_rps)
+    }
 }
 
 /// Runs one planned cell. `seed_rps` is this server's median `seed`
@@ -675,9 +631,9 @@ fn measure_load(
         let load = scope.spawn(|| run_load(&config));
         let begin_at = start + cell.warmup;
         wait_until(begin_at, &load, ctx.interrupted, &cancel);
-        let begin = (server.sample(), own_cpu_seconds());
+        let begin = (server.sample(), procfs::own_cpu_seconds());
         wait_until(begin_at + cell.duration, &load, ctx.interrupted, &cancel);
-        let end = (server.sample(), own_cpu_seconds());
+        let end = (server.sample(), procfs::own_cpu_seconds());
         let report = load
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the load thread panicked").into()));
@@ -689,7 +645,7 @@ fn measure_load(
         Sidecar::Noise(n) => result.noise = Some(n.finish()),
     }
     let report: LoadReport = report.map_err(|e| format!("the load could not run: {e}"))?;
-    result.histogram = super::results::encode_histogram(&report.histogram);
+    result.histogram = Some(crate::load::encode_histogram(&report.histogram));
     result.load = Some(LoadSummary::of(&report));
     Ok(Window {
         server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
@@ -725,14 +681,14 @@ fn measure_idle(
     ctx: &CellContext<'_>,
     result: &mut CellResult,
 ) -> Result<Window, String> {
-    let before = own_cpu_seconds();
+    let before = procfs::own_cpu_seconds();
     let cpu_before = server.sample().cpu_s;
     let idle = clients::idle(server.addr, connections, cell.duration, ctx.interrupted)
         .map_err(|e| format!("cannot open the idle connections: {e}"))?;
     let under_load = server.sample();
     let window = Window {
         server_cpu_s: under_load.cpu_s - cpu_before,
-        client_cpu_s: own_cpu_seconds() - before,
+        client_cpu_s: procfs::own_cpu_seconds() - before,
         under_load,
     };
     result.idle = Some(idle.outcome.clone());
@@ -774,10 +730,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_its_own_proc_figures() {
-        let me = sample_tree(std::process::id());
-        assert!(me.processes >= 1);
-        assert!(me.rss_kib > 0 && me.threads >= 1 && me.fds >= 3, "{me:?}");
+    fn cpus_are_allowed() {
         assert!(!allowed_cpus().is_empty());
     }
 }

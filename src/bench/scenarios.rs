@@ -136,11 +136,140 @@ impl Profile {
     }
 }
 
+/// Which scenario: its identity everywhere (plan, results, tables, targets);
+/// [`ScenarioId::name`] is its name for `--scenarios` and results.json.
+/// Declared in the order of [`SCENARIOS`].
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
+pub enum ScenarioId {
+    /// The seed's wrk run.
+    Seed,
+    /// The connection sweep.
+    Connections,
+    /// 16 requests in flight per connection.
+    Pipeline,
+    /// Open loop at shares of the seed throughput.
+    Latency,
+    /// Idle keep-alive connections.
+    Idle,
+    /// A new connection per request.
+    Churn,
+    /// Slowloris clients beside the seed load.
+    Slow,
+    /// Malformed requests beside valid ones.
+    Noise,
+    /// Handlers that cost something.
+    Work,
+}
+
+impl ScenarioId {
+    /// Every scenario, in order.
+    pub fn all() -> impl Iterator<Item = ScenarioId> {
+        SCENARIOS.iter().map(|s| s.id)
+    }
+
+    /// Its name for `--scenarios`, results.json and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioId::Seed => "seed",
+            ScenarioId::Connections => "connections",
+            ScenarioId::Pipeline => "pipeline",
+            ScenarioId::Latency => "latency",
+            ScenarioId::Idle => "idle",
+            ScenarioId::Churn => "churn",
+            ScenarioId::Slow => "slow",
+            ScenarioId::Noise => "noise",
+            ScenarioId::Work => "work",
+        }
+    }
+
+    /// Its declaration.
+    pub fn scenario(self) -> &'static Scenario {
+        &SCENARIOS[self as usize]
+    }
+
+    /// Its point number `index` (from 0).
+    pub const fn at(self, index: usize) -> PointId {
+        PointId {
+            scenario: self,
+            index,
+        }
+    }
+}
+
+impl std::fmt::Display for ScenarioId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One point of one scenario: what a table row, a chart value or a target
+/// is read at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PointId {
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The point's index in it.
+    pub index: usize,
+}
+
+impl PointId {
+    /// Its declaration.
+    pub fn point(self) -> &'static Point {
+        &self.scenario.scenario().points[self.index]
+    }
+
+    /// Its label.
+    pub fn label(self) -> &'static str {
+        self.point().label
+    }
+}
+
+/// results.json and the targets name a point by its scenario's name and its
+/// label.
+impl serde::Serialize for PointId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("PointId", 2)?;
+        out.serialize_field("scenario", &self.scenario)?;
+        out.serialize_field("point", self.label())?;
+        out.end()
+    }
+}
+
+/// The points the analysis and the targets read by name.
+pub const SEED: PointId = ScenarioId::Seed.at(0);
+/// `pipeline`, 16 deep.
+pub const PIPELINE_16: PointId = ScenarioId::Pipeline.at(0);
+/// `latency` at 75% of the server's own seed throughput.
+pub const LATENCY_75: PointId = ScenarioId::Latency.at(2);
+/// `slow`: the seed load with slowloris clients.
+pub const SLOW: PointId = ScenarioId::Slow.at(0);
+/// `churn`.
+pub const CHURN: PointId = ScenarioId::Churn.at(0);
+/// `noise`.
+pub const NOISE: PointId = ScenarioId::Noise.at(0);
+/// `idle` at 10,000 connections.
+pub const IDLE_10K: PointId = ScenarioId::Idle.at(1);
+
 /// A named group of points that answers one question.
 #[derive(Debug)]
 pub struct Scenario {
-    /// Name for `--scenarios`.
-    pub name: &'static str,
+    /// Which one.
+    pub id: ScenarioId,
     /// Heading in the report.
     pub title: &'static str,
     /// What it shows, one or two sentences for the report.
@@ -155,6 +284,16 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Its name for `--scenarios`.
+    pub fn name(&self) -> &'static str {
+        self.id.name()
+    }
+
+    /// Its point number `index`.
+    pub fn at(&self, index: usize) -> PointId {
+        self.id.at(index)
+    }
+
     /// The timing under `profile`.
     pub fn timing(&self, profile: Profile) -> Timing {
         self.timings[profile as usize]
@@ -215,7 +354,7 @@ const fn with_work(label: &'static str, work: &'static str) -> Point {
 /// comes first: later scenarios scale from or compare with it.
 pub static SCENARIOS: &[Scenario] = &[
     Scenario {
-        name: "seed",
+        id: ScenarioId::Seed,
         title: "The seed's benchmark",
         question: "wrk -c100 as the seed ran it: closed loop, 100 keep-alive connections. \
                    Throughput, latency, and how many of the 100 connections were served at all.",
@@ -228,7 +367,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
     Scenario {
-        name: "connections",
+        id: ScenarioId::Connections,
         title: "Connection sweep",
         question: "Closed loop with 1 to 10,000 connections: does throughput hold, what does \
                    a request cost, and are all connections served as they multiply?",
@@ -243,7 +382,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
     Scenario {
-        name: "pipeline",
+        id: ScenarioId::Pipeline,
         title: "Pipelining",
         question: "16 requests in flight per connection, 100 connections: how well a model \
                    batches pipelined requests and responses.",
@@ -256,7 +395,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
     Scenario {
-        name: "latency",
+        id: ScenarioId::Latency,
         title: "Latency under steady load",
         question: "Open loop at 25%, 50%, 75% and 90% of each server's own seed throughput, \
                    latency measured from each request's intended send time (corrected for \
@@ -272,7 +411,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: true,
     },
     Scenario {
-        name: "idle",
+        id: ScenarioId::Idle,
         title: "Idle connections",
         question: "1,000 and 10,000 keep-alive connections, each having completed one request, \
                    then idle: what each costs the server in memory, threads and descriptors \
@@ -282,7 +421,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
     Scenario {
-        name: "churn",
+        id: ScenarioId::Churn,
         title: "Connection churn",
         question: "A new connection for every request (Connection: close), 100 at a time: \
                    connections per second, what each costs, and the errors.",
@@ -297,7 +436,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
     Scenario {
-        name: "slow",
+        id: ScenarioId::Slow,
         title: "Slow clients",
         question: "The seed load while 50 slowloris connections, opened first, send one header \
                    byte every 500 ms: the normal clients' throughput and p99 against the seed \
@@ -319,7 +458,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: true,
     },
     Scenario {
-        name: "noise",
+        id: ScenarioId::Noise,
         title: "Malformed requests",
         question: "90 connections send valid requests while 10 others each send a malformed \
                    one every 10 ms on a new connection (bad request line, Content-Length with \
@@ -338,7 +477,7 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
     Scenario {
-        name: "work",
+        id: ScenarioId::Work,
         title: "Handlers that cost something",
         question: "The seed load with a handler that burns 50 µs of CPU per request \
                    (serve --work cpu:50us), one that blocks 1 ms per request as a synchronous \
@@ -355,16 +494,6 @@ pub static SCENARIOS: &[Scenario] = &[
         needs_seed: false,
     },
 ];
-
-/// The scenario named `name`.
-pub fn find(name: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().find(|s| s.name == name)
-}
-
-/// Every scenario name, in order.
-pub fn names() -> Vec<&'static str> {
-    SCENARIOS.iter().map(|s| s.name).collect()
-}
 
 /// Time a cell takes beyond its warm-up and window: starting the server,
 /// waiting for its listening line, reading /proc, SIGTERM and the exit.
@@ -398,6 +527,11 @@ impl PlannedCell {
     /// The point.
     pub fn point(&self) -> &'static Point {
         &self.scenario.points[self.point]
+    }
+
+    /// Which point.
+    pub fn at(&self) -> PointId {
+        self.scenario.at(self.point)
     }
 
     /// How long this cell is expected to take.
@@ -482,7 +616,7 @@ impl Plan {
 /// it was added.
 pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> bool {
     let needs = chosen.iter().any(|s| s.needs_seed);
-    let has = chosen.iter().any(|s| s.name == "seed");
+    let has = chosen.iter().any(|s| s.id == ScenarioId::Seed);
     if needs && !has {
         chosen.insert(0, &SCENARIOS[0]);
         return true;
@@ -510,25 +644,28 @@ mod tests {
 
     #[test]
     fn servers_alternate_and_seed_comes_first() {
-        let chosen = vec![find("latency").unwrap(), find("seed").unwrap()];
+        let chosen = vec![ScenarioId::Latency.scenario(), ScenarioId::Seed.scenario()];
         let plan = Plan::new(&chosen, 2, Profile::Default, Overrides::default());
-        let order: Vec<(&str, usize, u32)> = plan
+        let order: Vec<(ScenarioId, usize, u32)> = plan
             .cells
             .iter()
-            .map(|c| (c.scenario.name, c.server, c.run))
+            .map(|c| (c.scenario.id, c.server, c.run))
             .collect();
         assert_eq!(
             &order[..4],
             &[
-                ("seed", 0, 1),
-                ("seed", 1, 1),
-                ("seed", 0, 2),
-                ("seed", 1, 2)
+                (ScenarioId::Seed, 0, 1),
+                (ScenarioId::Seed, 1, 1),
+                (ScenarioId::Seed, 0, 2),
+                (ScenarioId::Seed, 1, 2)
             ]
         );
-        assert_eq!(order.iter().filter(|o| o.0 == "seed").count(), 6);
-        assert_eq!(order.iter().filter(|o| o.0 == "latency").count(), 8);
-        assert!(order[6..].iter().all(|o| o.0 == "latency"));
+        assert_eq!(order.iter().filter(|o| o.0 == ScenarioId::Seed).count(), 6);
+        assert_eq!(
+            order.iter().filter(|o| o.0 == ScenarioId::Latency).count(),
+            8
+        );
+        assert!(order[6..].iter().all(|o| o.0 == ScenarioId::Latency));
     }
 
     #[test]
@@ -538,28 +675,47 @@ mod tests {
             duration: Some(Duration::from_millis(100)),
             warmup: Some(Duration::from_millis(10)),
         };
-        let plan = Plan::new(&[find("connections").unwrap()], 1, Profile::Full, over);
+        let plan = Plan::new(
+            &[ScenarioId::Connections.scenario()],
+            1,
+            Profile::Full,
+            over,
+        );
         assert_eq!(plan.cells.len(), 10);
         assert!(plan
             .cells
             .iter()
             .all(|c| c.duration == Duration::from_millis(100)
                 && c.warmup == Duration::from_millis(10)));
-        let mut chosen = vec![find("slow").unwrap()];
+        let mut chosen = vec![ScenarioId::Slow.scenario()];
         assert!(with_dependencies(&mut chosen));
-        assert_eq!(chosen[0].name, "seed");
+        assert_eq!(chosen[0].id, ScenarioId::Seed);
         assert!(!with_dependencies(&mut chosen));
-        let mut chosen = vec![find("churn").unwrap()];
+        let mut chosen = vec![ScenarioId::Churn.scenario()];
         assert!(!with_dependencies(&mut chosen));
     }
 
     #[test]
-    fn names_are_unique_and_points_labelled() {
-        let mut names = names();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), SCENARIOS.len());
-        assert!(SCENARIOS.iter().all(|s| !s.points.is_empty()));
-        assert_eq!(SCENARIOS[0].name, "seed");
+    fn ids_follow_the_declarations_and_named_points_their_labels() {
+        use clap::ValueEnum;
+        assert_eq!(ScenarioId::value_variants().len(), SCENARIOS.len());
+        for (id, s) in ScenarioId::value_variants().iter().zip(SCENARIOS) {
+            assert_eq!(*id, s.id);
+            assert_eq!(id.scenario().id, *id);
+            assert!(!s.points.is_empty());
+            let json = serde_json::to_string(id).unwrap();
+            assert_eq!(json, format!("{:?}", id.name()));
+        }
+        for (at, label) in [
+            (SEED, "100 connections"),
+            (PIPELINE_16, "depth 16"),
+            (LATENCY_75, "75%"),
+            (SLOW, "50 slowloris"),
+            (CHURN, "close per request"),
+            (NOISE, "10 noisy of 100"),
+            (IDLE_10K, "10,000"),
+        ] {
+            assert_eq!(at.label(), label);
+        }
     }
 }

@@ -13,11 +13,23 @@
 
 use serde::Serialize;
 
-use super::analysis::Verdict;
-use super::columns::{columns, group, problems, Lookup, Read, Reference, Unit};
+use super::columns::{columns, problems, Column, Lookup, Read, Reference, Unit};
 use super::format;
-use super::results::{BenchResults, CellResult, Spread};
-use super::scenarios;
+use super::results::{BenchResults, CellIndex, CellResult, Spread};
+use super::scenarios::{PointId, IDLE_10K, LATENCY_75, PIPELINE_16, SEED, SLOW};
+use crate::models::Model;
+
+/// Whether a claim or a target holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The numbers agree with the claim.
+    Holds,
+    /// They do not.
+    DoesNotHold,
+    /// What it needs was not measured.
+    NotMeasured,
+}
 
 /// Which side of the bound a figure must fall on.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -27,6 +39,10 @@ pub enum Bound {
     AtMost(f64),
     /// The median must be at least this.
     AtLeast(f64),
+    /// The median must be below this.
+    Below(f64),
+    /// The median must be within a share (the second figure) of the first.
+    Within(f64, f64),
 }
 
 impl Bound {
@@ -35,31 +51,71 @@ impl Bound {
         match self {
             Bound::AtMost(b) => v <= b,
             Bound::AtLeast(b) => v >= b,
+            Bound::Below(b) => v < b,
+            Bound::Within(of, share) => (v / of - 1.0).abs() <= share,
         }
     }
 
-    /// The bound's value.
-    pub fn value(self) -> f64 {
+    /// `at most 1.000×`: the bound in words, its figure in `unit`.
+    pub fn text(self, unit: Unit) -> String {
         match self {
-            Bound::AtMost(b) | Bound::AtLeast(b) => b,
-        }
-    }
-
-    /// `at most` or `at least`.
-    pub fn words(self) -> &'static str {
-        match self {
-            Bound::AtMost(_) => "at most",
-            Bound::AtLeast(_) => "at least",
+            Bound::AtMost(b) => format!("at most {}", format::number(b, unit)),
+            Bound::AtLeast(b) => format!("at least {}", format::number(b, unit)),
+            Bound::Below(b) => format!("below {}", format::number(b, unit)),
+            Bound::Within(of, share) => format!(
+                "within {} of {}",
+                format::percent(share),
+                format::number(of, unit)
+            ),
         }
     }
 }
 
-/// A condition the same server's row must meet for its figure to count
-/// (e.g. every idle connection answered before its memory is judged).
+/// A server a target names: one of servelab's models, or a `--server` by
+/// its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerRef {
+    /// `serve --model`.
+    Model(Model),
+    /// `--server NAME=...`.
+    Named(&'static str),
+}
+
+impl ServerRef {
+    /// Its name in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerRef::Model(m) => m.name(),
+            ServerRef::Named(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for ServerRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A condition a row must meet for the target's figure to count (e.g.
+/// every idle connection answered before its memory is judged): a figure
+/// at the target's point, of the target's server unless it names another.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Condition {
+    /// Another server's row than the target's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerRef>,
     /// A column of the scenario's table.
-    pub column: &'static str,
+    pub column: Column,
+    /// Compare the figure, run by run, with this server's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative_to: Option<ServerRef>,
     /// What its median must satisfy.
     #[serde(flatten)]
     pub bound: Bound,
@@ -70,16 +126,15 @@ pub struct Condition {
 pub struct Target {
     /// What it asks, in words.
     pub label: &'static str,
-    /// The server (a model's name or a `--server` name).
-    pub server: &'static str,
-    /// The scenario.
-    pub scenario: &'static str,
-    /// The point's label in that scenario.
-    pub point: &'static str,
+    /// The server.
+    pub server: ServerRef,
+    /// The point (`scenario` and `point` label in results.json).
+    #[serde(flatten)]
+    pub at: PointId,
     /// The column of the scenario's table the figure comes from.
-    pub column: &'static str,
+    pub column: Column,
     /// Compare the figure, run by run, with this server's.
-    pub relative_to: Option<&'static str>,
+    pub relative_to: Option<ServerRef>,
     /// The bound on the median.
     #[serde(flatten)]
     pub bound: Bound,
@@ -98,15 +153,20 @@ pub struct TargetSet {
     pub targets: &'static [Target],
 }
 
-const CPU: &str = "server CPU/req";
-const IDLE_RSS: &str = "RSS/conn";
+const CPU: Column = Column::ServerCpu;
+const IDLE_RSS: Column = Column::IdleRss;
+const URING: ServerRef = ServerRef::Model(Model::Uring);
+const EVENT: ServerRef = ServerRef::Model(Model::Event);
+const FLOOR: Option<ServerRef> = Some(ServerRef::Named("floor"));
 const ALL_IDLE_ANSWERED: &[Condition] = &[Condition {
-    column: "answered",
+    server: None,
+    relative_to: None,
+    column: Column::IdleAnswered,
     bound: Bound::AtLeast(9_900.0),
 }];
 
-/// Every target set.
-pub static SETS: &[TargetSet] = &[TargetSet {
+/// The floor comparison of issue 9.
+pub const FLOOR_VS_REACTORS: TargetSet = TargetSet {
     name: "floor-vs-reactors",
     about: "v5 (uring) and v4 (event) against the floor, scripts/floor.c (run as \
             --server floor=...): server CPU per request as ratios measured in the same \
@@ -114,49 +174,44 @@ pub static SETS: &[TargetSet] = &[TargetSet {
     targets: &[
         Target {
             label: "v5 server CPU per request at most 1.00× the floor's, unpipelined",
-            server: "uring",
-            scenario: "seed",
-            point: "100 connections",
+            server: URING,
+            at: SEED,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(1.00),
             only_if: &[],
         },
         Target {
             label: "moonshot: v5 server CPU per request at most 0.85× the floor's, unpipelined",
-            server: "uring",
-            scenario: "seed",
-            point: "100 connections",
+            server: URING,
+            at: SEED,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(0.85),
             only_if: &[],
         },
         Target {
             label: "v5 server CPU per request at most the floor's, pipelined 16 deep",
-            server: "uring",
-            scenario: "pipeline",
-            point: "depth 16",
+            server: URING,
+            at: PIPELINE_16,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(1.00),
             only_if: &[],
         },
         Target {
             label: "v4 server CPU per request at most 1.05× the floor's, unpipelined",
-            server: "event",
-            scenario: "seed",
-            point: "100 connections",
+            server: EVENT,
+            at: SEED,
             column: CPU,
-            relative_to: Some("floor"),
+            relative_to: FLOOR,
             bound: Bound::AtMost(1.05),
             only_if: &[],
         },
         Target {
             label: "v5 RSS per idle connection at most 512 B (10,000 open, all answered)",
-            server: "uring",
-            scenario: "idle",
-            point: "10,000",
+            server: URING,
+            at: IDLE_10K,
             column: IDLE_RSS,
             relative_to: None,
             bound: Bound::AtMost(512.0),
@@ -164,16 +219,85 @@ pub static SETS: &[TargetSet] = &[TargetSet {
         },
         Target {
             label: "v4 RSS per idle connection at most 1 KiB (10,000 open, all answered)",
-            server: "event",
-            scenario: "idle",
-            point: "10,000",
+            server: EVENT,
+            at: IDLE_10K,
             column: IDLE_RSS,
             relative_to: None,
             bound: Bound::AtMost(1024.0),
             only_if: ALL_IDLE_ANSWERED,
         },
     ],
-}];
+};
+
+/// The seed's claims: how far a measured ratio may be from the seed's and still "hold".
+pub const RATIO_TOLERANCE: f64 = 0.25;
+/// Throughputs within this share of each other are "similar".
+pub const SIMILAR_THROUGHPUT: f64 = 0.20;
+/// A server whose req/s with slow clients falls below this share of its
+/// seed req/s was stalled by them.
+pub const STALLED_SHARE: f64 = 0.5;
+
+/// The seed's v1.
+pub const V1: ServerRef = ServerRef::Model(Model::Sequential);
+/// The seed's v2.
+pub const V2: ServerRef = ServerRef::Model(Model::Threaded);
+/// The seed's v3.
+pub const V3: ServerRef = ServerRef::Model(Model::Pool);
+
+/// The seed's claims that are a ratio and a bound (`--check seed-claims`):
+/// the report's claims table takes their verdicts from [`evaluate`].
+pub const SEED_CLAIMS: TargetSet = TargetSet {
+    name: "seed-claims",
+    about: "the seed's quantitative claims about v1, v2 and v3 (sequential, threaded, pool) \
+            that are ratios and bounds, ratios taken run by run; needs the scenarios seed, \
+            slow and latency",
+    targets: &[
+        Target {
+            label: "v2 (thread per connection) has about 4.7× v1's throughput",
+            server: V2,
+            at: SEED,
+            column: Column::Rps,
+            relative_to: Some(V1),
+            bound: Bound::Within(4.7, RATIO_TOLERANCE),
+            only_if: &[],
+        },
+        Target {
+            label: "v3 (pool) has about 5× lower average latency than v2 at similar throughput",
+            server: V2,
+            at: SEED,
+            column: Column::Mean,
+            relative_to: Some(V3),
+            bound: Bound::Within(5.0, RATIO_TOLERANCE),
+            only_if: &[Condition {
+                server: Some(V3),
+                column: Column::Rps,
+                relative_to: Some(V2),
+                bound: Bound::Within(1.0, SIMILAR_THROUGHPUT),
+            }],
+        },
+        Target {
+            label: "v1: a slow client can stall all others",
+            server: V1,
+            at: SLOW,
+            column: Column::VsSeed,
+            relative_to: None,
+            bound: Bound::Below(STALLED_SHARE),
+            only_if: &[],
+        },
+        Target {
+            label: "if low latency is required, consider v3 rather than v2",
+            server: V3,
+            at: LATENCY_75,
+            column: Column::P99,
+            relative_to: Some(V2),
+            bound: Bound::Below(1.0),
+            only_if: &[],
+        },
+    ],
+};
+
+/// Every target set.
+pub static SETS: &[TargetSet] = &[FLOOR_VS_REACTORS, SEED_CLAIMS];
 
 /// The set named `name`.
 pub fn find(name: &str) -> Option<&'static TargetSet> {
@@ -223,40 +347,94 @@ pub fn check(r: &BenchResults, lookup: &Lookup, set: &'static TargetSet) -> Chec
     }
 }
 
-/// A column of `scenario`'s table read per run, with its unit.
+/// A column read per run, with its unit.
 type Reader = (fn(&CellResult, &Lookup) -> Option<f64>, Unit);
 
-fn median_column(scenario: &str, name: &str) -> Result<Reader, String> {
-    let metric = columns(scenario)
-        .into_iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| format!("the {scenario} table has no column {name:?}"))?;
-    match metric.read {
-        Read::Median(f) => Ok((f, metric.unit)),
+fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
+    let scenario = at.scenario;
+    if !columns(scenario).contains(&column) {
+        return Err(format!(
+            "the {scenario} table has no column {:?}",
+            column.name()
+        ));
+    }
+    match column.metric().read {
+        Read::Median(f) => Ok((f, column.metric().unit)),
         _ => Err(format!(
-            "the column {name:?} is a total, not a figure per run"
+            "the column {:?} is a total, not a figure per run",
+            column.name()
         )),
+    }
+}
+
+/// One figure: a column at a point of one server's table, as measured or
+/// as a ratio, run by run, to another server's.
+#[derive(Clone, Copy)]
+struct Figure {
+    server: ServerRef,
+    at: PointId,
+    column: Column,
+    relative_to: Option<ServerRef>,
+}
+
+impl Figure {
+    fn unit(self) -> Unit {
+        match self.relative_to {
+            Some(_) => Unit::Times,
+            None => self.column.metric().unit,
+        }
     }
 }
 
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
-    let unit = match (t.relative_to, median_column(t.scenario, t.column)) {
-        (Some(_), _) => Unit::Times,
-        (None, Ok((_, unit))) => unit,
-        (None, Err(_)) => Unit::Count,
+    let cells = CellIndex::of(&r.cells);
+    let figure = Figure {
+        server: t.server,
+        at: t.at,
+        column: t.column,
+        relative_to: t.relative_to,
     };
     let mut out = TargetCheck {
         target: *t,
         measured: None,
-        unit,
+        unit: figure.unit(),
         verdict: Verdict::NotMeasured,
         reason: None,
     };
-    match measure(r, lookup, t) {
+    match measure(r, &cells, lookup, figure) {
         Ok((spread, mut notes)) => {
             out.measured = Some(spread);
-            let unmet = unmet_conditions(r, lookup, t);
+            let unmet: Vec<String> = t
+                .only_if
+                .iter()
+                .filter_map(|cond| {
+                    let f = Figure {
+                        server: cond.server.unwrap_or(t.server),
+                        column: cond.column,
+                        relative_to: cond.relative_to,
+                        ..figure
+                    };
+                    let name = match (cond.server, cond.relative_to) {
+                        (None, None) => cond.column.name().to_string(),
+                        _ => format!(
+                            "{}'s {}{}",
+                            f.server,
+                            cond.column.name(),
+                            f.relative_to.map_or(String::new(), |o| format!(" ÷ {o}'s"))
+                        ),
+                    };
+                    match measure(r, &cells, lookup, f) {
+                        Ok((s, _)) if cond.bound.admits(s.median) => None,
+                        Ok((s, _)) => Some(format!(
+                            "{name} {} (needs {})",
+                            format::number(s.median, f.unit()),
+                            cond.bound.text(f.unit())
+                        )),
+                        Err(_) => Some(format!("{name} not measured")),
+                    }
+                })
+                .collect();
             out.verdict = if t.bound.admits(spread.median) && unmet.is_empty() {
                 Verdict::Holds
             } else {
@@ -274,43 +452,42 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
 
 /// The figure's spread over the runs, and notes on runs that gave no
 /// figure; `Err` says why there is none.
-fn measure(r: &BenchResults, lookup: &Lookup, t: &Target) -> Result<(Spread, Vec<String>), String> {
-    for server in std::iter::once(t.server).chain(t.relative_to) {
-        if !r.servers.iter().any(|s| s.name == server) {
-            return Err(format!("{server} was not in this run"));
+fn measure(
+    r: &BenchResults,
+    cells: &CellIndex<'_>,
+    lookup: &Lookup,
+    f: Figure,
+) -> Result<(Spread, Vec<String>), String> {
+    let server = f.server.name();
+    for s in std::iter::once(f.server).chain(f.relative_to) {
+        if !r.servers.iter().any(|x| x.name == s.name()) {
+            return Err(format!("{s} was not in this run"));
         }
     }
-    if !r.cells.iter().any(|c| c.scenario == t.scenario) {
-        return Err(format!("the {} scenario was not run", t.scenario));
+    if !cells.has(f.at.scenario) {
+        return Err(format!("the {} scenario was not run", f.at.scenario));
     }
-    let point = scenarios::find(t.scenario)
-        .and_then(|s| s.points.iter().position(|p| p.label == t.point))
-        .ok_or_else(|| format!("the {} scenario has no point {:?}", t.scenario, t.point))?;
-    let (read, _) = median_column(t.scenario, t.column)?;
-    let reference = t
+    let (read, _) = median_column(f.at, f.column)?;
+    let reference = f
         .relative_to
-        .map(|other| Reference::of(&r.cells, other, |c| read(c, lookup)));
-    let cells = group(&r.cells, t.scenario, point, t.server);
-    let values: Vec<f64> = cells
-        .iter()
-        .filter(|c| c.measured())
-        .filter_map(|c| {
-            let v = read(c, lookup)?;
-            match &reference {
-                Some(reference) => reference.ratio(c, v),
-                None => Some(v),
-            }
-        })
-        .collect();
-    if let Some(spread) = Spread::of(&values) {
-        let runs = cells.len();
+        .map(|other| Reference::of(&r.cells, other.name(), |c| read(c, lookup)));
+    let spread = cells.spread(f.at, server, |c| {
+        let v = read(c, lookup)?;
+        match &reference {
+            Some(reference) => reference.ratio(c, v),
+            None => Some(v),
+        }
+    });
+    let runs = cells.runs(f.at, server);
+    if let Some(spread) = spread {
+        let runs = runs.len();
         let mut notes = Vec::new();
         if spread.runs < runs {
             notes.push(format!(
                 "{} of {runs} runs gave a figure{}",
                 spread.runs,
-                match t.relative_to {
-                    Some(other) => format!(" for both {} and {other}", t.server),
+                match f.relative_to {
+                    Some(other) => format!(" for both {server} and {other}"),
                     None => String::new(),
                 }
             ));
@@ -318,56 +495,21 @@ fn measure(r: &BenchResults, lookup: &Lookup, t: &Target) -> Result<(Spread, Vec
         return Ok((spread, notes));
     }
     // Say why: this server's runs, or the reference's.
-    let mut why = problems(&cells);
-    if let Some(other) = t.relative_to {
+    let mut why = problems(runs);
+    if let Some(other) = f.relative_to {
         why.extend(
-            problems(&group(&r.cells, t.scenario, point, other))
+            problems(cells.runs(f.at, other.name()))
                 .into_iter()
                 .map(|p| format!("{other}: {p}")),
         );
         if why.is_empty() {
-            why.push(format!("no run measured both {} and {other}", t.server));
+            why.push(format!("no run measured both {server} and {other}"));
         }
     }
     if why.is_empty() {
-        why.push(format!("no run of {} measured {:?}", t.server, t.column));
+        why.push(format!("no run of {server} measured {:?}", f.column.name()));
     }
     Err(why.join("; "))
-}
-
-/// The conditions of `t` its server's row does not meet, in words.
-fn unmet_conditions(r: &BenchResults, lookup: &Lookup, t: &Target) -> Vec<String> {
-    let Some(point) =
-        scenarios::find(t.scenario).and_then(|s| s.points.iter().position(|p| p.label == t.point))
-    else {
-        return Vec::new();
-    };
-    let cells = group(&r.cells, t.scenario, point, t.server);
-    t.only_if
-        .iter()
-        .filter_map(|cond| {
-            let (read, unit) = match median_column(t.scenario, cond.column) {
-                Ok(reader) => reader,
-                Err(e) => return Some(e),
-            };
-            let v: Vec<f64> = cells
-                .iter()
-                .filter(|c| c.measured())
-                .filter_map(|c| read(c, lookup))
-                .collect();
-            match Spread::of(&v) {
-                Some(s) if cond.bound.admits(s.median) => None,
-                Some(s) => Some(format!(
-                    "{} {} (needs {} {})",
-                    cond.column,
-                    format::number(s.median, unit),
-                    cond.bound.words(),
-                    format::number(cond.bound.value(), unit)
-                )),
-                None => Some(format!("{} not measured", cond.column)),
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -375,7 +517,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_target_names_a_real_point_and_a_median_column() {
+    fn every_target_reads_a_median_column_of_its_scenario() {
         let mut names = names();
         names.sort_unstable();
         names.dedup();
@@ -383,16 +525,9 @@ mod tests {
         for set in SETS {
             assert!(!set.targets.is_empty());
             for t in set.targets {
-                let s = scenarios::find(t.scenario).expect(t.scenario);
-                assert!(
-                    s.points.iter().any(|p| p.label == t.point),
-                    "{}: no point {}",
-                    t.label,
-                    t.point
-                );
-                assert!(median_column(t.scenario, t.column).is_ok(), "{}", t.label);
+                assert!(median_column(t.at, t.column).is_ok(), "{}", t.label);
                 for c in t.only_if {
-                    assert!(median_column(t.scenario, c.column).is_ok(), "{}", t.label);
+                    assert!(median_column(t.at, c.column).is_ok(), "{}", t.label);
                 }
             }
         }
@@ -402,5 +537,9 @@ mod tests {
     fn bounds() {
         assert!(Bound::AtMost(1.0).admits(1.0) && !Bound::AtMost(1.0).admits(1.01));
         assert!(Bound::AtLeast(2.0).admits(2.0) && !Bound::AtLeast(2.0).admits(1.99));
+        assert!(Bound::Below(1.0).admits(0.99) && !Bound::Below(1.0).admits(1.0));
+        let about = Bound::Within(4.0, 0.25);
+        assert!(about.admits(3.0) && about.admits(5.0) && !about.admits(5.1));
+        assert_eq!(about.text(Unit::Times), "within 25% of 4.000×");
     }
 }

@@ -23,8 +23,8 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::plan::Ctx;
 use super::response::{Completed, ResponseParser};
-use super::worker::Ctx;
 
 /// Read buffer per connection; a response head must fit in it.
 pub const READ_BUF: usize = 16 * 1024;

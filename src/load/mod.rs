@@ -17,6 +17,7 @@ mod human;
 mod json;
 mod merge;
 mod merge_cmd;
+mod plan;
 mod report;
 mod request;
 mod response;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::config::LoadConfig;
 use super::error::LoadError;
+use super::plan::Plan;
 use super::report::{Fairness, LatencySummary, LoadReport};
 use super::request::encode;
 use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
-use super::worker::{self, Plan};
+use super::worker;
 
 /// How long the opening probe waits for a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -2,17 +2,15 @@
 //! connections, until the end of the run.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Token};
 
 use super::conn::Conn;
+use super::plan::{Ctx, Plan};
 use super::schedule::Schedule;
 use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
 use super::timer::Timer;
@@ -25,112 +23,6 @@ const SWEEP_NS: u64 = 10_000_000;
 /// Connections opened together at the start; the next burst goes out at the
 /// next sweep.
 const OPEN_BURST: usize = 512;
-
-/// What every thread shares, read-only: the run as decided before it starts.
-#[derive(Debug)]
-pub struct Plan {
-    /// The address to connect to.
-    pub addr: SocketAddr,
-    /// `pipeline` copies of the encoded request, back to back, so that any
-    /// number of requests up to the depth is one contiguous write.
-    pub requests: Vec<u8>,
-    /// Bytes of one request.
-    pub request_len: usize,
-    /// Requests in flight per connection.
-    pub pipeline: usize,
-    /// Whether the method is HEAD (responses carry no body).
-    pub head_request: bool,
-    /// The run's time origin; every time below is ns after it.
-    pub base: Instant,
-    /// Start of the recorded window (end of the warmup).
-    pub record_from_ns: u64,
-    /// End of the run.
-    pub end_ns: u64,
-    /// Per-request timeout.
-    pub timeout_ns: u64,
-    /// Set to end the run early.
-    pub cancel: Option<Arc<AtomicBool>>,
-    /// `-n`: requests the recorded window may still send, all threads
-    /// together; `None` without a count.
-    pub budget: Option<AtomicU64>,
-    /// When the last request of the budget was taken (ns after the start;
-    /// `u64::MAX` until then): open-loop slots due after it went unsent for
-    /// want of budget, not of pipeline room, and are not counted as such.
-    pub budget_spent_ns: AtomicU64,
-}
-
-impl Plan {
-    /// Whether the run was cancelled.
-    fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-    }
-
-    /// Takes up to `wanted` requests from the budget (all of them without
-    /// one) at `now`; returns how many may be sent.
-    pub fn claim(&self, wanted: usize, now: u64) -> usize {
-        let Some(budget) = &self.budget else {
-            return wanted;
-        };
-        let mut left = budget.load(Ordering::Relaxed);
-        loop {
-            let take = left.min(wanted as u64);
-            if take == 0 {
-                return 0;
-            }
-            match budget.compare_exchange_weak(
-                left,
-                left - take,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if take == left {
-                        self.budget_spent_ns.fetch_min(now, Ordering::Relaxed);
-                    }
-                    return take as usize;
-                }
-                Err(now) => left = now,
-            }
-        }
-    }
-
-    /// Whether a budget was given and is spent.
-    fn budget_spent(&self) -> bool {
-        self.budget
-            .as_ref()
-            .is_some_and(|b| b.load(Ordering::Relaxed) == 0)
-    }
-}
-
-/// A thread's mutable context, lent to its connections.
-pub struct Ctx<'a> {
-    /// The shared plan.
-    pub plan: &'a Plan,
-    /// The thread's epoll registry.
-    pub registry: &'a Registry,
-    /// Open loop: the thread's schedule.
-    pub schedule: Option<Schedule>,
-    /// Counters.
-    pub counters: Counters,
-    /// Latency (corrected in open loop).
-    pub latency: Histogram<u64>,
-    /// Open loop: latency from the actual send.
-    pub uncorrected: Option<Histogram<u64>>,
-    /// Requests in flight on all of the thread's connections.
-    pub outstanding: usize,
-    /// Open loop: the client's lag, and the latency without it.
-    pub lag: Option<LagHistograms>,
-}
-
-impl Ctx<'_> {
-    /// Nanoseconds since the run's start (a vDSO clock read, no syscall).
-    #[inline]
-    pub fn now(&self) -> u64 {
-        self.plan.base.elapsed().as_nanos() as u64
-    }
-}
 
 /// Runs `connections` connections until the end of the plan; `rate` is this
 /// thread's share of the open-loop rate and `offset_ns` when its schedule starts.

@@ -5,11 +5,13 @@
 use std::fmt::Write;
 
 use crate::bench::analysis::{baseline_header, Analysis, BaselineTable, Verdict};
-use crate::bench::columns::{Row, Section, Unit, Value};
+use crate::bench::columns::{Section, Unit, Value};
 use crate::bench::format::{self, number, spread};
 use crate::bench::results::{BenchResults, OtherLoad, Spread};
+use crate::bench::scenarios::{PointId, ScenarioId};
 use crate::bench::targets::Checked;
 
+use super::table::{escape, Table};
 use super::{Exporter, Output, Report};
 
 /// The file name.
@@ -42,37 +44,38 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     writeln!(out, "## Machine and settings\n")?;
     write_settings(out, r)?;
     writeln!(out, "\n## Summary: the seed's table, measured\n")?;
-    out.push_str(&summary_table(a));
-    if let Some(chart) = a.charts.iter().find(|c| c.scenario == "seed") {
+    out.push_str(&summary_table(a).markdown());
+    if let Some(chart) = a.charts.iter().find(|c| c.scenario == ScenarioId::Seed) {
         writeln!(out, "\n![{}]({})", chart.title, chart.file)?;
     }
     if let Some(b) = &a.baseline {
         writeln!(out, "\n## Server CPU per request against {}\n", b.baseline)?;
         writeln!(out, "Ratios: {}.\n", b.definition)?;
-        out.push_str(&baseline_table(b));
+        out.push_str(&baseline_table(b).markdown());
     }
     if let Some(t) = &a.targets {
         writeln!(out, "\n## Targets: `{}`\n", t.set)?;
         writeln!(out, "{}.\n", t.about)?;
-        out.push_str(&targets_table(t));
+        out.push_str(&targets_table(t).markdown());
     }
     writeln!(out, "\n## The seed's claims, checked\n")?;
-    writeln!(
-        out,
-        "| the seed says | its figures | measured here | verdict | rule |"
-    )?;
-    writeln!(out, "|---|---|---|---|---|")?;
+    let mut claims = Table::new([
+        "the seed says",
+        "its figures",
+        "measured here",
+        "verdict",
+        "rule",
+    ]);
     for c in &a.claims {
-        let verdict = verdict_text(c.verdict);
-        writeln!(
-            out,
-            "| {} | {} | {} | {verdict} | {} |",
-            cell(c.claim),
-            cell(&c.seed_figure),
-            cell(&c.measured),
-            cell(&c.rule)
-        )?;
+        claims.row([
+            c.claim,
+            &c.seed_figure,
+            &c.measured,
+            verdict_text(c.verdict),
+            &c.rule,
+        ]);
     }
+    out.push_str(&claims.markdown());
     writeln!(out, "\n## Which model when\n")?;
     if a.guidance.is_empty() {
         writeln!(out, "Nothing was measured to choose from.")?;
@@ -84,10 +87,10 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     for s in &a.sections {
         writeln!(out, "\n### `{}`: {}\n", s.name, s.title)?;
         writeln!(out, "{}\n", s.question)?;
-        if let Some(t) = timing_of(r, &s.name) {
+        if let Some(t) = timing_of(r, s.name) {
             writeln!(out, "{t}\n")?;
         }
-        out.push_str(&section_table(s));
+        out.push_str(&section_table(s).markdown());
         for chart in a.charts.iter().filter(|c| c.scenario == s.name) {
             writeln!(out, "\n![{}]({})", chart.title, chart.file)?;
         }
@@ -100,7 +103,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
         )?;
     }
     for p in &a.problems {
-        writeln!(out, "- {}", cell(p))?;
+        writeln!(out, "- {}", escape(p))?;
     }
     writeln!(
         out,
@@ -147,46 +150,42 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
     } else {
         "unpinned".to_string()
     };
-    writeln!(out, "| | |\n|---|---|")?;
-    writeln!(out, "| CPU | {} × {} |", cell(&m.cpu_model), m.cpus)?;
-    writeln!(out, "| memory | {} |", format::bytes(m.memory_bytes as f64))?;
-    writeln!(out, "| kernel | {} |", cell(&m.kernel))?;
-    writeln!(
-        out,
-        "| servelab | {} at commit {} ({} build) |",
-        r.build.version, r.build.commit, r.build.profile
-    )?;
-    writeln!(out, "| started | {} |", r.started_at)?;
-    writeln!(out, "| finished | {} |", r.finished_at)?;
-    writeln!(out, "| pinning | {pinning} |")?;
+    let mut t = Table::new(["", ""]);
+    t.row(["CPU", &format!("{} × {}", m.cpu_model, m.cpus)]);
+    t.row(["memory", &format::bytes(m.memory_bytes as f64)]);
+    t.row(["kernel", &m.kernel]);
+    let build = &r.build;
+    let servelab = format!(
+        "{} at commit {} ({} build)",
+        build.version, build.commit, build.profile
+    );
+    t.row(["servelab", &servelab]);
+    t.row(["started", &r.started_at]);
+    t.row(["finished", &r.finished_at]);
+    t.row(["pinning", &pinning]);
     if let Some(other) = &s.other_load {
-        writeln!(out, "| other load | {} |", other_load(other))?;
+        t.row(["other load", &other_load(other)]);
     }
     if let Some(b) = &s.baseline {
-        writeln!(
-            out,
-            "| baseline | {b}: `{}` is each run's server CPU/req over {b}'s in the same run of the same point |",
-            baseline_header(b)
-        )?;
+        let header = baseline_header(b);
+        t.row(["baseline".to_string(), format!("{b}: `{header}` is each run's server CPU/req over {b}'s in the same run of the same point")]);
     }
-    writeln!(out, "| load threads | {} |", s.load_threads)?;
-    writeln!(out, "| open-files limit | {} |", format::count(m.fd_limit))?;
-    writeln!(out, "| profile | {} |", s.profile.name())?;
-    writeln!(
-        out,
-        "| time | planned {}, took {} |",
+    t.row(["load threads".to_string(), s.load_threads.to_string()]);
+    t.row(["open-files limit", &format::count(m.fd_limit)]);
+    t.row(["profile", s.profile.name()]);
+    let time = format!(
+        "planned {}, took {}",
         format::seconds(s.planned_s),
         format::seconds(s.elapsed_s)
-    )?;
-    writeln!(
-        out,
-        "| servers | {} |",
-        r.servers
-            .iter()
-            .map(|s| format!("{} ({})", s.name, cell(&s.description)))
-            .collect::<Vec<_>>()
-            .join("; ")
-    )?;
+    );
+    t.row(["time", &time]);
+    let servers: Vec<String> = r
+        .servers
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.description))
+        .collect();
+    t.row(["servers".to_string(), servers.join("; ")]);
+    out.push_str(&t.markdown());
     if !s.notes.is_empty() {
         writeln!(out)?;
         for n in &s.notes {
@@ -197,11 +196,11 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
 }
 
 /// How a scenario ran: runs, window, warm-up (from its cells).
-fn timing_of(r: &BenchResults, scenario: &str) -> Option<String> {
+fn timing_of(r: &BenchResults, scenario: ScenarioId) -> Option<String> {
     let cells: Vec<_> = r.cells.iter().filter(|c| c.scenario == scenario).collect();
     let first = cells.first()?;
     let runs = cells.iter().map(|c| c.run).max().unwrap_or(1);
-    let window = if scenario == "idle" {
+    let window = if scenario == ScenarioId::Idle {
         format!(
             "waiting at most {} for the answers",
             format::seconds(first.config.duration_s)
@@ -241,95 +240,86 @@ fn verdict_text(v: Verdict) -> &'static str {
     }
 }
 
-/// The checked targets as Markdown: target, server, measured, bound, verdict.
-pub fn targets_table(t: &Checked) -> String {
-    let mut out = String::new();
-    out.push_str("| target | measured | bound | verdict | notes |\n|---|---|---|---|---|\n");
+/// The checked targets: target, measured, bound, verdict, notes.
+pub fn targets_table(t: &Checked) -> Table {
+    let mut table = Table::new(["target", "measured", "bound", "verdict", "notes"]);
     for c in &t.checks {
         let tg = &c.target;
+        let column = tg.column.name();
         let what = match tg.relative_to {
-            Some(other) => format!("{}'s {} ÷ {other}'s, per run", tg.server, tg.column),
-            None => format!("{}'s {}", tg.server, tg.column),
+            Some(other) => format!("{}'s {column} ÷ {other}'s, per run", tg.server),
+            None => format!("{}'s {column}", tg.server),
         };
         let measured = c.measured.map_or("–".to_string(), |m| {
             let runs = if m.runs == 1 { "run" } else { "runs" };
             format!("{} ({}, {} {runs})", spread(m, c.unit), what, m.runs)
         });
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} {} | {} | {} |",
-            cell(tg.label),
-            cell(&measured),
-            tg.bound.words(),
-            number(tg.bound.value(), c.unit),
+        let bound = tg.bound.text(c.unit);
+        table.row([
+            tg.label,
+            &measured,
+            &bound,
             verdict_text(c.verdict),
-            cell(c.reason.as_deref().unwrap_or(""))
-        );
+            c.reason.as_deref().unwrap_or(""),
+        ]);
     }
-    out
+    table
 }
 
 /// Server CPU per request and its ratio to the baseline's: one row per
 /// server, two columns per point.
-pub fn baseline_table(b: &BaselineTable) -> String {
-    let mut points: Vec<(&str, &str)> = Vec::new();
+pub fn baseline_table(b: &BaselineTable) -> Table {
+    let mut points: Vec<PointId> = Vec::new();
     let mut servers: Vec<&str> = Vec::new();
     for e in &b.entries {
-        if !points.contains(&(e.scenario.as_str(), e.point.as_str())) {
-            points.push((&e.scenario, &e.point));
+        if !points.contains(&e.at) {
+            points.push(e.at);
         }
         if !servers.contains(&e.server.as_str()) {
             servers.push(&e.server);
         }
     }
-    let mut out = String::from("| server |");
-    for (scenario, point) in &points {
-        let _ = write!(
-            out,
-            " `{scenario}` {point}: CPU/req | `{scenario}` {point}: ÷ {} |",
-            b.baseline
-        );
+    let mut header = vec!["server".to_string()];
+    for at in &points {
+        let (scenario, point) = (at.scenario, at.label());
+        header.push(format!("`{scenario}` {point}: CPU/req"));
+        header.push(format!("`{scenario}` {point}: ÷ {}", b.baseline));
     }
-    let _ = writeln!(out, "\n|---|{}", "---|---|".repeat(points.len()));
+    let mut table = Table::new(header);
+    let show = |s: Option<Spread>, unit| s.map_or("–".to_string(), |s| spread(s, unit));
     for server in servers {
-        out.push_str(&format!("| {server} |"));
-        for (scenario, point) in &points {
-            let e = b
-                .entries
-                .iter()
-                .find(|e| e.server == server && e.scenario == *scenario && e.point == *point);
-            let show = |s: Option<Spread>, unit| s.map_or("–".to_string(), |s| spread(s, unit));
-            let _ = write!(
-                out,
-                " {} | {} |",
-                show(e.and_then(|e| e.cpu_us), Unit::Micros),
-                show(e.and_then(|e| e.ratio), Unit::Times)
-            );
+        let mut row = vec![server.to_string()];
+        for at in &points {
+            let e = b.entries.iter().find(|e| e.server == server && e.at == *at);
+            row.push(show(e.and_then(|e| e.cpu_us), Unit::Micros));
+            row.push(show(e.and_then(|e| e.ratio), Unit::Times));
         }
-        out.push('\n');
+        table.row(row);
     }
-    out
+    table
 }
 
-/// The seed's summary table as Markdown, with the ratio to the baseline's
-/// server CPU per request when there is one.
-pub fn summary_table(a: &Analysis) -> String {
-    let rows = &a.summary;
+/// The seed's summary table, with the ratio to the baseline's server CPU
+/// per request when there is one.
+pub fn summary_table(a: &Analysis) -> Table {
     let baseline = a.baseline.as_ref().map(|b| b.baseline.as_str());
-    let mut out = String::new();
-    let ratio = baseline.map_or(String::new(), |b| format!(" {} |", baseline_header(b)));
-    let _ = writeln!(
-        out,
-        "| model | concurrency model | req/s | avg latency | p99 | memory per idle connection \
-         | threads | server CPU/req |{ratio} connections served | complexity |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---|---|---|---|---|---|{}---|---|",
-        if baseline.is_some() { "---|" } else { "" }
-    );
-    for r in rows {
-        let opt = |s: Option<Spread>, unit: Unit| s.map_or("–".to_string(), |s| spread(s, unit));
+    let mut header: Vec<String> = [
+        "model",
+        "concurrency model",
+        "req/s",
+        "avg latency",
+        "p99",
+        "memory per idle connection",
+        "threads",
+        "server CPU/req",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(baseline.map(baseline_header));
+    header.extend(["connections served".into(), "complexity".into()]);
+    let mut table = Table::new(header);
+    let opt = |s: Option<Spread>, unit: Unit| s.map_or("–".to_string(), |s| spread(s, unit));
+    for r in &a.summary {
         let idle = r.idle.as_ref().map_or("–".to_string(), |i| {
             let mut text = format!("{} (at {}", spread(i.bytes, Unit::Bytes), i.point);
             if i.answered < i.connections as f64 {
@@ -337,67 +327,62 @@ pub fn summary_table(a: &Analysis) -> String {
             }
             text + ")"
         });
-        let served = r.served.map_or("–".to_string(), |(s, of)| {
-            format!("{} of {}", spread(s, Unit::Count), format::count(of))
-        });
-        let lines = r
-            .source_lines
-            .map_or("–".to_string(), |n| format!("{n} lines"));
-        let mut desc = cell(&r.description);
+        let mut desc = r.description.clone();
         if !r.problems.is_empty() {
-            desc.push_str(&format!(" ({})", cell(&r.problems.join("; "))));
+            desc.push_str(&format!(" ({})", r.problems.join("; ")));
         }
-        let ratio = match baseline {
-            Some(_) => format!(" {} |", opt(r.cpu_ratio, Unit::Times)),
-            None => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {desc} | {} | {} | {} | {idle} | {} | {} |{ratio} {served} | {lines} |",
-            r.server,
+        let mut row = vec![
+            r.server.clone(),
+            desc,
             opt(r.rps, Unit::PerSecond),
             opt(r.mean_us, Unit::Micros),
             opt(r.p99_us, Unit::Micros),
+            idle,
             opt(r.threads, Unit::Count),
             opt(r.cpu_us, Unit::Micros),
+        ];
+        if baseline.is_some() {
+            row.push(opt(r.cpu_ratio, Unit::Times));
+        }
+        row.push(r.served.map_or("–".to_string(), |(s, of)| {
+            format!("{} of {}", spread(s, Unit::Count), format::count(of))
+        }));
+        row.push(
+            r.source_lines
+                .map_or("–".to_string(), |n| format!("{n} lines")),
         );
+        table.row(row);
     }
-    out
+    table
 }
 
-fn section_table(s: &Section) -> String {
+fn section_table(s: &Section) -> Table {
     let many_points = s
         .rows
         .iter()
         .any(|r| s.rows.first().is_some_and(|f| f.point != r.point));
-    let mut out = String::new();
-    let mut header = vec!["server"];
+    let mut header = vec!["server".to_string()];
     if many_points {
-        header.insert(0, "point");
+        header.insert(0, "point".to_string());
     }
-    header.extend(s.columns.iter().map(|c| c.0.as_str()));
-    header.push("notes");
-    let _ = writeln!(out, "| {} |", header.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    header.extend(s.columns.iter().map(|c| c.0.clone()));
+    header.push("notes".to_string());
+    let mut table = Table::new(header);
     for row in &s.rows {
-        out.push_str(&table_row(row, many_points));
+        let mut cells: Vec<String> = Vec::new();
+        if many_points {
+            cells.push(row.point.clone());
+        }
+        cells.push(row.server.clone());
+        cells.extend(row.values.iter().map(value));
+        let mut notes = row.problems.clone();
+        if row.measured_runs == 0 && notes.is_empty() {
+            notes.push("no run measured".to_string());
+        }
+        cells.push(notes.join("; "));
+        table.row(cells);
     }
-    out
-}
-
-fn table_row(row: &Row, with_point: bool) -> String {
-    let mut cells: Vec<String> = Vec::new();
-    if with_point {
-        cells.push(row.point.clone());
-    }
-    cells.push(row.server.clone());
-    cells.extend(row.values.iter().map(value));
-    let mut notes = row.problems.clone();
-    if row.measured_runs == 0 && notes.is_empty() {
-        notes.push("no run measured".to_string());
-    }
-    cells.push(cell(&notes.join("; ")));
-    format!("| {} |\n", cells.join(" | "))
+    table
 }
 
 fn value(v: &Value) -> String {
@@ -412,9 +397,4 @@ fn value(v: &Value) -> String {
             .join(", "),
         Value::Missing => "–".to_string(),
     }
-}
-
-/// Text made safe for a table cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }

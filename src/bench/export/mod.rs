@@ -4,6 +4,7 @@
 pub mod json;
 pub mod markdown;
 pub mod svg;
+pub mod table;
 
 use super::analysis::Analysis;
 use super::results::BenchResults;

@@ -1,0 +1,89 @@
+//! One table value for every table the bench writes, and its two writers:
+//! Markdown (REPORT.md, the README block) and the terminal (comfy-table).
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+
+/// A header and rows of cell texts, as they read (the writers escape them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    /// The header's cells (all empty: a table without a header line's text).
+    pub header: Vec<String>,
+    /// The rows, each as wide as the header.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with this header and no rows yet.
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Table {
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+
+    /// The table as Markdown: `| a | b |` lines, `|` and line breaks in a
+    /// cell escaped; a header of empty cells is written `| | |`.
+    pub fn markdown(&self) -> String {
+        let line = |cells: &[String]| {
+            if cells.iter().all(String::is_empty) {
+                format!("|{}\n", " |".repeat(cells.len()))
+            } else {
+                let cells: Vec<String> = cells.iter().map(|c| escape(c)).collect();
+                format!("| {} |\n", cells.join(" | "))
+            }
+        };
+        let mut out = line(&self.header);
+        out.push_str(&format!("|{}\n", "---|".repeat(self.header.len())));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        out
+    }
+
+    /// The table for a terminal: aligned columns with borders, without
+    /// Markdown's `**` emphasis.
+    pub fn terminal(&self) -> String {
+        let plain = |cells: &[String]| -> Vec<String> {
+            cells.iter().map(|c| c.replace("**", "")).collect()
+        };
+        let mut t = comfy_table::Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_header(plain(&self.header));
+        for row in &self.rows {
+            t.add_row(plain(row));
+        }
+        t.to_string()
+    }
+}
+
+/// Text made safe for a Markdown table cell.
+pub fn escape(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_and_terminal() {
+        let mut t = Table::new(["server", "req/s"]);
+        t.row(["a|b", "**1,000**"]);
+        t.row(["c", ""]);
+        assert_eq!(
+            t.markdown(),
+            "| server | req/s |\n|---|---|\n| a\\|b | **1,000** |\n| c |  |\n"
+        );
+        assert_eq!(Table::new(["", ""]).markdown(), "| | |\n|---|---|\n");
+        let text = t.terminal();
+        assert!(text.contains("server") && text.contains("a|b"));
+        assert!(text.contains(" 1,000 ") && !text.contains("**"), "{text}");
+        let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+}
