@@ -1,24 +1,22 @@
-//! One load thread: an edge-triggered epoll loop (mio) over its share of the
-//! connections, until the end of the run.
+//! One load thread: the event loop over its share of the connections, until
+//! the end of the run. The loop (schedule, sweeps, the end) is the same on
+//! every engine; waiting and moving bytes is the engine's ([`Driver`]).
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::conn::Conn;
+use super::engine::{Engine, Io};
+use super::epoll_io::EpollDriver;
 use super::schedule::Schedule;
 use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
-use super::timer::Timer;
+use super::uring_io::UringDriver;
 
-/// The timer's token: past any connection index.
-const TIMER: Token = Token(usize::MAX);
 /// Timeouts and connect retries are checked this often (or four times per
 /// timeout, if that is shorter).
 const SWEEP_NS: u64 = 10_000_000;
@@ -61,7 +59,7 @@ pub struct Plan {
 
 impl Plan {
     /// Whether the run was cancelled.
-    fn cancelled(&self) -> bool {
+    pub fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::Relaxed))
@@ -97,7 +95,7 @@ impl Plan {
     }
 
     /// Whether a budget was given and is spent.
-    fn budget_spent(&self) -> bool {
+    pub fn budget_spent(&self) -> bool {
         self.budget
             .as_ref()
             .is_some_and(|b| b.load(Ordering::Relaxed) == 0)
@@ -105,11 +103,11 @@ impl Plan {
 }
 
 /// A thread's mutable context, lent to its connections.
-pub struct Ctx<'a> {
+pub struct Ctx<'a, I> {
     /// The shared plan.
     pub plan: &'a Plan,
-    /// The thread's epoll registry.
-    pub registry: &'a Registry,
+    /// The thread's I/O engine: its sockets.
+    pub io: I,
     /// Open loop: the thread's schedule.
     pub schedule: Option<Schedule>,
     /// Counters.
@@ -124,7 +122,7 @@ pub struct Ctx<'a> {
     pub lag: Option<LagHistograms>,
 }
 
-impl Ctx<'_> {
+impl<I> Ctx<'_, I> {
     /// Nanoseconds since the run's start (a vDSO clock read, no syscall).
     #[inline]
     pub fn now(&self) -> u64 {
@@ -132,34 +130,60 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs `connections` connections until the end of the plan; `rate` is this
-/// thread's share of the open-loop rate and `offset_ns` when its schedule starts.
+/// An engine's event loop: the sockets ([`Driver::Io`], lent to the slots
+/// through [`Ctx`]) and the waiting.
+pub trait Driver<'a>: Sized {
+    /// The sockets' side, which the slots call.
+    type Io: Io;
+
+    /// A driver for `connections` slots running `plan`; `open_loop` says
+    /// whether it will be asked to wake for schedule slots.
+    fn new(plan: &'a Plan, connections: usize, open_loop: bool) -> io::Result<(Self, Self::Io)>;
+
+    /// Sends what the slots queued, waits for events until `wake` (ns after
+    /// the start) or, in open loop, the next schedule slot `due`, and hands
+    /// what happened to the slots. Hands nothing over once the run's end
+    /// has passed.
+    fn wait(
+        &mut self,
+        ctx: &mut Ctx<'a, Self::Io>,
+        conns: &mut [Conn],
+        now: u64,
+        wake: u64,
+        due: Option<u64>,
+    ) -> io::Result<()>;
+
+    /// Once every slot is finished (closed): waits for the engine's
+    /// operations still under way to end.
+    fn finish(&mut self, ctx: &mut Ctx<'a, Self::Io>);
+}
+
+/// Runs `connections` connections on `engine` until the end of the plan;
+/// `rate` is this thread's share of the open-loop rate and `offset_ns` when
+/// its schedule starts.
 pub fn run(
     plan: &Plan,
+    engine: Engine,
     connections: usize,
     rate: Option<f64>,
     offset_ns: f64,
 ) -> io::Result<ThreadStats> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(connections.clamp(16, 1024));
-    let timer = match rate {
-        Some(_) => {
-            let timer = Timer::new()?;
-            poll.registry().register(
-                &mut SourceFd(&timer.as_raw_fd()),
-                TIMER,
-                Interest::READABLE,
-            )?;
-            Some(timer)
-        }
-        None => None,
-    };
-    // A second handle on the same epoll instance, so that connections can
-    // (re)register while the loop holds `poll` for waiting.
-    let registry = poll.registry().try_clone()?;
+    match engine {
+        Engine::Epoll => run_on::<EpollDriver>(plan, connections, rate, offset_ns),
+        Engine::Uring => run_on::<UringDriver>(plan, connections, rate, offset_ns),
+    }
+}
+
+fn run_on<'a, D: Driver<'a>>(
+    plan: &'a Plan,
+    connections: usize,
+    rate: Option<f64>,
+    offset_ns: f64,
+) -> io::Result<ThreadStats> {
+    let (mut driver, io) = D::new(plan, connections, rate.is_some())?;
     let mut ctx = Ctx {
         plan,
-        registry: &registry,
+        io,
         schedule: rate.map(|r| Schedule::new(r, connections, offset_ns)),
         counters: Counters::default(),
         latency: new_histogram(),
@@ -184,7 +208,6 @@ pub fn run(
     }
     let mut next_sweep = now + sweep_every;
     let mut cursor = 0u64;
-    let mut armed_for = u64::MAX;
     let mut ended_ns;
     loop {
         let now = ctx.now();
@@ -194,16 +217,13 @@ pub fn run(
         if now >= plan.end_ns || plan.cancelled() || (ctx.outstanding == 0 && plan.budget_spent()) {
             break;
         }
-        if let (Some(schedule), Some(timer)) = (ctx.schedule, &timer) {
+        let mut due = None;
+        if let Some(schedule) = ctx.schedule {
             while schedule.slot_time(cursor) <= now {
                 conns[schedule.owner(cursor)].fill(&mut ctx, now);
                 cursor += 1;
             }
-            let due = schedule.slot_time(cursor);
-            if due < plan.end_ns && due != armed_for {
-                timer.arm_in(due - now)?;
-                armed_for = due;
-            }
+            due = Some(schedule.slot_time(cursor)).filter(|&due| due < plan.end_ns);
         }
         if now >= next_sweep {
             for conn in &mut conns {
@@ -212,29 +232,7 @@ pub fn run(
             next_sweep = now + sweep_every;
         }
         let wake = next_sweep.min(plan.end_ns);
-        match poll.poll(
-            &mut events,
-            Some(Duration::from_nanos(wake.saturating_sub(now))),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let now = ctx.now();
-        if now >= plan.end_ns {
-            ended_ns = now;
-            break;
-        }
-        for event in events.iter() {
-            match event.token() {
-                TIMER => {
-                    if let Some(timer) = &timer {
-                        timer.clear();
-                    }
-                }
-                Token(i) => conns[i].on_event(&mut ctx, event, now),
-            }
-        }
+        driver.wait(&mut ctx, &mut conns, now, wake, due)?;
     }
     let ended_ns = ended_ns.min(plan.end_ns);
     let mut per_connection = Vec::with_capacity(connections);
@@ -243,6 +241,7 @@ pub fn run(
         conn.finish(&mut ctx, stop_ns);
         per_connection.push(conn.completed());
     }
+    driver.finish(&mut ctx);
     Ok(ThreadStats {
         counters: ctx.counters,
         latency: ctx.latency,
