@@ -37,6 +37,12 @@ impl Engine {
         }
     }
 
+    /// Whether the io_uring engine can run on this machine: `Ok`, or why
+    /// not (probed once per process).
+    pub fn uring_availability() -> Result<(), String> {
+        client_availability()
+    }
+
     /// The engine a run uses when `asked` for one (or for none: io_uring
     /// where this kernel allows it, else epoll), with why in words. Asking
     /// for io_uring where it cannot run is an error that says why.
