@@ -59,7 +59,7 @@ impl Engine {
             None => match client_availability() {
                 Ok(()) => Ok((
                     Engine::Uring,
-                    "the default where io_uring is available (--engine epoll for the other)".into(),
+                    "the default where io_uring is available; --engine epoll for the other".into(),
                 )),
                 Err(why) => Ok((Engine::Epoll, format!("io_uring is not available: {why}"))),
             },

@@ -430,3 +430,27 @@ impl Drop for UringDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot, generation (30 bits, wrapping) and operation come back out
+    /// of a completion's user data.
+    #[test]
+    fn user_data_round_trips() {
+        for (slot, generation, op) in [
+            (0, 0, CONNECT),
+            (7, 1, RECV),
+            (65_535, 0x3FFF_FFFF, SEND),
+            (u32::MAX as usize, 12, CANCEL),
+        ] {
+            assert_eq!(
+                decode(user_data(slot, generation, op)),
+                (slot, generation, op)
+            );
+        }
+        // A generation past 30 bits wraps, as `current` compares it.
+        assert_eq!(decode(user_data(3, 0x4000_0001, RECV)).1, 1);
+    }
+}

@@ -1,6 +1,8 @@
 //! Creating a ring with the cheapest setup the kernel offers, and the one
 //! check of whether v5 can run here at all: io_uring present and permitted,
-//! the opcodes it submits, provided buffer rings and multishot recv.
+//! the opcodes it submits, provided buffer rings and multishot recv. The
+//! load generator's io_uring engine (`crate::load`) makes the same check
+//! for the opcodes it submits, and uses the same rings.
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
