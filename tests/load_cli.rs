@@ -3,6 +3,7 @@
 
 #[allow(unused_macros)]
 mod common;
+#[macro_use]
 mod load_support;
 
 use std::io::{ErrorKind, Read, Write};
@@ -15,10 +16,12 @@ use std::time::{Duration, Instant};
 use load_support::{RawServer, OK};
 use servelab::models::{Model, Server, ServerConfig};
 
+/// `servelab load` with `args`, on the current test's engine.
 fn load(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_servelab"))
         .arg("load")
         .args(args)
+        .args(load_support::engine_args())
         .output()
         .unwrap()
 }
@@ -160,7 +163,6 @@ fn bad_input_gets_a_clear_error_and_a_failing_exit() {
     }
 }
 
-#[test]
 fn human_and_json_reports() {
     let server = Server::start(
         Model::Threaded,
@@ -292,7 +294,6 @@ fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
 
 /// oha's and hey's `-n N`: exactly N requests reach the server, each is
 /// answered, and the run ends when they are (long before the time limit).
-#[test]
 fn n_sends_exactly_n_requests_and_ends_when_they_are_answered() {
     let (server, _, heads) = recording_server();
     let start = Instant::now();
@@ -362,7 +363,6 @@ fn n_sends_exactly_n_requests_and_ends_when_they_are_answered() {
 
 /// `-n` against a server that never answers stops at the time limit, and
 /// says so.
-#[test]
 fn n_is_bounded_by_the_time_limit() {
     let server = load_support::stalled();
     let start = Instant::now();
@@ -378,7 +378,6 @@ fn n_is_bounded_by_the_time_limit() {
 
 /// oha's `-m` and `-b`, hey's `-D FILE`: the body goes out with its
 /// Content-Length, on every request.
-#[test]
 fn method_and_body_are_sent_with_a_content_length() {
     let (server, bytes, _) = recording_server();
     let out = load(&[
@@ -424,7 +423,6 @@ fn method_and_body_are_sent_with_a_content_length() {
 
 /// `http://[::1]:PORT/` loads an IPv6 loopback server (where the machine
 /// has IPv6).
-#[test]
 fn ipv6_loopback_in_brackets() {
     let server = match Server::start(Model::Event, ServerConfig::new("[::1]:0".parse().unwrap())) {
         Ok(server) => server,
@@ -445,6 +443,88 @@ fn ipv6_loopback_in_brackets() {
     server.shutdown();
 }
 
+/// The descriptors of process `pid`, as /proc names them
+/// (`anon_inode:[io_uring]`, `socket:[...]`, ...).
+fn descriptors(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|target| target.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `--engine` (and `SERVELAB_LOAD_ENGINE`) pick the engine, the process
+/// runs on that one (an epoll instance or an io_uring among its
+/// descriptors, not the other), and stderr names it and why.
+#[test]
+fn the_engine_asked_for_is_the_one_that_runs_and_it_is_named() {
+    let server = Server::start(
+        Model::Threaded,
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap();
+    let url = format!("http://{}/", server.local_addr());
+    let uring = servelab::load::Engine::uring_availability();
+    let mut cases = vec![
+        (
+            vec!["--engine", "epoll"],
+            None,
+            "engine: epoll (asked for with --engine)",
+        ),
+        (
+            vec![],
+            Some("epoll"),
+            "engine: epoll (asked for with --engine)",
+        ),
+    ];
+    match &uring {
+        Ok(()) => {
+            cases.push((
+                vec!["--engine", "uring"],
+                None,
+                "engine: uring (asked for with --engine)",
+            ));
+            cases.push((
+                vec![],
+                None,
+                "engine: uring (the default where io_uring is available",
+            ));
+        }
+        Err(_) => cases.push((vec![], None, "engine: epoll (io_uring is not available: ")),
+    }
+    for (args, env, named) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
+        command
+            .args(["load", "-c", "2", "-d", "1500ms"])
+            .args(&args)
+            .arg(&url)
+            .env_remove("SERVELAB_LOAD_ENGINE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(engine) = env {
+            command.env("SERVELAB_LOAD_ENGINE", engine);
+        }
+        let child = command.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let fds = descriptors(child.id());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?} {env:?}: {stderr}");
+        let ran_uring = named.contains("engine: uring");
+        let has = |kind: &str| fds.iter().any(|fd| fd.contains(kind));
+        assert_eq!(has("[io_uring]"), ran_uring, "{args:?} {env:?}: {fds:?}");
+        assert_eq!(has("[eventpoll]"), !ran_uring, "{args:?} {env:?}: {fds:?}");
+    }
+    if let Err(why) = uring {
+        let stderr = refused(&["--engine", "uring", &url], 1);
+        assert!(stderr.contains(&why), "{stderr}");
+    }
+    server.shutdown();
+}
+
 /// Runs a 10 s load, sends SIGINT after 300 ms, and returns its exit status
 /// and stdout.
 fn interrupted(extra: &[&str]) -> (Option<i32>, String) {
@@ -456,6 +536,7 @@ fn interrupted(extra: &[&str]) -> (Option<i32>, String) {
     let url = format!("http://{}/", server.local_addr());
     let child = Command::new(env!("CARGO_BIN_EXE_servelab"))
         .args(["load", "-c", "2", "-d", "10s"])
+        .args(load_support::engine_args())
         .args(extra)
         .arg(&url)
         .stdout(Stdio::piped())
@@ -480,7 +561,6 @@ fn interrupted(extra: &[&str]) -> (Option<i32>, String) {
 
 /// Ctrl-C prints the report of what was measured so far, marked
 /// interrupted, and exits 130, as wrk and oha do.
-#[test]
 fn ctrl_c_prints_the_partial_report_and_exits_130() {
     let (code, text) = interrupted(&[]);
     assert_eq!(code, Some(130), "{text}");
@@ -501,3 +581,12 @@ fn ctrl_c_prints_the_partial_report_and_exits_130() {
     assert!(elapsed > 0.0 && elapsed < 5.0, "{json}");
     assert_eq!(json_field(&json, "duration_s"), "10", "{json}");
 }
+
+on_both_engines!(
+    human_and_json_reports,
+    n_sends_exactly_n_requests_and_ends_when_they_are_answered,
+    n_is_bounded_by_the_time_limit,
+    method_and_body_are_sent_with_a_content_length,
+    ipv6_loopback_in_brackets,
+    ctrl_c_prints_the_partial_report_and_exits_130,
+);

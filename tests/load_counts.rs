@@ -1,6 +1,7 @@
 //! The load generator's counts against servelab's own models and raw test
 //! servers, over real sockets: every request sent is accounted for.
 
+#[macro_use]
 mod load_support;
 
 use std::sync::atomic::Ordering;
@@ -16,7 +17,6 @@ fn start(model: Model) -> Server {
     Server::start(model, ServerConfig::new("127.0.0.1:0".parse().unwrap())).unwrap()
 }
 
-#[test]
 fn a_server_that_answers_k_then_closes_gives_exactly_k_responses() {
     const K: u64 = 300;
     let (server, answered) = answers_k_then_closes(K);
@@ -41,7 +41,6 @@ fn a_server_that_answers_k_then_closes_gives_exactly_k_responses() {
     assert!(r.counters.connect_errors > 0, "{:?}", r.counters);
 }
 
-#[test]
 fn a_stalled_server_yields_timeouts_and_unanswered_requests() {
     let server = stalled();
     let mut cfg = config(&server.url(), 3, Duration::from_millis(1300));
@@ -63,7 +62,6 @@ fn a_stalled_server_yields_timeouts_and_unanswered_requests() {
     assert!(text.contains("3 of 3 connections were starved"), "{text}");
 }
 
-#[test]
 fn the_sequential_model_under_ten_connections_starves_nine() {
     let server = start(Model::Sequential);
     let cfg = config(
@@ -88,7 +86,6 @@ fn the_sequential_model_under_ten_connections_starves_nine() {
     server.shutdown();
 }
 
-#[test]
 fn pipelined_responses_are_framed_in_order_across_split_writes() {
     let server = mixed_framing();
     let mut cfg = config(&server.url(), 1, Duration::from_millis(800));
@@ -112,7 +109,6 @@ fn pipelined_responses_are_framed_in_order_across_split_writes() {
     assert_eq!(r.ok_responses(), c.responses - expected_404);
 }
 
-#[test]
 fn pipelined_load_on_the_threaded_model_gets_every_response() {
     let server = start(Model::Threaded);
     let mut cfg = config(
@@ -143,7 +139,6 @@ fn pipelined_load_on_the_threaded_model_gets_every_response() {
     server.shutdown();
 }
 
-#[test]
 fn statuses_outside_2xx_3xx_are_counted_per_code() {
     let server = start(Model::Pool);
     let mut cfg = config(
@@ -168,7 +163,6 @@ fn statuses_outside_2xx_3xx_are_counted_per_code() {
     server.shutdown();
 }
 
-#[test]
 fn the_warmup_is_not_recorded() {
     // All 50 answers fall in the warmup: the recorded window sees none.
     let (server, answered) = answers_k_then_closes(50);
@@ -181,7 +175,6 @@ fn the_warmup_is_not_recorded() {
     assert!(r.counters.connect_errors > 0, "{:?}", r.counters);
 }
 
-#[test]
 fn threads_beyond_connections_are_clamped_with_a_note() {
     let server = start(Model::Threaded);
     let mut cfg = config(
@@ -197,3 +190,14 @@ fn threads_beyond_connections_are_clamped_with_a_note() {
     assert_accounted(&r);
     server.shutdown();
 }
+
+on_both_engines!(
+    a_server_that_answers_k_then_closes_gives_exactly_k_responses,
+    a_stalled_server_yields_timeouts_and_unanswered_requests,
+    the_sequential_model_under_ten_connections_starves_nine,
+    pipelined_responses_are_framed_in_order_across_split_writes,
+    pipelined_load_on_the_threaded_model_gets_every_response,
+    statuses_outside_2xx_3xx_are_counted_per_code,
+    the_warmup_is_not_recorded,
+    threads_beyond_connections_are_clamped_with_a_note,
+);

@@ -1,5 +1,8 @@
 //! `servelab merge`: results of `servelab load --json` runs added into one.
 
+#[macro_use]
+mod load_support;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -76,6 +79,7 @@ fn two_clients_at_once(dir: &Dir, url: &str, extra: &[&str], tag: &str) -> [Path
         .map(|f| {
             servelab()
                 .args(["load", "-c", "2", "-d", "1s", "--json"])
+                .args(load_support::engine_args())
                 .args(extra)
                 .arg(url)
                 .stdout(File::create(f).unwrap())
@@ -90,11 +94,12 @@ fn two_clients_at_once(dir: &Dir, url: &str, extra: &[&str], tag: &str) -> [Path
     files
 }
 
-#[test]
 fn two_clients_at_once_merge_into_their_sum() {
     let server = threaded_server();
     let url = format!("http://{}/", server.local_addr());
-    let dir = Dir::new("sum");
+    // A folder per engine: both run at once.
+    let engine = load_support::engine().map_or("default", |e| e.name());
+    let dir = Dir::new(&format!("sum-{engine}"));
     for (tag, extra) in [("closed", &[][..]), ("open", &["--rate", "1000"][..])] {
         let [a, b] = two_clients_at_once(&dir, &url, extra, tag);
         let (sa, sb) = (summary(&a), summary(&b));
@@ -182,6 +187,7 @@ fn base_result() -> Value {
     let mut config = LoadConfig::new(&format!("http://{}/", server.local_addr())).unwrap();
     config.connections = 2;
     config.duration = Duration::from_millis(200);
+    config.engine = load_support::engine();
     let report = run_load(&config).unwrap();
     server.shutdown();
     serde_json::from_str(&report_json(&report)).unwrap()
@@ -358,3 +364,5 @@ fn windows_that_do_not_overlap_are_warned_of() {
     assert!(out.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), base);
 }
+
+on_both_engines!(two_clients_at_once_merge_into_their_sum);

@@ -1,6 +1,7 @@
 //! Open loop (`--rate`): pacing, and the coordinated-omission correction.
 //! The tests run one at a time: each measures timing on a shared machine.
 
+#[macro_use]
 mod load_support;
 
 use std::sync::Mutex;
@@ -12,7 +13,6 @@ use servelab::models::{Model, Server, ServerConfig};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-#[test]
 fn the_offered_rate_stays_within_two_percent_of_the_target() {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(
@@ -52,7 +52,6 @@ fn the_offered_rate_stays_within_two_percent_of_the_target() {
 const STALL_AT: Duration = Duration::from_millis(600);
 const STALL: Duration = Duration::from_millis(500);
 
-#[test]
 fn a_stall_raises_the_corrected_p99_but_not_the_uncorrected_figures() {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let half_stall = STALL.as_nanos() as u64 / 2;
@@ -117,7 +116,6 @@ fn a_stall_raises_the_corrected_p99_but_not_the_uncorrected_figures() {
 /// long page fault would stop it), the corrected latency charges the pause
 /// to the server; the client's lag shows it as the client's own, and the
 /// latency without it stays small.
-#[test]
 fn a_paused_client_shows_in_its_lag_not_in_the_servers_share() {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const PAUSE: Duration = Duration::from_millis(60);
@@ -167,3 +165,9 @@ fn a_paused_client_shows_in_its_lag_not_in_the_servers_share() {
     assert!(stderr.contains("warning: the client's own lag"), "{stderr}");
     server.shutdown();
 }
+
+on_both_engines!(
+    the_offered_rate_stays_within_two_percent_of_the_target,
+    a_stall_raises_the_corrected_p99_but_not_the_uncorrected_figures,
+    a_paused_client_shows_in_its_lag_not_in_the_servers_share,
+);

@@ -76,7 +76,7 @@ impl BufferPool {
     /// instead, so that the pool's memory follows the batches of small
     /// responses it serves, not the largest body it ever sent.
     pub(crate) fn put_output(&mut self, mut buffer: Vec<u8>) {
-        if buffer.capacity() > super::conn::MAX_PENDING_OUTPUT {
+        if buffer.capacity() > super::limits::MAX_PENDING_OUTPUT {
             return;
         }
         buffer.clear();

@@ -26,7 +26,7 @@ use super::buffers::{BufferPool, INPUT_BUFFER};
 use super::chunked::ChunkedDecoder;
 use super::date::DateCache;
 use super::handler::{Answer, Handler, Ticket};
-use super::limits::{Limits, MAX_HEADERS_CAP};
+use super::limits::{Limits, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
 use super::request::{parse_head, Framing, Head, HeadParse, Version};
 use super::response::{encode, ConnectionHeader, Reply};
 use super::status::Status;
@@ -42,15 +42,6 @@ use super::Now;
 /// anyway, so draining up to it costs no more than closing would, and keeps
 /// the connection.
 pub const MAX_DISCARD: u64 = 256 * 1024;
-
-/// The most response bytes a connection holds unwritten before it stops
-/// answering the requests it has buffered (64 KiB): past it, the next
-/// buffered request is answered once the output is written
-/// ([`Conn::consume_output`]). Pipelined small responses never reach it (a
-/// batch of 16 is under 2 KiB); a large body (`--body`) reaches it with
-/// every response, so a client pipelining many requests for one costs the
-/// server one response's worth of memory at a time, not one per request.
-pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
 /// Where the connection is in the request cycle; it picks the deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,3 +46,12 @@ impl Limits {
         self.max_request_line + 2 + self.max_header_bytes
     }
 }
+
+/// The most response bytes a connection holds unwritten before it stops
+/// answering the requests it has buffered (64 KiB): past it, the next
+/// buffered request is answered once the output is written
+/// ([`super::Conn::consume_output`]). Pipelined small responses never reach it (a
+/// batch of 16 is under 2 KiB); a large body (`--body`) reaches it with
+/// every response, so a client pipelining many requests for one costs the
+/// server one response's worth of memory at a time, not one per request.
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;

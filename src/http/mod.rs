@@ -40,10 +40,10 @@ mod status;
 
 pub use buffers::{BufferPool, INPUT_BUFFER, OUTPUT_BUFFER};
 pub use chunked::{ChunkedDecoder, Decoded};
-pub use conn::{Conn, Phase, MAX_DISCARD, MAX_PENDING_OUTPUT};
+pub use conn::{Conn, Phase, MAX_DISCARD};
 pub use date::{render as render_date, DateCache, IMF_FIXDATE_LEN};
 pub use handler::{Answer, Handler, Pending, Ticket};
-pub use limits::{Limits, MAX_HEADERS_CAP};
+pub use limits::{Limits, MAX_HEADERS_CAP, MAX_PENDING_OUTPUT};
 pub use request::{parse_head, Framing, Head, HeadParse, Request, Version};
 pub use response::{encode, ConnectionHeader, Reply};
 pub use status::Status;

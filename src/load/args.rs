@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::units::{parse_duration, positive_duration};
 
 use super::config::LoadConfig;
+use super::engine::Engine;
 use super::error::LoadError;
 
 /// Drives an HTTP/1.1 server with load and reports what happened, hiding
@@ -81,6 +82,11 @@ pub struct LoadArgs {
     /// -D for a body.
     #[arg(short = 's', long, value_name = "SCRIPT")]
     pub script: Option<String>,
+    /// I/O engine: uring (one io_uring per thread, batched sends, multishot
+    /// recv into a buffer ring) or epoll [default: uring where the kernel
+    /// allows it, else epoll; stderr says which ran and why].
+    #[arg(long, value_enum, env = "SERVELAB_LOAD_ENGINE")]
+    pub engine: Option<Engine>,
     /// Print the full result as one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -119,6 +125,7 @@ impl LoadArgs {
         config.rate = self.rate;
         config.method = self.method.clone();
         config.allow_remote = self.allow_remote;
+        config.engine = self.engine;
         for header in &self.headers {
             config.header(header)?;
         }

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::engine::Engine;
 use super::error::LoadError;
 use super::request::{check_method, encode, parse_header};
 use super::target::Target;
@@ -46,6 +47,9 @@ pub struct LoadConfig {
     /// Open loop at this many requests/s over all connections; `None` is
     /// closed loop (each connection sends as soon as its responses arrive).
     pub rate: Option<f64>,
+    /// The I/O engine; `None` (the default) is io_uring where this kernel
+    /// allows it, else epoll ([`Engine::choose`]).
+    pub engine: Option<Engine>,
     /// Allow a target outside loopback.
     pub allow_remote: bool,
     /// Ends the run early when set (checked at least every 10 ms): what was
@@ -70,6 +74,7 @@ impl LoadConfig {
             timeout: Duration::from_secs(2),
             pipeline: 1,
             rate: None,
+            engine: None,
             allow_remote: false,
             cancel: None,
         })

@@ -1,5 +1,9 @@
-//! One connection slot of a load thread: its socket (replaced when it ends),
-//! read buffer, response parser and the send times of its requests in flight.
+//! One connection slot of a load thread: its read buffer, response parser
+//! and the send times of its requests in flight. Its socket (replaced when
+//! it ends) belongs to the thread's I/O engine ([`super::engine::Io`]): the
+//! slot decides what to send and frames what arrives, the same on every
+//! engine; the engine moves the bytes and reports back through the `on_*`
+//! methods.
 //!
 //! Responses on a connection come back in request order (HTTP/1.1), so the
 //! in-flight requests form a FIFO queue: each completed response pops the
@@ -17,12 +21,8 @@
 //! server does not.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
 
-use mio::event::Event;
-use mio::net::TcpStream;
-use mio::{Interest, Token};
-
+use super::engine::Io;
 use super::plan::Ctx;
 use super::response::{Completed, ResponseParser};
 
@@ -59,10 +59,7 @@ enum State {
 /// One connection slot.
 pub struct Conn {
     index: usize,
-    stream: Option<TcpStream>,
     state: State,
-    /// Registered for WRITABLE too (while connecting or with a write pending).
-    want_write: bool,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -88,9 +85,7 @@ impl Conn {
     pub fn new(index: usize, pipeline: usize, head_request: bool) -> Conn {
         Conn {
             index,
-            stream: None,
             state: State::Closed { retry_at: 0 },
-            want_write: false,
             buf: vec![0; READ_BUF].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -116,56 +111,80 @@ impl Conn {
         self.state = State::Closed { retry_at: at };
     }
 
+    /// Whether a connect is under way.
+    pub fn is_connecting(&self) -> bool {
+        matches!(self.state, State::Connecting { .. })
+    }
+
+    /// Whether the connection is open.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether request bytes wait to be written (or, on io_uring, for their
+    /// send to complete).
+    pub fn is_sending(&self) -> bool {
+        self.write_from < self.write_to
+    }
+
     /// Starts a nonblocking connect.
-    pub fn connect(&mut self, ctx: &mut Ctx<'_>, now: u64) {
-        let attempt = TcpStream::connect(ctx.plan.addr).and_then(|mut stream| {
-            stream.set_nodelay(true)?;
-            ctx.registry.register(
-                &mut stream,
-                Token(self.index),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(stream)
-        });
-        match attempt {
-            Ok(stream) => {
-                self.stream = Some(stream);
-                self.want_write = true;
-                self.state = State::Connecting { since: now };
-            }
+    pub fn connect<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
+        match ctx.io.connect(self.index, ctx.plan.addr) {
+            Ok(()) => self.state = State::Connecting { since: now },
             Err(_) => self.connect_failed(ctx, now),
         }
     }
 
-    /// Handles a readiness event for this slot's socket.
-    pub fn on_event(&mut self, ctx: &mut Ctx<'_>, event: &Event, now: u64) {
-        match self.state {
-            State::Closed { .. } => {}
-            State::Connecting { .. } => self.finish_connect(ctx, event, now),
-            State::Open => {
-                let flushed = event.is_writable() && self.write_from < self.write_to;
-                if flushed && !self.flush(ctx, now) {
-                    return;
-                }
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.on_readable(ctx, now, event.is_read_closed());
-                } else if flushed {
-                    // The server took the pending bytes: send what fell due
-                    // meanwhile now, not at the next slot or response.
-                    self.fill(ctx, now);
-                }
-            }
+    /// The engine's answer to [`Conn::connect`]: connected or not.
+    pub fn on_connect<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, connected: bool, now: u64) {
+        if !self.is_connecting() {
+            return;
+        }
+        if connected {
+            self.state = State::Open;
+            self.opened_at = now;
+            self.fill(ctx, now);
+        } else {
+            self.close(ctx);
+            self.connect_failed(ctx, now);
         }
     }
 
+    /// `n` more of the pending request bytes went out (io_uring), or more
+    /// may go (epoll, `n` = 0): sends the rest, and once all is out, what
+    /// fell due meanwhile. False if the connection failed.
+    pub fn on_sent<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, n: usize, now: u64) -> bool {
+        if !self.is_open() || !self.is_sending() {
+            return true;
+        }
+        self.write_from += n;
+        if !self.flush(ctx, now) {
+            return false;
+        }
+        if !self.is_sending() {
+            // The server took the pending bytes: send what fell due
+            // meanwhile now, not at the next slot or response.
+            self.fill(ctx, now);
+        }
+        true
+    }
+
+    /// A send failed: the connection is replaced.
+    pub fn on_send_error<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
+        if now >= ctx.plan.record_from_ns {
+            ctx.counters.write_errors += 1;
+        }
+        self.fail(ctx, now);
+    }
+
     /// Periodic check: timeouts of requests and connects, and retries.
-    pub fn sweep(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+    pub fn sweep<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
         let timeout = ctx.plan.timeout_ns;
         match self.state {
             State::Closed { retry_at } if now >= retry_at => self.connect(ctx, now),
             State::Closed { .. } => {}
             State::Connecting { since } if now.saturating_sub(since) >= timeout => {
-                self.close();
+                self.close(ctx);
                 self.connect_failed(ctx, now);
             }
             State::Connecting { .. } => {}
@@ -198,7 +217,7 @@ impl Conn {
     /// Sends what this slot may send now: in closed loop, enough to bring
     /// its in-flight requests up to the pipeline depth; in open loop, its
     /// schedule slots that are due, as far as the pipeline depth allows.
-    pub fn fill(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+    pub fn fill<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
         if self.state != State::Open || self.write_from < self.write_to {
             return;
         }
@@ -272,7 +291,7 @@ impl Conn {
     /// The run is over (at `stop_ns`): requests still in flight are
     /// unanswered, and in open loop, slots in the window due before the stop
     /// that this slot never got to send are counted.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, stop_ns: u64) {
+    pub fn finish<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, stop_ns: u64) {
         let record_from = ctx.plan.record_from_ns;
         let unanswered = self
             .inflight
@@ -295,152 +314,100 @@ impl Conn {
             }
         }
         self.inflight.clear();
-        self.close();
+        self.close(ctx);
     }
 
-    fn finish_connect(&mut self, ctx: &mut Ctx<'_>, event: &Event, now: u64) {
-        let Some(stream) = &self.stream else { return };
-        let connected = match stream.take_error() {
-            Ok(None) => match stream.peer_addr() {
-                Ok(_) => Some(true),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected && !event.is_error() => None,
-                Err(_) => Some(false),
-            },
-            _ => Some(false),
-        };
-        match connected {
-            None => {}
-            Some(false) => {
-                self.close();
-                self.connect_failed(ctx, now);
-            }
-            Some(true) => {
-                self.state = State::Open;
-                self.opened_at = now;
-                if self.set_want_write(ctx, false, now) {
-                    self.fill(ctx, now);
-                }
-            }
-        }
-    }
-
-    fn connect_failed(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+    fn connect_failed<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
         if now >= ctx.plan.record_from_ns {
             ctx.counters.connect_errors += 1;
         }
-        self.stream = None;
         self.state = State::Closed {
             retry_at: now + CONNECT_RETRY_NS,
         };
     }
 
-    /// Writes pending request bytes; false if the connection failed.
-    fn flush(&mut self, ctx: &mut Ctx<'_>, now: u64) -> bool {
-        let Some(stream) = &mut self.stream else {
-            return false;
-        };
-        while self.write_from < self.write_to {
-            match stream.write(&ctx.plan.requests[self.write_from..self.write_to]) {
-                Ok(n) => self.write_from += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return self.want_write || self.set_want_write(ctx, true, now);
+    /// Hands pending request bytes to the engine; false if the connection
+    /// failed.
+    fn flush<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) -> bool {
+        if self.write_from >= self.write_to {
+            self.write_from = 0;
+            self.write_to = 0;
+            return true;
+        }
+        match ctx.io.send(self.index, self.write_from..self.write_to) {
+            Ok(n) => {
+                self.write_from += n;
+                if self.write_from >= self.write_to {
+                    self.write_from = 0;
+                    self.write_to = 0;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    if now >= ctx.plan.record_from_ns {
-                        ctx.counters.write_errors += 1;
-                    }
-                    self.fail(ctx, now);
-                    return false;
-                }
+                true
+            }
+            Err(_) => {
+                self.on_send_error(ctx, now);
+                false
             }
         }
-        self.write_from = 0;
-        self.write_to = 0;
-        !self.want_write || self.set_want_write(ctx, false, now)
     }
 
-    /// Changes the registration; false (and the slot reconnects) on failure.
-    fn set_want_write(&mut self, ctx: &mut Ctx<'_>, want: bool, now: u64) -> bool {
-        let Some(stream) = &mut self.stream else {
-            return false;
-        };
-        let interest = if want {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if ctx
-            .registry
-            .reregister(stream, Token(self.index), interest)
-            .is_err()
-        {
+    /// Room for the next bytes read, after the unframed ones (moved to the
+    /// front when the buffer's end is reached). Empty only when a response
+    /// head fills the whole buffer, which the parser refuses first.
+    pub fn read_space(&mut self) -> &mut [u8] {
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were read into [`Conn::read_space`]: counts and frames
+    /// them. False if the connection was replaced.
+    pub fn on_read<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, n: usize, now: u64) -> bool {
+        if n == 0 {
+            // Unreachable while the parser refuses heads longer than the
+            // buffer, but an empty read would look like end of stream.
+            ctx.counters.parse_errors += u64::from(now >= ctx.plan.record_from_ns);
             self.fail(ctx, now);
             return false;
         }
-        self.want_write = want;
+        if now >= ctx.plan.record_from_ns {
+            ctx.counters.bytes_read += n as u64;
+        }
+        self.end += n;
+        self.process(ctx, now)
+    }
+
+    /// Bytes received outside the slot's buffer (io_uring's provided
+    /// buffers): copied in and framed, piece by piece if they do not fit.
+    /// False if the connection was replaced.
+    pub fn on_bytes<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, mut bytes: &[u8], now: u64) -> bool {
+        if !self.is_open() {
+            return true;
+        }
+        while !bytes.is_empty() {
+            let space = self.read_space();
+            let n = space.len().min(bytes.len());
+            space[..n].copy_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if !self.on_read(ctx, n, now) {
+                return false;
+            }
+        }
         true
     }
 
-    /// Reads and frames what arrived; `peer_closed` is whether the event
-    /// reported the server's FIN.
-    fn on_readable(&mut self, ctx: &mut Ctx<'_>, mut now: u64, peer_closed: bool) {
-        loop {
-            if self.end == self.buf.len() && self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let space = self.buf.len() - self.end;
-            if space == 0 {
-                // Unreachable while the parser refuses heads longer than the
-                // buffer, but an empty read would look like end of stream.
-                ctx.counters.parse_errors += u64::from(now >= ctx.plan.record_from_ns);
-                self.fail(ctx, now);
-                return;
-            }
-            let Some(stream) = &mut self.stream else {
-                return;
-            };
-            match stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    now = ctx.now();
-                    self.on_eof(ctx, now);
-                    return;
-                }
-                Ok(n) => {
-                    now = ctx.now();
-                    if now >= ctx.plan.record_from_ns {
-                        ctx.counters.bytes_read += n as u64;
-                    }
-                    self.end += n;
-                    if !self.process(ctx, now) {
-                        return;
-                    }
-                    // A short read emptied the socket: the edge-triggered
-                    // registration reports the next data, so skip the read
-                    // that would only say EAGAIN. Not when the FIN already
-                    // arrived: it sits behind the data and raises no new edge.
-                    if n < space && !peer_closed {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    if now >= ctx.plan.record_from_ns {
-                        ctx.counters.read_errors += 1;
-                    }
-                    self.fail(ctx, now);
-                    return;
-                }
-            }
+    /// A read failed: the connection is replaced.
+    pub fn on_read_error<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
+        if now >= ctx.plan.record_from_ns {
+            ctx.counters.read_errors += 1;
         }
-        self.fill(ctx, now);
+        self.fail(ctx, now);
     }
 
     /// Frames the buffered responses; false if the connection was replaced.
-    fn process(&mut self, ctx: &mut Ctx<'_>, now: u64) -> bool {
+    fn process<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) -> bool {
         loop {
             let step = match self.parser.advance(&self.buf[self.start..self.end]) {
                 Ok(step) => step,
@@ -476,7 +443,7 @@ impl Conn {
 
     /// Matches a response to the oldest request in flight and records it.
     #[inline]
-    fn complete(&mut self, ctx: &mut Ctx<'_>, done: Completed, now: u64) -> bool {
+    fn complete<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, done: Completed, now: u64) -> bool {
         let Some(request) = self.inflight.pop_front() else {
             // A response nobody asked for: the stream cannot be trusted.
             if now >= ctx.plan.record_from_ns {
@@ -510,7 +477,12 @@ impl Conn {
         true
     }
 
-    fn on_eof(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+    /// The server ended the stream: a response framed by its end completes,
+    /// and the connection is replaced.
+    pub fn on_eof<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
+        if !self.is_open() {
+            return;
+        }
         if let Some(done) = self.parser.on_eof() {
             if !self.complete(ctx, done, now) {
                 return;
@@ -524,7 +496,7 @@ impl Conn {
 
     /// The connection ended or broke: requests in flight are lost, and a new
     /// connection replaces it at once.
-    fn fail(&mut self, ctx: &mut Ctx<'_>, now: u64) {
+    fn fail<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
         let record_from = ctx.plan.record_from_ns;
         ctx.outstanding -= self.inflight.len();
         let lost = self
@@ -536,19 +508,18 @@ impl Conn {
         self.reconnect(ctx, now);
     }
 
-    fn reconnect(&mut self, ctx: &mut Ctx<'_>, now: u64) {
-        self.close();
+    fn reconnect<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) {
+        self.close(ctx);
         if now >= ctx.plan.record_from_ns {
             ctx.counters.reconnects += 1;
         }
         self.connect(ctx, now);
     }
 
-    fn close(&mut self) {
-        self.stream = None;
+    fn close<I: Io>(&mut self, ctx: &mut Ctx<'_, I>) {
+        ctx.io.close(self.index);
         self.ideal_answers.clear();
         self.state = State::Closed { retry_at: 0 };
-        self.want_write = false;
         self.start = 0;
         self.end = 0;
         self.write_from = 0;

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::json::{LatencyUs, LoadSummary};
+use super::json::{LatencyUs, LoadSummary, LAG_WARN_SHARE};
 use super::report::LoadReport;
 
 /// Renders `report` as text.
@@ -127,7 +127,7 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
             latency(m.max * 1e3)
         )?;
     }
-    if let Some(warning) = r.client_lag_warning() {
+    if let Some(warning) = client_lag_warning(r) {
         writeln!(out, "  Warning: {warning}")?;
     }
     writeln!(
@@ -232,6 +232,31 @@ pub fn duration(d: Duration) -> String {
     } else {
         format!("{}s", d.as_secs_f64())
     }
+}
+
+/// A warning when the client's own lag is a noticeable share (at least
+/// [`LAG_WARN_SHARE`]) of the corrected latency's p99: then the corrected
+/// tail says as much about the client as about the server.
+pub fn client_lag_warning(summary: &LoadSummary) -> Option<String> {
+    let (Some(lag), Some(total)) = (&summary.client_lag_us, &summary.latency_us) else {
+        return None;
+    };
+    if !(total.p99 > 0.0 && lag.p99 >= total.p99 * LAG_WARN_SHARE) {
+        return None;
+    }
+    let us = |v: f64| latency(v * 1e3);
+    Some(format!(
+        "the client's own lag (p99 {}, max {}) is {:.0}% of the corrected p99 ({}): \
+         the client was late, not only the server; latency minus client lag has p99 {}; \
+         give the client more CPU or threads",
+        us(lag.p99),
+        us(lag.max),
+        lag.p99 / total.p99 * 100.0,
+        us(total.p99),
+        summary
+            .latency_minus_lag_us
+            .map_or("n/a".to_string(), |m| us(m.p99)),
+    ))
 }
 
 #[cfg(test)]

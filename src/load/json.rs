@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::codec::encode_histogram;
-use super::human::latency;
 use super::report::{Fairness, LatencySummary, LoadReport};
 
 /// Version of the `--json` layout written now.
@@ -320,30 +319,6 @@ impl LoadSummary {
             histogram_client_lag: r.lag.as_ref().map(|l| encode_histogram(&l.lag)),
             histogram_minus_lag: r.lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
         }
-    }
-
-    /// A warning when the client's own lag is a noticeable share (at least
-    /// [`LAG_WARN_SHARE`]) of the corrected latency's p99: then the corrected
-    /// tail says as much about the client as about the server.
-    pub fn client_lag_warning(&self) -> Option<String> {
-        let (Some(lag), Some(total)) = (&self.client_lag_us, &self.latency_us) else {
-            return None;
-        };
-        if !(total.p99 > 0.0 && lag.p99 >= total.p99 * LAG_WARN_SHARE) {
-            return None;
-        }
-        let us = |v: f64| latency(v * 1e3);
-        Some(format!(
-            "the client's own lag (p99 {}, max {}) is {:.0}% of the corrected p99 ({}): \
-             the client was late, not only the server; latency minus client lag has p99 {}; \
-             give the client more CPU or threads",
-            us(lag.p99),
-            us(lag.max),
-            lag.p99 / total.p99 * 100.0,
-            us(total.p99),
-            self.latency_minus_lag_us
-                .map_or("n/a".to_string(), |m| us(m.p99)),
-        ))
     }
 
     /// Connect, read, write, timeout and parse failures and aborted requests

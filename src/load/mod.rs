@@ -1,7 +1,11 @@
 //! `servelab load`: a load generator as cheap as wrk that hides nothing.
 //!
-//! Each load thread runs an edge-triggered epoll loop ([`mio`]) over its share
-//! of the connections. Requests are encoded once; responses are framed (status
+//! Each load thread runs its own event loop over its share of the
+//! connections, on one of two I/O engines ([`Engine`]): io_uring (one ring
+//! per thread, batched sends, multishot recv into a provided buffer ring;
+//! the default where the kernel allows it) or an edge-triggered epoll loop
+//! ([`mio`]). The connection slots' logic (framing, accounting, schedule)
+//! is the same on both. Requests are encoded once; responses are framed (status
 //! line, `Content-Length`, chunked, or end of stream) without buffering
 //! bodies; latencies go into a preallocated HdrHistogram per thread, merged at
 //! the end. Nothing is allocated per request.
@@ -12,6 +16,9 @@ mod args;
 mod codec;
 mod config;
 mod conn;
+mod driver;
+mod engine;
+mod epoll_io;
 mod error;
 mod human;
 mod json;
@@ -26,6 +33,7 @@ mod schedule;
 mod stats;
 mod target;
 mod timer;
+mod uring_io;
 mod worker;
 
 use std::io::Write;
@@ -37,6 +45,7 @@ use crate::signal::Interrupts;
 pub use args::LoadArgs;
 pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
+pub use engine::Engine;
 pub use error::LoadError;
 pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
 pub use merge::{merge, Merged};
@@ -67,12 +76,16 @@ pub fn run(args: LoadArgs) -> ExitCode {
         Ok(report) => report,
         Err(e) => return fail(&e),
     };
+    eprintln!(
+        "servelab load: engine: {} ({})",
+        report.engine, report.engine_reason
+    );
     for note in &report.notes {
         eprintln!("servelab load: note: {note}");
     }
     let text = if args.json {
         // The text report prints it among the figures; JSON, on stderr.
-        if let Some(warning) = json::LoadSummary::of(&report).client_lag_warning() {
+        if let Some(warning) = human::client_lag_warning(&json::LoadSummary::of(&report)) {
             eprintln!("servelab load: warning: {warning}");
         }
         json::render(&report) + "\n"

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use mio::Registry;
 
 use super::schedule::Schedule;
 use super::stats::{Counters, LagHistograms};
@@ -48,7 +47,7 @@ pub struct Plan {
 
 impl Plan {
     /// Whether the run was cancelled.
-    pub(crate) fn cancelled(&self) -> bool {
+    pub fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::Relaxed))
@@ -84,7 +83,7 @@ impl Plan {
     }
 
     /// Whether a budget was given and is spent.
-    pub(crate) fn budget_spent(&self) -> bool {
+    pub fn budget_spent(&self) -> bool {
         self.budget
             .as_ref()
             .is_some_and(|b| b.load(Ordering::Relaxed) == 0)
@@ -92,11 +91,11 @@ impl Plan {
 }
 
 /// A thread's mutable context, lent to its connections.
-pub struct Ctx<'a> {
+pub struct Ctx<'a, I> {
     /// The shared plan.
     pub plan: &'a Plan,
-    /// The thread's epoll registry.
-    pub registry: &'a Registry,
+    /// The thread's I/O engine: its sockets.
+    pub io: I,
     /// Open loop: the thread's schedule.
     pub schedule: Option<Schedule>,
     /// Counters.
@@ -111,7 +110,7 @@ pub struct Ctx<'a> {
     pub lag: Option<LagHistograms>,
 }
 
-impl Ctx<'_> {
+impl<I> Ctx<'_, I> {
     /// Nanoseconds since the run's start (a vDSO clock read, no syscall).
     #[inline]
     pub fn now(&self) -> u64 {

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
+use super::engine::Engine;
 use super::stats::{Counters, LagHistograms};
 
 /// Latency figures of one histogram, in nanoseconds.
@@ -153,6 +154,10 @@ pub struct LoadReport {
     pub timeout: Duration,
     /// Open-loop target rate (requests/s), `None` in closed loop.
     pub rate: Option<f64>,
+    /// The I/O engine the threads ran on.
+    pub engine: Engine,
+    /// Why that engine: asked for, or the default and why.
+    pub engine_reason: String,
     /// Adjustments made to the configuration (e.g. threads clamped).
     pub notes: Vec<String>,
     /// Raw counts over the recorded window.

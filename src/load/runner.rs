@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::config::LoadConfig;
+use super::engine::Engine;
 use super::error::LoadError;
 use super::plan::Plan;
 use super::report::{Fairness, LatencySummary, LoadReport};
@@ -25,6 +26,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     config.validate()?;
     let addrs = config.target.resolve(config.allow_remote)?;
     let addr = probe(&addrs)?;
+    let (engine, engine_reason) = Engine::choose(config.engine)?;
     let threads = config.effective_threads();
     let mut notes = Vec::new();
     if threads < config.threads {
@@ -78,7 +80,9 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
                 let plan = &plan;
                 std::thread::Builder::new()
                     .name(format!("load-{i}"))
-                    .spawn_scoped(scope, move || worker::run(plan, share, rate, offset_ns))
+                    .spawn_scoped(scope, move || {
+                        worker::run(plan, engine, share, rate, offset_ns)
+                    })
             })
             .collect();
         handles
@@ -135,6 +139,8 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         warmup: config.warmup,
         timeout: config.timeout,
         rate: config.rate,
+        engine,
+        engine_reason,
         notes,
         counters,
         latency: summary,

@@ -15,9 +15,7 @@ impl Timer {
     /// timer slack (50 us by default, by which the kernel may defer the
     /// expiry to batch wakeups) to 1 ns: a late wakeup is a late send.
     pub fn new() -> io::Result<Timer> {
-        // SAFETY: PR_SET_TIMERSLACK takes one integer argument; failure only
-        // leaves the default slack.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        drop_timer_slack();
         // SAFETY: plain syscall; the result is checked before use.
         let fd = unsafe {
             libc::timerfd_create(
@@ -63,6 +61,15 @@ impl Timer {
         // SAFETY: reads at most 8 bytes into an 8-byte buffer; EAGAIN is fine.
         unsafe { libc::read(self.fd.as_raw_fd(), ticks.as_mut_ptr().cast(), ticks.len()) };
     }
+}
+
+/// Drops the calling thread's timer slack (50 us by default, by which the
+/// kernel may defer a timed wakeup to batch wakeups) to 1 ns: for an open
+/// loop, a late wakeup is a late send.
+pub fn drop_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument; failure only
+    // leaves the default slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
 }
 
 impl AsRawFd for Timer {

@@ -1,22 +1,19 @@
-//! One load thread: an edge-triggered epoll loop (mio) over its share of the
-//! connections, until the end of the run.
+//! One load thread: the event loop over its share of the connections, until
+//! the end of the run. The loop (schedule, sweeps, the end) is the same on
+//! every engine; waiting and moving bytes is the engine's ([`Driver`]).
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 
 use super::conn::Conn;
+use super::driver::Driver;
+use super::engine::Engine;
+use super::epoll_io::EpollDriver;
 use super::plan::{Ctx, Plan};
 use super::schedule::Schedule;
 use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
-use super::timer::Timer;
+use super::uring_io::UringDriver;
 
-/// The timer's token: past any connection index.
-const TIMER: Token = Token(usize::MAX);
 /// Timeouts and connect retries are checked this often (or four times per
 /// timeout, if that is shorter).
 const SWEEP_NS: u64 = 10_000_000;
@@ -24,34 +21,32 @@ const SWEEP_NS: u64 = 10_000_000;
 /// next sweep.
 const OPEN_BURST: usize = 512;
 
-/// Runs `connections` connections until the end of the plan; `rate` is this
-/// thread's share of the open-loop rate and `offset_ns` when its schedule starts.
+/// Runs `connections` connections on `engine` until the end of the plan;
+/// `rate` is this thread's share of the open-loop rate and `offset_ns` when
+/// its schedule starts.
 pub fn run(
     plan: &Plan,
+    engine: Engine,
     connections: usize,
     rate: Option<f64>,
     offset_ns: f64,
 ) -> io::Result<ThreadStats> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(connections.clamp(16, 1024));
-    let timer = match rate {
-        Some(_) => {
-            let timer = Timer::new()?;
-            poll.registry().register(
-                &mut SourceFd(&timer.as_raw_fd()),
-                TIMER,
-                Interest::READABLE,
-            )?;
-            Some(timer)
-        }
-        None => None,
-    };
-    // A second handle on the same epoll instance, so that connections can
-    // (re)register while the loop holds `poll` for waiting.
-    let registry = poll.registry().try_clone()?;
+    match engine {
+        Engine::Epoll => run_on::<EpollDriver>(plan, connections, rate, offset_ns),
+        Engine::Uring => run_on::<UringDriver>(plan, connections, rate, offset_ns),
+    }
+}
+
+fn run_on<'a, D: Driver<'a>>(
+    plan: &'a Plan,
+    connections: usize,
+    rate: Option<f64>,
+    offset_ns: f64,
+) -> io::Result<ThreadStats> {
+    let (mut driver, io) = D::new(plan, connections, rate.is_some())?;
     let mut ctx = Ctx {
         plan,
-        registry: &registry,
+        io,
         schedule: rate.map(|r| Schedule::new(r, connections, offset_ns)),
         counters: Counters::default(),
         latency: new_histogram(),
@@ -76,7 +71,6 @@ pub fn run(
     }
     let mut next_sweep = now + sweep_every;
     let mut cursor = 0u64;
-    let mut armed_for = u64::MAX;
     let mut ended_ns;
     loop {
         let now = ctx.now();
@@ -86,16 +80,13 @@ pub fn run(
         if now >= plan.end_ns || plan.cancelled() || (ctx.outstanding == 0 && plan.budget_spent()) {
             break;
         }
-        if let (Some(schedule), Some(timer)) = (ctx.schedule, &timer) {
+        let mut due = None;
+        if let Some(schedule) = ctx.schedule {
             while schedule.slot_time(cursor) <= now {
                 conns[schedule.owner(cursor)].fill(&mut ctx, now);
                 cursor += 1;
             }
-            let due = schedule.slot_time(cursor);
-            if due < plan.end_ns && due != armed_for {
-                timer.arm_in(due - now)?;
-                armed_for = due;
-            }
+            due = Some(schedule.slot_time(cursor)).filter(|&due| due < plan.end_ns);
         }
         if now >= next_sweep {
             for conn in &mut conns {
@@ -104,29 +95,7 @@ pub fn run(
             next_sweep = now + sweep_every;
         }
         let wake = next_sweep.min(plan.end_ns);
-        match poll.poll(
-            &mut events,
-            Some(Duration::from_nanos(wake.saturating_sub(now))),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let now = ctx.now();
-        if now >= plan.end_ns {
-            ended_ns = now;
-            break;
-        }
-        for event in events.iter() {
-            match event.token() {
-                TIMER => {
-                    if let Some(timer) = &timer {
-                        timer.clear();
-                    }
-                }
-                Token(i) => conns[i].on_event(&mut ctx, event, now),
-            }
-        }
+        driver.wait(&mut ctx, &mut conns, now, wake, due)?;
     }
     let ended_ns = ended_ns.min(plan.end_ns);
     let mut per_connection = Vec::with_capacity(connections);
@@ -135,6 +104,7 @@ pub fn run(
         conn.finish(&mut ctx, stop_ns);
         per_connection.push(conn.completed());
     }
+    driver.finish(&mut ctx);
     Ok(ThreadStats {
         counters: ctx.counters,
         latency: ctx.latency,

@@ -28,7 +28,7 @@ mod pool;
 mod sequential;
 mod slots;
 mod threaded;
-mod uring;
+pub(crate) mod uring;
 mod wake_timer;
 
 pub(crate) use blocking::{serve_connection, Connections};

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +11,58 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use servelab::load::LoadConfig;
+use servelab::load::{Engine, LoadConfig};
+
+thread_local! {
+    /// The engine the current test runs on; `None`: the default.
+    static ENGINE: Cell<Option<Engine>> = const { Cell::new(None) };
+}
+
+/// The engine the current test runs on (set by [`on_engine`]); `None`
+/// outside [`on_both_engines!`], where loads take the default.
+pub fn engine() -> Option<Engine> {
+    ENGINE.get()
+}
+
+/// Runs a test body on `engine`: [`config`] and [`engine_args`] pass it on.
+/// On io_uring where it cannot run here, says so and passes.
+pub fn on_engine(engine: Engine, body: impl FnOnce()) {
+    if engine == Engine::Uring {
+        if let Err(why) = Engine::uring_availability() {
+            eprintln!("skipped on the uring engine: {why}");
+            return;
+        }
+    }
+    ENGINE.set(Some(engine));
+    body();
+}
+
+/// The `servelab load` flags that select the current test's engine.
+pub fn engine_args() -> Vec<String> {
+    match engine() {
+        Some(engine) => vec!["--engine".into(), engine.name().into()],
+        None => Vec::new(),
+    }
+}
+
+/// Makes each of the named functions (test bodies, without `#[test]`) two
+/// tests, one per engine: `name::uring` and `name::epoll`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn uring() {
+                $crate::load_support::on_engine(servelab::load::Engine::Uring, super::$name)
+            }
+
+            #[test]
+            fn epoll() {
+                $crate::load_support::on_engine(servelab::load::Engine::Epoll, super::$name)
+            }
+        }
+    )+};
+}
 
 /// The response every raw server sends unless told otherwise.
 pub const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
@@ -188,9 +240,11 @@ pub fn mixed_framing() -> RawServer {
     })
 }
 
-/// A config aimed at `url` with `connections`, one thread, for `duration`.
+/// A config aimed at `url` with `connections`, one thread, for `duration`,
+/// on the current test's engine.
 pub fn config(url: &str, connections: usize, duration: Duration) -> LoadConfig {
     let mut c = LoadConfig::new(url).unwrap();
+    c.engine = engine();
     c.connections = connections;
     c.threads = 1;
     c.duration = duration;

@@ -22,7 +22,7 @@ use io_uring::types::BufRingEntry;
 use io_uring::Submitter;
 
 /// The buffers of one buffer group, and the ring that hands them to the kernel.
-pub(super) struct BufRing {
+pub(crate) struct BufRing {
     /// Start of the mapping: the descriptor ring, then the buffers.
     memory: NonNull<u8>,
     mapped: usize,
@@ -46,7 +46,7 @@ pub(super) struct BufRing {
 impl BufRing {
     /// Maps room for `count` buffers (a power of two, at most 32768) of
     /// `size` bytes each, and gives the kernel the first `initial` of them.
-    pub(super) fn new(count: u16, size: u32, initial: u16) -> io::Result<BufRing> {
+    pub(crate) fn new(count: u16, size: u32, initial: u16) -> io::Result<BufRing> {
         assert!(count.is_power_of_two() && count <= 1 << 15);
         assert!(0 < initial && initial <= count);
         let page = page_size();
@@ -86,7 +86,7 @@ impl BufRing {
     /// Doubles the buffers in the ring (up to its descriptor count): for
     /// when a receive found it empty (ENOBUFS). They reach the kernel at the
     /// next [`BufRing::publish`]. Returns whether it grew.
-    pub(super) fn grow(&mut self) -> bool {
+    pub(crate) fn grow(&mut self) -> bool {
         let more = self.provided.min(self.count - self.provided);
         self.provide(more);
         more > 0
@@ -114,7 +114,7 @@ impl BufRing {
     /// or the group unregistered, before this `BufRing` is, and no operation
     /// that may still write into a buffer of the group may be in flight when
     /// it is (see `Reactor`'s `Drop`).
-    pub(super) unsafe fn register(&self, submitter: &Submitter<'_>, group: u16) -> io::Result<()> {
+    pub(crate) unsafe fn register(&self, submitter: &Submitter<'_>, group: u16) -> io::Result<()> {
         // SAFETY: the descriptor ring is page-aligned, `count` entries long
         // and valid for as long as the caller guarantees.
         unsafe {
@@ -134,7 +134,7 @@ impl BufRing {
     /// `id` and `len` must come from one completion of this group (its
     /// `IORING_CQE_F_BUFFER` id and its result), and the buffer must not have
     /// been given back since: until it is, the kernel does not touch it.
-    pub(super) unsafe fn received(&self, id: u16, len: usize) -> &[u8] {
+    pub(crate) unsafe fn received(&self, id: u16, len: usize) -> &[u8] {
         assert!(id < self.provided && len <= self.size as usize);
         // SAFETY: in bounds (checked above); the kernel finished writing
         // these bytes before posting the completion and writes no more into
@@ -145,7 +145,7 @@ impl BufRing {
     /// Gives buffer `id` back to the kernel (visible at the next
     /// [`BufRing::publish`]). Call only once its bytes were used, and at most
     /// once per completion that handed it out.
-    pub(super) fn give_back(&mut self, id: u16) {
+    pub(crate) fn give_back(&mut self, id: u16) {
         assert!(id < self.provided);
         let slot = usize::from(self.tail & (self.count - 1));
         // SAFETY: `slot` is in the descriptor ring. The kernel reads only the
@@ -165,7 +165,7 @@ impl BufRing {
 
     /// Makes the buffers given back since the last call visible to the
     /// kernel: one store, once per loop iteration before entering the kernel.
-    pub(super) fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         if self.tail == self.published {
             return;
         }
@@ -181,7 +181,7 @@ impl BufRing {
 
     /// Keeps the mapping when this is dropped: for a reactor that ends with
     /// a recv possibly still in flight.
-    pub(super) fn leak(&mut self) {
+    pub(crate) fn leak(&mut self) {
         self.leaked = true;
     }
 

@@ -51,8 +51,8 @@
 //! send have completed, and a reactor that ends with operations still in
 //! flight leaks their memory rather than free it under the kernel.
 
-mod buf_ring;
-mod ring;
+pub(crate) mod buf_ring;
+pub(crate) mod ring;
 
 pub use ring::availability;
 

@@ -1,6 +1,8 @@
 //! Creating a ring with the cheapest setup the kernel offers, and the one
 //! check of whether v5 can run here at all: io_uring present and permitted,
-//! the opcodes it submits, provided buffer rings and multishot recv.
+//! the opcodes it submits, provided buffer rings and multishot recv. The
+//! load generator's io_uring engine (`crate::load`) makes the same check
+//! for the opcodes it submits, and uses the same rings.
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -13,7 +15,7 @@ use super::buf_ring::BufRing;
 
 /// Submission queue entries per ring; a loop iteration that needs more
 /// flushes the queue early (one extra `io_uring_enter`).
-pub(super) const SQ_ENTRIES: u32 = 1024;
+pub(crate) const SQ_ENTRIES: u32 = 1024;
 /// Completion queue entries per ring: multishot operations post many
 /// completions per submission. Overflow is not lost (IORING_FEAT_NODROP),
 /// only slower.
@@ -24,7 +26,7 @@ const CQ_ENTRIES: u32 = 8 * SQ_ENTRIES;
 /// completions are processed only when this thread enters the kernel to
 /// wait, so the network stack never interrupts it), then cooperative task
 /// work (5.19+), then plain.
-pub(super) fn new_ring(entries: u32) -> io::Result<IoUring> {
+pub(crate) fn new_ring(entries: u32) -> io::Result<IoUring> {
     let cq_entries = CQ_ENTRIES.max(2 * entries);
     let deferred = IoUring::builder()
         .setup_single_issuer()
@@ -51,27 +53,51 @@ pub(super) fn new_ring(entries: u32) -> io::Result<IoUring> {
     }
 }
 
+/// The operations v5 (the server) submits.
+const SERVER_OPS: &[(u8, &str)] = &[
+    (opcode::AcceptMulti::CODE, "accept"),
+    (opcode::RecvMulti::CODE, "recv"),
+    (opcode::Send::CODE, "send"),
+    (opcode::AsyncCancel::CODE, "cancel"),
+    (opcode::Close::CODE, "close"),
+];
+
+/// The operations `servelab load`'s io_uring engine submits.
+const CLIENT_OPS: &[(u8, &str)] = &[
+    (opcode::Connect::CODE, "connect"),
+    (opcode::RecvMulti::CODE, "recv"),
+    (opcode::Send::CODE, "send"),
+    (opcode::AsyncCancel::CODE, "cancel"),
+];
+
 /// Whether v5 can run on this machine: `Ok`, or why not, in words that name
 /// the cause. Probed once per process (a ring, a buffer ring and one
 /// multishot recv over a socket pair), then remembered.
 pub fn availability() -> Result<(), String> {
     static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
-    PROBED
-        .get_or_init(|| {
-            // On a thread of its own: tearing a ring down can notify the
-            // thread that used it, which would interrupt (EINTR) a blocking
-            // call of the caller's with a timeout.
-            std::thread::Builder::new()
-                .name("io_uring-probe".into())
-                .spawn(probe)
-                .map_err(|e| format!("cannot start a thread to probe io_uring: {e}"))?
-                .join()
-                .unwrap_or_else(|_| Err("the io_uring probe panicked".into()))
-        })
-        .clone()
+    PROBED.get_or_init(|| probe_on_thread(SERVER_OPS)).clone()
 }
 
-fn probe() -> Result<(), String> {
+/// The same check for the load generator's io_uring engine, which submits
+/// connects instead of accepts and closes.
+pub(crate) fn client_availability() -> Result<(), String> {
+    static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBED.get_or_init(|| probe_on_thread(CLIENT_OPS)).clone()
+}
+
+fn probe_on_thread(needed: &'static [(u8, &'static str)]) -> Result<(), String> {
+    // On a thread of its own: tearing a ring down can notify the thread that
+    // used it, which would interrupt (EINTR) a blocking call of the caller's
+    // with a timeout.
+    std::thread::Builder::new()
+        .name("io_uring-probe".into())
+        .spawn(move || probe(needed))
+        .map_err(|e| format!("cannot start a thread to probe io_uring: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the io_uring probe panicked".into()))
+}
+
+fn probe(needed: &[(u8, &str)]) -> Result<(), String> {
     if disabled_sysctl() == Some(2) {
         return Err(
             "io_uring is disabled on this system (sysctl kernel.io_uring_disabled = 2)".into(),
@@ -109,13 +135,6 @@ fn probe() -> Result<(), String> {
     ring.submitter()
         .register_probe(&mut probe)
         .map_err(|e| format!("io_uring cannot be probed ({e}); Linux 6.0 or newer is needed"))?;
-    let needed = [
-        (opcode::AcceptMulti::CODE, "accept"),
-        (opcode::RecvMulti::CODE, "recv"),
-        (opcode::Send::CODE, "send"),
-        (opcode::AsyncCancel::CODE, "cancel"),
-        (opcode::Close::CODE, "close"),
-    ];
     if let Some((_, name)) = needed.iter().find(|(code, _)| !probe.is_supported(*code)) {
         return Err(format!(
             "the kernel's io_uring has no {name} operation (Linux 6.0 or newer is needed)"
