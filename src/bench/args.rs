@@ -44,7 +44,7 @@ pub struct BenchArgs {
     /// Scenarios to run, comma-separated [default: all of them].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub scenarios: Vec<ScenarioId>,
-    /// Directory for REPORT.md, results.json and the charts.
+    /// Directory for REPORT.md, results.json, results.csv and the charts.
     #[arg(long, default_value = "bench-report", value_name = "DIR")]
     pub out: PathBuf,
     /// Runs of every point, overriding the profile's [default: quick 1,
