@@ -499,14 +499,7 @@ fn run_plan(
 /// cannot be written.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
     let bad = |e: String| (2, e);
-    let text = std::fs::read_to_string(from)
-        .map_err(|e| bad(format!("cannot read {}: {e}", from.display())))?;
-    let mut results: BenchResults = serde_json::from_str(&text).map_err(|e| {
-        bad(format!(
-            "{} is not a bench's results.json: {e}",
-            from.display()
-        ))
-    })?;
+    let mut results = compare::load(from).map_err(bad)?;
     if let Some(b) = &args.baseline {
         if !results.servers.iter().any(|s| &s.name == b) {
             return Err(bad(format!(
