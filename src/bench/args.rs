@@ -20,12 +20,17 @@ use super::targets;
     // A flag given twice takes its last value, so that a script's defaults
     // can be overridden by flags passed after them.
     args_override_self = true,
+    // `servelab bench compare OLD NEW` takes none of the bench's flags.
+    args_conflicts_with_subcommands = true,
     after_help = "Default: every model of serve --model and every scenario, in at most \
 5 minutes on a 2-core machine; --quick in at most 60 s. The planned time is printed before \
 anything runs. Servers run pinned to half the CPUs and the load to the other half (unpinned on \
 one CPU). Ctrl-C stops the servers and writes what was measured, marked incomplete."
 )]
 pub struct BenchArgs {
+    /// `compare`; none: run the bench.
+    #[command(subcommand)]
+    pub command: Option<super::compare::BenchCommand>,
     /// Short windows and one run: every scenario in at most 60 s.
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
@@ -39,7 +44,7 @@ pub struct BenchArgs {
     /// Scenarios to run, comma-separated [default: all of them].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub scenarios: Vec<ScenarioId>,
-    /// Directory for REPORT.md, results.json and the charts.
+    /// Directory for REPORT.md, results.json, results.csv and the charts.
     #[arg(long, default_value = "bench-report", value_name = "DIR")]
     pub out: PathBuf,
     /// Runs of every point, overriding the profile's [default: quick 1,
@@ -94,6 +99,31 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME", requires = "update_readme",
           value_parser = parse_block_name)]
     pub readme_block: Option<String>,
+    /// Also write REPORT.md to FILE (besides --out).
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
+    /// Also write results.json to FILE (besides --out).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+    /// Also write results.csv to FILE (besides --out): one row per scenario,
+    /// point and server with the headline figures' median, min and max.
+    #[arg(long, value_name = "FILE")]
+    pub export_csv: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The `--export-*` flags given: the report's file and where it goes.
+    pub fn exports(&self) -> super::export::Exports {
+        use super::export::{csv, json, markdown};
+        [
+            (markdown::FILE, &self.export_markdown),
+            (json::FILE, &self.export_json),
+            (csv::FILE, &self.export_csv),
+        ]
+        .into_iter()
+        .filter_map(|(file, path)| Some((file, path.clone()?)))
+        .collect()
+    }
 }
 
 fn parse_block_name(text: &str) -> Result<String, String> {

@@ -13,8 +13,10 @@ pub mod args;
 pub mod capacity;
 pub mod clients;
 pub mod columns;
+pub mod compare;
 pub mod export;
 pub mod format;
+pub mod headline;
 pub mod machine;
 pub mod procfs;
 pub mod progress;
@@ -146,6 +148,7 @@ impl Setup {
             }
         }
         check_writable(&args.out)?;
+        export::check_exports(&args.exports())?;
         if let Some(readme) = &args.update_readme {
             readme::check(readme, args.readme_block.as_deref())?;
         }
@@ -295,6 +298,9 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
 /// (before anything runs), 1 when the report cannot be written, 130 when
 /// interrupted (after writing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
+    if let Some(compare::BenchCommand::Compare(c)) = &args.command {
+        return compare::run(c);
+    }
     let done = match &args.from {
         Some(from) => rerender(from, &args).map(|()| ExitCode::SUCCESS),
         None => bench(&args),
@@ -431,7 +437,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
         .readme
         .as_ref()
         .map(|(path, block)| (path.as_path(), block.as_deref()));
-    write_report(&results, &setup.out, readme).map_err(|e| (1, e))?;
+    write_report(&results, &setup.out, readme, &args.exports()).map_err(|e| (1, e))?;
     Ok(interrupted.map_or(ExitCode::SUCCESS, |signal| {
         ExitCode::from(signal.exit_status())
     }))
@@ -493,14 +499,7 @@ fn run_plan(
 /// cannot be written.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
     let bad = |e: String| (2, e);
-    let text = std::fs::read_to_string(from)
-        .map_err(|e| bad(format!("cannot read {}: {e}", from.display())))?;
-    let mut results: BenchResults = serde_json::from_str(&text).map_err(|e| {
-        bad(format!(
-            "{} is not a bench's results.json: {e}",
-            from.display()
-        ))
-    })?;
+    let mut results = compare::load(from).map_err(bad)?;
     if let Some(b) = &args.baseline {
         if !results.servers.iter().any(|s| &s.name == b) {
             return Err(bad(format!(
@@ -514,6 +513,7 @@ fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
         results.settings.check = Some(check.clone());
     }
     check_writable(&args.out).map_err(bad)?;
+    export::check_exports(&args.exports()).map_err(bad)?;
     if let Some(readme) = &args.update_readme {
         readme::check(readme, args.readme_block.as_deref()).map_err(bad)?;
     }
@@ -521,7 +521,7 @@ fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
         .update_readme
         .as_deref()
         .map(|path| (path, args.readme_block.as_deref()));
-    write_report(&results, &args.out, readme).map_err(|e| (1, e))
+    write_report(&results, &args.out, readme, &args.exports()).map_err(|e| (1, e))
 }
 
 /// The machine's CPU time between `before` and `after` that went neither to
@@ -552,6 +552,7 @@ fn write_report(
     results: &BenchResults,
     out: &Path,
     readme: Option<(&Path, Option<&str>)>,
+    exports: &export::Exports,
 ) -> Result<(), String> {
     let analysis = Analysis::of(results);
     let report = Report {
@@ -567,6 +568,7 @@ fn write_report(
         std::fs::write(&path, &o.bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    let exported = export::write_exports(&outputs, exports)?;
     println!("{}\n", export::markdown::provenance(results));
     if !results.complete {
         println!("Incomplete: interrupted.\n");
@@ -594,6 +596,9 @@ fn write_report(
         out.join(export::markdown::FILE).display(),
         outputs.len()
     );
+    for path in exported {
+        println!("Exported {}", path.display());
+    }
     if let Some((readme, block)) = readme {
         let chart = outputs.iter().find(|o| o.file == "throughput.svg");
         let written = readme::update(

@@ -1,10 +1,13 @@
 //! The report's writers, one per format behind one trait. They format what
 //! [`Analysis`] computed and what [`BenchResults`] holds; they decide nothing.
 
+pub mod csv;
 pub mod json;
 pub mod markdown;
 pub mod svg;
 pub mod table;
+
+use std::path::{Path, PathBuf};
 
 use super::analysis::Analysis;
 use super::results::BenchResults;
@@ -32,11 +35,56 @@ pub trait Exporter {
     fn render(&self, report: &Report<'_>) -> Result<Vec<Output>, String>;
 }
 
-/// Every writer the bench runs: Markdown, JSON, SVG.
+/// Every writer the bench runs: Markdown, JSON, CSV, SVG.
 pub fn all() -> Vec<Box<dyn Exporter>> {
     vec![
         Box::new(markdown::Markdown),
         Box::new(json::Json),
+        Box::new(csv::Csv),
         Box::new(svg::Svg),
     ]
+}
+
+/// `--export-markdown`, `--export-json`, `--export-csv`: which file of the
+/// report goes where, besides the output directory.
+pub type Exports = Vec<(&'static str, PathBuf)>;
+
+/// Checks, before anything runs, that every export path can be a file:
+/// its directory exists and it is not a directory itself.
+pub fn check_exports(exports: &Exports) -> Result<(), String> {
+    for (_, path) in exports {
+        if path.is_dir() {
+            return Err(format!(
+                "cannot export to {}: it is a directory",
+                path.display()
+            ));
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "cannot export to {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the outputs named in `exports` to their paths; returns the paths.
+pub fn write_exports(outputs: &[Output], exports: &Exports) -> Result<Vec<PathBuf>, String> {
+    let mut written = Vec::new();
+    for (file, path) in exports {
+        let o = outputs
+            .iter()
+            .find(|o| o.file == *file)
+            .ok_or_else(|| format!("no {file} was rendered to export"))?;
+        std::fs::write(path, &o.bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        written.push(path.clone());
+    }
+    Ok(written)
 }
