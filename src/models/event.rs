@@ -5,7 +5,7 @@
 //! the connection cap.
 //!
 //! ```text
-//! loop {
+//! while accepting, or connections are left {
 //!     epoll_wait(timeout = earliest deadline, end of an accept pause, or of
 //!                shutdown; under 10 ms away, a timerfd in the set times it
 //!                instead, to the microsecond)
@@ -14,7 +14,7 @@
 //!                            every connection
 //!     listener readable   -> accept until EAGAIN; past the cap: 503 + close;
 //!                            out of descriptors: pause accepting
-//!     connection readable -> lend it buffers from the pool, read, Conn::commit_read,
+//!     connection readable -> its step: lend it buffers from the pool, read, Conn::commit_read,
 //!                            write what it produced, take back the buffers it no
 //!                            longer needs; once it is finished: close, or linger
 //!                            (FIN, then drain until EOF or the linger time)
@@ -50,6 +50,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::deadlines::Deadlines;
+use super::reactor::{next_wake, Accepting, Stage};
 use super::slots::Slots;
 use super::wake_timer::{WakeTimer, PRECISE_BELOW};
 use super::{
@@ -108,34 +109,22 @@ struct Client<'a> {
     conn: Conn<&'a Routes>,
     /// Whether WRITABLE interest is registered (only while output is stuck).
     waiting_to_write: bool,
-    /// Set once the last response is written on a connection whose peer may
-    /// still be sending ([`Conn::needs_linger`]: after an error, or with input
-    /// left unread): input is drained, bounded, so that closing does not
-    /// become an RST.
-    lingering: Option<Linger>,
+    /// Open, or lingering once the last response is written on a
+    /// connection whose peer may still be sending ([`Conn::needs_linger`]:
+    /// after an error, or with input left unread). v4 closes a connection
+    /// at once, so never holds one at [`Stage::Closing`].
+    stage: Stage,
 }
 
 impl Client<'_> {
     /// When the reactor must next look at this connection unprompted.
     #[inline]
     fn deadline(&self, grace_end: Option<Instant>) -> Instant {
-        match self.lingering {
-            Some(linger) => linger.until,
-            None => deadline_of(&self.conn, grace_end),
+        match self.stage {
+            Stage::Lingering(linger) => linger.until,
+            Stage::Open | Stage::Closing => deadline_of(&self.conn, grace_end),
         }
     }
-}
-
-/// Whether the reactor takes new connections.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Accepting {
-    Yes,
-    /// Out of descriptors: the listener is left alone until then, and its
-    /// queue drained at that time (edge-triggered, it would not report the
-    /// connections already queued again).
-    PausedUntil(Instant),
-    /// Shutting down.
-    No,
 }
 
 struct Reactor<'a> {
@@ -167,7 +156,7 @@ impl<'a> Reactor<'a> {
             buffers: BufferPool::new(),
             deadlines: Deadlines::new(),
             timer,
-            accepting: Accepting::Yes,
+            accepting: Accepting::Open,
             shutdown: None,
             clock: IterationClock::new(&shared.config.routes),
         }
@@ -175,9 +164,9 @@ impl<'a> Reactor<'a> {
 
     fn run(mut self, listener: &TcpListener) {
         let mut events = Events::with_capacity(EVENT_BATCH);
-        while self.accepting != Accepting::No || self.clients.in_use() > 0 {
-            let wait = self
-                .next_wake()
+        while self.accepting != Accepting::Stopped || self.clients.in_use() > 0 {
+            let hard_end = self.shutdown.map(|clock| clock.hard_end);
+            let wait = next_wake(self.deadlines.next(), self.accepting, hard_end)
                 .map(|at| at.saturating_duration_since(self.clock.now.instant));
             // A near wake (a parked request's) is timed by the timerfd:
             // epoll's timeout, in whole milliseconds, would be late.
@@ -205,7 +194,7 @@ impl<'a> Reactor<'a> {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER if self.accepting == Accepting::Yes => self.accept_all(listener),
+                    LISTENER if self.accepting == Accepting::Open => self.accept_all(listener),
                     LISTENER => {} // paused: drained when the pause ends
                     WAKE => self.timer.fired(),
                     Token(slot) => {
@@ -217,8 +206,7 @@ impl<'a> Reactor<'a> {
             // Read again: deadlines are due by the time the events took.
             self.clock.tick();
             let now = self.clock.now.instant;
-            if matches!(self.accepting, Accepting::PausedUntil(until) if now >= until) {
-                self.accepting = Accepting::Yes;
+            if self.accepting.resume_if_over(now) {
                 self.accept_all(listener);
             }
             self.expire_deadlines(now);
@@ -228,20 +216,6 @@ impl<'a> Reactor<'a> {
         }
     }
 
-    /// The earliest of: a connection's deadline, the end of an accept
-    /// pause, the end of the shutdown.
-    fn next_wake(&self) -> Option<Instant> {
-        let paused = match self.accepting {
-            Accepting::PausedUntil(until) => Some(until),
-            _ => None,
-        };
-        let hard_end = self.shutdown.map(|clock| clock.hard_end);
-        [self.deadlines.next(), paused, hard_end]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
     /// Stops accepting, takes in the connections the shutdown drained from
     /// this reactor's listen queue, and turns keep-alive off everywhere:
     /// each connection answers what it has buffered or receives in the
@@ -249,13 +223,13 @@ impl<'a> Reactor<'a> {
     /// the grace period ends.
     fn begin_shutdown(&mut self, listener: &TcpListener, clock: ShutdownClock) {
         self.shutdown = Some(clock);
-        self.accepting = Accepting::No;
+        self.accepting = Accepting::Stopped;
         let fd = listener.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         for stream in self.shared.take_drained(listener) {
             self.admit(stream);
         }
-        for slot in 0..self.clients.len() as u32 {
+        for slot in self.clients.indices() {
             if let Some(client) = self.clients[slot].as_mut() {
                 client.conn.disable_keep_alive();
                 self.arm(slot);
@@ -311,7 +285,7 @@ impl<'a> Reactor<'a> {
             stream,
             conn: Conn::new(&config.routes, config.limits, self.clock.now),
             waiting_to_write: false,
-            lingering: None,
+            stage: Stage::Open,
         };
         self.clients[slot] = Some(client);
         self.open.fetch_add(1, Ordering::Relaxed);
@@ -326,10 +300,10 @@ impl<'a> Reactor<'a> {
         let Some(client) = self.clients.get_mut(slot).and_then(Option::as_mut) else {
             return; // closed earlier in this batch
         };
-        let keep = match (client.lingering, step) {
-            (Some(_), Step::Ready { .. }) => drain(client),
-            (Some(_), Step::TimedOut) => false,
-            (None, _) => {
+        let keep = match (client.stage, step) {
+            (Stage::Lingering(_), Step::Ready { .. }) => drain(client),
+            (Stage::Lingering(_), Step::TimedOut) | (Stage::Closing, _) => false,
+            (Stage::Open, _) => {
                 client.conn.lend(&mut self.buffers);
                 let peer_closed = match step {
                     Step::Ready { peer_closed } => peer_closed,
@@ -444,7 +418,7 @@ fn exchange(
                 return false;
             }
             let _ = client.stream.shutdown(Shutdown::Write);
-            client.lingering = Some(Linger::begin(clock.now.instant));
+            client.stage = Stage::Lingering(Linger::begin(clock.now.instant));
             return drain(client);
         }
         if client.conn.is_awaiting() {
@@ -501,7 +475,10 @@ fn drain(client: &mut Client<'_>) -> bool {
         match client.stream.read(&mut sink) {
             Ok(0) => return false,
             Ok(n) => {
-                let within = client.lingering.as_mut().is_some_and(|l| l.drained(n));
+                let within = match &mut client.stage {
+                    Stage::Lingering(linger) => linger.drained(n),
+                    _ => false,
+                };
                 if !within {
                     return false; // LINGER_BYTES dropped: close now
                 }

@@ -25,6 +25,7 @@ mod blocking;
 mod deadlines;
 mod event;
 mod pool;
+mod reactor;
 mod sequential;
 mod slots;
 mod threaded;

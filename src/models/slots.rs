@@ -81,6 +81,12 @@ impl<T: Default> Slots<T> {
         self.chunks.len() * CHUNK
     }
 
+    /// Every allocated index, claimed or vacant: for a pass over the table
+    /// that may mutate it (a range holds no borrow of it).
+    pub(crate) fn indices(&self) -> std::ops::Range<u32> {
+        0..self.len() as u32
+    }
+
     /// The entry at `index`, if allocated.
     #[inline]
     pub(crate) fn get(&self, index: u32) -> Option<&T> {

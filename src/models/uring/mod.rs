@@ -8,8 +8,10 @@
 //!     shutdown began -> stop accepting; take in what the shutdown drained from
 //!                       this reactor's listen queue; keep-alive off on every
 //!                       connection
-//!     accept idle, or its pause over -> arm the multishot accept (it drains
-//!                       the queue first)
+//!     shutting down, no accept in flight, no connection left -> hand over the
+//!                       last closes, return
+//!     accepting and no accept armed, or its pause over -> arm the multishot
+//!                       accept (it drains the queue first)
 //!     io_uring_enter(submit everything queued below; wait for a completion
 //!                    or until the earliest deadline)
 //!     accepted       -> a new connection, its multishot recv armed;
@@ -24,7 +26,7 @@
 //!                       after the shutdown's grace period; a parked request's
 //!                       reply, then the bytes held behind it); a stalled send: drop
 //!     shutdown timed out -> every connection's socket shut down, then closed
-//!     every connection touched above -> its next step, queued for the next
+//!     every connection touched above -> its step, queued for the next
 //!                       enter: send the output, re-arm or cancel the recv,
 //!                       linger, close
 //! }
@@ -39,9 +41,9 @@
 //! Deadlines live in a heap ordered by time ([`Deadlines`], shared with v4).
 //!
 //! Back-pressure: the core is only given bytes while none of its output is
-//! unsent, as in v4. Bytes that arrive meanwhile are parked (copied out of the
+//! unsent, as in v4. Bytes that arrive meanwhile are held (copied out of the
 //! ring, so that a client that does not read cannot hold the ring's buffers),
-//! and past [`PARK_LIMIT`] the connection's recv is cancelled until the client
+//! and past [`HOLD_LIMIT`] the connection's recv is cancelled until the client
 //! reads again. A send that makes no progress for the idle timeout drops the
 //! connection.
 //!
@@ -70,6 +72,7 @@ use socket2::SockRef;
 
 use self::buf_ring::BufRing;
 use super::deadlines::Deadlines;
+use super::reactor::{next_wake, Accepting, Stage};
 use super::slots::Slots;
 use super::{
     bind_shared_port, deadline_of, input_waiting, reject, shutdown_raw, spawn, start_threads,
@@ -91,11 +94,11 @@ const BUFFER_INITIAL: u16 = 64;
 /// of 16 small ones, fits; a larger read arrives in several completions.
 const BUFFER_SIZE: u32 = 1024;
 const BUFFER_GROUP: u16 = 0;
-/// Bytes parked for a connection whose client is not reading its responses,
+/// Bytes held for a connection whose client is not reading its responses,
 /// past which its recv is cancelled (back-pressure).
-const PARK_LIMIT: usize = 16 * 1024;
-/// Parking buffers kept for reuse once their connection drained them.
-const SPARE_PARKING: usize = 64;
+const HOLD_LIMIT: usize = 16 * 1024;
+/// Held buffers kept for reuse once their connection drained them.
+const SPARE_HELD: usize = 64;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<TcpListener>>> {
     availability().map_err(|why| io::Error::new(io::ErrorKind::Unsupported, why))?;
@@ -177,13 +180,14 @@ fn run(
         touched: Vec::new(),
         deadlines: Deadlines::new(),
         pool: BufferPool::new(),
-        spare_parking: Vec::new(),
-        accept: Accept::Idle,
+        spare_held: Vec::new(),
+        accepting: Accepting::Open,
+        accept_armed: false,
         shutdown: None,
         cut: false,
         clock: IterationClock::new(&shared.config.routes),
     }
-    .serve();
+    .run();
 }
 
 struct Reactor<'r> {
@@ -201,15 +205,17 @@ struct Reactor<'r> {
     overflow: Vec<Entry>,
     /// The connections, at the slot numbers their operations carry.
     clients: Slots<Slot<'r>>,
-    /// Connections to advance at the end of this iteration.
+    /// Connections to step at the end of this iteration.
     touched: Vec<u32>,
     /// Each connection's next deadline, armed no later than it.
     deadlines: Deadlines,
     /// Input and output buffers, lent to a connection only while it has
     /// bytes pending: an idle connection holds none.
     pool: BufferPool,
-    spare_parking: Vec<Parking>,
-    accept: Accept,
+    spare_held: Vec<Held>,
+    accepting: Accepting,
+    /// Whether the listener's multishot accept is in flight.
+    accept_armed: bool,
     /// Set when this reactor saw the shutdown begin.
     shutdown: Option<ShutdownClock>,
     /// Whether the shutdown timeout has cut every connection.
@@ -220,7 +226,7 @@ struct Reactor<'r> {
 }
 
 impl Reactor<'_> {
-    fn serve(mut self) {
+    fn run(mut self) {
         loop {
             if self.shutdown.is_none() {
                 if let Some(clock) = self.shared.shutdown_begun() {
@@ -228,8 +234,7 @@ impl Reactor<'_> {
                 }
             }
             self.keep_accepting();
-            if self.shutdown.is_some() && self.accept != Accept::Armed && self.clients.in_use() == 0
-            {
+            if self.shutdown.is_some() && !self.accept_armed && self.clients.in_use() == 0 {
                 // The last closes are still queued: hand them over (a
                 // socket's close runs inline, within the enter).
                 self.flush_overflow();
@@ -254,16 +259,16 @@ impl Reactor<'_> {
                 self.cut_all();
             }
             while let Some(slot) = self.touched.pop() {
-                self.advance(slot);
+                self.step(slot);
             }
         }
     }
 
     fn keep_accepting(&mut self) {
-        let due = match self.accept {
-            Accept::Armed => false,
-            Accept::Idle => true,
-            Accept::BackingOff(until) => self.clock.now.instant >= until,
+        let due = match self.accepting {
+            Accepting::Open => !self.accept_armed,
+            Accepting::PausedUntil(_) => self.accepting.resume_if_over(self.clock.now.instant),
+            Accepting::Stopped => false,
         };
         if !due || self.shutdown.is_some() || self.shared.stops_accepting() {
             return;
@@ -276,10 +281,10 @@ impl Reactor<'_> {
         unsafe { self.push(accept) };
         // Arming drains the backlog first: connections queued during a
         // back-off are accepted at once.
-        self.accept = Accept::Armed;
+        self.accept_armed = true;
     }
 
-    /// Handles one completion; the connections it concerns are advanced
+    /// Handles one completion; the connections it concerns are stepped
     /// once all completions of the iteration are in.
     fn complete(&mut self, user_data: u64, res: i32, flags: u32) {
         match decode(user_data) {
@@ -291,8 +296,8 @@ impl Reactor<'_> {
     }
 
     fn accepted(&mut self, res: i32, flags: u32) {
-        if !cqueue::more(flags) && self.accept == Accept::Armed {
-            self.accept = Accept::Idle;
+        if !cqueue::more(flags) {
+            self.accept_armed = false;
         }
         if res >= 0 {
             // SAFETY: a descriptor the kernel just created for us alone.
@@ -307,10 +312,11 @@ impl Reactor<'_> {
             // EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything else that would
             // fail again at once: pause, then re-arm and drain the backlog.
             AcceptError::Exhausted => {
-                if self.accept == Accept::Armed {
+                if self.accept_armed {
                     self.cancel(user_data(Op::Accept, 0, 0));
+                    self.accept_armed = false;
                 }
-                self.accept = Accept::BackingOff(self.clock.now.instant + ACCEPT_BACKOFF);
+                self.accepting = Accepting::PausedUntil(self.clock.now.instant + ACCEPT_BACKOFF);
             }
         }
     }
@@ -338,7 +344,7 @@ impl Reactor<'_> {
             recv: Recv::Off,
             sending: Sending::Idle,
             peer_closed: false,
-            parked: None,
+            held: None,
             touched: false,
         };
         let slot = self.clients.claim();
@@ -360,7 +366,7 @@ impl Reactor<'_> {
                     client.take_bytes(
                         bytes,
                         self.clock.now,
-                        &mut self.spare_parking,
+                        &mut self.spare_held,
                         &mut self.pool,
                     );
                     self.clock.after_handlers();
@@ -401,7 +407,7 @@ impl Reactor<'_> {
         self.touch(slot);
     }
 
-    /// Touches every connection whose armed deadline has come; `advance`
+    /// Touches every connection whose armed deadline has come; `step`
     /// then acts on its actual deadline (or arms it again, later).
     fn expire_deadlines(&mut self) {
         while let Some(slot) = self.deadlines.pop_due(self.clock.now.instant) {
@@ -419,10 +425,10 @@ impl Reactor<'_> {
     }
 
     /// The whole exchange of one connection, after its completions or its
-    /// deadline: feed the core what was parked, send what it produced, time
+    /// deadline: feed the core what was held, send what it produced, time
     /// it out, linger, keep its recv armed or cancel it, close it, and file
     /// its next deadline.
-    fn advance(&mut self, slot: u32) {
+    fn step(&mut self, slot: u32) {
         let now = self.clock.now;
         let generation = self.clients[slot].generation;
         let Some(client) = self.clients[slot].client.as_mut() else {
@@ -442,7 +448,7 @@ impl Reactor<'_> {
                         conn.lend(&mut self.pool);
                         conn.on_timeout(now); // 408, or close
                     }
-                    client.feed_parked(now, &mut self.spare_parking, &mut self.pool);
+                    client.feed_held(now, &mut self.spare_held, &mut self.pool);
                     self.clock.after_handlers();
                     // No send in flight and everything fed: the buffers not
                     // needed now go back to the pool (the output stays
@@ -470,14 +476,14 @@ impl Reactor<'_> {
             _ => {}
         }
         if client.stage == Stage::Closing {
-            if let Some(parked) = client.parked.take() {
-                spare(&mut self.spare_parking, parked);
+            if let Some(held) = client.held.take() {
+                spare(&mut self.spare_held, held);
             }
         }
         let want_recv = match client.stage {
             Stage::Open => {
-                let parked = client.parked.as_ref().map_or(0, |parked| parked.len());
-                !client.conn.is_closing() && !client.peer_closed && parked < PARK_LIMIT
+                let held = client.held.as_ref().map_or(0, |held| held.len());
+                !client.conn.is_closing() && !client.peer_closed && held < HOLD_LIMIT
             }
             Stage::Lingering(_) => !client.peer_closed,
             Stage::Closing => false,
@@ -543,11 +549,11 @@ impl Reactor<'_> {
         self.deadlines.cancel(slot);
         self.open.fetch_sub(1, Ordering::Relaxed);
         let Client {
-            fd, conn, parked, ..
+            fd, conn, held, ..
         } = client;
         conn.release(&mut self.pool);
-        if let Some(parked) = parked {
-            spare(&mut self.spare_parking, parked);
+        if let Some(held) = held {
+            spare(&mut self.spare_held, held);
         }
         let close = opcode::Close::new(Fd(fd.into_raw_fd()))
             .build()
@@ -572,13 +578,14 @@ impl Reactor<'_> {
     /// when the grace period ends ([`deadline_of`]).
     fn begin_shutdown(&mut self, clock: ShutdownClock) {
         self.shutdown = Some(clock);
-        if self.accept == Accept::Armed {
+        self.accepting = Accepting::Stopped;
+        if self.accept_armed {
             self.cancel(user_data(Op::Accept, 0, 0));
         }
         for stream in self.shared.take_drained(self.listener) {
             self.admit(OwnedFd::from(stream));
         }
-        for slot in 0..self.clients.len() as u32 {
+        for slot in self.clients.indices() {
             if let Some(client) = self.clients[slot].client.as_mut() {
                 // Sets a flag only: safe while a send points into the output.
                 client.conn.disable_keep_alive();
@@ -587,7 +594,7 @@ impl Reactor<'_> {
         }
         // Before the next wait, so that it already counts the grace period.
         while let Some(slot) = self.touched.pop() {
-            self.advance(slot);
+            self.step(slot);
         }
     }
 
@@ -596,7 +603,7 @@ impl Reactor<'_> {
     /// then closes the usual way, once they have completed.
     fn cut_all(&mut self) {
         self.cut = true;
-        for slot in 0..self.clients.len() as u32 {
+        for slot in self.clients.indices() {
             if let Some(client) = self.clients[slot].client.as_mut() {
                 shutdown_raw(client.fd.as_raw_fd(), libc::SHUT_RDWR);
                 client.stage = Stage::Closing;
@@ -612,7 +619,8 @@ impl Reactor<'_> {
         self.flush_overflow();
         self.sq.sync();
         self.cq.sync();
-        let wake_at = self.next_wake();
+        let hard_end = self.shutdown.filter(|_| !self.cut).map(|c| c.hard_end);
+        let wake_at = next_wake(self.deadlines.next(), self.accepting, hard_end);
         let waited = match wake_at {
             Some(at) => {
                 let timeout = Timespec::from(at.saturating_duration_since(Instant::now()));
@@ -632,18 +640,6 @@ impl Reactor<'_> {
                 _ => Err(e),
             },
         }
-    }
-
-    fn next_wake(&self) -> Option<Instant> {
-        let backoff = match self.accept {
-            Accept::BackingOff(until) => Some(until),
-            _ => None,
-        };
-        let hard_end = self.shutdown.filter(|_| !self.cut).map(|c| c.hard_end);
-        [self.deadlines.next(), backoff, hard_end]
-            .into_iter()
-            .flatten()
-            .min()
     }
 
     /// Queues `entry` for the next enter.
@@ -692,15 +688,6 @@ impl Drop for Reactor<'_> {
     }
 }
 
-/// The listener's multishot accept.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Accept {
-    Armed,
-    Idle,
-    /// Paused after an error until then.
-    BackingOff(Instant),
-}
-
 /// A connection's multishot recv.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Recv {
@@ -717,18 +704,6 @@ enum Sending {
     Cancelling,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// Serving requests.
-    Open,
-    /// The last response is sent to a peer that may still be sending
-    /// ([`Conn::needs_linger`]) and our side shut down: input is discarded,
-    /// bounded ([`Linger`]).
-    Lingering(Linger),
-    /// Waiting for its operations to complete, then closed.
-    Closing,
-}
-
 /// One connection owned by a reactor; its handler is the server's routes.
 struct Client<'r> {
     fd: OwnedFd,
@@ -742,8 +717,8 @@ struct Client<'r> {
     peer_closed: bool,
     /// Bytes received while the core could not take them, oldest first;
     /// `None` while there are none.
-    parked: Option<Parking>,
-    /// Whether it is on the reactor's to-advance list.
+    held: Option<Held>,
+    /// Whether it is on the reactor's to-step list.
     touched: bool,
 }
 
@@ -756,29 +731,29 @@ impl<'r> Client<'r> {
     }
 
     /// Bytes that arrived: straight into the core when it may take them (no
-    /// output pending, nothing parked before them), else parked; after an
+    /// output pending, nothing held before them), else held; after an
     /// error response, or while lingering, discarded.
     fn take_bytes(
         &mut self,
         bytes: &[u8],
         now: Now,
-        spare_parking: &mut Vec<Parking>,
+        spare_held: &mut Vec<Held>,
         pool: &mut BufferPool,
     ) {
         match self.stage {
             Stage::Open if self.conn.is_closing() => {}
             Stage::Open => {
-                let fed = match self.parked {
+                let fed = match self.held {
                     None => self
                         .quiet_conn()
                         .map_or(0, |conn| feed(conn, bytes, now, pool)),
                     Some(_) => 0,
                 };
                 if fed < bytes.len() {
-                    let parked = self
-                        .parked
-                        .get_or_insert_with(|| spare_parking.pop().unwrap_or_default());
-                    parked.extend_from_slice(&bytes[fed..]);
+                    let held = self
+                        .held
+                        .get_or_insert_with(|| spare_held.pop().unwrap_or_default());
+                    held.extend_from_slice(&bytes[fed..]);
                 }
             }
             Stage::Lingering(ref mut linger) => {
@@ -790,25 +765,25 @@ impl<'r> Client<'r> {
         }
     }
 
-    /// Gives the core the parked bytes it may take now, then the peer's EOF
-    /// once nothing is parked before it.
-    fn feed_parked(&mut self, now: Now, spare_parking: &mut Vec<Parking>, pool: &mut BufferPool) {
+    /// Gives the core the held bytes it may take now, then the peer's EOF
+    /// once nothing is held before it.
+    fn feed_held(&mut self, now: Now, spare_held: &mut Vec<Held>, pool: &mut BufferPool) {
         if self.sending != Sending::Idle {
             return;
         }
-        if let Some(parked) = self.parked.as_mut() {
-            // Not through `quiet_conn`, to borrow `parked` alongside; the
+        if let Some(held) = self.held.as_mut() {
+            // Not through `quiet_conn`, to borrow `held` alongside; the
             // send state was checked above.
-            let fed = feed(&mut self.conn, parked, now, pool);
-            parked.drain(..fed);
-            // Once the core reads no more, what is still parked never will be.
-            if parked.is_empty() || self.conn.is_closing() {
-                if let Some(parked) = self.parked.take() {
-                    spare(spare_parking, parked);
+            let fed = feed(&mut self.conn, held, now, pool);
+            held.drain(..fed);
+            // Once the core reads no more, what is still held never will be.
+            if held.is_empty() || self.conn.is_closing() {
+                if let Some(held) = self.held.take() {
+                    spare(spare_held, held);
                 }
             }
         }
-        if self.parked.is_none() && self.peer_closed {
+        if self.held.is_none() && self.peer_closed {
             self.conn.commit_read(0, now);
         }
     }
@@ -821,7 +796,7 @@ impl<'r> Client<'r> {
     fn request_waiting(&self) -> bool {
         let conn = &self.conn;
         self.stage == Stage::Open
-            && self.parked.is_none()
+            && self.held.is_none()
             && !self.peer_closed
             && conn.phase() == Phase::Idle
             && conn.output().is_empty()
@@ -891,14 +866,14 @@ fn feed(conn: &mut Conn<&Routes>, bytes: &[u8], now: Now, pool: &mut BufferPool)
     fed
 }
 
-/// A parking buffer, boxed: a connection that parks nothing (nearly every
+/// A held buffer, boxed: a connection that holds nothing (nearly every
 /// one) spends 8 bytes on it rather than a `Vec`'s 24.
-type Parking = Box<Vec<u8>>;
+type Held = Box<Vec<u8>>;
 
-fn spare(spare_parking: &mut Vec<Parking>, mut parking: Parking) {
-    if spare_parking.len() < SPARE_PARKING {
-        parking.clear();
-        spare_parking.push(parking);
+fn spare(spare_held: &mut Vec<Held>, mut held: Held) {
+    if spare_held.len() < SPARE_HELD {
+        held.clear();
+        spare_held.push(held);
     }
 }
 
