@@ -30,7 +30,7 @@
 //! (its output is not allowed to grow while it waits): back-pressure instead
 //! of buffering without bound.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -416,35 +416,15 @@ fn exchange(
 /// handlers ([`IterationClock`]): a long exchange must not date its last
 /// write back to its start.
 fn flush(client: &mut Client<'_>, now: Now) -> bool {
-    while !client.conn.output().is_empty() {
-        match client.stream.write(client.conn.output()) {
-            Ok(0) => return false,
-            Ok(n) => client.conn.consume_output(n, now),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    super::flush(&client.stream, &mut client.conn, now)
 }
 
 /// Discards input after the final response; false once the peer closed or
 /// [`super::LINGER_BYTES`] were dropped.
 fn drain(client: &mut Client<'_>) -> bool {
-    let mut sink = [0u8; 4096];
-    loop {
-        match client.stream.read(&mut sink) {
-            Ok(0) => return false,
-            Ok(n) => {
-                let within = client.lingering.as_mut().is_some_and(|l| l.drained(n));
-                if !within {
-                    return false; // LINGER_BYTES dropped: close now
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
+    match client.lingering.as_mut() {
+        Some(linger) => super::drain(&client.stream, linger),
+        None => false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The concurrency models, and what they share: the server configuration, the
 //! listening sockets, accepting (with a back-off when descriptors run out),
-//! thread accounting, lingering and graceful shutdown. The blocking
-//! per-connection loop of v1-v3 is in `blocking.rs`.
+//! thread accounting, writing a connection's output, lingering and graceful
+//! shutdown. The blocking per-connection loop of v1-v3 is in `blocking.rs`.
 //!
 //! A model only moves bytes between sockets and [`crate::http::Conn`].
 //!
@@ -407,6 +407,14 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, backlog: i32) -> io::Resu
     Ok(socket.into())
 }
 
+/// `count` threads, where 0 means one per CPU this process may run on.
+pub(crate) fn per_cpu(count: usize) -> usize {
+    match count {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Binds `count` listening sockets (0 = one per CPU this process may run on)
 /// to one address with SO_REUSEPORT, so the kernel spreads new connections
 /// over them. All are bound before any thread starts; the first fixes the
@@ -415,10 +423,7 @@ pub(crate) fn bind_shared_port(
     config: &ServerConfig,
     count: usize,
 ) -> io::Result<Vec<Arc<TcpListener>>> {
-    let count = match count {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let count = per_cpu(count);
     let first = bind(config.addr, true, config.backlog)?;
     let addr = first.local_addr()?;
     let mut listeners = vec![Arc::new(first)];
@@ -475,6 +480,42 @@ pub(crate) fn deadline_of<H: Handler>(conn: &Conn<H>, grace_end: Option<Instant>
     match grace_end {
         Some(end) if conn.phase() == Phase::Idle && conn.output().is_empty() => own.min(end),
         _ => own,
+    }
+}
+
+/// Writes as much of `conn`'s pending output as the non-blocking `stream`
+/// takes, recording the progress at `now`; false on a dead peer. True with
+/// output left means the socket is full (EAGAIN).
+pub(crate) fn flush<H: Handler>(mut stream: impl Write, conn: &mut Conn<H>, now: Now) -> bool {
+    while !conn.output().is_empty() {
+        match stream.write(conn.output()) {
+            Ok(0) => return false,
+            Ok(n) => conn.consume_output(n, now),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Reads and drops what the non-blocking `stream` holds, during a lingering
+/// close: true once it is empty (EAGAIN), false once the peer closed,
+/// [`LINGER_BYTES`] were dropped or the socket failed (close now).
+pub(crate) fn drain(mut stream: impl Read, linger: &mut Linger) -> bool {
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return false,
+            Ok(n) => {
+                if !linger.drained(n) {
+                    return false; // LINGER_BYTES dropped: close now
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 
