@@ -21,6 +21,7 @@ mod pool;
 mod sequential;
 mod slots;
 mod threaded;
+mod tokio;
 mod uring;
 
 pub(crate) use blocking::{serve_connection, Connections};
@@ -50,16 +51,19 @@ pub enum Model {
     Event,
     /// v5: one io_uring reactor per core, each with its own SO_REUSEPORT socket (Linux 6.0+).
     Uring,
+    /// v6: tokio's multi-threaded work-stealing runtime, one task per connection.
+    Tokio,
 }
 
 impl Model {
     /// Every model, in version order.
-    pub const ALL: [Model; 5] = [
+    pub const ALL: [Model; 6] = [
         Model::Sequential,
         Model::Threaded,
         Model::Pool,
         Model::Event,
         Model::Uring,
+        Model::Tokio,
     ];
 
     /// The seed's port for this model (9001 for v1, ...).
@@ -70,6 +74,7 @@ impl Model {
             Model::Pool => 9003,
             Model::Event => 9004,
             Model::Uring => 9005,
+            Model::Tokio => 9006,
         }
     }
 
@@ -81,6 +86,7 @@ impl Model {
             Model::Pool => "pool",
             Model::Event => "event",
             Model::Uring => "uring",
+            Model::Tokio => "tokio",
         }
     }
 
@@ -105,7 +111,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Listen backlog.
     pub backlog: i32,
-    /// v2, v4 and v5: open connections past which new ones get 503.
+    /// v2, v4, v5 and v6: open connections past which new ones get 503.
     pub max_connections: usize,
     /// v2: stack size of each connection thread, in bytes.
     pub thread_stack: usize,
@@ -115,7 +121,8 @@ pub struct ServerConfig {
     pub pool_size: usize,
     /// v3: accepted connections waiting for a worker, past which new ones get 503.
     pub queue: usize,
-    /// v4 and v5: reactor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU.
+    /// v4 and v5: reactor threads, each with its own SO_REUSEPORT socket;
+    /// v6: the runtime's worker threads. 0 = one per CPU.
     pub reactors: usize,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_timeout: Duration,
@@ -165,6 +172,7 @@ impl Server {
             Model::Pool => pool::start(&shared)?,
             Model::Event => event::start(&shared)?,
             Model::Uring => uring::start(&shared)?,
+            Model::Tokio => tokio::start(&shared)?,
         };
         Ok(Server {
             local_addr: listeners[0].local_addr()?,
@@ -433,7 +441,7 @@ pub(crate) fn bind_shared_port(
     Ok(listeners)
 }
 
-/// The time a reactor (v4, v5) hands the core: read once per loop iteration,
+/// The time a reactor (v4, v5) or a connection task (v6) hands the core: read once per loop iteration,
 /// since a clock read (two vDSO calls, monotonic and wall) is a measurable
 /// share of what a request costs, and read again after handler calls when
 /// handlers spend time (`--work`), so that a slow handler does not date the
@@ -448,8 +456,13 @@ pub(crate) struct IterationClock {
 impl IterationClock {
     /// A clock for a server whose handlers do `routes.work`.
     pub(crate) fn new(routes: &Routes) -> Self {
+        IterationClock::at(Now::read(), routes)
+    }
+
+    /// The same, with the time just read.
+    pub(crate) fn at(now: Now, routes: &Routes) -> Self {
         IterationClock {
-            now: Now::read(),
+            now,
             slow_handlers: routes.work != Work::None,
         }
     }
