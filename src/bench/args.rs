@@ -69,7 +69,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
     /// Check a named set of targets against the results and print them as
-    /// a table (issue9: v5 and v4 against floor.c).
+    /// a table (issue9: v5 and v4 against floor.c; v6: tokio against floor.c).
     #[arg(long, value_name = "SET",
           value_parser = PossibleValuesParser::new(targets::names()))]
     pub check: Option<String>,
