@@ -46,6 +46,9 @@
 //! task, re-armed only when the deadline moves earlier or when it fires
 //! (the deadline is checked on every wake, and the timer wakes the task if
 //! nothing else does): in steady state no timer operation per request.
+//! The time handed to the core is shared by the tasks a worker runs: read
+//! after each wait for events and at most every 32 wakes ([`now`]), as v4
+//! reads it once per loop iteration.
 //!
 //! Buffers: [`BufferPool`] is per thread, so each worker has its own
 //! (a thread-local); a task borrows it for one synchronous step, between two
@@ -67,7 +70,7 @@ use std::net::Shutdown;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use tokio::io::Interest;
@@ -81,7 +84,7 @@ use super::{
     IterationClock, Linger, Shared, ACCEPT_BACKOFF,
 };
 use crate::http::{BufferPool, Conn, Now, Status};
-use crate::route::{Handler, Routes};
+use crate::route::{Handler, Routes, Work};
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<std::net::TcpListener>>> {
     let config = &shared.config;
@@ -90,6 +93,7 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<std::net::TcpLis
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(per_cpu(config.reactors))
             .thread_name("v6-worker")
+            .on_thread_unpark(forget_time)
             .enable_io()
             .enable_time()
             .build()?;
@@ -220,35 +224,39 @@ fn admit(stream: TcpStream, tasks: &Arc<Tasks>) {
 thread_local! {
     /// This worker's buffers, lent to a connection for one step.
     static BUFFERS: RefCell<BufferPool> = RefCell::new(BufferPool::new());
-    /// This worker's wall clock: an instant and the time since the Unix
-    /// epoch then.
-    static WALL_CLOCK: Cell<Option<(Instant, Duration)>> = const { Cell::new(None) };
+    /// This worker's time, and how many wakes it has served since it was
+    /// read (see [`now`]).
+    static CLOCK: Cell<Option<(Now, u32)>> = const { Cell::new(None) };
 }
 
-/// The time, for a task that wakes: one clock read, not two. The wall-clock
-/// seconds (for `Date`) are counted on the monotonic clock from the last
-/// wall-clock read, which each worker repeats once a second, so that they
-/// follow a change of the system time within a second.
-fn now() -> Now {
-    let instant = Instant::now();
-    let (read_at, since_epoch) = WALL_CLOCK.with(|wall| match wall.get() {
-        Some((at, since)) if instant.saturating_duration_since(at) < WALL_CLOCK_READ => (at, since),
-        _ => {
-            let since = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
-            wall.set(Some((instant, since)));
-            (instant, since)
+/// The most task wakes on one worker that share a reading of the clock.
+const CLOCK_SHARED_BY: u32 = 32;
+
+/// The time a task hands the core when it wakes: read again when `fresh`
+/// is asked (its timer fired, or handlers spend time), and otherwise at most
+/// once every [`CLOCK_SHARED_BY`] wakes on this worker and after each time
+/// the worker waited for events ([`forget_time`]): as v4 reads it once per
+/// loop iteration, not once per connection (a clock read is two vDSO calls,
+/// a measurable share of a request).
+fn now(fresh: bool) -> Now {
+    CLOCK.with(|clock| match clock.get() {
+        Some((now, uses)) if !fresh && uses < CLOCK_SHARED_BY => {
+            clock.set(Some((now, uses + 1)));
+            now
         }
-    });
-    Now {
-        instant,
-        unix_secs: (since_epoch + instant.saturating_duration_since(read_at)).as_secs(),
-    }
+        _ => {
+            let now = Now::read();
+            clock.set(Some((now, 1)));
+            now
+        }
+    })
 }
 
-/// How often each worker reads the wall clock.
-const WALL_CLOCK_READ: Duration = Duration::from_secs(1);
+/// Makes the next [`now`] on this worker read the clock: the worker has
+/// just waited for events.
+fn forget_time() {
+    CLOCK.with(|clock| clock.set(None));
+}
 
 /// Whether the connection reads more input now: not while output it
 /// produced is unsent (back-pressure).
@@ -302,7 +310,9 @@ async fn serve(stream: TcpStream, open: Open) {
         let lingering = loop {
             let woke = {
                 let shared = &*open.tasks.shared;
-                let mut clock = IterationClock::at(now(), &shared.config.routes);
+                let routes = &shared.config.routes;
+                let fresh = timer.is_elapsed() || routes.work != Work::None;
+                let mut clock = IterationClock::at(now(fresh), routes);
                 let grace_end = shared.shutdown_begun().map(|shutdown| {
                     conn.disable_keep_alive();
                     shutdown.grace_end
