@@ -68,7 +68,7 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value = "sequential")]
     model: Model,
     /// Listen address [default: 127.0.0.1 and the model's port: 9001 sequential,
-    /// 9002 threaded, 9003 pool, 9004 event, 9005 uring].
+    /// 9002 threaded, 9003 pool, 9004 event, 9005 uring, 9006 tokio].
     #[arg(long)]
     addr: Option<SocketAddr>,
     /// Longest request line (bytes) before 414.
@@ -93,7 +93,7 @@ struct ServeArgs {
     /// Listen backlog.
     #[arg(long, default_value_t = 1024)]
     backlog: i32,
-    /// threaded, event, uring: open connections past which new ones get 503.
+    /// threaded, event, uring, tokio: open connections past which new ones get 503.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
     /// threaded: stack size of each connection thread.
@@ -110,7 +110,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     queue: u64,
     /// event, uring: reactor threads, each with its own SO_REUSEPORT socket and
-    /// epoll loop or io_uring; 0 = one per CPU this process may run on.
+    /// epoll loop or io_uring; tokio: the runtime's worker threads; 0 = one
+    /// per CPU this process may run on.
     #[arg(long, default_value_t = 0)]
     reactors: usize,
     /// How long SIGINT/SIGTERM waits for in-flight work before exiting anyway.

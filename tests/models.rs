@@ -1,7 +1,8 @@
 //! What distinguishes the models: v1's one-at-a-time service, v2's thread per
 //! connection and its cap, v3's fixed thread count, bounded queue and
-//! SO_REUSEPORT acceptors, v4's and v5's fixed reactors that no single client
-//! can block, and v5 holding 10,000 idle connections on one reactor.
+//! SO_REUSEPORT acceptors, v4's and v5's fixed reactors (and v6's fixed
+//! worker threads) that no single client can block, and v5 holding 10,000
+//! idle connections on one reactor.
 
 #[macro_use]
 mod common;
@@ -335,22 +336,22 @@ fn listeners_share_the_port(model: Model, config: ServerConfig) {
     }
 }
 
-/// v1 listens on exactly one socket (no SO_REUSEPORT sharing), as does v2.
+/// v1 listens on exactly one socket (no SO_REUSEPORT sharing), as do v2
+/// and v6 (whatever its number of worker threads).
 #[test]
-fn v1_and_v2_listen_on_one_socket() {
-    for model in [Model::Sequential, Model::Threaded] {
+fn v1_v2_and_v6_listen_on_one_socket() {
+    for model in [Model::Sequential, Model::Threaded, Model::Tokio] {
         let server = start(model);
         assert_eq!(listening_sockets(server.addr().port()), 1, "{model:?}");
     }
 }
 
 // ---------------------------------------------------------------------------
-// v4 event and v5 uring (v5's tests print why and pass where io_uring cannot
-// be used)
+// v4 event, v5 uring and v6 tokio (v5's tests print why and pass where
+// io_uring cannot be used)
 
 per_reactor!(
     over_max_connections_gets_503_then_recovers,
-    reactors_share_the_port,
     thread_count_is_fixed_under_500_connections,
     client_that_does_not_read_blocks_nobody,
     parked_requests_hold_no_thread,
@@ -439,7 +440,21 @@ fn clients_gone_while_parked_cost_nothing(model: Model) {
 }
 
 /// With 4 reactors, 4 sockets listen on the one port and 200 concurrent
-/// connections spread over them are all answered.
+/// connections spread over them are all answered. v4 and v5 only: v6 has
+/// one listener whatever its worker count (tokio's workers share its
+/// accepted connections by stealing tasks; see `v1_v2_and_v6_listen_on_one_socket`).
+#[test]
+fn v4_reactors_share_the_port() {
+    reactors_share_the_port(Model::Event);
+}
+
+#[test]
+fn v5_reactors_share_the_port() {
+    if !skip_unavailable(Model::Uring, "v5_reactors_share_the_port") {
+        reactors_share_the_port(Model::Uring);
+    }
+}
+
 fn reactors_share_the_port(model: Model) {
     let config = ServerConfig {
         reactors: 4,
@@ -449,12 +464,15 @@ fn reactors_share_the_port(model: Model) {
 }
 
 /// The thread count is the reactors + the main thread, whatever the number
-/// of connections (io_uring starts no worker threads for sockets).
+/// of connections (io_uring starts no worker threads for sockets); v6 has
+/// one more, the thread that owns tokio's runtime and waits for its end
+/// (its workers are the `--reactors`; the runtime starts no blocking-pool
+/// thread, since nothing calls `spawn_blocking`).
 fn thread_count_is_fixed_under_500_connections(model: Model) {
     const CONNECTIONS: usize = 500;
     raise_fd_limit();
     let server = ServeProcess::start(model, &["--reactors", "2"]);
-    let expected = 2 + 1;
+    let expected = 2 + 1 + usize::from(model == Model::Tokio);
     assert_eq!(thread_count(server.pid()), expected, "before load");
     let mut clients: Vec<Client> = (0..CONNECTIONS)
         .map(|_| Client::connect(server.addr))

@@ -38,7 +38,7 @@
 //! connection stops being read, and its entry in the deadline heap, armed at
 //! the end of the wait, wakes it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -455,38 +455,15 @@ fn exchange(
 /// handlers ([`IterationClock`]): a long exchange must not date its last
 /// write back to its start.
 fn flush(client: &mut Client<'_>, now: Now) -> bool {
-    while !client.conn.output().is_empty() {
-        match client.stream.write(client.conn.output()) {
-            Ok(0) => return false,
-            Ok(n) => client.conn.consume_output(n, now),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    super::flush(&client.stream, &mut client.conn, now)
 }
 
 /// Discards input after the final response; false once the peer closed or
 /// [`super::LINGER_BYTES`] were dropped.
 fn drain(client: &mut Client<'_>) -> bool {
-    let mut sink = [0u8; 4096];
-    loop {
-        match client.stream.read(&mut sink) {
-            Ok(0) => return false,
-            Ok(n) => {
-                let within = match &mut client.stage {
-                    Stage::Lingering(linger) => linger.drained(n),
-                    _ => false,
-                };
-                if !within {
-                    return false; // LINGER_BYTES dropped: close now
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
+    match &mut client.stage {
+        Stage::Lingering(linger) => super::drain(&client.stream, linger),
+        _ => false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The concurrency models, and what they share: the server configuration, the
 //! listening sockets, accepting (with a back-off when descriptors run out),
-//! thread accounting, lingering and graceful shutdown. The blocking
-//! per-connection loop of v1-v3 is in `blocking.rs`.
+//! thread accounting, writing a connection's output, lingering and graceful
+//! shutdown. The blocking per-connection loop of v1-v3 is in `blocking.rs`.
 //!
 //! A model only moves bytes between sockets and [`crate::http::Conn`].
 //!
@@ -29,6 +29,7 @@ mod reactor;
 mod sequential;
 mod slots;
 mod threaded;
+mod tokio;
 pub(crate) mod uring;
 mod wake_timer;
 
@@ -61,16 +62,19 @@ pub enum Model {
     Event,
     /// v5: one io_uring reactor per core, each with its own SO_REUSEPORT socket (Linux 6.0+).
     Uring,
+    /// v6: tokio's multi-threaded work-stealing runtime, one task per connection.
+    Tokio,
 }
 
 impl Model {
     /// Every model, in version order.
-    pub const ALL: [Model; 5] = [
+    pub const ALL: [Model; 6] = [
         Model::Sequential,
         Model::Threaded,
         Model::Pool,
         Model::Event,
         Model::Uring,
+        Model::Tokio,
     ];
 
     /// The seed's port for this model (9001 for v1, ...).
@@ -81,6 +85,7 @@ impl Model {
             Model::Pool => 9003,
             Model::Event => 9004,
             Model::Uring => 9005,
+            Model::Tokio => 9006,
         }
     }
 
@@ -91,7 +96,7 @@ impl Model {
     pub fn parks_without_a_thread(self) -> bool {
         match self {
             Model::Sequential | Model::Threaded | Model::Pool => false,
-            Model::Event | Model::Uring => true,
+            Model::Event | Model::Uring | Model::Tokio => true,
         }
     }
 
@@ -103,6 +108,7 @@ impl Model {
             Model::Pool => "pool",
             Model::Event => "event",
             Model::Uring => "uring",
+            Model::Tokio => "tokio",
         }
     }
 
@@ -127,7 +133,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Listen backlog.
     pub backlog: i32,
-    /// v2, v4 and v5: open connections past which new ones get 503.
+    /// v2, v4, v5 and v6: open connections past which new ones get 503.
     pub max_connections: usize,
     /// v2: stack size of each connection thread, in bytes.
     pub thread_stack: usize,
@@ -137,7 +143,8 @@ pub struct ServerConfig {
     pub pool_size: usize,
     /// v3: accepted connections waiting for a worker, past which new ones get 503.
     pub queue: usize,
-    /// v4 and v5: reactor threads, each with its own SO_REUSEPORT socket; 0 = one per CPU.
+    /// v4 and v5: reactor threads, each with its own SO_REUSEPORT socket;
+    /// v6: the runtime's worker threads. 0 = one per CPU.
     pub reactors: usize,
     /// How long shutdown waits for in-flight work before giving up on it.
     pub shutdown_timeout: Duration,
@@ -187,6 +194,7 @@ impl Server {
             Model::Pool => pool::start(&shared)?,
             Model::Event => event::start(&shared)?,
             Model::Uring => uring::start(&shared)?,
+            Model::Tokio => tokio::start(&shared)?,
         };
         Ok(Server {
             local_addr: listeners[0].local_addr()?,
@@ -500,6 +508,14 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, backlog: i32) -> io::Resu
     Ok(socket.into())
 }
 
+/// `count` threads, where 0 means one per CPU this process may run on.
+pub(crate) fn per_cpu(count: usize) -> usize {
+    match count {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Binds `count` listening sockets (0 = one per CPU this process may run on)
 /// to one address with SO_REUSEPORT, so the kernel spreads new connections
 /// over them. All are bound before any thread starts; the first fixes the
@@ -508,10 +524,7 @@ pub(crate) fn bind_shared_port(
     config: &ServerConfig,
     count: usize,
 ) -> io::Result<Vec<Arc<TcpListener>>> {
-    let count = match count {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let count = per_cpu(count);
     let first = bind(config.addr, true, config.backlog)?;
     let addr = first.local_addr()?;
     let mut listeners = vec![Arc::new(first)];
@@ -521,7 +534,7 @@ pub(crate) fn bind_shared_port(
     Ok(listeners)
 }
 
-/// The time a reactor (v4, v5) hands the core: read once per loop iteration,
+/// The time a reactor (v4, v5) or a connection task (v6) hands the core: read once per loop iteration,
 /// since a clock read (two vDSO calls, monotonic and wall) is a measurable
 /// share of what a request costs, and read again after handler calls when
 /// handlers spend time (`--work`), so that a slow handler does not date the
@@ -536,8 +549,13 @@ pub(crate) struct IterationClock {
 impl IterationClock {
     /// A clock for a server whose handlers do `routes.work`.
     pub(crate) fn new(routes: &Routes) -> Self {
+        IterationClock::at(Now::read(), routes)
+    }
+
+    /// The same, with the time just read.
+    pub(crate) fn at(now: Now, routes: &Routes) -> Self {
         IterationClock {
-            now: Now::read(),
+            now,
             slow_handlers: routes.work.holds_thread(),
         }
     }
@@ -568,6 +586,42 @@ pub(crate) fn deadline_of<H: Handler>(conn: &Conn<H>, grace_end: Option<Instant>
     match grace_end {
         Some(end) if conn.phase() == Phase::Idle && conn.output().is_empty() => own.min(end),
         _ => own,
+    }
+}
+
+/// Writes as much of `conn`'s pending output as the non-blocking `stream`
+/// takes, recording the progress at `now`; false on a dead peer. True with
+/// output left means the socket is full (EAGAIN).
+pub(crate) fn flush<H: Handler>(mut stream: impl Write, conn: &mut Conn<H>, now: Now) -> bool {
+    while !conn.output().is_empty() {
+        match stream.write(conn.output()) {
+            Ok(0) => return false,
+            Ok(n) => conn.consume_output(n, now),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Reads and drops what the non-blocking `stream` holds, during a lingering
+/// close: true once it is empty (EAGAIN), false once the peer closed,
+/// [`LINGER_BYTES`] were dropped or the socket failed (close now).
+pub(crate) fn drain(mut stream: impl Read, linger: &mut Linger) -> bool {
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return false,
+            Ok(n) => {
+                if !linger.drained(n) {
+                    return false; // LINGER_BYTES dropped: close now
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 

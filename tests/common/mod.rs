@@ -23,8 +23,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The placeholder that [`mask_date`] puts where a valid `Date` value was.
 pub const DATE_MASK: &str = "<date>";
 
-/// Generates `mod sequential`, `mod threaded`, `mod pool`, `mod event` and
-/// `mod uring`, each with one `#[test]` per listed function
+/// Generates `mod sequential`, `mod threaded`, `mod pool`, `mod event`,
+/// `mod uring` and `mod tokio`, each with one `#[test]` per listed function
 /// `fn name(model: Model)`, so that a single suite runs against every model
 /// and `cargo test` names each pair. Where io_uring cannot be used, the
 /// `uring` tests print why and pass without running, or fail with
@@ -45,7 +45,8 @@ macro_rules! per_model {
     };
 }
 
-/// [`per_model`] for the reactor models only: `mod event` and `mod uring`.
+/// [`per_model`] for the models that serve many connections per thread
+/// only: `mod event`, `mod uring` and `mod tokio`.
 #[allow(unused_macros)]
 macro_rules! per_reactor {
     ($($name:ident),* $(,)?) => {
@@ -59,6 +60,9 @@ macro_rules! per_reactor {
                     super::$name(model)
                 }
             } )*
+        }
+        mod tokio {
+            $( #[test] fn $name() { super::$name(servelab::models::Model::Tokio) } )*
         }
     };
 }
