@@ -1,27 +1,17 @@
 //! The report's conclusions are computed: made-up results go in, and the
 //! claims' verdicts and the guidance sentences follow the numbers.
 
+mod bench_support;
+
 use std::collections::BTreeMap;
 
+use bench_support::{cell, Fake};
 use servelab::bench::analysis::{Analysis, Verdict};
 use servelab::bench::export::{markdown::Markdown, Exporter, Report};
 use servelab::bench::machine::{Build, Machine};
-use servelab::bench::results::{
-    BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
-};
+use servelab::bench::results::{BenchResults, CellResult, Outcome, ServerInfo, Settings};
 use servelab::bench::scenarios::{Profile, ScenarioId as S};
 use servelab::bench::{clients, columns};
-use servelab::load::{Errors, FairnessJson, LatencyUs, LoadSummary};
-
-/// What one made-up run measured.
-#[derive(Clone, Copy)]
-struct Fake {
-    rps: f64,
-    mean_us: f64,
-    p99_us: f64,
-    starved: u64,
-    threads: u64,
-}
 
 fn fake(rps: f64, mean_us: f64, p99_us: f64) -> Fake {
     Fake {
@@ -30,120 +20,6 @@ fn fake(rps: f64, mean_us: f64, p99_us: f64) -> Fake {
         p99_us,
         starved: 0,
         threads: 3,
-    }
-}
-
-fn latency(mean: f64, p99: f64) -> LatencyUs {
-    LatencyUs {
-        count: 1000,
-        min: mean / 4.0,
-        mean,
-        stdev: mean / 2.0,
-        max: p99 * 3.0,
-        p50: mean,
-        p90: (mean + p99) / 2.0,
-        p99,
-        p99_9: p99 * 2.0,
-        p99_99: p99 * 2.5,
-    }
-}
-
-fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>) -> CellResult {
-    let s = scenario.scenario();
-    let p = &s.points[point];
-    let connections = p.drive.connections() as u64;
-    let responses = (f.rps * 2.0) as u64;
-    CellResult {
-        scenario,
-        point: p.label.to_string(),
-        point_index: point,
-        server: server.to_string(),
-        run: 1,
-        started_at: "2026-01-01T00:00:00Z".to_string(),
-        elapsed_s: 2.5,
-        config: CellConfig {
-            drive: p.drive,
-            work: p.work.map(str::to_string),
-            warmup_s: 0.5,
-            duration_s: 2.0,
-            rate,
-            server_command: vec!["servelab".to_string()],
-        },
-        outcome: Outcome::Measured,
-        load: Some(LoadSummary {
-            schema: servelab::load::SCHEMA,
-            url: "http://127.0.0.1:1/".to_string(),
-            addr: "127.0.0.1:1".to_string(),
-            method: "GET".to_string(),
-            headers: Vec::new(),
-            mode: if rate.is_some() { "open" } else { "closed" }.to_string(),
-            connections,
-            threads: 1,
-            pipeline: 1,
-            clients: 1,
-            started_at_ms: None,
-            duration_s: 2.0,
-            elapsed_s: 2.0,
-            requests_target: None,
-            interrupted: false,
-            warmup_s: 0.5,
-            timeout_s: 2.0,
-            rate_target: rate,
-            notes: Vec::new(),
-            requests_sent: responses,
-            responses,
-            responses_2xx_3xx: responses,
-            bytes_read: responses * 100,
-            requests_per_sec: f.rps,
-            bytes_per_sec: f.rps * 100.0,
-            offered_rate: rate.unwrap_or(f.rps),
-            scheduled_not_sent: 0,
-            reconnects: 0,
-            latency_corrected: rate.is_some(),
-            latency_us: Some(latency(f.mean_us, f.p99_us)),
-            latency_uncorrected_us: Some(latency(f.mean_us, f.p99_us)),
-            errors: Errors::default(),
-            fairness: FairnessJson {
-                connections,
-                served: connections - f.starved,
-                starved: f.starved,
-                min: 0,
-                median: 1.0,
-                max: 10,
-                jain: Some(1.0),
-            },
-            per_connection: Vec::new(),
-            histogram: None,
-            histogram_uncorrected: None,
-            client_lag_us: None,
-            latency_minus_lag_us: None,
-            histogram_client_lag: None,
-            histogram_minus_lag: None,
-        }),
-        histogram: None,
-        server_usage: Some(ServerUsage::new(
-            ProcSample {
-                cpu_s: 0.0,
-                rss_kib: 1000,
-                threads: 2,
-                fds: 5,
-                processes: 1,
-            },
-            responses as f64 * 10e-6,
-            ProcSample {
-                cpu_s: 1.0,
-                rss_kib: 2000,
-                threads: f.threads,
-                fds: 5 + connections,
-                processes: 1,
-            },
-            responses,
-        )),
-        client_cpu_s: Some(1.0),
-        idle: None,
-        slow: None,
-        noise: None,
-        shutdown: None,
     }
 }
 

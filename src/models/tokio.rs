@@ -83,8 +83,8 @@ use super::{
     bind, deadline_of, drain, flush, per_cpu, reject, spawn, start_threads, AcceptError,
     IterationClock, Linger, Shared, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Status};
 use crate::http::Handler;
+use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<std::net::TcpListener>>> {

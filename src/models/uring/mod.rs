@@ -363,12 +363,7 @@ impl Reactor<'_> {
                     // SAFETY: the buffer id and length of this completion,
                     // given back just below and not before.
                     let bytes = unsafe { self.buffers.received(id, n as usize) };
-                    client.take_bytes(
-                        bytes,
-                        self.clock.now,
-                        &mut self.spare_held,
-                        &mut self.pool,
-                    );
+                    client.take_bytes(bytes, self.clock.now, &mut self.spare_held, &mut self.pool);
                     self.clock.after_handlers();
                 }
                 (0, _) => client.peer_closed = true,
@@ -548,9 +543,7 @@ impl Reactor<'_> {
         self.clients.release(slot);
         self.deadlines.cancel(slot);
         self.open.fetch_sub(1, Ordering::Relaxed);
-        let Client {
-            fd, conn, held, ..
-        } = client;
+        let Client { fd, conn, held, .. } = client;
         conn.release(&mut self.pool);
         if let Some(held) = held {
             spare(&mut self.spare_held, held);
