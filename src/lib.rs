@@ -10,4 +10,5 @@ pub mod models;
 pub mod responder;
 pub mod route;
 pub mod signal;
+pub mod timerfd;
 pub mod units;

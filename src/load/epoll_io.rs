@@ -17,7 +17,7 @@ use super::conn::Conn;
 use super::driver::Driver;
 use super::engine::Io;
 use super::plan::{Ctx, Plan};
-use super::timer::Timer;
+use crate::timerfd::Timer;
 
 /// The timer's token: past any connection index.
 const TIMER: Token = Token(usize::MAX);

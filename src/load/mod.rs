@@ -32,7 +32,6 @@ mod runner;
 mod schedule;
 mod stats;
 mod target;
-mod timer;
 mod uring_io;
 mod worker;
 

@@ -44,9 +44,9 @@ use super::conn::Conn;
 use super::driver::Driver;
 use super::engine::Io;
 use super::plan::{Ctx, Plan};
-use super::timer::drop_timer_slack;
 use crate::models::uring::buf_ring::BufRing;
 use crate::models::uring::ring::{new_ring, SQ_ENTRIES};
+use crate::timerfd::drop_timer_slack;
 
 /// Most receive buffers per thread: past this many arrivals in one loop
 /// iteration, recvs get ENOBUFS and are re-armed.

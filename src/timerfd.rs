@@ -1,6 +1,7 @@
-//! A timerfd, so that an open-loop thread wakes at sub-millisecond precision
-//! (epoll_wait's own timeout has millisecond granularity, which would add up
-//! to a millisecond of the generator's lateness to every corrected latency).
+//! A timerfd, for an epoll loop that must wake at sub-millisecond precision
+//! (epoll_wait's own timeout has millisecond granularity): the load
+//! generator's open-loop threads, where a late wakeup is a late send, and
+//! v4's reactors, where it is a parked request answered late.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -55,6 +56,25 @@ impl Timer {
         Ok(())
     }
 
+    /// Disarms the timer.
+    pub fn disarm(&self) -> io::Result<()> {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let spec = libc::itimerspec {
+            it_interval: zero,
+            it_value: zero,
+        };
+        // SAFETY: as in `arm_in`.
+        let rc =
+            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Consumes the expiration, so that the next one is a fresh edge.
     pub fn clear(&self) {
         let mut ticks = [0u8; 8];
@@ -64,8 +84,7 @@ impl Timer {
 }
 
 /// Drops the calling thread's timer slack (50 us by default, by which the
-/// kernel may defer a timed wakeup to batch wakeups) to 1 ns: for an open
-/// loop, a late wakeup is a late send.
+/// kernel may defer a timed wakeup to batch wakeups) to 1 ns.
 pub fn drop_timer_slack() {
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument; failure only
     // leaves the default slack.
