@@ -51,7 +51,7 @@ gcc -O2 -o target/floor "$FLOOR_SRC"
 # its /proc figures are the floor's alone. The floor ends by dying of the
 # bench's SIGTERM, which the bench counts as a clean stop for a --server.
 exec target/release/servelab bench \
-    --models event,uring \
+    --models event,uring,tokio \
     --server 'floor=exec target/floor {port}' \
     --scenarios seed,pipeline,idle \
     --runs 3 \

@@ -477,8 +477,11 @@ fn targets_follow_the_numbers() {
     use Verdict::{DoesNotHold as No, Holds as Yes, NotMeasured as Unknown};
     let (a, text) = report(&floor_results(&targets_met(), ISSUE9));
     // v5 ≤ 1.00×, moonshot ≤ 0.85×, v5 pipelined ≤ 1.00×, v4 ≤ 1.05×,
-    // v5 ≤ 512 B, v4 ≤ 1 KiB.
-    assert_eq!(target_verdicts(&a), vec![Yes, No, Yes, Yes, Yes, Yes]);
+    // v5 ≤ 512 B, v4 ≤ 1 KiB; v6's three: tokio is not in these results.
+    assert_eq!(
+        target_verdicts(&a),
+        vec![Yes, No, Yes, Yes, Yes, Yes, Unknown, Unknown, Unknown]
+    );
     assert!(text.contains("## Targets: `floor-vs-reactors`"), "{text}");
     assert!(text.contains(
         "| v5 server CPU per request at most 1.00× the floor's, unpipelined | 0.950× (0.900×–1.100×) (uring's server CPU/req ÷ floor's, per run, 3 runs) | at most 1.000× | **holds** |"
@@ -494,7 +497,7 @@ fn targets_follow_the_numbers() {
         ..targets_met()
     };
     let (a, text) = report(&floor_results(&missed, ISSUE9));
-    assert_eq!(target_verdicts(&a), vec![No; 6]);
+    assert_eq!(target_verdicts(&a)[..6], [No; 6]);
     assert!(
         text.contains("| at most 512 B | **does not hold** |"),
         "{text}"
@@ -507,7 +510,7 @@ fn targets_follow_the_numbers() {
         ..targets_met()
     };
     let (a, _) = report(&floor_results(&unanswered, ISSUE9));
-    assert_eq!(target_verdicts(&a), vec![Yes, No, Yes, Yes, No, No]);
+    assert_eq!(target_verdicts(&a)[..6], [Yes, No, Yes, Yes, No, No]);
     let checks = &a.targets.as_ref().unwrap().checks;
     assert_eq!(
         checks[4].reason.as_deref(),
@@ -517,8 +520,8 @@ fn targets_follow_the_numbers() {
     // Without the floor, the ratios are not measured, and say why.
     let (a, text) = report(&floor_results(&targets_met(), &["event", "uring"]));
     assert_eq!(
-        target_verdicts(&a),
-        vec![Unknown, Unknown, Unknown, Unknown, Yes, Yes]
+        target_verdicts(&a)[..6],
+        [Unknown, Unknown, Unknown, Unknown, Yes, Yes]
     );
     let checks = &a.targets.as_ref().unwrap().checks;
     assert_eq!(
@@ -531,7 +534,7 @@ fn targets_follow_the_numbers() {
     let mut r = floor_results(&targets_met(), ISSUE9);
     r.cells.retain(|c| c.scenario != S::Idle);
     let (a, text) = report(&r);
-    assert_eq!(&target_verdicts(&a)[4..], &[Unknown, Unknown]);
+    assert_eq!(&target_verdicts(&a)[4..6], &[Unknown, Unknown]);
     assert!(
         text.contains("| – | at most 512 B | not measured | the idle scenario was not run |"),
         "{text}"
@@ -581,7 +584,7 @@ fn results_json_carries_the_ratios_and_the_verdicts() {
     assert!((entry["ratio"]["median"].as_f64().unwrap() - 0.95).abs() < 1e-9);
     let checks = json["targets"]["checks"].as_array().unwrap();
     assert_eq!(json["targets"]["set"], "floor-vs-reactors");
-    assert_eq!(checks.len(), 6);
+    assert_eq!(checks.len(), 9);
     assert_eq!(checks[0]["verdict"], "holds");
     assert_eq!(checks[1]["verdict"], "does_not_hold");
     assert_eq!(checks[0]["server"], "uring");

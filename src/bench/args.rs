@@ -74,9 +74,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
     /// Check a named set of targets against the results and print them as
-    /// a table (floor-vs-reactors: v5 and v4 against scripts/floor.c;
-    /// v6: tokio against scripts/floor.c; seed-claims: the seed's ratio
-    /// claims about v1-v3).
+    /// a table (floor-vs-reactors: v4, v5 and v6 against scripts/floor.c;
+    /// seed-claims: the seed's ratio claims about v1-v3).
     #[arg(long, value_name = "SET",
           value_parser = PossibleValuesParser::new(targets::names()))]
     pub check: Option<String>,

@@ -360,7 +360,7 @@ pub static SCENARIOS: &[Scenario] = &[
                    Throughput, latency, and how many of the 100 connections were served at all.",
         points: &[closed("100 connections", SEED_CONNECTIONS, 1)],
         timings: [
-            timing(1, 200, 1500),
+            timing(1, 200, 1400),
             timing(3, 500, 3000),
             timing(5, 1000, 10_000),
         ],
