@@ -52,7 +52,9 @@ fn responder(args: ResponderArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("servelab responder listening on http://{}/", args.addr);
+    // The port chosen when --addr asks for port 0 (as the bench does).
+    let addr = listener.local_addr().unwrap_or(args.addr);
+    println!("servelab responder listening on http://{addr}/");
     match servelab::responder::run(listener) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -68,11 +68,24 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     let results: BenchResults = serde_json::from_str(&read(&out.join("results.json"))).unwrap();
     assert!(results.complete);
     assert_eq!(results.servers.len(), 2);
-    let points: usize = servelab::bench::scenarios::SCENARIOS
+    let planned = servelab::bench::scenarios::Plan::new(
+        &servelab::bench::scenarios::quick_set(),
+        2,
+        servelab::bench::scenarios::Profile::Quick,
+        servelab::bench::scenarios::Overrides {
+            server_cpus: Some(results.settings.server_cpus.len()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(results.cells.len(), planned.cells.len());
+    // The floor ran first, against the responder alone.
+    assert_eq!(results.cells[0].scenario, ScenarioId::Floor);
+    assert_eq!(results.cells[0].server, "responder");
+    assert_eq!(results.cells[0].outcome, Outcome::Measured);
+    assert!(results
+        .cells
         .iter()
-        .map(|s| s.points.len())
-        .sum();
-    assert_eq!(results.cells.len(), 2 * points);
+        .any(|c| c.scenario == ScenarioId::Capacity && c.capacity.is_some()));
     for server in ["sequential", "event"] {
         let seed = results
             .cells
@@ -214,12 +227,17 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         "## The seed's claims, checked",
         "## Which model when",
         "## Problems",
-        "| model | concurrency model | req/s | avg latency | p99 |",
+        "## The machine's latency floor",
+        "| point | server | offered/s | req/s | p50 | p99 |",
+        "| model | concurrency model | req/s | req/s at p99 ≤ ",
         "| the seed says | its figures | measured here | verdict | rule |",
     ] {
         assert!(report.contains(heading), "no {heading:?} in the report");
     }
-    for s in servelab::bench::scenarios::SCENARIOS {
+    for s in servelab::bench::scenarios::quick_set()
+        .into_iter()
+        .filter(|s| s.id != ScenarioId::Floor)
+    {
         assert!(
             report.contains(&format!("### `{}`", s.name())),
             "no {} section",

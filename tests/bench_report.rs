@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 
 use bench_support::{cell, Fake};
 use servelab::bench::analysis::{Analysis, Verdict};
+use servelab::bench::capacity::Found;
 use servelab::bench::export::{markdown::Markdown, Exporter, Report};
 use servelab::bench::machine::{Build, Machine};
-use servelab::bench::results::{BenchResults, CellResult, Outcome, ServerInfo, Settings};
+use servelab::bench::results::{
+    BenchResults, CapacityRecord, CellResult, Outcome, ServerInfo, Settings,
+};
 use servelab::bench::scenarios::{Profile, ScenarioId as S};
 use servelab::bench::{clients, columns};
 
@@ -283,6 +286,255 @@ fn guidance_sentences_change_with_the_data() {
             "the report lacks {sentence:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The floor: latency differences within it are ties.
+
+/// The floor's cells: closed loop with p99 `closed_us`, and one open-loop
+/// point (90%) at a rate above every other with p99 `open_us`.
+fn floor_cells(closed_us: f64, open_us: f64) -> Vec<CellResult> {
+    let server = servelab::bench::scenarios::FLOOR_SERVER;
+    let closed = cell(
+        S::Floor,
+        0,
+        server,
+        fake(400_000.0, closed_us / 2.0, closed_us),
+        None,
+    );
+    let rate = 10_000_000.0;
+    let open = cell(
+        S::Floor,
+        5,
+        server,
+        fake(rate, open_us / 2.0, open_us),
+        Some(rate),
+    );
+    vec![closed, open]
+}
+
+/// Sets the corrected p99 at 75% of `server`.
+fn p99_at_75(r: &mut BenchResults, server: &str, p99: f64) {
+    for c in r
+        .cells
+        .iter_mut()
+        .filter(|c| c.server == server && c.scenario == S::Latency)
+    {
+        c.load.as_mut().unwrap().latency_us.as_mut().unwrap().p99 = p99;
+    }
+}
+
+/// The sentence of the guidance that starts with `start`.
+fn sentence(a: &Analysis, start: &str) -> String {
+    a.guidance
+        .iter()
+        .find(|g| g.starts_with(start))
+        .unwrap_or_else(|| panic!("no sentence {start:?} in {:?}", a.guidance))
+        .clone()
+}
+
+#[test]
+fn no_sentence_ranks_latencies_within_the_floor() {
+    const LOWEST: &str = "Lowest tail latency at a steady 75%";
+    // pool 100 µs, the others 200 µs.
+    let world = results(&seed_world());
+
+    // Without a floor: pool is ranked first.
+    let (a, text) = report(&world);
+    assert!(sentence(&a, LOWEST).contains("**pool** (100.0 µs); next"));
+    assert!(text.contains("## The machine's latency floor\n\nNot measured"));
+
+    // A floor of 150 µs at that load: a 100 µs difference is a tie.
+    let mut r = world.clone();
+    r.cells.extend(floor_cells(300.0, 150.0));
+    let (a, text) = report(&r);
+    let s = sentence(&a, LOWEST);
+    assert!(s.contains("indistinguishable on this machine"), "{s}");
+    assert!(s.contains("the floor's p99 of 150.0 µs"), "{s}");
+    assert!(!s.contains("next"), "{s}");
+    assert!(
+        a.claims[4].measured.contains("inside the noise"),
+        "{:?}",
+        a.claims[4]
+    );
+    let floor_at = text.find("## The machine's latency floor").unwrap();
+    assert!(floor_at < text.find("## Machine and settings").unwrap());
+    assert!(
+        text[floor_at..].contains("| closed loop | responder |"),
+        "{text}"
+    );
+
+    // A floor of 50 µs: pool is ahead, beyond the floor.
+    let mut r = world.clone();
+    r.cells.extend(floor_cells(300.0, 50.0));
+    let (a, _) = report(&r);
+    let s = sentence(&a, LOWEST);
+    assert!(
+        s.starts_with(&format!(
+            "{LOWEST} of each one's own peak (corrected p99): **pool** (100.0 µs); next"
+        )),
+        "{s}"
+    );
+    assert!(!a.claims[4].measured.contains("inside the noise"));
+
+    // Within the floor of the best, and the runner-up within the floor of
+    // the last of those: tied, and no runner-up is named.
+    let mut r = world.clone();
+    r.cells.extend(floor_cells(300.0, 100.0));
+    p99_at_75(&mut r, "event", 180.0);
+    p99_at_75(&mut r, "threaded", 250.0);
+    p99_at_75(&mut r, "sequential", 250.0);
+    let (a, _) = report(&r);
+    let s = sentence(&a, LOWEST);
+    assert!(
+        s.contains("**pool** and **event** (indistinguishable"),
+        "{s}"
+    );
+    assert!(!s.contains("next"), "{s}");
+    // The runner-up beyond the floor of both: named.
+    p99_at_75(&mut r, "threaded", 300.0);
+    p99_at_75(&mut r, "sequential", 300.0);
+    let (a, _) = report(&r);
+    let s = sentence(&a, LOWEST);
+    assert!(
+        s.contains("**pool** and **event** (indistinguishable"),
+        "{s}"
+    );
+    assert!(s.contains("; next sequential (300.0 µs)"), "{s}");
+
+    // Every latency sentence: no two servers named apart differ within
+    // the floor (the tie group aside).
+    for g in &a.guidance {
+        if let Some((_, next)) = g.split_once("; next ") {
+            assert!(!next.is_empty());
+        }
+    }
+}
+
+/// A `capacity` cell: `server` carried `rps` within `target_us` (`None`:
+/// no rate held) under the work of point `point`.
+fn capacity_cell(server: &str, point: usize, rps: Option<f64>, target_us: f64) -> CellResult {
+    let mut c = cell(
+        S::Capacity,
+        point,
+        server,
+        fake(rps.unwrap_or(0.0), 100.0, 400.0),
+        rps,
+    );
+    c.capacity = Some(CapacityRecord {
+        target_us,
+        nominal_target_us: target_us,
+        floor_p99_us: Some(50.0),
+        ceiling: 500_000.0,
+        found: Found {
+            capacity: rps,
+            failed: None,
+            probes: Vec::new(),
+        },
+    });
+    c
+}
+
+/// Capacity per server (seed handler, cpu:50us, wait:1ms, await:1ms,
+/// cpu:exp(50us), the bimodal), and server CPU per KiB at 1 MiB.
+fn capacity_world(caps: &[(&str, [f64; 6], f64)]) -> BenchResults {
+    let mut r = results(&seed_world());
+    let targets = [1000.0, 500.0, 10_000.0, 10_000.0, 500.0, 2000.0];
+    for (server, caps, kib_us) in caps {
+        for (i, cap) in caps.iter().enumerate() {
+            let cap = (*cap > 0.0).then_some(*cap);
+            r.cells.push(capacity_cell(server, i, cap, targets[i]));
+        }
+        let mut body = cell(S::Body, 1, server, fake(1000.0, 1000.0, 4000.0), None);
+        let load = body.load.as_mut().unwrap();
+        load.bytes_read = 2000 * 1024 * 1024;
+        body.server_usage.as_mut().unwrap().cpu_s = kib_us * 2000.0 * 1024.0 / 1e6;
+        r.cells.push(body);
+    }
+    r
+}
+
+#[test]
+fn capacity_spread_waits_and_bodies_are_concluded_from_the_numbers() {
+    let (a, text) = report(&capacity_world(&[
+        (
+            "threaded",
+            [90_000.0, 15_000.0, 9_000.0, 9_500.0, 12_000.0, 30_000.0],
+            0.5,
+        ),
+        (
+            "pool",
+            [80_000.0, 16_000.0, 20_000.0, 21_000.0, 8_000.0, 20_000.0],
+            0.4,
+        ),
+        (
+            "event",
+            [150_000.0, 18_000.0, 900.0, 60_000.0, 17_000.0, 40_000.0],
+            0.2,
+        ),
+        (
+            "sequential",
+            [0.0, 5_000.0, 900.0, 950.0, 4_000.0, 10_000.0],
+            0.3,
+        ),
+    ]));
+    let g = a.guidance.join(
+        "
+",
+    );
+    assert!(g.contains("Most load carried with p99 within 1.00 ms (the seed's handler, open loop): **event** (150,000 req/s); next threaded (90,000 req/s); no rate held it for sequential."), "{g}");
+    assert!(g.contains("Keeps the most of its capacity when service times spread (cpu:exp(50us) against a fixed cpu:50us, the same mean, p99 within 500.0 µs): **event** (94% kept); next sequential (80% kept)"), "{g}");
+    assert!(g.contains("Most capacity when 1% of requests take 100× the others (cpu:10us|1ms@1%, p99 within 2.00 ms): **event** (40,000 req/s); next threaded (30,000 req/s)."), "{g}");
+    assert!(g.contains("Waiting 1 ms without holding the thread (await:1ms) against blocking on it (wait:1ms), in capacity at p99 within 10.00 ms: the reactors event 67× (60,000 req/s vs 900 req/s); the threaded models, which block in both,"), "{g}");
+    assert!(g.contains("Moves 1 MiB responses with the least server CPU: **event** (0.20 µs per KiB); next sequential (0.30 µs per KiB)."), "{g}");
+    assert!(text.contains("| req/s at p99 ≤ 1.00 ms |"), "{text}");
+    assert!(
+        text.contains("| event | the event model | 240,000 | 150,000 |"),
+        "{text}"
+    );
+
+    // Other numbers, other sentences.
+    let (a, _) = report(&capacity_world(&[
+        (
+            "threaded",
+            [90_000.0, 15_000.0, 9_000.0, 9_500.0, 15_000.0, 30_000.0],
+            0.1,
+        ),
+        (
+            "pool",
+            [200_000.0, 16_000.0, 20_000.0, 21_000.0, 8_000.0, 50_000.0],
+            0.4,
+        ),
+        (
+            "event",
+            [150_000.0, 18_000.0, 900.0, 1_000.0, 9_000.0, 40_000.0],
+            0.2,
+        ),
+    ]));
+    let g = a.guidance.join(
+        "
+",
+    );
+    assert!(
+        g.contains("(the seed's handler, open loop): **pool** (200,000 req/s); next event"),
+        "{g}"
+    );
+    assert!(
+        g.contains("the same mean, p99 within 500.0 µs): **threaded** (100% kept)"),
+        "{g}"
+    );
+    assert!(
+        g.contains("p99 within 2.00 ms): **pool** (50,000 req/s)"),
+        "{g}"
+    );
+    assert!(
+        g.contains("the reactors event 1.11× (1,000 req/s vs 900 req/s)"),
+        "{g}"
+    );
+    assert!(
+        g.contains("least server CPU: **threaded** (0.10 µs per KiB)"),
+        "{g}"
+    );
 }
 
 #[test]

@@ -11,9 +11,13 @@ use super::columns::{
     columns, columns_with_baseline, lat, problems, row, usage, Column, Lookup, Read, Reference,
     Section,
 };
+use super::floor::Floor;
 use super::format;
 use super::results::{BenchResults, CellIndex, CellResult, Spread};
-use super::scenarios::{self, PointId, ScenarioId, LATENCY_75, NOISE, SEED, SLOW};
+use super::scenarios::{
+    self, PointId, ScenarioId, BODY_1M, FLOOR_SERVER, LATENCY_75, NOISE, SEED, SLOW, SPREAD_WORK,
+    WORK_AWAIT, WORK_CPU, WORK_EXP, WORK_WAIT,
+};
 pub use super::targets::Verdict;
 use super::targets::{
     self, Checked, ServerRef, RATIO_TOLERANCE, SIMILAR_THROUGHPUT, STALLED_SHARE,
@@ -29,6 +33,10 @@ pub struct SummaryRow {
     pub description: String,
     /// `seed` req/s.
     pub rps: Option<Spread>,
+    /// `capacity` with the seed's handler: req/s at p99 within the target.
+    pub capacity: Option<Spread>,
+    /// That target, µs.
+    pub capacity_target_us: Option<f64>,
     /// `seed` mean latency, µs.
     pub mean_us: Option<Spread>,
     /// `seed` p99, µs.
@@ -170,7 +178,20 @@ pub struct Analysis {
     pub baseline: Option<BaselineTable>,
     /// `--check`: the targets, checked.
     pub targets: Option<Checked>,
+    /// The machine's latency floor, when `floor` ran.
+    pub floor: Option<Floor>,
+    /// What the report says about the floor: its rule, and where it is
+    /// above a `capacity` target.
+    pub floor_notes: Vec<String>,
 }
+
+/// How the report states the floor's rule.
+pub const FLOOR_RULE: &str = "Two latencies measured under the same load are \
+    indistinguishable on this machine when they differ by at most the floor's p99 under that \
+    load (closed loop: the floor's closed-loop p99; open loop at a rate R, the higher of the \
+    two rates compared: the floor's p99 at the lowest rate it was measured at that is at least \
+    R, or at its highest rate). Such a comparison is reported as a tie, and a claim or a \
+    sentence that rests on one says so.";
 
 /// Results within this share of the best are a tie.
 pub const TIE: f64 = 0.05;
@@ -206,8 +227,15 @@ impl Analysis {
             .as_deref()
             .and_then(targets::find)
             .map(|set| targets::check(r, &lookup, set));
-        let a = Ask { r, lookup, cells };
+        let floor = Floor::of(&cells);
+        let a = Ask {
+            r,
+            lookup,
+            cells,
+            floor,
+        };
         let sections = a.sections(&servers);
+        let floor_notes = a.floor_notes();
         let baseline = a.baseline_table(&servers);
         let summary = a.summary();
         let claims = a.claims();
@@ -234,6 +262,8 @@ impl Analysis {
             problems,
             baseline,
             targets,
+            floor: a.floor,
+            floor_notes,
         }
     }
 }
@@ -243,6 +273,7 @@ struct Ask<'a> {
     r: &'a BenchResults,
     lookup: Lookup,
     cells: CellIndex<'a>,
+    floor: Option<Floor>,
 }
 
 impl Ask<'_> {
@@ -289,6 +320,10 @@ impl Ask<'_> {
                 None => columns(s.id),
             };
             let mut rows = Vec::new();
+            let servers = match s.id {
+                ScenarioId::Floor => &[FLOOR_SERVER][..],
+                _ => servers,
+            };
             for point in 0..s.points.len() {
                 for server in servers {
                     rows.extend(row(
@@ -369,10 +404,13 @@ impl Ask<'_> {
                     .iter()
                     .find_map(|c| c.load.as_ref().map(|l| l.fairness.connections))
                     .unwrap_or(0);
+                let capacity = ScenarioId::Capacity.at(0);
                 SummaryRow {
                     server: info.name.clone(),
                     description: info.description.clone(),
                     rps: seed(Column::Rps),
+                    capacity: self.spread(capacity, s, Column::Capacity),
+                    capacity_target_us: self.figure(capacity, s, Column::CapacityTarget),
                     mean_us: seed(Column::Mean),
                     p99_us: seed(Column::P99),
                     idle,
@@ -431,11 +469,12 @@ impl Ask<'_> {
         let measured = match (check(1), mean(V2), mean(V3), rps(V2), rps(V3)) {
             ((Some(ratio), verdict), Some(m2), Some(m3), Some(r2), Some(r3)) => (
                 format!(
-                    "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}",
+                    "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}{}",
                     format::micros(m2),
                     format::micros(m3),
                     format::times(ratio),
-                    format::times(r3 / r2)
+                    format::times(r3 / r2),
+                    self.noise(m2, m3, None)
                 ),
                 verdict,
             ),
@@ -522,12 +561,14 @@ impl Ask<'_> {
 
         // 5. v3 for latency-sensitive services.
         let p99 = |s: ServerRef| self.figure(LATENCY_75, s.name(), Column::P99);
+        let rate = |s: ServerRef| self.median(LATENCY_75, s.name(), |c| c.config.rate);
         let measured = match (check(3), p99(V2), p99(V3)) {
             ((Some(_), verdict), Some(a), Some(b)) => (
                 format!(
-                    "p99 at 75% of own peak: {} (v2), {} (v3)",
+                    "p99 at 75% of own peak: {} (v2), {} (v3){}",
                     format::micros(a),
-                    format::micros(b)
+                    format::micros(b),
+                    self.noise(a, b, higher(rate(V2), rate(V3)))
                 ),
                 verdict,
             ),
@@ -575,6 +616,264 @@ impl Ask<'_> {
             }
         });
         (ranked, starved)
+    }
+
+    /// `"; the difference, X, is within the floor's p99 ..."` when latencies
+    /// `a` and `b` (µs) measured at `rate` (`None`: closed loop) differ within
+    /// the floor, or nothing.
+    fn noise(&self, a: f64, b: f64, rate: Option<f64>) -> String {
+        match &self.floor {
+            Some(f) if f.within(a, b, rate) => format!(
+                "; the difference, {}, is within the floor's p99 of {} at that load: \
+                 indistinguishable on this machine, the verdict is inside the noise",
+                format::micros((a - b).abs()),
+                format::micros(f.p99_at(rate).unwrap_or(0.0))
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// [`lead`] for latencies ranked lowest first, measured at `at` (each
+    /// server at its own offered rate there): the best is tied with every
+    /// server within [`TIE`] of it or within the floor of it, and the
+    /// runner-up is named only when it lies outside the floor of the last
+    /// of those, so that no two servers are ranked on a difference the
+    /// floor does not resolve.
+    fn lead_latency(&self, v: &[(String, f64)], at: PointId) -> String {
+        let rate = |s: &str| self.median(at, s, |c| c.config.rate);
+        let noise = |a: &(String, f64), b: &(String, f64)| {
+            self.floor
+                .as_ref()
+                .is_some_and(|f| f.within(a.1, b.1, higher(rate(&a.0), rate(&b.0))))
+        };
+        let best = &v[0];
+        let top = v
+            .iter()
+            .take_while(|x| x.1 <= best.1 * (1.0 + TIE) || noise(best, x))
+            .count();
+        let figures = |list: &[(String, f64)]| {
+            list.iter()
+                .map(|(_, x)| format::micros(*x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = if top > 1 {
+            let tied: Vec<String> = v[..top].iter().map(|(s, _)| s.clone()).collect();
+            let last = &v[top - 1];
+            if v[1..top].iter().any(|x| noise(best, x)) {
+                let floor = self
+                    .floor
+                    .as_ref()
+                    .and_then(|f| f.p99_at(higher(rate(&best.0), rate(&last.0))));
+                format!(
+                    "{} (indistinguishable on this machine: they differ by no more than the floor's p99 of {} at that load: {})",
+                    names(&tied),
+                    format::micros(floor.unwrap_or(0.0)),
+                    figures(&v[..top])
+                )
+            } else {
+                format!(
+                    "{} (within {} of each other: {})",
+                    names(&tied),
+                    format::percent(TIE),
+                    figures(&v[..top])
+                )
+            }
+        } else {
+            format!("**{}** ({})", best.0, format::micros(best.1))
+        };
+        if let Some(next) = v.get(top) {
+            if !noise(&v[top - 1], next) {
+                text.push_str(&format!("; next {} ({})", next.0, format::micros(next.1)));
+            }
+        }
+        text
+    }
+
+    /// `server`'s median capacity under `work` (`None`: the seed's handler).
+    fn capacity(&self, server: &str, work: Option<&str>) -> Option<f64> {
+        let sc = ScenarioId::Capacity.scenario();
+        let i = sc.points.iter().position(|p| p.work == work)?;
+        self.figure(sc.at(i), server, Column::Capacity)
+    }
+
+    /// The p99 target of the `capacity` search under `work`, µs.
+    fn capacity_target(&self, servers: &[&str], work: Option<&str>) -> Option<f64> {
+        let sc = ScenarioId::Capacity.scenario();
+        let i = sc.points.iter().position(|p| p.work == work)?;
+        servers
+            .iter()
+            .find_map(|s| self.figure(sc.at(i), s, Column::CapacityTarget))
+    }
+
+    /// Where the floor was above a `capacity` target.
+    fn floor_notes(&self) -> Vec<String> {
+        let sc = ScenarioId::Capacity.scenario();
+        let mut out = Vec::new();
+        for (i, p) in sc.points.iter().enumerate() {
+            let raised = self
+                .r
+                .cells
+                .iter()
+                .filter(|c| c.at() == sc.at(i))
+                .find_map(|c| {
+                    c.capacity
+                        .as_ref()
+                        .filter(|k| k.target_us > k.nominal_target_us)
+                });
+            if let Some(k) = raised {
+                out.push(format!(
+                    "The floor's p99 at its lowest rate ({}) is not below the {} target of `capacity` {}: that target was raised to {}, twice the floor.",
+                    format::micros(k.floor_p99_us.unwrap_or(0.0)),
+                    format::micros(k.nominal_target_us),
+                    p.label,
+                    format::micros(k.target_us)
+                ));
+            }
+        }
+        out
+    }
+
+    /// The sentences of `capacity`, `spread` and `body` (issue 14 §5).
+    fn capacity_guidance(&self, servers: &[&str], out: &mut Vec<String>) {
+        let per_sec = |x: f64| format!("{} req/s", format::rate(x));
+        let within = |work: Option<&str>| {
+            self.capacity_target(servers, work)
+                .map_or("the target".to_string(), format::micros)
+        };
+        if self.has_scenario(ScenarioId::Capacity) {
+            let (v, _) = self.rank(servers, None, false, &|s| self.capacity(s, None));
+            let none: Vec<&str> = servers
+                .iter()
+                .copied()
+                .filter(|s| {
+                    self.capacity(s, None).is_none()
+                        && self
+                            .cells
+                            .measured(ScenarioId::Capacity.at(0), s)
+                            .next()
+                            .is_some()
+                })
+                .collect();
+            if !v.is_empty() {
+                let mut text = format!(
+                    "Most load carried with p99 within {} (the seed's handler, open loop): {}",
+                    within(None),
+                    lead(&v, false, per_sec)
+                );
+                if !none.is_empty() {
+                    text.push_str(&format!("; no rate held it for {}", none.join(", ")));
+                }
+                text.push('.');
+                out.push(text);
+            }
+            // Same mean, spread out: the share of the fixed-time capacity kept.
+            let fixed = WORK_CPU.label();
+            let exp = WORK_EXP.label();
+            let (v, _) = self.rank(servers, None, false, &|s| {
+                Some(self.capacity(s, Some(exp))? / self.capacity(s, Some(fixed))?)
+            });
+            if !v.is_empty() {
+                out.push(format!(
+                    "Keeps the most of its capacity when service times spread ({exp} against a fixed {fixed}, the same mean, p99 within {}): {}.",
+                    within(Some(fixed)),
+                    lead(&v, false, |x| format!("{} kept", format::percent(x)))
+                ));
+            }
+            let (v, _) = self.rank(servers, None, false, &|s| {
+                self.capacity(s, Some(SPREAD_WORK))
+            });
+            if !v.is_empty() {
+                out.push(format!(
+                    "Most capacity when 1% of requests take 100× the others ({SPREAD_WORK}, p99 within {}): {}.",
+                    within(Some(SPREAD_WORK)),
+                    lead(&v, false, per_sec)
+                ));
+            }
+        }
+        // Async against blocking waits, by capacity where it was searched,
+        // by peak req/s otherwise.
+        let (wait, park) = (WORK_WAIT.label(), WORK_AWAIT.label());
+        let by_capacity = servers.iter().any(|s| {
+            self.capacity(s, Some(wait)).is_some() && self.capacity(s, Some(park)).is_some()
+        });
+        let figure = |s: &str, at: PointId| match by_capacity {
+            true => self.capacity(s, Some(at.label())),
+            false => self.figure(at, s, Column::Rps),
+        };
+        let mut gains: Vec<(String, f64, f64, f64)> = servers
+            .iter()
+            .filter_map(|s| {
+                let (w, p) = (figure(s, WORK_WAIT)?, figure(s, WORK_AWAIT)?);
+                (w > 0.0).then(|| (s.to_string(), p / w, p, w))
+            })
+            .collect();
+        if !gains.is_empty() {
+            gains.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let reactor = |s: &str| {
+                crate::models::Model::ALL
+                    .iter()
+                    .find(|m| m.name() == s)
+                    .is_some_and(|m| m.parks_without_a_thread())
+            };
+            let list = |want: bool| {
+                gains
+                    .iter()
+                    .filter(|g| reactor(&g.0) == want)
+                    .map(|(s, x, p, w)| {
+                        format!(
+                            "{s} {} ({} vs {})",
+                            format::times(*x),
+                            per_sec(*p),
+                            per_sec(*w)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let measure = match by_capacity {
+                true => format!("capacity at p99 within {}", within(Some(wait))),
+                false => "peak req/s".to_string(),
+            };
+            let (reactors, blocking) = (list(true), list(false));
+            let mut text = format!(
+                "Waiting 1 ms without holding the thread ({park}) against blocking on it ({wait}), in {measure}:"
+            );
+            if !reactors.is_empty() {
+                text.push_str(&format!(" the reactors {}", reactors.join(", ")));
+            }
+            if !blocking.is_empty() {
+                text.push_str(&format!(
+                    "{} the threaded models, which block in both, {}",
+                    if reactors.is_empty() { "" } else { ";" },
+                    blocking.join(", ")
+                ));
+            }
+            text.push('.');
+            out.push(text);
+        }
+        if self.has_scenario(ScenarioId::Spread) {
+            let at = ScenarioId::Spread.at(1);
+            let (v, _) = self.rank(servers, None, true, &|s| self.figure(at, s, Column::P99));
+            if !v.is_empty() {
+                out.push(format!(
+                    "Lowest p99 with {SPREAD_WORK} at {} (corrected, all requests): {}.",
+                    at.label(),
+                    self.lead_latency(&v, at)
+                ));
+            }
+        }
+        if self.has_scenario(ScenarioId::Body) {
+            let (v, _) = self.rank(servers, Some(BODY_1M), true, &|s| {
+                self.figure(BODY_1M, s, Column::CpuPerKib)
+            });
+            if !v.is_empty() {
+                out.push(format!(
+                    "Moves {} responses with the least server CPU: {}.",
+                    BODY_1M.label(),
+                    lead(&v, true, |x| format!("{} per KiB", format::micros(x)))
+                ));
+            }
+        }
     }
 
     fn guidance(&self, servers: &[&str]) -> Vec<String> {
@@ -646,7 +945,7 @@ impl Ask<'_> {
             if !v.is_empty() {
                 text = format!(
                     "Lowest tail latency at a steady 75% of each one's own peak (corrected p99): {}.",
-                    lead(&v, true, format::micros)
+                    self.lead_latency(&v, LATENCY_75)
                 );
             }
             if !behind.is_empty() {
@@ -814,6 +1113,7 @@ impl Ask<'_> {
                 )
             });
         }
+        self.capacity_guidance(servers, &mut out);
         out
     }
 
@@ -989,6 +1289,14 @@ fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     }
     pts.push((n.max(1.0), h.max() as f64 / 1e3));
     pts
+}
+
+/// The higher of two rates, either if one is missing (`None`: closed loop).
+fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The best of a ranking (with any ties) and the runner-up, as a phrase.

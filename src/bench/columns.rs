@@ -138,6 +138,15 @@ fn conn_per_sec(c: &CellResult, _: &Lookup) -> Option<f64> {
     Some(l.reconnects as f64 / l.duration_s)
 }
 
+fn cpu_per_kib(c: &CellResult, _: &Lookup) -> Option<f64> {
+    let kib = c.load.as_ref()?.bytes_read as f64 / 1024.0;
+    (kib > 0.0).then(|| usage(c).map(|u| u.cpu_s * 1e6 / kib))?
+}
+
+fn search(c: &CellResult) -> Option<&super::results::CapacityRecord> {
+    c.capacity.as_ref()
+}
+
 fn idle_problems(c: &CellResult) -> Vec<(String, u64)> {
     let Some(i) = &c.idle else { return Vec::new() };
     let silent = i
@@ -202,6 +211,16 @@ pub enum Column {
     NoiseSent,
     NoiseRejected,
     NoiseBad,
+    /// `capacity`: the highest rate that held the target.
+    Capacity,
+    CapacityTarget,
+    CapacityCeiling,
+    CapacityFailed,
+    Probes,
+    /// `body`: bytes read per second.
+    BytesPerSec,
+    /// `body`: server CPU per KiB of response.
+    CpuPerKib,
 }
 
 /// `metric!("header" Unit Read(f), "meaning")`: one column, on one line.
@@ -257,6 +276,13 @@ impl Column {
             NoiseSent => metric!("malformed" Count Total(|c| Some(c.noise.as_ref()?.sent())), "noise: malformed requests sent, over all runs"),
             NoiseRejected => metric!("4xx + closed" Count Total(|c| Some(c.noise.as_ref()?.rejected_and_closed())), "noise: malformed requests answered with a 4xx and then a closed connection"),
             NoiseBad => metric!("mistreated" Count Kinds(noise_bad), "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered"),
+            Capacity => metric!("req/s at p99 ≤ target" PerSecond Median(|c, _| search(c)?.found.capacity), "capacity: the highest rate offered (open loop, corrected) whose probe kept p99 at or under the target with at least 99% answered; empty when even the lowest probe (1/16 of the peak) did not"),
+            CapacityTarget => metric!("p99 target" Micros Median(|c, _| Some(search(c)?.target_us)), "capacity: the p99 target (1 ms for the seed's handler, 10× the mean service time for the others, 2× the rare duration of a bimodal one; twice the floor's p99 where the floor is above that)"),
+            CapacityCeiling => metric!("peak req/s" PerSecond Median(|c, _| Some(search(c)?.ceiling)), "capacity: the highest rate probed, the model's closed-loop req/s under that handler (seed or work)"),
+            CapacityFailed => metric!("failed at" PerSecond Median(|c, _| search(c)?.found.failed), "capacity: the lowest rate whose probe did not hold: the capacity lies between the two"),
+            Probes => metric!("probes" Count Total(|c| Some(search(c)?.found.probes.len() as u64)), "capacity: probes run (each a warm-up and a short window; every probe is in results.json)"),
+            BytesPerSec => metric!("bytes/s" Bytes Median(|c, _| Some(c.load.as_ref()?.bytes_per_sec)), "body: response bytes read per second (headers included)"),
+            CpuPerKib => metric!("server CPU/KiB" Micros Median(cpu_per_kib), "body: server utime+stime in the window per KiB of response read"),
         }
     }
 
@@ -323,6 +349,31 @@ pub fn columns(scenario: ScenarioId) -> Vec<Column> {
         ScenarioId::Work => vec![
             Rps, Mean, P99, ServerCpu, Threads, Starved, Errors, Unanswered,
         ],
+        ScenarioId::Floor => vec![
+            Offered,
+            Rps,
+            P50,
+            P99,
+            P999,
+            Max,
+            P99ClientLag,
+            NotSent,
+            Errors,
+        ],
+        ScenarioId::Capacity => vec![
+            Capacity,
+            CapacityTarget,
+            CapacityCeiling,
+            CapacityFailed,
+            Probes,
+            P50,
+            P99,
+        ],
+        ScenarioId::Spread => vec![
+            Offered, Rps, P50, P99, P999, Max, NotSent, Errors, Unanswered,
+        ],
+        ScenarioId::Body => vec![Rps, BytesPerSec, CpuPerKib, ServerCpu, P99, Errors],
+        ScenarioId::Cores => vec![Rps, ServerCpu, P99, Threads, Starved, Errors],
     }
 }
 

@@ -15,7 +15,9 @@ pub mod clients;
 pub mod columns;
 pub mod compare;
 pub mod export;
+pub mod floor;
 pub mod format;
+pub mod given;
 pub mod headline;
 pub mod machine;
 pub mod procfs;
@@ -44,9 +46,9 @@ use export::table::Table;
 use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
-use results::{BenchResults, CellIndex, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
+use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
 use runner::{CellContext, CellRunner, Children, Pinning, ServerKind, ServerSpec};
-use scenarios::{Overrides, Plan, Profile, Scenario};
+use scenarios::{Overrides, Plan, Profile, Scenario, ScenarioId};
 
 /// A server that failed to start this many times in a row is not tried again.
 const START_ATTEMPTS: usize = 2;
@@ -97,6 +99,11 @@ impl Setup {
             if servers.iter().any(|s| &s.name == name) {
                 return Err(format!("--server {name:?} is given twice"));
             }
+            if name == scenarios::FLOOR_SERVER {
+                return Err(format!(
+                    "--server {name:?}: the name is taken by the floor's built-in responder"
+                ));
+            }
             servers.push(ServerSpec {
                 name: name.clone(),
                 kind: ServerKind::External {
@@ -104,21 +111,33 @@ impl Setup {
                 },
             });
         }
-        let mut chosen: Vec<&'static Scenario> = if args.scenarios.is_empty() {
-            scenarios::SCENARIOS.iter().collect()
-        } else {
-            args.scenarios.iter().map(|s| s.scenario()).collect()
+        let mut chosen: Vec<&'static Scenario> = match (args.scenarios.is_empty(), profile) {
+            (true, Profile::Quick) => {
+                notes.push(quick_note());
+                scenarios::quick_set()
+            }
+            (true, _) => scenarios::SCENARIOS.iter().collect(),
+            (false, _) => args.scenarios.iter().map(|s| s.scenario()).collect(),
         };
-        if scenarios::with_dependencies(&mut chosen) {
-            notes.push(
-                "seed was added: latency scales its rates from the seed throughput, and slow compares with it"
-                    .to_string(),
-            );
+        let added = scenarios::with_dependencies(&mut chosen);
+        if !added.is_empty() {
+            notes.push(format!(
+                "{} added: the rates of latency, capacity and spread scale from earlier scenarios \
+                 (the floor, seed and work peaks, capacity), and slow compares with seed",
+                added
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + if added.len() == 1 { " was" } else { " were" }
+            ));
         }
         let overrides = Overrides {
             runs: args.runs,
             duration: args.duration,
             warmup: args.warmup,
+            chosen: !args.scenarios.is_empty(),
+            server_cpus: None,
         };
         if args.runs.is_some() || args.duration.is_some() || args.warmup.is_some() {
             notes.push(format!(
@@ -135,6 +154,21 @@ impl Setup {
             args.client_cpus.as_ref().map(|c| c.0.clone()),
         );
         notes.extend(pin_note);
+        let overrides = Overrides {
+            server_cpus: pinning.server.as_ref().map(Vec::len),
+            ..overrides
+        };
+        if chosen.iter().any(|s| s.id == ScenarioId::Cores)
+            && overrides.server_cpus.unwrap_or(1) < 2
+        {
+            notes.push(format!(
+                "cores ran its 1-CPU point only: {} for the servers, so there is no curve to draw",
+                match &pinning.server {
+                    Some(cpus) => format!("one CPU is set aside (CPU {})", cpu_list(cpus)),
+                    None => "no CPU is set aside".to_string(),
+                }
+            ));
+        }
         if let Some(b) = &args.baseline {
             if !servers.iter().any(|s| &s.name == b) {
                 return Err(format!(
@@ -291,6 +325,13 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
             source_lines: None,
             source_file: None,
         },
+        ServerKind::Responder => ServerInfo {
+            name: spec.name.clone(),
+            kind: "responder".to_string(),
+            description: "servelab responder: the machine's floor".to_string(),
+            source_lines: None,
+            source_file: None,
+        },
     }
 }
 
@@ -356,13 +397,16 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
                 .iter()
                 .filter(|c| c.scenario.id == s.id)
                 .collect();
+            let mut servers: Vec<usize> = cells.iter().map(|c| c.server).collect();
+            servers.sort_unstable();
+            servers.dedup();
             if let Some(c) = cells.first() {
                 table.row([
                     s.name().to_string(),
                     cells.len().to_string(),
                     c.runs.to_string(),
-                    s.points.len().to_string(),
-                    setup.servers.len().to_string(),
+                    (cells.len() / c.runs as usize / servers.len().max(1)).to_string(),
+                    servers.len().to_string(),
                     seconds(c.duration),
                     seconds(c.warmup),
                     seconds(cells.iter().map(|c| c.estimate()).sum()),
@@ -383,14 +427,18 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     let machine_before = CpuTimes::now();
     let own_before = procfs::own_cpu_seconds();
     let load_threads = setup.pinning.client.as_ref().map_or(1, Vec::len).max(1);
+    // The floor's responder runs after the servers in the list (the plan
+    // gives its cells the index one past them); it is no row of the tables.
+    let mut specs = setup.servers.clone();
+    specs.push(ServerSpec::responder());
     let mut children = Children(CellContext {
-        servers: &setup.servers,
+        servers: &specs,
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
         fd_limit,
         interrupted: interrupted_flag,
     });
-    let names: Vec<&str> = setup.servers.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
     let cells = run_plan(
         &plan,
@@ -475,7 +523,8 @@ fn run_plan(
             };
             r
         } else {
-            let (result, start_failure) = runner.run(cell, name, seed_rps(&cells, name));
+            let given = given::given(&cells, cell, name);
+            let (result, start_failure) = runner.run(cell, name, &given);
             match start_failure {
                 Some(reason) => {
                     *failures += 1;
@@ -541,9 +590,24 @@ fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult
     }
 }
 
-/// This server's median `seed` req/s over the runs measured so far.
-fn seed_rps(cells: &[CellResult], server: &str) -> Option<f64> {
-    CellIndex::of(cells).median(scenarios::SEED, server, CellResult::rps)
+/// Why `--quick` without `--scenarios` leaves scenarios (and points) out.
+fn quick_note() -> String {
+    let left_out: Vec<String> = scenarios::SCENARIOS
+        .iter()
+        .filter(|s| s.quick_points < s.points.len())
+        .map(|s| match s.quick_points {
+            0 => format!("{} (all of it)", s.name()),
+            n => format!(
+                "{} (all but its first {n} point{})",
+                s.name(),
+                if n == 1 { "" } else { "s" }
+            ),
+        })
+        .collect();
+    format!(
+        "--quick leaves out {} to stay within 60 s; name them with --scenarios to run them whole",
+        left_out.join(", ")
+    )
 }
 
 /// Writes every file of the report, the README block if asked, and the
@@ -637,7 +701,7 @@ mod tests {
             &mut self,
             cell: &PlannedCell,
             server: &str,
-            _seed_rps: Option<f64>,
+            _given: &given::Given,
         ) -> (CellResult, Option<String>) {
             self.seen
                 .push((cell.scenario.id, cell.point, server.to_string(), cell.run));

@@ -135,6 +135,12 @@ pub struct CellConfig {
     pub warmup_s: f64,
     /// Recorded window, seconds.
     pub duration_s: f64,
+    /// The server's `--body`.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The server CPUs it was pinned to (`cores`); `None`: all of them.
+    #[serde(default)]
+    pub cpus: Option<usize>,
     /// Open loop: the rate offered, requests/s.
     pub rate: Option<f64>,
     /// The server's command line.
@@ -237,8 +243,28 @@ pub struct CellResult {
     pub slow: Option<SlowOutcome>,
     /// Noise points: how the malformed requests were treated.
     pub noise: Option<NoiseOutcome>,
+    /// `capacity`: the search, every probe with it.
+    #[serde(default)]
+    pub capacity: Option<CapacityRecord>,
     /// How the server stopped.
     pub shutdown: Option<ShutdownRecord>,
+}
+
+/// A `capacity` search as it ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapacityRecord {
+    /// The p99 target the probes were held to, µs.
+    pub target_us: f64,
+    /// The workload's own target (1 ms for the seed's handler, 10× the mean
+    /// service time for the others), µs: `target_us` is above it when the
+    /// floor was.
+    pub nominal_target_us: f64,
+    /// The floor's p99 at its lowest rate, µs, when it was measured.
+    pub floor_p99_us: Option<f64>,
+    /// The highest rate probed: the server's peak req/s under the work.
+    pub ceiling: f64,
+    /// What the search found, and its probes.
+    pub found: super::capacity::Found,
 }
 
 impl CellResult {
@@ -256,6 +282,8 @@ impl CellResult {
             config: CellConfig {
                 drive: point.drive,
                 work: point.work.map(str::to_string),
+                body: point.body.map(str::to_string),
+                cpus: point.cpus,
                 warmup_s: cell.warmup.as_secs_f64(),
                 duration_s: cell.duration.as_secs_f64(),
                 rate: None,
@@ -269,6 +297,7 @@ impl CellResult {
             idle: None,
             slow: None,
             noise: None,
+            capacity: None,
             shutdown: None,
         }
     }

@@ -16,11 +16,15 @@ use std::time::{Duration, Instant};
 use crate::load::{run_load, LoadConfig, LoadReport, LoadSummary};
 use crate::models::Model;
 
+use super::capacity::{self, Probe};
 use super::clients::{self, Noise, Slowloris};
+use super::given::{missing_base, Given};
 use super::machine::utc_now;
 use super::procfs;
-use super::results::{CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord};
-use super::scenarios::{Drive, PlannedCell};
+use super::results::{
+    CapacityRecord, CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord,
+};
+use super::scenarios::{Drive, PlannedCell, CAPACITY_PRECISION, FLOOR_SERVER};
 
 /// How long a server may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +55,18 @@ pub enum ServerKind {
         /// The shell command.
         command: String,
     },
+    /// `servelab responder` (this executable): the machine's floor.
+    Responder,
+}
+
+impl ServerSpec {
+    /// The responder the `floor` scenario runs against.
+    pub fn responder() -> ServerSpec {
+        ServerSpec {
+            name: FLOOR_SERVER.to_string(),
+            kind: ServerKind::Responder,
+        }
+    }
 }
 
 /// Which CPUs the server children and the load run on.
@@ -135,19 +151,36 @@ pub struct ServerProcess {
     /// Whether it may start processes of its own (an external server):
     /// then its descendants are measured with it.
     tree: bool,
+    /// Whether dying of the SIGTERM is a clean stop (an external server,
+    /// the responder: programs without a handler for it).
+    dies_of_sigterm: bool,
 }
 
 impl ServerProcess {
-    /// Starts `spec` (with `--work work` for a model), pinned to `cpus`, and
-    /// waits until it is ready: a model prints its listening line, an
-    /// external server accepts a connection. Err is the reason, for the
-    /// report.
+    /// Starts `spec` (with `--work work` and `--body body` for a model),
+    /// pinned to `cpus`, and waits until it is ready: a model or the
+    /// responder prints its listening line, an external server accepts a
+    /// connection. Err is the reason, for the report.
     pub fn start(
         spec: &ServerSpec,
         work: Option<&str>,
+        body: Option<&str>,
         cpus: Option<&[usize]>,
     ) -> Result<ServerProcess, String> {
         let (mut command, argv, port) = match &spec.kind {
+            ServerKind::Responder => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
+                let mut argv = vec![
+                    "responder".to_string(),
+                    "--addr".to_string(),
+                    "127.0.0.1:0".to_string(),
+                ];
+                let mut command = Command::new(&exe);
+                command.args(&argv);
+                argv.insert(0, "servelab".to_string());
+                (command, argv, None)
+            }
             ServerKind::Model(model) => {
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
@@ -160,6 +193,9 @@ impl ServerProcess {
                 ];
                 if let Some(work) = work {
                     argv.extend(["--work".to_string(), work.to_string()]);
+                }
+                if let Some(body) = body {
+                    argv.extend(["--body".to_string(), body.to_string()]);
                 }
                 let mut command = Command::new(&exe);
                 command.args(&argv);
@@ -228,6 +264,7 @@ impl ServerProcess {
             stderr,
             command: argv,
             tree: port.is_some(),
+            dies_of_sigterm: !matches!(spec.kind, ServerKind::Model(_)),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -312,7 +349,7 @@ impl ServerProcess {
         self.signal(libc::SIGTERM);
         while started.elapsed() < EXIT_TIMEOUT {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let clean = stopped_cleanly(status, self.tree);
+                let clean = stopped_cleanly(status, self.dies_of_sigterm);
                 return ShutdownRecord {
                     clean,
                     exit_code: status.code(),
@@ -435,14 +472,14 @@ pub struct CellContext<'a> {
 /// Runs one cell of a plan: [`Children`] starts a server and loads
 /// it; a test's runner makes results up.
 pub trait CellRunner {
-    /// Runs `cell` against server `server` (its name); `seed_rps` is that
-    /// server's median `seed` req/s so far. The second value is the reason
-    /// the server failed to start, if it did.
+    /// Runs `cell` against server `server` (its name), `given` what the
+    /// cells before it measured ([`super::given::given`]). The second value
+    /// is the reason the server failed to start, if it did.
     fn run(
         &mut self,
         cell: &PlannedCell,
         server: &str,
-        seed_rps: Option<f64>,
+        given: &Given,
     ) -> (CellResult, Option<String>);
 }
 
@@ -454,19 +491,19 @@ impl CellRunner for Children<'_> {
         &mut self,
         cell: &PlannedCell,
         _server: &str,
-        seed_rps: Option<f64>,
+        given: &Given,
     ) -> (CellResult, Option<String>) {
-        run_cell(cell, &self.0, seed_rps)
+        run_cell(cell, &self.0, given)
     }
 }
 
-/// Runs one planned cell. `seed_rps` is this server's median `seed`
-/// throughput, which open-loop points scale from. The second value is the
-/// reason the server failed to start, if it did.
+/// Runs one planned cell, `given` the rate its open-loop points scale from
+/// (and a `capacity` search's target). The second value is the reason the
+/// server failed to start, if it did.
 pub fn run_cell(
     cell: &PlannedCell,
     ctx: &CellContext<'_>,
-    seed_rps: Option<f64>,
+    given: &Given,
 ) -> (CellResult, Option<String>) {
     let spec = &ctx.servers[cell.server];
     let point = cell.point();
@@ -486,28 +523,36 @@ pub fn run_cell(
         );
         return (result, None);
     }
-    if point.work.is_some() && !matches!(spec.kind, ServerKind::Model(_)) {
+    if (point.work.is_some() || point.body.is_some()) && !matches!(spec.kind, ServerKind::Model(_))
+    {
         skip(
             &mut result,
-            "--work is an option of servelab serve; an external server has no such handler"
+            "--work and --body are options of servelab serve; an external server has no such handler"
                 .to_string(),
         );
         return (result, None);
     }
-    let rate = match point.drive {
-        Drive::Open { fraction, .. } => match seed_rps {
-            Some(rps) if rps > 0.0 => Some(rps * fraction),
+    let base = match point.drive {
+        Drive::Open { .. } | Drive::Capacity { .. } => match given.base_rps {
+            Some(rps) if rps > 0.0 => Some(rps),
             _ => {
                 result.outcome = Outcome::Failed {
-                    reason: "no seed throughput to scale the rate from (its seed cells failed)"
-                        .to_string(),
+                    reason: missing_base(cell.scenario.id).to_string(),
                 };
                 return (result, None);
             }
         },
         _ => None,
     };
-    let mut server = match ServerProcess::start(spec, point.work, ctx.server_cpus) {
+    let rate = match point.drive {
+        Drive::Open { fraction, .. } => base.map(|b| b * fraction),
+        _ => None,
+    };
+    let cpus = match (ctx.server_cpus, point.cpus) {
+        (Some(all), Some(k)) => Some(&all[..k.min(all.len())]),
+        (all, _) => all,
+    };
+    let mut server = match ServerProcess::start(spec, point.work, point.body, cpus) {
         Ok(server) => server,
         Err(reason) => {
             result.outcome = Outcome::Failed {
@@ -519,8 +564,14 @@ pub fn run_cell(
     result.config.server_command = server.command.clone();
     result.config.rate = rate;
     let empty = server.sample();
-    let measured = match point.drive {
-        Drive::Idle { connections } => measure_idle(&server, connections, cell, ctx, &mut result),
+    let measured = match (point.drive, base, given.target) {
+        (Drive::Idle { connections }, ..) => {
+            measure_idle(&server, connections, cell, ctx, &mut result)
+        }
+        (Drive::Capacity { .. }, Some(ceiling), Some(target)) => {
+            measure_capacity(&server, cell, ctx, ceiling, target, &mut result)
+        }
+        (Drive::Capacity { .. }, ..) => Err("no p99 target was given".to_string()),
         _ => measure_load(&server, cell, ctx, rate, &mut result),
     };
     let window = match measured {
@@ -581,6 +632,7 @@ fn load_config(
             config.pipeline = pipeline;
         }
         Drive::Open { connections, .. }
+        | Drive::Capacity { connections }
         | Drive::Slow { connections, .. }
         | Drive::Noise { connections, .. } => config.connections = connections,
         Drive::Churn { connections } => {
@@ -672,6 +724,98 @@ fn wait_until<T>(
         }
         thread::sleep((at - now).min(Duration::from_millis(10)));
     }
+}
+
+/// A `capacity` search on one running server: each probe a warm-up and a
+/// window of open-loop load at the rate the search asks for. The result's
+/// load summary is the probe at the capacity found (histograms left out:
+/// the probes are many and short); CPU time covers every probe.
+fn measure_capacity(
+    server: &ServerProcess,
+    cell: &PlannedCell,
+    ctx: &CellContext<'_>,
+    ceiling: f64,
+    target: super::given::Target,
+    result: &mut CellResult,
+) -> Result<Window, String> {
+    let plan = capacity::Plan {
+        target: target.target,
+        ceiling,
+        probes: cell.probes.max(1),
+        precision: CAPACITY_PRECISION,
+    };
+    let begin = (server.sample(), procfs::own_cpu_seconds());
+    let mut summaries: Vec<LoadSummary> = Vec::new();
+    let mut error = None;
+    let found = capacity::search(plan, |rate| {
+        let failed = Probe {
+            rate,
+            p99: None,
+            answered: 0.0,
+        };
+        if error.is_some() || ctx.interrupted.load(Ordering::Relaxed) {
+            return failed;
+        }
+        let mut config = match load_config(server.addr, cell, ctx, Some(rate)) {
+            Ok(c) => c,
+            Err(e) => {
+                error = Some(e);
+                return failed;
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        config.cancel = Some(cancel);
+        match run_load(&config) {
+            Ok(report) => {
+                let summary = LoadSummary::of(&report);
+                let window = summary.elapsed_s.max(f64::MIN_POSITIVE);
+                let answered = summary.responses_2xx_3xx as f64 / (rate * window);
+                let probe = Probe {
+                    rate,
+                    p99: summary
+                        .latency_us
+                        .map(|l| Duration::from_secs_f64(l.p99 / 1e6)),
+                    answered: answered.min(1.0),
+                };
+                summaries.push(summary);
+                probe
+            }
+            Err(e) => {
+                error = Some(format!("the load could not run: {e}"));
+                failed
+            }
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let end = (server.sample(), procfs::own_cpu_seconds());
+    let at = found.capacity;
+    result.load = summaries
+        .into_iter()
+        .find(|s| at.is_some_and(|r| s.rate_target == Some(r)))
+        .map(|mut s| {
+            s.histogram = None;
+            s.histogram_uncorrected = None;
+            s.histogram_client_lag = None;
+            s.histogram_minus_lag = None;
+            s.per_connection = Vec::new();
+            s
+        });
+    result.config.rate = at;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    result.capacity = Some(CapacityRecord {
+        target_us: us(target.target),
+        nominal_target_us: us(target.nominal),
+        floor_p99_us: target.floor_p99.map(us),
+        ceiling,
+        found,
+    });
+    Ok(Window {
+        server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
+        client_cpu_s: end.1 - begin.1,
+        under_load: end.0,
+    })
 }
 
 fn measure_idle(

@@ -20,13 +20,22 @@ pub enum Drive {
         /// Requests in flight per connection.
         pipeline: usize,
     },
-    /// Open loop at `fraction` of this server's own median `seed` throughput,
-    /// latency measured from the intended send times.
+    /// Open loop at `fraction` of a rate this server reached earlier (its
+    /// median `seed` req/s; for `floor`, the responder's closed-loop req/s;
+    /// for `spread`, its capacity: see [`ScenarioId::rate_base`]), latency
+    /// measured from the intended send times.
     Open {
         /// Connections the rate is spread over.
         connections: usize,
         /// Share of the server's `seed` req/s offered.
         fraction: f64,
+    },
+    /// Open loop at rates chosen by a bisection search
+    /// ([`super::capacity::search`]): the highest rate at which the p99
+    /// stays under a target, each probe a short window on the same server.
+    Capacity {
+        /// Connections the rate is spread over.
+        connections: usize,
     },
     /// `connections` keep-alive connections that each complete one request
     /// and then sit idle while the server's footprint is read.
@@ -69,6 +78,7 @@ impl Drive {
         match *self {
             Drive::Closed { connections, .. }
             | Drive::Open { connections, .. }
+            | Drive::Capacity { connections }
             | Drive::Idle { connections }
             | Drive::Churn { connections } => connections,
             Drive::Slow {
@@ -91,6 +101,25 @@ pub struct Point {
     /// The server's `--work` for this point (`None`: the default, no work).
     /// Only servelab's own models take it.
     pub work: Option<&'static str>,
+    /// The server's `--body` for this point (`None`: the seed's "OK").
+    /// Only servelab's own models take it.
+    pub body: Option<&'static str>,
+    /// How many of the server CPUs the server is pinned to (`None`: all of
+    /// them); points asking for more than there are are not planned.
+    pub cpus: Option<usize>,
+}
+
+impl Point {
+    /// A point with the seed's handler and body, on every server CPU.
+    pub const fn new(label: &'static str, drive: Drive) -> Point {
+        Point {
+            label,
+            drive,
+            work: None,
+            body: None,
+            cpus: None,
+        }
+    }
 }
 
 /// How long and how often a scenario runs under one profile.
@@ -118,7 +147,7 @@ const fn timing(runs: u32, warmup_ms: u64, duration_ms: u64) -> Timing {
 pub enum Profile {
     /// `--quick`: short windows, one run; at most 60 s with every model.
     Quick,
-    /// No flag: at most 5 minutes with every model.
+    /// No flag: at most 6 minutes with every model.
     Default,
     /// `--full`: the seed's own 10 s windows (for `seed` and `slow`; 5 s
     /// for the others) and 3-5 runs, for a publishable report.
@@ -155,6 +184,9 @@ impl Profile {
 #[serde(rename_all = "lowercase")]
 #[value(rename_all = "lowercase")]
 pub enum ScenarioId {
+    /// The machine's latency floor: the load generator against `servelab
+    /// responder`.
+    Floor,
     /// The seed's wrk run.
     Seed,
     /// The connection sweep.
@@ -173,6 +205,14 @@ pub enum ScenarioId {
     Noise,
     /// Handlers that cost something.
     Work,
+    /// The highest rate at which p99 stays under a target, per workload.
+    Capacity,
+    /// Spread service times at shares of the capacity.
+    Spread,
+    /// Large response bodies.
+    Body,
+    /// The seed load on 1, 2, 4, ... server CPUs.
+    Cores,
 }
 
 impl ScenarioId {
@@ -184,6 +224,7 @@ impl ScenarioId {
     /// Its name for `--scenarios`, results.json and the report.
     pub fn name(self) -> &'static str {
         match self {
+            ScenarioId::Floor => "floor",
             ScenarioId::Seed => "seed",
             ScenarioId::Connections => "connections",
             ScenarioId::Pipeline => "pipeline",
@@ -193,6 +234,34 @@ impl ScenarioId {
             ScenarioId::Slow => "slow",
             ScenarioId::Noise => "noise",
             ScenarioId::Work => "work",
+            ScenarioId::Capacity => "capacity",
+            ScenarioId::Spread => "spread",
+            ScenarioId::Body => "body",
+            ScenarioId::Cores => "cores",
+        }
+    }
+
+    /// The scenarios it needs run before it: those its rates scale from or
+    /// its figures are compared with (see [`ScenarioId::rate_base`]).
+    pub fn needs(self) -> &'static [ScenarioId] {
+        use ScenarioId::*;
+        match self {
+            Latency => &[Floor, Seed],
+            Slow => &[Seed],
+            Capacity => &[Floor, Seed, Work],
+            Spread => &[Floor, Seed, Work, Capacity],
+            _ => &[],
+        }
+    }
+
+    /// What an open-loop point's `fraction` (or a `capacity` search's
+    /// ceiling) is a share of.
+    pub fn rate_base(self) -> RateBase {
+        match self {
+            ScenarioId::Floor => RateBase::Point(FLOOR_CLOSED),
+            ScenarioId::Spread => RateBase::Capacity(SPREAD_WORK),
+            ScenarioId::Capacity => RateBase::Peak,
+            _ => RateBase::Point(SEED),
         }
     }
 
@@ -250,8 +319,38 @@ impl serde::Serialize for PointId {
     }
 }
 
+/// What an open-loop rate scales from, in the same server's earlier cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateBase {
+    /// Its median req/s at this point.
+    Point(PointId),
+    /// Its closed-loop peak under the point's own work: the `work` point
+    /// with that work, or `seed` for the seed's handler.
+    Peak,
+    /// Its capacity (the `capacity` search) under this work.
+    Capacity(&'static str),
+}
+
 /// The points the analysis and the targets read by name.
 pub const SEED: PointId = ScenarioId::Seed.at(0);
+/// The floor's closed loop (the responder's peak, which its open-loop
+/// points scale from).
+pub const FLOOR_CLOSED: PointId = ScenarioId::Floor.at(0);
+/// The server `floor` runs against: `servelab responder`, not a row of
+/// the other tables.
+pub const FLOOR_SERVER: &str = "responder";
+/// The work of `spread`: 10 µs, but 1 ms for 1% of requests.
+pub const SPREAD_WORK: &str = "cpu:10us|1ms@1%";
+/// `work`: 50 µs of CPU per request.
+pub const WORK_CPU: PointId = ScenarioId::Work.at(0);
+/// `work`: a blocking 1 ms wait.
+pub const WORK_WAIT: PointId = ScenarioId::Work.at(1);
+/// `work`: a 1 ms wait that parks the request.
+pub const WORK_AWAIT: PointId = ScenarioId::Work.at(2);
+/// `work`: exponential service times around 50 µs of CPU.
+pub const WORK_EXP: PointId = ScenarioId::Work.at(3);
+/// `body`: 1 MiB responses.
+pub const BODY_1M: PointId = ScenarioId::Body.at(1);
 /// `pipeline`, 16 deep.
 pub const PIPELINE_16: PointId = ScenarioId::Pipeline.at(0);
 /// `latency` at 75% of the server's own seed throughput.
@@ -278,9 +377,9 @@ pub struct Scenario {
     pub points: &'static [Point],
     /// Timings for [`Profile::Quick`], [`Profile::Default`], [`Profile::Full`].
     pub timings: [Timing; 3],
-    /// Whether it needs this server's `seed` results (rates scale from its
-    /// throughput, or its numbers are compared with it).
-    pub needs_seed: bool,
+    /// Under `--quick` without `--scenarios`: how many of its points run
+    /// (0: the scenario is left out; see [`Plan::new`]).
+    pub quick_points: usize,
 }
 
 impl Scenario {
@@ -302,57 +401,116 @@ impl Scenario {
 
 const SEED_CONNECTIONS: usize = 100;
 
-/// The timings of most scenarios: 0.2 s / 1.5 s / 5 s windows.
+/// The timings of most scenarios: 0.15 s / 1.1 s / 5 s windows.
 const SHORT: [Timing; 3] = [
-    timing(1, 50, 200),
-    timing(1, 300, 1500),
+    timing(1, 50, 150),
+    timing(1, 250, 1100),
     timing(3, 1000, 5000),
 ];
 
+/// Every point of the scenario, in every profile.
+const ALL: usize = usize::MAX;
+
 const fn closed(label: &'static str, connections: usize, pipeline: usize) -> Point {
-    Point {
+    Point::new(
         label,
-        drive: Drive::Closed {
+        Drive::Closed {
             connections,
             pipeline,
         },
-        work: None,
-    }
+    )
 }
 
 const fn open(label: &'static str, fraction: f64) -> Point {
-    Point {
+    Point::new(
         label,
-        drive: Drive::Open {
+        Drive::Open {
             connections: SEED_CONNECTIONS,
             fraction,
         },
-        work: None,
-    }
+    )
 }
 
 const fn idle(label: &'static str, connections: usize) -> Point {
-    Point {
-        label,
-        drive: Drive::Idle { connections },
-        work: None,
-    }
+    Point::new(label, Drive::Idle { connections })
 }
 
 const fn with_work(label: &'static str, work: &'static str) -> Point {
     Point {
-        label,
-        drive: Drive::Closed {
-            connections: SEED_CONNECTIONS,
-            pipeline: 1,
-        },
         work: Some(work),
+        ..closed(label, SEED_CONNECTIONS, 1)
     }
 }
+
+const fn capacity(label: &'static str, work: Option<&'static str>) -> Point {
+    Point {
+        work,
+        ..Point::new(
+            label,
+            Drive::Capacity {
+                connections: SEED_CONNECTIONS,
+            },
+        )
+    }
+}
+
+const fn spread(label: &'static str, fraction: f64) -> Point {
+    Point {
+        work: Some(SPREAD_WORK),
+        ..open(label, fraction)
+    }
+}
+
+const fn body(label: &'static str, size: &'static str) -> Point {
+    Point {
+        body: Some(size),
+        ..closed(label, SEED_CONNECTIONS, 1)
+    }
+}
+
+const fn cores(label: &'static str, cpus: usize) -> Point {
+    Point {
+        cpus: Some(cpus),
+        ..closed(label, SEED_CONNECTIONS, 1)
+    }
+}
+
+/// Probes of one `capacity` search, per profile.
+pub const CAPACITY_PROBES: [usize; 3] = [3, 4, 8];
+/// A `capacity` search stops once its bracket is this share of its upper end.
+pub const CAPACITY_PRECISION: f64 = 0.05;
+
+/// The timings of the scenarios added with the floor (`spread`, `body`,
+/// `cores`, and `floor` itself): 0.2 s / 0.8 s / 5 s windows.
+const BRIEF: [Timing; 3] = [
+    timing(1, 50, 200),
+    timing(1, 200, 800),
+    timing(3, 1000, 5000),
+];
 
 /// Every scenario, in the order they run and appear in the report. `seed`
 /// comes first: later scenarios scale from or compare with it.
 pub static SCENARIOS: &[Scenario] = &[
+    Scenario {
+        id: ScenarioId::Floor,
+        title: "The machine's latency floor",
+        question: "The load generator against `servelab responder` (one epoll thread that parses \
+                   nothing and answers every request with the same bytes), pinned like the \
+                   servers: closed loop with 100 connections, then open loop at 5% to 90% of the \
+                   responder's own closed-loop req/s. No server can show less latency on this \
+                   machine at that load: two servers whose latencies differ by less than the \
+                   floor's p99 there are indistinguishable here.",
+        points: &[
+            closed("closed loop", SEED_CONNECTIONS, 1),
+            open("5%", 0.05),
+            open("25%", 0.25),
+            open("50%", 0.50),
+            open("75%", 0.75),
+            open("90%", 0.90),
+        ],
+        timings: BRIEF,
+        quick_points: ALL,
+    },
     Scenario {
         id: ScenarioId::Seed,
         title: "The seed's benchmark",
@@ -360,11 +518,11 @@ pub static SCENARIOS: &[Scenario] = &[
                    Throughput, latency, and how many of the 100 connections were served at all.",
         points: &[closed("100 connections", SEED_CONNECTIONS, 1)],
         timings: [
-            timing(1, 200, 1400),
-            timing(3, 500, 3000),
+            timing(1, 200, 1200),
+            timing(3, 500, 2500),
             timing(5, 1000, 10_000),
         ],
-        needs_seed: false,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Connections,
@@ -379,7 +537,7 @@ pub static SCENARIOS: &[Scenario] = &[
             closed("10,000", 10_000, 1),
         ],
         timings: SHORT,
-        needs_seed: false,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Pipeline,
@@ -392,7 +550,7 @@ pub static SCENARIOS: &[Scenario] = &[
             timing(2, 300, 1500),
             timing(3, 1000, 5000),
         ],
-        needs_seed: false,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Latency,
@@ -408,7 +566,7 @@ pub static SCENARIOS: &[Scenario] = &[
             open("90%", 0.90),
         ],
         timings: SHORT,
-        needs_seed: true,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Idle,
@@ -418,22 +576,21 @@ pub static SCENARIOS: &[Scenario] = &[
                    (growth over the empty server), and how many were answered at all.",
         points: &[idle("1,000", 1000), idle("10,000", 10_000)],
         timings: [timing(1, 0, 500), timing(1, 0, 2000), timing(3, 0, 5000)],
-        needs_seed: false,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Churn,
         title: "Connection churn",
         question: "A new connection for every request (Connection: close), 100 at a time: \
                    connections per second, what each costs, and the errors.",
-        points: &[Point {
-            label: "close per request",
-            drive: Drive::Churn {
+        points: &[Point::new(
+            "close per request",
+            Drive::Churn {
                 connections: SEED_CONNECTIONS,
             },
-            work: None,
-        }],
+        )],
         timings: SHORT,
-        needs_seed: false,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Slow,
@@ -441,21 +598,20 @@ pub static SCENARIOS: &[Scenario] = &[
         question: "The seed load while 50 slowloris connections, opened first, send one header \
                    byte every 500 ms: the normal clients' throughput and p99 against the seed \
                    run without them, and how long the slow ones were held.",
-        points: &[Point {
-            label: "50 slowloris",
-            drive: Drive::Slow {
+        points: &[Point::new(
+            "50 slowloris",
+            Drive::Slow {
                 connections: SEED_CONNECTIONS,
                 slow: 50,
                 interval: Duration::from_millis(500),
             },
-            work: None,
-        }],
+        )],
         timings: [
             timing(1, 50, 500),
             timing(1, 300, 2000),
             timing(3, 1000, 10_000),
         ],
-        needs_seed: true,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Noise,
@@ -464,34 +620,103 @@ pub static SCENARIOS: &[Scenario] = &[
                    one every 10 ms on a new connection (bad request line, Content-Length with \
                    Transfer-Encoding, oversized header): the valid throughput, and whether every \
                    malformed request got its 4xx and a closed connection.",
-        points: &[Point {
-            label: "10 noisy of 100",
-            drive: Drive::Noise {
+        points: &[Point::new(
+            "10 noisy of 100",
+            Drive::Noise {
                 connections: 90,
                 noisy: 10,
                 interval: Duration::from_millis(10),
             },
-            work: None,
-        }],
+        )],
         timings: SHORT,
-        needs_seed: false,
+        quick_points: ALL,
     },
     Scenario {
         id: ScenarioId::Work,
         title: "Handlers that cost something",
         question: "The seed load with a handler that burns 50 µs of CPU per request \
                    (serve --work cpu:50us), one that blocks 1 ms per request as a synchronous \
-                   database call would (serve --work wait:1ms), and one that waits 1 ms without \
-                   holding its thread as an asynchronous call would (serve --work await:1ms): \
+                   database call would (serve --work wait:1ms), one that waits 1 ms without \
+                   holding its thread as an asynchronous call would (serve --work await:1ms), \
+                   and two whose CPU time spreads: exponential around 50 µs (cpu:exp(50us)) and \
+                   10 µs but 1 ms for 1% of requests (cpu:10us|1ms@1%, the work of `spread`): \
                    what a blocking wait does to a reactor compared with the threaded models, \
-                   and what parking the request instead gives back.",
+                   what parking the request instead gives back, and each model's peak under \
+                   each handler (the ceiling of its `capacity` search).",
         points: &[
             with_work("cpu:50us", "cpu:50us"),
             with_work("wait:1ms", "wait:1ms"),
             with_work("await:1ms", "await:1ms"),
+            with_work("cpu:exp(50us)", "cpu:exp(50us)"),
+            with_work(SPREAD_WORK, SPREAD_WORK),
         ],
         timings: SHORT,
-        needs_seed: false,
+        quick_points: 3,
+    },
+    Scenario {
+        id: ScenarioId::Capacity,
+        title: "Capacity: the load each model carries within a latency target",
+        question: "For the seed's handler and each handler of `work`: the highest rate offered \
+                   (open loop, latency from the intended send times) at which p99 stays at or \
+                   under a target and at least 99% of the requests are answered, found by \
+                   bisection between 1/16 of the model's peak req/s under that handler and the \
+                   peak itself, each probe a short window on the same server. The target is 1 ms \
+                   for the seed's handler and 10× the mean service time for the others (2× the \
+                   rare duration for a bimodal one, whose p99 is that duration), raised to twice \
+                   the floor's p99 where the floor itself is above it.",
+        points: &[
+            capacity("seed handler", None),
+            capacity("cpu:50us", Some("cpu:50us")),
+            capacity("wait:1ms", Some("wait:1ms")),
+            capacity("await:1ms", Some("await:1ms")),
+            capacity("cpu:exp(50us)", Some("cpu:exp(50us)")),
+            capacity(SPREAD_WORK, Some(SPREAD_WORK)),
+        ],
+        timings: [timing(1, 20, 100), timing(1, 80, 220), timing(1, 300, 1000)],
+        quick_points: 1,
+    },
+    Scenario {
+        id: ScenarioId::Spread,
+        title: "Spread service times",
+        question: "The handler cpu:10us|1ms@1% (10 µs of CPU, 1 ms for 1% of requests) offered \
+                   open loop at 50% and 80% of each model's own capacity under it: p50, p99 and \
+                   p99.9 of all requests. How the short requests fare behind the long ones \
+                   (their latency apart) is not measured yet: the load generator sends one kind \
+                   of request.",
+        points: &[
+            spread("50% of capacity", 0.5),
+            spread("80% of capacity", 0.8),
+        ],
+        timings: BRIEF,
+        quick_points: 0,
+    },
+    Scenario {
+        id: ScenarioId::Body,
+        title: "Large responses",
+        question: "The seed load (100 connections, closed loop) with 16 KiB and 1 MiB response \
+                   bodies (serve --body): req/s, MB/s, and server CPU per KiB sent.",
+        points: &[body("16 KiB", "16k"), body("1 MiB", "1m")],
+        timings: BRIEF,
+        quick_points: 0,
+    },
+    Scenario {
+        id: ScenarioId::Cores,
+        title: "Cores",
+        question: "The seed load with the server pinned to 1, 2, 4, ... of the CPUs set aside for \
+                   the servers (v3's acceptors and v4's and v5's reactors follow: one per CPU): \
+                   req/s and CPU per request as cores are added. Points beyond the server CPUs \
+                   are not run; with one server CPU there is one point and no curve.",
+        points: &[
+            cores("1 CPU", 1),
+            cores("2 CPUs", 2),
+            cores("4 CPUs", 4),
+            cores("8 CPUs", 8),
+            cores("16 CPUs", 16),
+            cores("32 CPUs", 32),
+            cores("64 CPUs", 64),
+        ],
+        timings: BRIEF,
+        quick_points: 0,
     },
 ];
 
@@ -519,8 +744,11 @@ pub struct PlannedCell {
     pub runs: u32,
     /// Warm-up.
     pub warmup: Duration,
-    /// Recorded window.
+    /// Recorded window (`capacity`: of each probe).
     pub duration: Duration,
+    /// `capacity`: the most probes of its search (each a warm-up and a
+    /// window); 0 for the other scenarios.
+    pub probes: usize,
 }
 
 impl PlannedCell {
@@ -541,7 +769,8 @@ impl PlannedCell {
             Drive::Slow { .. } => SLOW_SETUP,
             _ => Duration::ZERO,
         };
-        self.warmup + self.duration + CELL_OVERHEAD + extra
+        let windows = (self.warmup + self.duration) * self.probes.max(1) as u32;
+        windows + CELL_OVERHEAD + extra
     }
 }
 
@@ -554,6 +783,13 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--warmup`.
     pub warmup: Option<Duration>,
+    /// `--scenarios` was given: every point of the chosen scenarios runs,
+    /// `--quick` included (without it, `--quick` runs each scenario's
+    /// [`Scenario::quick_points`]).
+    pub chosen: bool,
+    /// How many CPUs are set aside for the servers (`cores` plans its
+    /// points up to it; `None`: one).
+    pub server_cpus: Option<usize>,
 }
 
 /// Every cell a bench will run, in order.
@@ -587,9 +823,31 @@ impl Plan {
                 overrides.warmup.unwrap_or(t.warmup)
             };
             let duration = overrides.duration.unwrap_or(t.duration);
+            let probes = match scenario.id {
+                ScenarioId::Capacity => CAPACITY_PROBES[profile as usize],
+                _ => 0,
+            };
+            let cpus = overrides.server_cpus.unwrap_or(1).max(1);
+            let points = scenario
+                .points
+                .iter()
+                .enumerate()
+                .take(match (profile, overrides.chosen) {
+                    (Profile::Quick, false) => scenario.quick_points,
+                    _ => ALL,
+                })
+                .filter(|(_, p)| p.cpus.is_none_or(|k| k <= cpus))
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>();
+            // The floor runs against the responder alone: one past the
+            // servers in the bench's list.
+            let against = match scenario.id {
+                ScenarioId::Floor => servers..servers + 1,
+                _ => 0..servers,
+            };
             for run in 1..=runs {
-                for point in 0..scenario.points.len() {
-                    for server in 0..servers {
+                for &point in &points {
+                    for server in against.clone() {
                         cells.push(PlannedCell {
                             scenario,
                             point,
@@ -598,6 +856,7 @@ impl Plan {
                             runs,
                             warmup,
                             duration,
+                            probes,
                         });
                     }
                 }
@@ -612,16 +871,29 @@ impl Plan {
     }
 }
 
-/// Adds `seed` to `chosen` when a chosen scenario needs it; returns whether
-/// it was added.
-pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> bool {
-    let needs = chosen.iter().any(|s| s.needs_seed);
-    let has = chosen.iter().any(|s| s.id == ScenarioId::Seed);
-    if needs && !has {
-        chosen.insert(0, &SCENARIOS[0]);
-        return true;
+/// Adds to `chosen` the scenarios a chosen one needs ([`ScenarioId::needs`]),
+/// in [`SCENARIOS`] order; returns those added.
+pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> Vec<ScenarioId> {
+    let mut added = Vec::new();
+    loop {
+        let missing = chosen
+            .iter()
+            .flat_map(|s| s.id.needs())
+            .find(|n| !chosen.iter().any(|s| s.id == **n))
+            .copied();
+        let Some(n) = missing else { break };
+        chosen.push(n.scenario());
+        added.push(n);
     }
-    false
+    chosen.sort_by_key(|s| s.id);
+    added.sort();
+    added
+}
+
+/// The scenarios `--quick` runs when `--scenarios` is not given: those
+/// with [`Scenario::quick_points`].
+pub fn quick_set() -> Vec<&'static Scenario> {
+    SCENARIOS.iter().filter(|s| s.quick_points > 0).collect()
 }
 
 #[cfg(test)]
@@ -636,8 +908,9 @@ mod tests {
     fn the_time_budget_holds_with_every_model() {
         let models = crate::models::Model::ALL.len();
         let default = Plan::new(&all(), models, Profile::Default, Overrides::default()).estimate();
-        assert!(default <= Duration::from_secs(300), "{default:?}");
-        let quick = Plan::new(&all(), models, Profile::Quick, Overrides::default()).estimate();
+        assert!(default <= Duration::from_secs(360), "{default:?}");
+        let quick =
+            Plan::new(&quick_set(), models, Profile::Quick, Overrides::default()).estimate();
         assert!(quick <= Duration::from_secs(60), "{quick:?}");
         let full = Plan::new(&all(), models, Profile::Full, Overrides::default()).estimate();
         assert!(full > default);
@@ -675,6 +948,7 @@ mod tests {
             runs: Some(2),
             duration: Some(Duration::from_millis(100)),
             warmup: Some(Duration::from_millis(10)),
+            ..Overrides::default()
         };
         let plan = Plan::new(
             &[ScenarioId::Connections.scenario()],
@@ -689,11 +963,67 @@ mod tests {
             .all(|c| c.duration == Duration::from_millis(100)
                 && c.warmup == Duration::from_millis(10)));
         let mut chosen = vec![ScenarioId::Slow.scenario()];
-        assert!(with_dependencies(&mut chosen));
+        assert_eq!(with_dependencies(&mut chosen), [ScenarioId::Seed]);
         assert_eq!(chosen[0].id, ScenarioId::Seed);
-        assert!(!with_dependencies(&mut chosen));
+        assert!(with_dependencies(&mut chosen).is_empty());
         let mut chosen = vec![ScenarioId::Churn.scenario()];
-        assert!(!with_dependencies(&mut chosen));
+        assert!(with_dependencies(&mut chosen).is_empty());
+        let mut chosen = vec![ScenarioId::Spread.scenario()];
+        use ScenarioId::*;
+        assert_eq!(
+            with_dependencies(&mut chosen),
+            [Floor, Seed, Work, Capacity]
+        );
+        let ids: Vec<_> = chosen.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [Floor, Seed, Work, Capacity, Spread]);
+    }
+
+    #[test]
+    fn the_floor_runs_against_the_responder_alone_and_cores_up_to_the_server_cpus() {
+        let chosen = [ScenarioId::Floor.scenario(), ScenarioId::Cores.scenario()];
+        let plan = Plan::new(&chosen, 3, Profile::Default, Overrides::default());
+        let floor: Vec<_> = plan
+            .cells
+            .iter()
+            .filter(|c| c.scenario.id == ScenarioId::Floor)
+            .collect();
+        assert_eq!(floor.len(), ScenarioId::Floor.scenario().points.len());
+        assert!(floor.iter().all(|c| c.server == 3));
+        let cores = |cpus| {
+            let over = Overrides {
+                server_cpus: Some(cpus),
+                ..Overrides::default()
+            };
+            Plan::new(&chosen[1..], 3, Profile::Default, over)
+                .cells
+                .iter()
+                .map(|c| c.point().cpus.unwrap())
+                .max()
+        };
+        assert_eq!(cores(1), Some(1));
+        assert_eq!(cores(6), Some(4));
+        assert_eq!(cores(16), Some(16));
+    }
+
+    #[test]
+    fn quick_runs_fewer_points_unless_scenarios_are_chosen_and_capacity_probes() {
+        let capacity = [ScenarioId::Capacity.scenario()];
+        let quick = Plan::new(&capacity, 2, Profile::Quick, Overrides::default());
+        assert_eq!(quick.cells.len(), 2);
+        assert_eq!(quick.cells[0].probes, CAPACITY_PROBES[0]);
+        let c = &quick.cells[0];
+        assert_eq!(
+            c.estimate(),
+            (c.warmup + c.duration) * c.probes as u32 + CELL_OVERHEAD
+        );
+        let chosen = Overrides {
+            chosen: true,
+            ..Overrides::default()
+        };
+        let all = Plan::new(&capacity, 2, Profile::Quick, chosen);
+        assert_eq!(all.cells.len(), 2 * capacity[0].points.len());
+        assert!(quick_set().iter().all(|s| s.quick_points > 0));
+        assert!(!quick_set().iter().any(|s| s.id == ScenarioId::Spread));
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
         config: CellConfig {
             drive: p.drive,
             work: p.work.map(str::to_string),
+            body: p.body.map(str::to_string),
+            cpus: p.cpus,
             warmup_s: 0.5,
             duration_s: 2.0,
             rate,
@@ -134,6 +136,7 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
         idle: None,
         slow: None,
         noise: None,
+        capacity: None,
         shutdown: None,
     }
 }

@@ -41,6 +41,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
         )?;
     }
     writeln!(out, "{}\n", provenance(r))?;
+    write_floor(out, a)?;
     writeln!(out, "## Machine and settings\n")?;
     write_settings(out, r)?;
     writeln!(out, "\n## Summary: the seed's table, measured\n")?;
@@ -84,7 +85,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
         writeln!(out, "- {g}")?;
     }
     writeln!(out, "\n## Scenarios")?;
-    for s in &a.sections {
+    for s in a.sections.iter().filter(|s| s.name != ScenarioId::Floor) {
         writeln!(out, "\n### `{}`: {}\n", s.name, s.title)?;
         writeln!(out, "{}\n", s.question)?;
         if let Some(t) = timing_of(r, s.name) {
@@ -110,6 +111,26 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
         "\nEvery figure is in `results.json` with each run's latency histogram; the README's \
          \"Reading the bench report\" explains every column."
     )
+}
+
+/// The report's first section: the machine's latency floor, its rule, and
+/// where it is above a `capacity` target.
+fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
+    writeln!(out, "## The machine's latency floor\n")?;
+    let Some(section) = a.sections.iter().find(|s| s.name == ScenarioId::Floor) else {
+        return writeln!(
+            out,
+            "Not measured (the `floor` scenario did not run): latency differences are ranked \
+             as measured, with no floor to tell them from the machine's noise.\n"
+        );
+    };
+    writeln!(out, "{}\n", section.question)?;
+    writeln!(out, "{}\n", crate::bench::analysis::FLOOR_RULE)?;
+    out.push_str(&section_table(section).markdown());
+    for n in &a.floor_notes {
+        writeln!(out, "\n{n}")?;
+    }
+    writeln!(out)
 }
 
 /// One line saying where, when and how the results were measured, and how
@@ -307,6 +328,7 @@ pub fn summary_table(a: &Analysis) -> Table {
         "model",
         "concurrency model",
         "req/s",
+        "req/s at p99 ≤ target",
         "avg latency",
         "p99",
         "memory per idle connection",
@@ -315,6 +337,9 @@ pub fn summary_table(a: &Analysis) -> Table {
     ]
     .map(String::from)
     .to_vec();
+    if let Some(t) = a.summary.iter().find_map(|r| r.capacity_target_us) {
+        header[3] = format!("req/s at p99 ≤ {}", format::micros(t));
+    }
     header.extend(baseline.map(baseline_header));
     header.extend(["connections served".into(), "complexity".into()]);
     let mut table = Table::new(header);
@@ -335,6 +360,7 @@ pub fn summary_table(a: &Analysis) -> Table {
             r.server.clone(),
             desc,
             opt(r.rps, Unit::PerSecond),
+            opt(r.capacity, Unit::PerSecond),
             opt(r.mean_us, Unit::Micros),
             opt(r.p99_us, Unit::Micros),
             idle,
