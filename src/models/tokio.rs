@@ -9,7 +9,8 @@
 //!     accept              -> past the cap: 503 + close; otherwise spawn a
 //!                            connection task (onto this worker's queue)
 //!     out of descriptors  -> sleep 100 ms, accept again
-//!     listener shut       -> shutdown began: wake every connection task, end
+//!     listener shut       -> shutdown began: take in what it drained from the
+//!                            listen queue, wake every connection task, end
 //! }
 //! connection task: loop {
 //!     shutdown began      -> keep-alive off (an idle connection's deadline
@@ -111,16 +112,22 @@ pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<std::net::TcpLis
             open: Mutex::new(Slots::new()),
             closed: Condvar::new(),
         });
+        let server_listener = Arc::clone(&listeners[0]);
         spawn(shared, "v6-runtime".into(), None, move |_| {
-            run(runtime, accepting, tasks)
+            run(runtime, accepting, server_listener, tasks)
         })
     })
 }
 
 /// The runtime thread: the acceptor runs as a task on the workers; this
 /// thread waits for it to end (the shutdown), then for the connections.
-fn run(runtime: Runtime, listener: TcpListener, tasks: Arc<Tasks>) {
-    let acceptor = runtime.spawn(accept_loop(listener, Arc::clone(&tasks)));
+fn run(
+    runtime: Runtime,
+    listener: TcpListener,
+    server_listener: Arc<std::net::TcpListener>,
+    tasks: Arc<Tasks>,
+) {
+    let acceptor = runtime.spawn(accept_loop(listener, server_listener, Arc::clone(&tasks)));
     let _ = runtime.block_on(acceptor);
     let hard_end = tasks
         .shared
@@ -193,7 +200,14 @@ impl Drop for Open {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tasks: Arc<Tasks>) {
+/// Accepts until the shutdown, then takes in what the shutdown drained from
+/// the listen queue (`server_listener` is the socket it drained: the
+/// acceptor's own descriptor is a clone of it).
+async fn accept_loop(
+    listener: TcpListener,
+    server_listener: Arc<std::net::TcpListener>,
+    tasks: Arc<Tasks>,
+) {
     let shared = &*tasks.shared;
     while !shared.stops_accepting() {
         match listener.accept().await {
@@ -205,8 +219,18 @@ async fn accept_loop(listener: TcpListener, tasks: Arc<Tasks>) {
             },
         }
     }
-    // Once the shutdown's clock is set, every connection task wakes to it.
+    // Once the shutdown's clock is set (the drain is complete then), the
+    // drained connections are served, keep-alive off, and every connection
+    // task wakes to it.
     let _ = shared.shutdown_begun();
+    for stream in shared.take_drained(&server_listener) {
+        let admitted = stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream));
+        if let Ok(stream) = admitted {
+            admit(stream, &tasks);
+        }
+    }
     tasks.wake_all();
 }
 
