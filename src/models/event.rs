@@ -54,10 +54,10 @@ use super::reactor::{next_wake, Accepting, Stage};
 use super::slots::Slots;
 use super::wake_timer::{WakeTimer, PRECISE_BELOW};
 use super::{
-    bind_shared_port, deadline_of, input_waiting, reject, spawn, start_threads, AcceptError,
+    bind_shared_port, deadline_of, reject, request_waiting, spawn, start_threads, AcceptError,
     IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Phase, Status};
+use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -312,8 +312,7 @@ impl<'a> Reactor<'a> {
                     // rather than close over it.
                     Step::TimedOut
                         if self.shutdown.is_some()
-                            && is_idle(&client.conn)
-                            && input_waiting(client.stream.as_raw_fd()) =>
+                            && request_waiting(&client.conn, client.stream.as_raw_fd()) =>
                     {
                         false
                     }
@@ -373,12 +372,6 @@ impl<'a> Reactor<'a> {
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
-}
-
-/// Whether `conn` waits for a next request with nothing to write: what the
-/// end of a shutdown's grace period closes.
-fn is_idle(conn: &Conn<&Routes>) -> bool {
-    conn.phase() == Phase::Idle && conn.output().is_empty() && !conn.is_closing()
 }
 
 /// Writes pending output, then reads and answers until the socket has no more

@@ -680,6 +680,17 @@ pub(crate) fn reject(stream: TcpStream, status: Status) {
     }
 }
 
+/// Whether `conn` is idle (no request begun, nothing to write, not
+/// closing) while its next request waits unread on socket `fd`: what a
+/// reactor asks at the end of a shutdown's grace period, to read and answer
+/// that request rather than close over it (which would reset it).
+pub(crate) fn request_waiting<H: Handler>(conn: &Conn<H>, fd: RawFd) -> bool {
+    conn.phase() == Phase::Idle
+        && conn.output().is_empty()
+        && !conn.is_closing()
+        && input_waiting(fd)
+}
+
 /// Whether bytes from the peer wait unread on socket `fd` (a one-byte peek
 /// that does not block). A reactor asks before it closes a connection idle
 /// at the end of a shutdown's grace period: the request may have arrived
@@ -687,7 +698,7 @@ pub(crate) fn reject(stream: TcpStream, status: Status) {
 /// has usually sent it long before), and closing over unread input would
 /// reset the connection instead of answering it. The blocking models need
 /// no such question: their last wait polls the socket.
-pub(crate) fn input_waiting(fd: RawFd) -> bool {
+fn input_waiting(fd: RawFd) -> bool {
     let mut byte = 0u8;
     // SAFETY: recv(2) writes at most one byte into `byte`, a local.
     let n = unsafe {

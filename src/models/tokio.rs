@@ -68,6 +68,7 @@ use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io::{self, Read};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Poll, Waker};
@@ -81,8 +82,8 @@ use tokio::time::Sleep;
 
 use super::slots::Slots;
 use super::{
-    bind, deadline_of, drain, flush, per_cpu, reject, spawn, start_threads, AcceptError,
-    IterationClock, Linger, Shared, ACCEPT_BACKOFF,
+    bind, deadline_of, drain, flush, per_cpu, reject, request_waiting, spawn, start_threads,
+    AcceptError, IterationClock, Linger, Shared, ACCEPT_BACKOFF,
 };
 use crate::http::Handler;
 use crate::http::{BufferPool, Conn, Now, Status};
@@ -387,6 +388,27 @@ fn step(
 ) -> Next {
     let next = exchange(stream, conn, clock);
     if matches!(next, Next::Wait(_)) && deadline_of(conn, grace_end) <= clock.now.instant {
+        if grace_end.is_some() && request_waiting(conn, stream.as_raw_fd()) {
+            // Idle at the grace period's end, but its next request has
+            // arrived while the worker was busy (tokio has not reported it
+            // yet, so `exchange` did not read it): read it now rather than
+            // close over it.
+            let buf = conn.read_buf();
+            // SAFETY: recv(2) writes at most `buf.len()` bytes into `buf`.
+            let n = unsafe {
+                libc::recv(
+                    stream.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                conn.commit_read(n as usize, clock.now);
+                clock.after_handlers();
+                return exchange(stream, conn, clock);
+            }
+        }
         conn.on_timeout(clock.now);
         return exchange(stream, conn, clock);
     }

@@ -75,10 +75,10 @@ use super::deadlines::Deadlines;
 use super::reactor::{next_wake, Accepting, Stage};
 use super::slots::Slots;
 use super::{
-    bind_shared_port, deadline_of, input_waiting, reject, shutdown_raw, spawn, start_threads,
+    bind_shared_port, deadline_of, reject, request_waiting, shutdown_raw, spawn, start_threads,
     AcceptError, IterationClock, Linger, Shared, ShutdownClock, ACCEPT_BACKOFF,
 };
-use crate::http::{BufferPool, Conn, Now, Phase, Status};
+use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
 
 /// Most receive buffers per reactor. Only connections with bytes arriving
@@ -787,14 +787,10 @@ impl<'r> Client<'r> {
     /// of a shutdown's grace period it is not closed over that request,
     /// which the recv delivers at the next enter.
     fn request_waiting(&self) -> bool {
-        let conn = &self.conn;
         self.stage == Stage::Open
             && self.held.is_none()
             && !self.peer_closed
-            && conn.phase() == Phase::Idle
-            && conn.output().is_empty()
-            && !conn.is_closing()
-            && input_waiting(self.fd.as_raw_fd())
+            && request_waiting(&self.conn, self.fd.as_raw_fd())
     }
 
     /// When this connection must next be looked at without any I/O;
