@@ -22,7 +22,8 @@
 //!     finished            -> close, or linger (FIN, then drain until EOF or
 //!                            the linger time)
 //!     wait for: readable (reads_now) or writable (output pending), the
-//!               timer (armed no later than the deadline), the shutdown
+//!               timer (armed no later than the deadline), a parked
+//!               request's timerfd (armed at the end of its wait), the shutdown
 //! }
 //! runtime thread: block on the acceptor task; once it ended, wait until every
 //!     connection task has ended or the shutdown timed out, then drop the
@@ -75,6 +76,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -88,6 +90,7 @@ use super::{
 use crate::http::Handler;
 use crate::http::{BufferPool, Conn, Now, Status};
 use crate::route::Routes;
+use crate::timerfd::Timer;
 
 pub(super) fn start(shared: &Arc<Shared>) -> io::Result<Vec<Arc<std::net::TcpListener>>> {
     let config = &shared.config;
@@ -292,6 +295,22 @@ fn reads_now<H: Handler>(conn: &Conn<H>) -> bool {
     conn.output().is_empty() && !conn.is_awaiting()
 }
 
+/// Arms the connection's precise timer (made on first use) to fire at
+/// `due`; false when it cannot be had (then tokio's timer serves, late by up
+/// to a millisecond).
+fn arm_park(park: &mut Option<AsyncFd<Timer>>, due: Instant, now: Instant) -> bool {
+    if park.is_none() {
+        *park = Timer::new().ok().and_then(|timer| {
+            // SAFETY: the timer owns its descriptor, which stays open and
+            // the same for as long as the AsyncFd holds the timer.
+            unsafe { AsyncFd::register_with_interest(timer, Interest::READABLE) }.ok()
+        });
+    }
+    let after = due.saturating_duration_since(now).as_nanos() as u64;
+    park.as_ref()
+        .is_some_and(|park| park.get_ref().arm_in(after).is_ok())
+}
+
 /// What a connection waits for after a step.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -330,6 +349,12 @@ async fn serve(stream: TcpStream, open: Open) {
     let mut timer = pin!(tokio::time::sleep(Duration::MAX));
     // Whether the timer holds this task's waker: from a poll until it fires.
     let mut timer_wakes = false;
+    // A parked request's wake: tokio's timer has millisecond resolution
+    // (a 1 ms wait would last up to 2), so the end of a handler's wait is
+    // timed by a timerfd in tokio's reactor instead, made at the
+    // connection's first park and kept (one descriptor and one
+    // registration per connection that parks; a settime per request).
+    let mut park: Option<AsyncFd<Timer>> = None;
     let lingering = {
         let shared = &*open.tasks.shared;
         let (routes, limits) = (&shared.config.routes, shared.config.limits);
@@ -338,7 +363,9 @@ async fn serve(stream: TcpStream, open: Open) {
             let woke = {
                 let shared = &*open.tasks.shared;
                 let routes = &shared.config.routes;
-                let fresh = timer.is_elapsed() || routes.work.holds_thread();
+                // The clock is read afresh when a wait may be over (the
+                // connection's timer fired, or a parked request's).
+                let fresh = timer.is_elapsed() || conn.is_awaiting() || routes.work.holds_thread();
                 let mut clock = IterationClock::at(now(fresh), routes);
                 let grace_end = shared.shutdown_begun().map(|shutdown| {
                     conn.disable_keep_alive();
@@ -356,14 +383,16 @@ async fn serve(stream: TcpStream, open: Open) {
                     Next::Linger => break true,
                 };
                 let due = deadline_of(&conn, grace_end);
+                let parked = conn.is_awaiting() && arm_park(&mut park, due, clock.now.instant);
                 let fired = timer.is_elapsed();
-                if fired || due < timer.deadline().into_std() {
+                if fired || (!parked && due < timer.deadline().into_std()) {
                     timer_wakes &= !fired;
                     timer.as_mut().reset(due.into());
                 }
                 // Until it has seen the shutdown begin, the task watches for it.
                 let watch = grace_end.is_none().then_some(shared);
-                wait(&stream, want, timer.as_mut(), &mut timer_wakes, watch)
+                let park = park.as_ref().filter(|_| parked);
+                wait(&stream, want, timer.as_mut(), &mut timer_wakes, park, watch)
             }
             .await;
             if woke == Woke::Failed {
@@ -496,11 +525,21 @@ fn wait<'a>(
     want: Want,
     mut timer: Pin<&'a mut Sleep>,
     timer_wakes: &'a mut bool,
+    park: Option<&'a AsyncFd<Timer>>,
     shutdown: Option<&'a Shared>,
 ) -> impl Future<Output = Woke> + 'a {
     poll_fn(move |cx| {
         if shutdown.is_some_and(Shared::stops_accepting) {
             return Poll::Ready(Woke::Shutdown);
+        }
+        if let Some(park) = park {
+            if let Poll::Ready(ready) = park.poll_read_ready(cx) {
+                if let Ok(mut guard) = ready {
+                    guard.get_inner().clear();
+                    guard.clear_ready();
+                }
+                return Poll::Ready(Woke::Step);
+            }
         }
         let ready = match want {
             Want::Read => stream.poll_read_ready(cx),
@@ -543,7 +582,16 @@ async fn linger(stream: &TcpStream, mut timer: Pin<&mut Sleep>) {
         }
         let mut timer_wakes = false;
         if timer.is_elapsed()
-            || wait(stream, Want::Read, timer.as_mut(), &mut timer_wakes, None).await != Woke::Step
+            || wait(
+                stream,
+                Want::Read,
+                timer.as_mut(),
+                &mut timer_wakes,
+                None,
+                None,
+            )
+            .await
+                != Woke::Step
         {
             return;
         }
