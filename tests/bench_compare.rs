@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bench_support::{cell, Fake};
+use bench_support::{bench_of, cell, Fake};
 use servelab::bench::analysis::Analysis;
 use servelab::bench::clients;
 use servelab::bench::columns::Column;
 use servelab::bench::compare::{Basis, Comparison};
 use servelab::bench::export::{csv::Csv, Exporter, Report};
 use servelab::bench::machine::{Build, Machine};
-use servelab::bench::results::{BenchResults, CellResult, ServerInfo, Settings};
+use servelab::bench::results::{BenchResults, CellResult};
 use servelab::bench::scenarios::{Profile, ScenarioId as S};
 
 fn fake(rps: f64, p99_us: f64) -> Fake {
@@ -64,54 +64,29 @@ fn idle_cell(server: &str, growth_kib: u64) -> CellResult {
     idle
 }
 
-fn bench_of(servers: &[&str], cells: Vec<CellResult>) -> BenchResults {
-    BenchResults {
-        schema: 1,
-        complete: true,
-        started_at: "2026-01-01T00:00:00Z".to_string(),
-        finished_at: "2026-01-01T00:04:00Z".to_string(),
-        machine: Machine {
-            cpu_model: "Test CPU".to_string(),
-            cpus: 2,
-            memory_bytes: 8 << 30,
-            kernel: "6.1.0".to_string(),
-            fd_limit: 65536,
-        },
-        build: Build {
-            version: "0.1.0".to_string(),
-            commit: "aaaaaaaaaaaa".to_string(),
-            profile: "release".to_string(),
-        },
-        settings: Settings {
-            profile: Profile::Default,
-            scenarios: vec![S::Seed, S::Connections, S::Idle],
-            pinned: true,
-            server_cpus: vec![0],
-            client_cpus: vec![1],
-            load_threads: 1,
-            planned_s: 200.0,
-            elapsed_s: 190.0,
-            notes: Vec::new(),
-            baseline: None,
-            check: None,
-            other_load: None,
-        },
-        servers: servers
-            .iter()
-            .map(|s| ServerInfo {
-                name: s.to_string(),
-                kind: "model".to_string(),
-                description: format!("the {s} model"),
-                source_lines: Some(50),
-                source_file: None,
-            })
-            .collect(),
-        cells,
-    }
-}
-
 /// OLD: event with three seed runs, pool with one, event's idle memory, and
 /// pool at the first connection point (which NEW lacks).
+/// The scenarios the made-up benches of this file ran.
+const COMPARE_SCENARIOS: [S; 3] = [S::Seed, S::Connections, S::Idle];
+
+/// `r` on a named machine and build, so that a comparison has something
+/// to name when they differ.
+fn on_test_machine(mut r: BenchResults) -> BenchResults {
+    r.machine = Machine {
+        cpu_model: "Test CPU".to_string(),
+        cpus: 2,
+        memory_bytes: 8 << 30,
+        kernel: "6.1.0".to_string(),
+        fd_limit: 65536,
+    };
+    r.build = Build {
+        version: "0.1.0".to_string(),
+        commit: "aaaaaaaaaaaa".to_string(),
+        profile: "release".to_string(),
+    };
+    r
+}
+
 fn old() -> BenchResults {
     let mut cells = Vec::new();
     for (run, rps) in [(1, 100_000.0), (2, 110_000.0), (3, 90_000.0)] {
@@ -126,7 +101,11 @@ fn old() -> BenchResults {
         1,
         (40_000.0, 900.0, 20.0),
     ));
-    bench_of(&["event", "pool"], cells)
+    on_test_machine(bench_of(
+        &["event", "pool"],
+        COMPARE_SCENARIOS.to_vec(),
+        cells,
+    ))
 }
 
 /// NEW: every event seed run 10% faster with a p99 halved; pool's seed
@@ -142,7 +121,11 @@ fn new() -> BenchResults {
     }
     cells.push(idle_cell("event", 20_000));
     cells.push(run_cell(S::Seed, 0, "uring", 1, (130_000.0, 150.0, 8.0)));
-    let mut r = bench_of(&["event", "pool", "uring"], cells);
+    let mut r = on_test_machine(bench_of(
+        &["event", "pool", "uring"],
+        COMPARE_SCENARIOS.to_vec(),
+        cells,
+    ));
     r.machine.kernel = "6.8.0".to_string();
     r.build.commit = "bbbbbbbbbbbb".to_string();
     r.settings.profile = Profile::Full;

@@ -5,15 +5,12 @@ mod bench_support;
 
 use std::collections::BTreeMap;
 
-use bench_support::{cell, Fake};
+use bench_support::{bench_of, cell, Fake};
 use servelab::bench::analysis::{Analysis, Verdict};
 use servelab::bench::capacity::Found;
 use servelab::bench::export::{markdown::Markdown, Exporter, Report};
-use servelab::bench::machine::{Build, Machine};
-use servelab::bench::results::{
-    BenchResults, CapacityRecord, CellResult, Outcome, ServerInfo, Settings,
-};
-use servelab::bench::scenarios::{Profile, ScenarioId as S};
+use servelab::bench::results::{BenchResults, CapacityRecord, CellResult, Outcome};
+use servelab::bench::scenarios::ScenarioId as S;
 use servelab::bench::{clients, columns};
 
 fn fake(rps: f64, mean_us: f64, p99_us: f64) -> Fake {
@@ -53,6 +50,9 @@ struct World {
     v3_p99_at_75: f64,
     v1_starved: u64,
 }
+
+/// The scenarios the made-up benches of this file ran.
+const REPORT_SCENARIOS: [S; 5] = [S::Seed, S::Connections, S::Latency, S::Idle, S::Slow];
 
 const SERVERS: [&str; 4] = ["sequential", "threaded", "pool", "event"];
 
@@ -109,44 +109,7 @@ fn results(w: &World) -> BenchResults {
         ));
         cells.push(idle_cell(s, (i as u64 + 1) * 10_000, 10_000));
     }
-    bench_of(&SERVERS, cells)
-}
-
-/// A made-up bench of `servers` with `cells`, no baseline, no targets.
-fn bench_of(servers: &[&str], cells: Vec<CellResult>) -> BenchResults {
-    BenchResults {
-        schema: 1,
-        complete: true,
-        started_at: "2026-01-01T00:00:00Z".to_string(),
-        finished_at: "2026-01-01T00:04:00Z".to_string(),
-        machine: Machine::default(),
-        build: Build::default(),
-        settings: Settings {
-            profile: Profile::Default,
-            scenarios: vec![S::Seed, S::Connections, S::Latency, S::Idle, S::Slow],
-            pinned: true,
-            server_cpus: vec![0],
-            client_cpus: vec![1],
-            load_threads: 1,
-            planned_s: 200.0,
-            elapsed_s: 190.0,
-            notes: Vec::new(),
-            baseline: None,
-            check: None,
-            other_load: None,
-        },
-        servers: servers
-            .iter()
-            .map(|s| ServerInfo {
-                name: s.to_string(),
-                kind: "model".to_string(),
-                description: format!("the {s} model"),
-                source_lines: Some(50),
-                source_file: None,
-            })
-            .collect(),
-        cells,
-    }
+    bench_of(&SERVERS, REPORT_SCENARIOS.to_vec(), cells)
 }
 
 fn report(r: &BenchResults) -> (Analysis, String) {
@@ -643,7 +606,7 @@ fn floor_results(f: &Floor, servers: &[&str]) -> BenchResults {
         }
     }
     cells.retain(|c| servers.contains(&c.server.as_str()));
-    let mut r = bench_of(servers, cells);
+    let mut r = bench_of(servers, REPORT_SCENARIOS.to_vec(), cells);
     r.settings.baseline = Some("floor".to_string()).filter(|_| servers.contains(&"floor"));
     r.settings.check = Some("floor-vs-reactors".to_string());
     r

@@ -3,7 +3,11 @@
 
 #![allow(dead_code)]
 
-use servelab::bench::results::{CellConfig, CellResult, Outcome, ProcSample, ServerUsage};
+use servelab::bench::machine::{Build, Machine};
+use servelab::bench::results::{
+    BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
+};
+use servelab::bench::scenarios::Profile;
 use servelab::bench::scenarios::ScenarioId as S;
 use servelab::load::{Errors, FairnessJson, LatencyUs, LoadSummary};
 
@@ -138,5 +142,43 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
         noise: None,
         capacity: None,
         shutdown: None,
+    }
+}
+
+/// A made-up bench of `servers` over `scenarios` with `cells`, no
+/// baseline, no targets, on a default machine.
+pub fn bench_of(servers: &[&str], scenarios: Vec<S>, cells: Vec<CellResult>) -> BenchResults {
+    BenchResults {
+        schema: 1,
+        complete: true,
+        started_at: "2026-01-01T00:00:00Z".to_string(),
+        finished_at: "2026-01-01T00:04:00Z".to_string(),
+        machine: Machine::default(),
+        build: Build::default(),
+        settings: Settings {
+            profile: Profile::Default,
+            scenarios,
+            pinned: true,
+            server_cpus: vec![0],
+            client_cpus: vec![1],
+            load_threads: 1,
+            planned_s: 200.0,
+            elapsed_s: 190.0,
+            notes: Vec::new(),
+            baseline: None,
+            check: None,
+            other_load: None,
+        },
+        servers: servers
+            .iter()
+            .map(|s| ServerInfo {
+                name: s.to_string(),
+                kind: "model".to_string(),
+                description: format!("the {s} model"),
+                source_lines: Some(50),
+                source_file: None,
+            })
+            .collect(),
+        cells,
     }
 }
