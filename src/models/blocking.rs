@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-use super::{deadline_of, shutdown_raw, Linger, Shared, LINGER_TIME};
+use super::{deadline_of, recv_now, shutdown_raw, Linger, Shared, LINGER_TIME};
 use crate::http::Handler;
 use crate::http::{Conn, Now, Phase};
 
@@ -94,7 +94,7 @@ pub(crate) fn serve_connection(stream: TcpStream, shared: &Shared) {
                 conn.on_timeout(Now::read());
                 continue;
             }
-            read = recv_now(&stream, conn.read_buf());
+            read = recv_now(stream.as_raw_fd(), conn.read_buf());
         }
         match read {
             Ok(n) => {
@@ -159,24 +159,6 @@ fn write_output<H: Handler>(stream: &TcpStream, conn: &mut Conn<H>) -> bool {
         }
     }
     true
-}
-
-/// Reads what has arrived without blocking.
-fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: recv(2) writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
 }
 
 /// Waits until `stream` is ready for `events` (POLLIN or POLLOUT) or

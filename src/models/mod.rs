@@ -680,6 +680,18 @@ pub(crate) fn reject(stream: TcpStream, status: Status) {
     }
 }
 
+/// Reads what has arrived on socket `fd` without blocking (a blocking
+/// model's precise last wait; v6's read of a request tokio has not reported).
+pub(crate) fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: recv(2) writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Whether `conn` is idle (no request begun, nothing to write, not
 /// closing) while its next request waits unread on socket `fd`: what a
 /// reactor asks at the end of a shutdown's grace period, to read and answer

@@ -84,8 +84,8 @@ use tokio::time::Sleep;
 
 use super::slots::Slots;
 use super::{
-    bind, deadline_of, drain, flush, per_cpu, reject, request_waiting, spawn, start_threads,
-    AcceptError, IterationClock, Linger, Shared, ACCEPT_BACKOFF,
+    bind, deadline_of, drain, flush, per_cpu, recv_now, reject, request_waiting, spawn,
+    start_threads, AcceptError, IterationClock, Linger, Shared, ACCEPT_BACKOFF,
 };
 use crate::http::Handler;
 use crate::http::{BufferPool, Conn, Now, Status};
@@ -425,18 +425,9 @@ fn step(
             // arrived while the worker was busy (tokio has not reported it
             // yet, so `exchange` did not read it): read it now rather than
             // close over it.
-            let buf = conn.read_buf();
-            // SAFETY: recv(2) writes at most `buf.len()` bytes into `buf`.
-            let n = unsafe {
-                libc::recv(
-                    stream.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
+            let n = recv_now(stream.as_raw_fd(), conn.read_buf()).unwrap_or(0);
             if n > 0 {
-                conn.commit_read(n as usize, clock.now);
+                conn.commit_read(n, clock.now);
                 clock.after_handlers();
                 return exchange(stream, conn, clock);
             }
