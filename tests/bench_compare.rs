@@ -5,13 +5,11 @@
 
 mod bench_support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bench_support::{bench_of, cell, Fake};
+use bench_support::{bench_of, cell, idle_cell, Fake};
 use servelab::bench::analysis::Analysis;
-use servelab::bench::clients;
 use servelab::bench::columns::Column;
 use servelab::bench::compare::{Basis, Comparison};
 use servelab::bench::export::{csv::Csv, Exporter, Report};
@@ -47,23 +45,6 @@ fn run_cell(
     c
 }
 
-/// The 10,000-connection idle point of `server`, its RSS grown by `growth_kib`.
-fn idle_cell(server: &str, growth_kib: u64) -> CellResult {
-    let mut idle = cell(S::Idle, 1, server, fake(0.0, 0.0), None);
-    idle.load = None;
-    idle.idle = Some(clients::IdleOutcome {
-        connections: 10_000,
-        connected: 10_000,
-        answered: 10_000,
-        failed: 0,
-        status: BTreeMap::new(),
-        waited_s: 1.0,
-    });
-    let u = idle.server_usage.as_mut().unwrap();
-    u.loaded.rss_kib = u.empty.rss_kib + growth_kib;
-    idle
-}
-
 /// OLD: event with three seed runs, pool with one, event's idle memory, and
 /// pool at the first connection point (which NEW lacks).
 /// The scenarios the made-up benches of this file ran.
@@ -87,13 +68,18 @@ fn on_test_machine(mut r: BenchResults) -> BenchResults {
     r
 }
 
+/// The idle point of `server` with every connection answered.
+fn idle_cell_all(server: &str, growth_kib: u64) -> CellResult {
+    idle_cell(server, growth_kib, 10_000)
+}
+
 fn old() -> BenchResults {
     let mut cells = Vec::new();
     for (run, rps) in [(1, 100_000.0), (2, 110_000.0), (3, 90_000.0)] {
         cells.push(run_cell(S::Seed, 0, "event", run, (rps, 400.0, 10.0)));
     }
     cells.push(run_cell(S::Seed, 0, "pool", 1, (50_000.0, 800.0, 20.0)));
-    cells.push(idle_cell("event", 10_000));
+    cells.push(idle_cell_all("event", 10_000));
     cells.push(run_cell(
         S::Connections,
         0,
@@ -119,7 +105,7 @@ fn new() -> BenchResults {
     for (run, rps) in [(1, 55_000.0), (2, 60_000.0), (3, 65_000.0)] {
         cells.push(run_cell(S::Seed, 0, "pool", run, (rps, 800.0, 15.0)));
     }
-    cells.push(idle_cell("event", 20_000));
+    cells.push(idle_cell_all("event", 20_000));
     cells.push(run_cell(S::Seed, 0, "uring", 1, (130_000.0, 150.0, 8.0)));
     let mut r = on_test_machine(bench_of(
         &["event", "pool", "uring"],

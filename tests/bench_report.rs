@@ -3,9 +3,7 @@
 
 mod bench_support;
 
-use std::collections::BTreeMap;
-
-use bench_support::{bench_of, cell, Fake};
+use bench_support::{bench_of, cell, idle_cell, Fake};
 use servelab::bench::analysis::{Analysis, Verdict};
 use servelab::bench::capacity::Found;
 use servelab::bench::export::{markdown::Markdown, Exporter, Report};
@@ -21,24 +19,6 @@ fn fake(rps: f64, mean_us: f64, p99_us: f64) -> Fake {
         starved: 0,
         threads: 3,
     }
-}
-
-/// The 10,000-connection idle point of `server`: its RSS grew by
-/// `growth_kib`, and `answered` connections were answered.
-fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
-    let mut idle = cell(S::Idle, 1, server, fake(0.0, 0.0, 0.0), None);
-    idle.load = None;
-    idle.idle = Some(clients::IdleOutcome {
-        connections: 10_000,
-        connected: 10_000,
-        answered,
-        failed: 0,
-        status: BTreeMap::new(),
-        waited_s: 1.0,
-    });
-    let u = idle.server_usage.as_mut().unwrap();
-    u.loaded.rss_kib = u.empty.rss_kib + growth_kib;
-    idle
 }
 
 /// The numbers of one made-up bench.

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+
+use servelab::bench::clients;
 use servelab::bench::machine::{Build, Machine};
 use servelab::bench::results::{
     BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
@@ -181,4 +184,29 @@ pub fn bench_of(servers: &[&str], scenarios: Vec<S>, cells: Vec<CellResult>) -> 
             .collect(),
         cells,
     }
+}
+
+/// The 10,000-connection idle point of `server`: its RSS grew by
+/// `growth_kib`, and `answered` connections were answered.
+pub fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
+    let nothing = Fake {
+        rps: 0.0,
+        mean_us: 0.0,
+        p99_us: 0.0,
+        starved: 0,
+        threads: 3,
+    };
+    let mut idle = cell(S::Idle, 1, server, nothing, None);
+    idle.load = None;
+    idle.idle = Some(clients::IdleOutcome {
+        connections: 10_000,
+        connected: 10_000,
+        answered,
+        failed: 0,
+        status: BTreeMap::new(),
+        waited_s: 1.0,
+    });
+    let u = idle.server_usage.as_mut().unwrap();
+    u.loaded.rss_kib = u.empty.rss_kib + growth_kib;
+    idle
 }
