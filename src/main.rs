@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use servelab::http::{Limits, MAX_HEADERS_CAP};
 use servelab::models::{Model, Server, ServerConfig};
-use servelab::route::{leak_body, Routes, Work, MAX_BODY, SEED_BODY};
+use servelab::route::{leak_body, Routes, Work, MAX_BODY, SEED_BODY, SLOW_PATH};
 use servelab::signal::TerminationSignals;
 use servelab::units::{parse_duration, parse_size};
 
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve GET / -> 200 "OK" or --body bytes (other paths 404, other methods
-    /// 405) with one model.
+    /// 405; /slow as / with --slow-work) with one model.
     Serve(ServeArgs),
     /// Drive an HTTP server with load and report what happened.
     Load(servelab::load::LoadArgs),
@@ -135,6 +135,13 @@ struct ServeArgs {
     /// so runs compare.
     #[arg(long, default_value = "none")]
     work: Work,
+    /// Adds a second resource, /slow: GET or HEAD /slow is answered as / is
+    /// (other methods 405), after this work instead of --work; same syntax
+    /// as --work (e.g. cpu:1ms, 'wait:exp(1ms)', await:1ms). With
+    /// `servelab load --mix /slow:1%`, the short requests' latency shows how
+    /// long ones delay them [default: no /slow, a 404 as every other path].
+    #[arg(long, value_name = "WORK")]
+    slow_work: Option<Work>,
     /// Size of GET /'s body: e.g. 16k, 1m, at most 16m, of printable ASCII
     /// in 64-byte lines [default: the seed's "OK", 2 bytes].
     #[arg(long, value_parser = body_size)]
@@ -166,6 +173,7 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             routes: Routes {
                 work: self.work,
+                slow_work: self.slow_work,
                 // Built once per start: leaked, as it is served until exit.
                 body: self.body.map_or(SEED_BODY, leak_body),
                 ..Routes::default()
@@ -199,12 +207,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if let (Work::Await(time), false) = (args.work, args.model.parks_without_a_thread()) {
-        eprintln!(
-            "servelab serve: --model {} has no way to wait without its thread: \
-             --work await:{time} blocks the thread, as wait:{time} would",
-            args.model.name()
-        );
+    for (flag, work) in [("--work", Some(args.work)), ("--slow-work", args.slow_work)] {
+        if let (Some(Work::Await(time)), false) = (work, args.model.parks_without_a_thread()) {
+            eprintln!(
+                "servelab serve: --model {} has no way to wait without its thread: \
+                 {flag} await:{time} blocks the thread, as wait:{time} would",
+                args.model.name()
+            );
+        }
     }
     let config = args.config();
     let server = match Server::start(args.model, config.clone()) {
@@ -225,6 +235,15 @@ fn serve(args: ServeArgs) -> ExitCode {
         args.model.name(),
         server.local_addr()
     );
+    if let Some(slow) = args.slow_work {
+        // After the listening line, which scripts and tests read first.
+        let _ = writeln!(
+            stdout,
+            "servelab: GET|HEAD {SLOW_PATH} answers as / does, after --slow-work {slow} \
+             (every other request: --work {})",
+            args.work
+        );
+    }
     let _ = stdout.flush();
     let signal = signals.wait();
     eprintln!(

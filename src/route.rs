@@ -8,18 +8,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::http::{Answer, Handler, Pending, Reply, Request, Status, Ticket};
-use crate::units::parse_duration;
+use crate::units::{parse_duration, parse_share_ppm, share_percent};
 
 /// Where the seed's routing sends a request: `GET|HEAD /` -> 200 `OK` (or
 /// the body `serve --body` sets); `/`
 /// with another method -> 405 with `Allow: GET, HEAD`; any other path ->
 /// 404. `OPTIONS *` addresses the server as a whole, which is the same
-/// resource as `/` here.
+/// resource as `/` here. With `serve --slow-work` (and only then), `/slow`
+/// is a second resource like `/` ([`Route::Slow`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET` or `HEAD` of `/`.
     Root,
-    /// `/` with another method.
+    /// `GET` or `HEAD` of `/slow`, where the routes have one
+    /// ([`Routes::slow_work`]): answered as [`Route::Root`] is, after its
+    /// own work.
+    Slow,
+    /// `/` (or `/slow`, where it exists) with another method.
     NotAllowed,
     /// Any other path.
     NotFound,
@@ -28,15 +33,29 @@ pub enum Route {
 /// The methods `/` allows, as sent in `Allow`.
 pub const ROOT_ALLOW: &str = "GET, HEAD";
 
+/// The path of [`Route::Slow`].
+pub const SLOW_PATH: &str = "/slow";
+
 impl Route {
-    /// The route `request` takes.
+    /// The route `request` takes under the seed's routing (no `/slow`).
     #[inline]
     pub fn of(request: &Request<'_>) -> Route {
-        if request.path != "/" && request.path != "*" {
+        Route::with_slow(request, false)
+    }
+
+    /// The route `request` takes, with `/slow` a resource of its own when
+    /// `slow` says so (else a 404, as every other path).
+    #[inline]
+    pub fn with_slow(request: &Request<'_>, slow: bool) -> Route {
+        let resource = if request.path == "/" || request.path == "*" {
+            Route::Root
+        } else if slow && request.path == SLOW_PATH {
+            Route::Slow
+        } else {
             return Route::NotFound;
-        }
+        };
         match request.method {
-            "GET" | "HEAD" => Route::Root,
+            "GET" | "HEAD" => resource,
             _ => Route::NotAllowed,
         }
     }
@@ -47,11 +66,11 @@ impl Route {
         self.reply_with(SEED_BODY)
     }
 
-    /// The reply the route gives, with `body` for `GET /`.
+    /// The reply the route gives, with `body` for `GET /` (and `GET /slow`).
     #[inline]
     pub fn reply_with(self, body: &'static [u8]) -> Reply {
         match self {
-            Route::Root => Reply {
+            Route::Root | Route::Slow => Reply {
                 status: Status::Ok,
                 body,
                 allow: None,
@@ -72,7 +91,7 @@ impl Route {
 
     /// The route a ticket of [`Route::ticket`] carries.
     fn of_ticket(ticket: Ticket) -> Route {
-        [Route::Root, Route::NotAllowed, Route::NotFound]
+        [Route::Root, Route::Slow, Route::NotAllowed, Route::NotFound]
             .into_iter()
             .find(|route| route.ticket() == ticket)
             .unwrap_or(Route::NotFound)
@@ -296,33 +315,6 @@ fn work_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A share of requests: `1%`, `0.5%`, `12.25%`, above 0 and below 100%, with
-/// up to 4 decimals; in parts per million.
-fn share_ppm(text: &str) -> Result<u32, String> {
-    let bad = || {
-        format!(
-            "invalid share {text:?}: expected a percentage above 0 and below 100 \
-             with up to 4 decimals, e.g. 1% or 0.5%"
-        )
-    };
-    let number = text.strip_suffix('%').ok_or_else(bad)?;
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || whole.len() > 2 || fraction.len() > 4 {
-        return Err(bad());
-    }
-    if number.contains('.') && !digits(fraction) {
-        return Err(bad());
-    }
-    let whole: u32 = whole.parse().map_err(|_| bad())?;
-    let fraction: u32 = format!("{fraction:0<4}").parse().map_err(|_| bad())?;
-    let ppm = whole * 10_000 + fraction;
-    if ppm == 0 || ppm >= 1_000_000 {
-        return Err(bad());
-    }
-    Ok(ppm)
-}
-
 impl FromStr for ServiceTime {
     type Err = String;
 
@@ -343,7 +335,7 @@ impl FromStr for ServiceTime {
             return Ok(ServiceTime::Bimodal {
                 usual: work_duration(usual)?,
                 rare: work_duration(rare)?,
-                rare_ppm: share_ppm(share)?,
+                rare_ppm: parse_share_ppm(share)?,
             });
         }
         Ok(ServiceTime::Fixed(work_duration(text)?))
@@ -384,14 +376,8 @@ impl fmt::Display for ServiceTime {
                     "{}|{}@{}",
                     Micros(usual),
                     Micros(rare),
-                    rare_ppm / 10_000
-                )?;
-                let fraction = format!("{:04}", rare_ppm % 10_000);
-                let fraction = fraction.trim_end_matches('0');
-                if !fraction.is_empty() {
-                    write!(f, ".{fraction}")?;
-                }
-                write!(f, "%")
+                    share_percent(rare_ppm)
+                )
             }
         }
     }
@@ -490,12 +476,20 @@ pub fn leak_body(size: usize) -> &'static [u8] {
 }
 
 /// The handler every model serves: [`SeedRoutes`] plus the configured
-/// [`Work`] per request and `GET /`'s body, and an optional injected fault
-/// for tests.
+/// [`Work`] per request and `GET /`'s body, optionally a second resource
+/// `/slow` with work of its own, and an optional injected fault for tests.
 #[derive(Clone, Copy, Debug)]
 pub struct Routes {
-    /// Spent on every request before it is routed.
+    /// Spent on every request before it is routed, but those of `/slow`
+    /// when it has work of its own.
     pub work: Work,
+    /// `serve --slow-work`: `GET|HEAD /slow` is answered as `GET|HEAD /`
+    /// is, after this work instead of [`Routes::work`] (other methods get
+    /// 405, as on `/`). `None`, the default, leaves `/slow` a 404 as any
+    /// other path: the seed's routing. Two kinds of request in one server,
+    /// so that a load mixing them (`servelab load --mix /slow:1%`) shows
+    /// how long requests delay short ones.
+    pub slow_work: Option<Work>,
     /// What `GET /` answers ([`SEED_BODY`] by default; see [`leak_body`]).
     pub body: &'static [u8],
     /// Fault injection: a request for exactly this path makes the handler
@@ -508,6 +502,7 @@ impl Default for Routes {
     fn default() -> Routes {
         Routes {
             work: Work::None,
+            slow_work: None,
             body: SEED_BODY,
             panic_path: None,
         }
@@ -515,7 +510,7 @@ impl Default for Routes {
 }
 
 impl Routes {
-    /// The answer to `request`, after the configured work (or, for
+    /// The answer to `request`, after the work of its route (or, for
     /// [`Work::Await`], a wait). Always inlined: it is the whole handler of
     /// every request.
     #[inline(always)]
@@ -523,13 +518,20 @@ impl Routes {
         if self.panic_path == Some(request.path) {
             panic!("injected fault: handler panic on {}", request.path);
         }
-        let route = Route::of(request);
-        if let Work::Await(time) = self.work {
+        let (route, work) = match self.slow_work {
+            None => (Route::of(request), self.work),
+            Some(slow) => match Route::with_slow(request, true) {
+                Route::Slow => (Route::Slow, slow),
+                route => (route, self.work),
+            },
+        };
+        if let Work::Await(time) = work {
+            // The route rides in the ticket: resume answers /slow as /slow.
             let ticket = route.ticket();
             let after = time.draw();
             return Answer::Later(Pending { after, ticket });
         }
-        self.work.spend();
+        work.spend();
         Answer::Now(route.reply_with(self.body))
     }
 }
@@ -761,6 +763,72 @@ mod tests {
                 allow: None
             })
         );
+    }
+
+    fn request<'a>(method: &'a str, path: &'a str) -> Request<'a> {
+        Request {
+            method,
+            path,
+            target: path,
+            version: crate::http::Version::Http11,
+            headers: &[],
+        }
+    }
+
+    /// `/slow` exists only with its own work, answers as `/` does, and
+    /// spends that work instead of `work`; a parked `/slow` resumes as
+    /// itself.
+    #[test]
+    fn slow_is_a_route_only_with_its_own_work() {
+        let ok = Reply {
+            status: Status::Ok,
+            body: SEED_BODY,
+            allow: None,
+        };
+        let not_found = Answer::Now(Reply::plain(Status::NotFound));
+        let mut seed = Routes::default();
+        assert_eq!(seed.handle(&request("GET", "/slow")), not_found);
+        assert_eq!(Route::of(&request("GET", "/slow")), Route::NotFound);
+
+        let ms = |n| fixed(Duration::from_millis(n));
+        let mut routes = Routes {
+            slow_work: Some(Work::Await(ms(7))),
+            ..Routes::default()
+        };
+        // The slow work only on /slow: / and the 404s answer at once.
+        assert_eq!(routes.handle(&request("GET", "/")), Answer::Now(ok));
+        assert_eq!(routes.handle(&request("GET", "/slow/x")), not_found);
+        assert_eq!(routes.handle(&request("GET", "/slo")), not_found);
+        for method in ["GET", "HEAD"] {
+            let Answer::Later(pending) = routes.handle(&request(method, "/slow")) else {
+                panic!("{method} /slow was not parked");
+            };
+            assert_eq!(pending.after, Duration::from_millis(7));
+            assert_eq!(routes.resume(pending.ticket), ok);
+        }
+        let Answer::Now(refused) = routes.handle(&request("POST", "/slow")) else {
+            panic!("POST /slow was parked");
+        };
+        assert_eq!(
+            (refused.status, refused.allow),
+            (Status::MethodNotAllowed, Some(ROOT_ALLOW))
+        );
+
+        // The other way round: / parks, /slow (no work) answers at once.
+        let mut routes = Routes {
+            work: Work::Await(ms(3)),
+            slow_work: Some(Work::None),
+            ..Routes::default()
+        };
+        assert_eq!(routes.handle(&request("GET", "/slow")), Answer::Now(ok));
+        let Answer::Later(pending) = routes.handle(&request("GET", "/")) else {
+            panic!("GET / was not parked");
+        };
+        assert_eq!(pending.after, Duration::from_millis(3));
+        // Every route's ticket comes back as that route.
+        for route in [Route::Root, Route::Slow, Route::NotAllowed, Route::NotFound] {
+            assert_eq!(Route::of_ticket(route.ticket()), route);
+        }
     }
 
     /// The core's checks know the seed's answers through their own probe

@@ -1,4 +1,5 @@
-//! Parsers for the human units the CLI takes: durations and byte sizes.
+//! Parsers for the human units the CLI takes: durations, byte sizes and
+//! shares of requests.
 
 use std::time::Duration;
 
@@ -63,6 +64,48 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
+/// Parses a share of requests: a percentage above 0 and below 100 with up
+/// to 4 decimals and its `%` (`1%`, `0.5%`, `12.25%`), in parts per
+/// million. One syntax for every share the CLI takes (`serve --work`'s
+/// bimodal `@SHARE%`, `load --mix PATH:SHARE%`), exact in integers so that
+/// a share prints back as given.
+pub fn parse_share_ppm(text: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "invalid share {text:?}: expected a percentage above 0 and below 100 \
+             with up to 4 decimals, e.g. 1% or 0.5%"
+        )
+    };
+    let number = text.strip_suffix('%').ok_or_else(bad)?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || whole.len() > 2 || fraction.len() > 4 {
+        return Err(bad());
+    }
+    if number.contains('.') && !digits(fraction) {
+        return Err(bad());
+    }
+    let whole: u32 = whole.parse().map_err(|_| bad())?;
+    let fraction: u32 = format!("{fraction:0<4}").parse().map_err(|_| bad())?;
+    let ppm = whole * 10_000 + fraction;
+    if ppm == 0 || ppm >= 1_000_000 {
+        return Err(bad());
+    }
+    Ok(ppm)
+}
+
+/// A share in parts per million as [`parse_share_ppm`] reads it back:
+/// `1%`, `0.05%`, `99.9999%` (no trailing zeros); any ppm up to a million
+/// prints (`100%`).
+pub fn share_percent(ppm: u32) -> String {
+    let fraction = format!("{:04}", ppm % 10_000);
+    let fraction = fraction.trim_end_matches('0');
+    match fraction {
+        "" => format!("{}%", ppm / 10_000),
+        _ => format!("{}.{fraction}%", ppm / 10_000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +131,28 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert!(parse_size("1x").is_err());
         assert!(parse_size("99999999999999g").is_err());
+    }
+
+    #[test]
+    fn shares_parse_in_ppm_and_print_back() {
+        assert_eq!(parse_share_ppm("1%"), Ok(10_000));
+        assert_eq!(parse_share_ppm("0.5%"), Ok(5_000));
+        assert_eq!(parse_share_ppm("12.25%"), Ok(122_500));
+        assert_eq!(parse_share_ppm("99.9999%"), Ok(999_999));
+        assert_eq!(parse_share_ppm("0.0001%"), Ok(1));
+        for bad in [
+            "", "1", "0%", "100%", "0.00001%", "1.%", ".5%", "-1%", "1e1%", "0.01",
+        ] {
+            assert!(parse_share_ppm(bad).is_err(), "{bad:?} parsed");
+        }
+        for ppm in [1, 5_000, 10_000, 122_500, 999_999, 1_000_000] {
+            let text = share_percent(ppm);
+            if ppm < 1_000_000 {
+                assert_eq!(parse_share_ppm(&text), Ok(ppm), "{text}");
+            }
+        }
+        assert_eq!(share_percent(500), "0.05%");
+        assert_eq!(share_percent(990_000), "99%");
+        assert_eq!(share_percent(1_000_000), "100%");
     }
 }

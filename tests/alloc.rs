@@ -217,16 +217,12 @@ fn core_allocations(trace: bool, batch: &[u8]) -> u64 {
     })
 }
 
-/// The core alone, every request parked by its handler and woken at its
-/// deadline, as a reactor's timer does.
-fn core_parked_allocations(trace: bool) -> u64 {
-    let routes = Routes {
-        work: Work::Await(PARKED.into()),
-        ..Routes::default()
-    };
+/// The core alone, every `request` parked by its handler (`routes`) and
+/// woken at its deadline, as a reactor's timer does.
+fn core_parked_allocations(trace: bool, routes: Routes, request: &[u8]) -> u64 {
     let mut conn = Conn::new(routes, Limits::default(), Now::read());
     let round = |conn: &mut Conn<Routes>| {
-        conn.feed(GET, Now::read());
+        conn.feed(request, Now::read());
         assert!(conn.is_awaiting() && conn.output().is_empty());
         let now = Now {
             instant: conn.deadline(),
@@ -268,7 +264,25 @@ fn steady_state_requests_allocate_nothing() {
         ),
         (
             "core (Conn::feed, each request parked, then woken)".to_string(),
-            core_parked_allocations(trace),
+            core_parked_allocations(
+                trace,
+                Routes {
+                    work: Work::Await(PARKED.into()),
+                    ..Routes::default()
+                },
+                GET,
+            ),
+        ),
+        (
+            "core (Conn::feed, each GET /slow parked by --slow-work, then woken)".to_string(),
+            core_parked_allocations(
+                trace,
+                Routes {
+                    slow_work: Some(Work::Await(PARKED.into())),
+                    ..Routes::default()
+                },
+                b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n",
+            ),
         ),
     ];
     for model in Model::ALL {

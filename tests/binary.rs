@@ -81,6 +81,62 @@ fn work_flag_is_applied(model: Model) {
     }
 }
 
+/// `--slow-work` adds `/slow`, a 404 without it: answered as `/` after its
+/// own work, which only `/slow` spends (a `/` sent meanwhile on another
+/// connection is answered first, where the model serves two connections
+/// at once; v1 serves one at a time). `await` is `wait` on v1-v3 and parks
+/// the request on v4-v6, whose ticket must bring back the `/slow` route.
+fn slow_work_flag_is_applied(model: Model) {
+    const SLOW: Duration = Duration::from_millis(300);
+    const GET_SLOW: &[u8] = b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    let seed = ServeProcess::start(model, &[]);
+    let mut c = Client::connect(seed.addr);
+    assert_eq!(c.request(GET_SLOW).status, 404);
+    drop((c, seed));
+
+    let server = ServeProcess::start(model, &["--slow-work", "await:300ms"]);
+    let mut slow = Client::connect(server.addr);
+    let started = Instant::now();
+    slow.send(GET_SLOW);
+    if !is_sequential(model) {
+        let mut quick = Client::connect(server.addr);
+        assert_eq!(quick.request(GET).masked(), OK_RESPONSE);
+        let quick_took = started.elapsed();
+        assert!(
+            quick_took < SLOW,
+            "GET / took {quick_took:?} behind a GET /slow on another connection"
+        );
+        let refused = quick.request(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(refused.status, 405);
+        assert_eq!(refused.header("Allow"), Some("GET, HEAD"));
+    }
+    assert_eq!(slow.read_response().masked(), OK_RESPONSE);
+    assert!(
+        started.elapsed() >= SLOW,
+        "GET /slow took {:?}",
+        started.elapsed()
+    );
+    // On v1 the other connection waits for this one: the rest on it.
+    let started = Instant::now();
+    assert_eq!(slow.request(GET).status, 200);
+    assert!(
+        started.elapsed() < SLOW,
+        "GET / took {:?}",
+        started.elapsed()
+    );
+    slow.send(b"HEAD /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = slow.read_head_response();
+    assert_eq!(
+        (head.status, head.header("Content-Length")),
+        (200, Some("2"))
+    );
+    assert!(
+        started.elapsed() >= SLOW,
+        "HEAD /slow took {:?}",
+        started.elapsed()
+    );
+}
+
 /// `--body SIZE` reaches the handler, and a distribution for `--work` is
 /// taken: `GET /` answers SIZE bytes, HEAD declares them.
 #[test]
@@ -117,6 +173,7 @@ per_model!(
     second_sigterm_exits_at_once,
     limit_flags_are_applied,
     work_flag_is_applied,
+    slow_work_flag_is_applied,
 );
 
 /// `servelab serve --help` documents every flag.
