@@ -63,6 +63,7 @@ fn help_documents_every_flag_and_default() {
         "--timeout",
         "--pipeline",
         "--rate",
+        "--mix <PATH:SHARE%>",
         "--warmup",
         "--json",
         "--allow-remote",
@@ -118,6 +119,33 @@ fn bad_input_gets_a_clear_error_and_a_failing_exit() {
         (vec!["-n", "0", nobody.as_str()], "at least 1", 2),
         (vec!["-c", "1x", nobody.as_str()], "not a count", 2),
         (vec!["--warmup", "3", nobody.as_str()], "no unit", 2),
+        (
+            vec!["--mix", "/slow", nobody.as_str()],
+            "invalid mix \"/slow\": expected PATH:SHARE%",
+            2,
+        ),
+        (
+            vec!["--mix", "/slow:0.01", nobody.as_str()],
+            "expected a percentage above 0 and below 100",
+            2,
+        ),
+        (vec!["--mix", "/slow:0%", nobody.as_str()], "above 0", 2),
+        (vec!["--mix", "/slow:100%", nobody.as_str()], "below 100", 2),
+        (
+            vec!["--mix", "slow:1%", nobody.as_str()],
+            "must start with /",
+            2,
+        ),
+        (
+            vec!["--mix", "/a b:1%", nobody.as_str()],
+            "percent-encode",
+            2,
+        ),
+        (
+            vec!["--mix", "/:10%", nobody.as_str()],
+            "--mix /:10%: / is the URL's own path",
+            2,
+        ),
         (vec!["http://::1/"], "brackets, as http://[::1]/", 2),
         (vec!["http://::1:8080/"], "brackets", 2),
         (vec!["http://[::1/"], "unclosed [", 2),
@@ -215,7 +243,7 @@ fn human_and_json_reports() {
         r#""jain":"#,
         r#""requests_per_sec":"#,
         r#""offered_rate":"#,
-        r#"{"schema":3,"#,
+        r#"{"schema":4,"#,
         r#""headers":[],"#,
         r#""clients":1,"started_at_ms":1"#,
         r#""per_connection":["#,
@@ -359,6 +387,50 @@ fn n_sends_exactly_n_requests_and_ends_when_they_are_answered() {
     assert!(text.starts_with("Running 10 requests @ "), "{text}");
     assert!(text.contains("  10 requests in "), "{text}");
     assert!(text.contains("Sent 10, answered 10"), "{text}");
+}
+
+/// `--mix`: the mix's requests reach the server at their share, in the
+/// even pattern the load thread chooses (25% on one connection: every
+/// fourth request, the same in every run), pipelined too, with the same
+/// headers as the URL's; the JSON counts each kind.
+fn the_mix_reaches_the_server_in_its_pattern() {
+    let (server, bytes, heads) = recording_server();
+    let out = load(&[
+        "-n",
+        "200",
+        "-c",
+        "1",
+        "--pipeline",
+        "4",
+        "--mix",
+        "/x?a=1:25%",
+        "-H",
+        "X-Test: 1",
+        "--json",
+        &server.url(),
+    ]);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{json}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(heads.load(Ordering::SeqCst), 200);
+    let received = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
+    let heads: Vec<&str> = received
+        .split("\r\n\r\n")
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(heads.len(), 200);
+    for (i, head) in heads.iter().enumerate() {
+        let path = if i % 4 == 1 { "/x?a=1" } else { "/" };
+        let host = server.addr.to_string();
+        let expected = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Test: 1");
+        assert_eq!(*head, expected, "request {i}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["kinds"][0]["path"], "/");
+    assert_eq!(v["kinds"][0]["requests_sent"], 150);
+    assert_eq!(v["kinds"][1]["path"], "/x?a=1");
+    assert_eq!(v["kinds"][1]["share_pct"], 25);
+    assert_eq!(v["kinds"][1]["responses"], 50);
 }
 
 /// `-n` against a server that never answers stops at the time limit, and
@@ -585,6 +657,7 @@ fn ctrl_c_prints_the_partial_report_and_exits_130() {
 on_both_engines!(
     human_and_json_reports,
     n_sends_exactly_n_requests_and_ends_when_they_are_answered,
+    the_mix_reaches_the_server_in_its_pattern,
     n_is_bounded_by_the_time_limit,
     method_and_body_are_sent_with_a_content_length,
     ipv6_loopback_in_brackets,

@@ -12,7 +12,9 @@ use base64::Engine;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde_json::Value;
-use servelab::load::{report_json, run_load, LoadConfig, LoadSummary};
+use servelab::load::{
+    encode_histogram, new_histogram, report_json, run_load, LoadConfig, LoadSummary,
+};
 use servelab::models::{Model, Server, ServerConfig};
 
 fn servelab() -> Command {
@@ -100,7 +102,11 @@ fn two_clients_at_once_merge_into_their_sum() {
     // A folder per engine: both run at once.
     let engine = load_support::engine().map_or("default", |e| e.name());
     let dir = Dir::new(&format!("sum-{engine}"));
-    for (tag, extra) in [("closed", &[][..]), ("open", &["--rate", "1000"][..])] {
+    for (tag, extra) in [
+        ("closed", &[][..]),
+        ("open", &["--rate", "1000"][..]),
+        ("mix", &["--mix", "/x:10%", "--pipeline", "2"][..]),
+    ] {
         let [a, b] = two_clients_at_once(&dir, &url, extra, tag);
         let (sa, sb) = (summary(&a), summary(&b));
         assert!(sa.responses > 0 && sb.responses > 0, "{sa:?} {sb:?}");
@@ -153,10 +159,43 @@ fn two_clients_at_once_merge_into_their_sum() {
             assert_eq!(u.p99, union.value_at_quantile(0.99) as f64 / 1e3);
         }
 
+        // Each kind of a mixed run merges as the whole does.
+        assert_eq!(m.kinds.len(), if tag == "mix" { 2 } else { 0 });
+        for (i, kind) in m.kinds.iter().enumerate() {
+            let (ka, kb) = (&sa.kinds[i], &sb.kinds[i]);
+            assert_eq!((&kind.path, kind.share_pct), (&ka.path, ka.share_pct));
+            assert_eq!(kind.requests_sent, ka.requests_sent + kb.requests_sent);
+            assert_eq!(kind.responses, ka.responses + kb.responses);
+            assert_eq!(
+                kind.responses_2xx_3xx,
+                ka.responses_2xx_3xx + kb.responses_2xx_3xx
+            );
+            let mut union = histogram(ka.histogram.as_deref().unwrap());
+            union
+                .add(histogram(kb.histogram.as_deref().unwrap()))
+                .unwrap();
+            assert_eq!(histogram(kind.histogram.as_deref().unwrap()), union);
+            let l = kind.latency_us.unwrap();
+            assert_eq!(
+                (l.count, l.p99),
+                (union.len(), union.value_at_quantile(0.99) as f64 / 1e3)
+            );
+        }
+        if tag == "mix" {
+            let total: u64 = m.kinds.iter().map(|k| k.responses).sum();
+            assert_eq!(total, m.responses);
+            // The threaded model has no /x: the mix's answers are its 404s.
+            assert_eq!(m.kinds[1].responses_2xx_3xx, 0);
+            assert_eq!(m.errors.status["404"], m.kinds[1].responses);
+        }
+
         // The text report, as `load` prints it.
         let out = merge(&[&a, &b]);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
+        if tag == "mix" {
+            assert!(text.contains("By request path (--mix"), "{text}");
+        }
         for line in [
             "Merged from 2 runs of servelab load".to_string(),
             "2 threads and 4 connections".to_string(),
@@ -297,6 +336,62 @@ fn different_runs_and_non_results_are_refused() {
             "1000 req/s per client",
             "1500 req/s per client",
         ],
+    );
+
+    // A mixed run merges only with runs of the same mix.
+    let empty = encode_histogram(&new_histogram());
+    let responses = base["responses"].clone();
+    let kind = |path: &str, share: f64, responses: Value, latency: &Value, histogram: &Value| {
+        serde_json::json!({
+            "path": path, "share_pct": share, "requests_sent": responses,
+            "responses": responses, "responses_2xx_3xx": responses,
+            "latency_us": latency, "histogram": histogram,
+        })
+    };
+    let mixed = |share: f64| {
+        let mut v = base.clone();
+        v["kinds"] = serde_json::json!([
+            kind(
+                "/",
+                100.0 - share,
+                responses.clone(),
+                &base["latency_us"],
+                &base["histogram"]
+            ),
+            kind("/x", share, 0.into(), &Value::Null, &empty.clone().into()),
+        ]);
+        v
+    };
+    refused(
+        &dir,
+        &base_file,
+        &mixed(10.0).to_string(),
+        &["differ in mix", "none (", "/ 90%, /x 10% ("],
+    );
+    let mixed_file = dir.file("mixed.json");
+    std::fs::write(&mixed_file, mixed(10.0).to_string()).unwrap();
+    refused(
+        &dir,
+        &mixed_file,
+        &mixed(12.5).to_string(),
+        &["differ in mix", "/ 90%, /x 10%", "/ 87.5%, /x 12.5%"],
+    );
+    let mut lying = mixed(10.0);
+    lying["kinds"][1]["responses"] = 3.into();
+    refused(
+        &dir,
+        &mixed_file,
+        &lying.to_string(),
+        &[
+            "inconsistent",
+            "its kind /x holds 0 samples for 3 responses",
+        ],
+    );
+    let out = merge(&[&mixed_file, &mixed_file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // Not a load result at all.

@@ -9,6 +9,7 @@ use crate::units::{parse_duration, positive_duration};
 use super::config::LoadConfig;
 use super::engine::Engine;
 use super::error::LoadError;
+use super::mix::Mix;
 
 /// Drives an HTTP/1.1 server with load and reports what happened, hiding
 /// nothing: errors by kind, requests never answered, starved connections.
@@ -69,6 +70,14 @@ pub struct LoadArgs {
     /// (coordinated-omission correction; -R as in wrk2) [default: closed loop].
     #[arg(short = 'R', long, value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// Two kinds of request: send SHARE of the requests to PATH instead of
+    /// the URL's path (same method, headers, body and host), e.g. /slow:1%;
+    /// SHARE a percentage above 0 and below 100, up to 4 decimals. Which
+    /// request goes where is an even, deterministic pattern (each thread
+    /// sends every n requests' share to within one); the report gives each
+    /// path's counts and latency apart [default: one kind, the URL's].
+    #[arg(long, value_name = "PATH:SHARE%")]
+    pub mix: Option<Mix>,
     /// Load applied before the recorded duration, not recorded; the unit is
     /// required (2s, 500ms: a time, not a count of runs).
     #[arg(long, default_value = "0s", value_parser = warmup_duration)]
@@ -123,6 +132,7 @@ impl LoadArgs {
         config.timeout = self.timeout;
         config.pipeline = self.pipeline as usize;
         config.rate = self.rate;
+        config.mix = self.mix.clone();
         config.method = self.method.clone();
         config.allow_remote = self.allow_remote;
         config.engine = self.engine;

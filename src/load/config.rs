@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::engine::Engine;
 use super::error::LoadError;
+use super::mix::Mix;
 use super::request::{check_method, encode, parse_header};
 use super::target::Target;
 
@@ -47,6 +48,10 @@ pub struct LoadConfig {
     /// Open loop at this many requests/s over all connections; `None` is
     /// closed loop (each connection sends as soon as its responses arrive).
     pub rate: Option<f64>,
+    /// A second kind of request: a share of the requests go to its path
+    /// instead of the target's (same method, headers, body and host), and
+    /// each kind's latency is reported apart (default none: one kind).
+    pub mix: Option<Mix>,
     /// The I/O engine; `None` (the default) is io_uring where this kernel
     /// allows it, else epoll ([`Engine::choose`]).
     pub engine: Option<Engine>,
@@ -74,6 +79,7 @@ impl LoadConfig {
             timeout: Duration::from_secs(2),
             pipeline: 1,
             rate: None,
+            mix: None,
             engine: None,
             allow_remote: false,
             cancel: None,
@@ -132,21 +138,41 @@ impl LoadConfig {
                 )));
             }
         }
-        let request = encode(
-            &self.method,
-            &self.target,
-            &self.headers,
-            self.body.as_deref(),
-        );
-        if request.len().saturating_mul(self.pipeline) > MAX_WRITE {
-            return bad(&format!(
-                "--pipeline {} requests of {} bytes are more than {MAX_WRITE} bytes (64 MiB) \
-                 to write at once",
-                self.pipeline,
-                request.len()
-            ));
+        if let Some(mix) = &self.mix {
+            mix.check().map_err(LoadError::InvalidConfig)?;
+            if mix.path == self.target.path {
+                return bad(&format!(
+                    "--mix {mix}: {} is the URL's own path already; the mix names a second one",
+                    mix.path
+                ));
+            }
+        }
+        for request in self.encode_requests() {
+            if request.len().saturating_mul(self.pipeline) > MAX_WRITE {
+                return bad(&format!(
+                    "--pipeline {} requests of {} bytes are more than {MAX_WRITE} bytes (64 MiB) \
+                     to write at once",
+                    self.pipeline,
+                    request.len()
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Each kind's request, encoded: the target's, then with a mix the
+    /// mix's (the same but for the path).
+    pub(super) fn encode_requests(&self) -> Vec<Vec<u8>> {
+        let body = self.body.as_deref();
+        let mut requests = vec![encode(&self.method, &self.target, &self.headers, body)];
+        if let Some(mix) = &self.mix {
+            let target = Target {
+                path: mix.path.clone(),
+                ..self.target.clone()
+            };
+            requests.push(encode(&self.method, &target, &self.headers, body));
+        }
+        requests
     }
 
     /// The thread count actually used: at most one thread per connection.

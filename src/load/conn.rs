@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 
 use super::engine::Io;
-use super::plan::Ctx;
+use super::plan::{Ctx, Plan};
 use super::response::{Completed, ResponseParser};
 
 /// Read buffer per connection; a response head must fit in it.
@@ -44,6 +44,8 @@ struct InFlight {
     /// late (see the module's documentation); `sent` minus this is the
     /// client's lag.
     ideal: u64,
+    /// Its kind ([`super::mix`]): whose histogram its latency goes to.
+    kind: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +70,12 @@ pub struct Conn {
     /// Bytes `write_from..write_to` of the preencoded requests still to write.
     write_from: usize,
     write_to: usize,
+    /// With a mix: requests at the back of `inflight` whose bytes are not
+    /// yet handed to the engine. A batch of both kinds goes out as one send
+    /// per run of one kind, each after the one before it is out (sends on
+    /// one socket must not overtake each other); 0 without a mix, where a
+    /// batch is always one send.
+    unsent: usize,
     /// Responses completed in the recorded window.
     completed: u64,
     /// Open loop: the next of this connection's schedule slots to send.
@@ -93,6 +101,7 @@ impl Conn {
             inflight: VecDeque::with_capacity(pipeline),
             write_from: 0,
             write_to: 0,
+            unsent: 0,
             completed: 0,
             next_slot: 0,
             opened_at: 0,
@@ -230,10 +239,12 @@ impl Conn {
                     room = ctx.plan.claim(room, now);
                 }
                 while count < room {
+                    let kind = ctx.next_kind(now >= record_from);
                     self.inflight.push_back(InFlight {
                         intended: now,
                         sent: now,
                         ideal: now,
+                        kind,
                     });
                     count += 1;
                 }
@@ -254,10 +265,12 @@ impl Conn {
                         ctx.counters.sent += 1;
                     }
                     let ideal = self.ideal_send(ctx.plan.pipeline, due).min(now);
+                    let kind = ctx.next_kind(due >= record_from);
                     self.inflight.push_back(InFlight {
                         intended: due,
                         sent: now,
                         ideal,
+                        kind,
                     });
                     self.next_slot += 1;
                     count += 1;
@@ -266,10 +279,31 @@ impl Conn {
         }
         if count > 0 {
             ctx.outstanding += count;
-            self.write_from = 0;
-            self.write_to = count * ctx.plan.request_len;
+            if ctx.plan.mix.is_none() {
+                self.write_from = 0;
+                self.write_to = count * ctx.plan.request_len;
+            } else {
+                self.unsent = count;
+                self.next_run(ctx.plan);
+            }
             self.flush(ctx, now);
         }
+    }
+
+    /// With a mix: makes the longest run of one kind at the front of the
+    /// unsent requests the bytes to write next.
+    fn next_run(&mut self, plan: &Plan) {
+        let first = self.inflight.len() - self.unsent;
+        let kind = self.inflight[first].kind;
+        let run = self
+            .inflight
+            .range(first..)
+            .take_while(|p| p.kind == kind)
+            .count();
+        self.unsent -= run;
+        let bytes = plan.kind_bytes(kind, run);
+        self.write_from = bytes.start;
+        self.write_to = bytes.end;
     }
 
     /// When the next request, due at `due`, would have gone out had the
@@ -326,26 +360,31 @@ impl Conn {
         };
     }
 
-    /// Hands pending request bytes to the engine; false if the connection
+    /// Hands pending request bytes to the engine, and with a mix, once a
+    /// run of one kind is out, the next run; false if the connection
     /// failed.
     fn flush<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, now: u64) -> bool {
-        if self.write_from >= self.write_to {
-            self.write_from = 0;
-            self.write_to = 0;
-            return true;
-        }
-        match ctx.io.send(self.index, self.write_from..self.write_to) {
-            Ok(n) => {
-                self.write_from += n;
-                if self.write_from >= self.write_to {
+        loop {
+            if self.write_from >= self.write_to {
+                if self.unsent == 0 {
                     self.write_from = 0;
                     self.write_to = 0;
+                    return true;
                 }
-                true
+                self.next_run(ctx.plan);
             }
-            Err(_) => {
-                self.on_send_error(ctx, now);
-                false
+            match ctx.io.send(self.index, self.write_from..self.write_to) {
+                // Some still to go: the engine calls `on_sent` for them
+                // (io_uring takes every send this way).
+                Ok(n) if self.write_from + n < self.write_to => {
+                    self.write_from += n;
+                    return true;
+                }
+                Ok(_) => self.write_from = self.write_to,
+                Err(_) => {
+                    self.on_send_error(ctx, now);
+                    return false;
+                }
             }
         }
     }
@@ -444,7 +483,12 @@ impl Conn {
     /// Matches a response to the oldest request in flight and records it.
     #[inline]
     fn complete<I: Io>(&mut self, ctx: &mut Ctx<'_, I>, done: Completed, now: u64) -> bool {
-        let Some(request) = self.inflight.pop_front() else {
+        // Only a request already written can be answered.
+        let oldest = match self.inflight.len() > self.unsent {
+            true => self.inflight.pop_front(),
+            false => None,
+        };
+        let Some(request) = oldest else {
             // A response nobody asked for: the stream cannot be trusted.
             if now >= ctx.plan.record_from_ns {
                 ctx.counters.parse_errors += 1;
@@ -468,10 +512,14 @@ impl Conn {
             ctx.counters.responses += 1;
             ctx.counters.count_status(done.status);
             self.completed += 1;
-            ctx.latency
-                .saturating_record(now.saturating_sub(request.intended).max(1));
+            let latency = now.saturating_sub(request.intended).max(1);
+            ctx.latency.saturating_record(latency);
             if let Some(uncorrected) = &mut ctx.uncorrected {
                 uncorrected.saturating_record(now.saturating_sub(request.sent).max(1));
+            }
+            // Without a mix there are no kinds to count apart.
+            if let Some(kind) = ctx.kinds.get_mut(usize::from(request.kind)) {
+                kind.record(latency, done.status);
             }
         }
         true
@@ -524,6 +572,7 @@ impl Conn {
         self.end = 0;
         self.write_from = 0;
         self.write_to = 0;
+        self.unsent = 0;
         self.parser.reset();
     }
 }

@@ -4,8 +4,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::json::{LatencyUs, LoadSummary, LAG_WARN_SHARE};
+use super::json::{KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE};
 use super::report::LoadReport;
+use crate::units::share_percent;
 
 /// Renders `report` as text.
 pub fn render(report: &LoadReport) -> String {
@@ -130,6 +131,9 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
     if let Some(warning) = client_lag_warning(r) {
         writeln!(out, "  Warning: {warning}")?;
     }
+    if !r.kinds.is_empty() {
+        write_kinds(out, &r.kinds)?;
+    }
     writeln!(
         out,
         "  {} requests in {:.2}s, {} read",
@@ -185,6 +189,41 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
     }
     writeln!(out, "Requests/sec: {:>10.2}", r.requests_per_sec)?;
     writeln!(out, "Transfer/sec: {:>10}", bytes(r.bytes_per_sec))
+}
+
+/// The kinds of a mixed run, a line each: counts and latency percentiles.
+fn write_kinds(out: &mut String, kinds: &[KindJson]) -> std::fmt::Result {
+    writeln!(
+        out,
+        "  By request path (--mix; latency measured as above, each path's requests apart)"
+    )?;
+    let width = kinds.iter().map(|k| k.path.len()).max().unwrap_or(0).max(4);
+    writeln!(
+        out,
+        "    {:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "path", "share", "sent", "answered", "2xx/3xx", "p50", "p90", "p99", "p99.9", "max"
+    )?;
+    for k in kinds {
+        let share = share_percent(k.share_ppm());
+        let figures = match &k.latency_us {
+            Some(l) => [l.p50, l.p90, l.p99, l.p99_9, l.max].map(|us| latency(us * 1e3)),
+            None => ["-"; 5].map(str::to_string),
+        };
+        writeln!(
+            out,
+            "    {:<width$}  {share:>8}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+            k.path,
+            k.requests_sent,
+            k.responses,
+            k.responses_2xx_3xx,
+            figures[0],
+            figures[1],
+            figures[2],
+            figures[3],
+            figures[4]
+        )?;
+    }
+    Ok(())
 }
 
 fn write_percentiles(out: &mut String, l: &LatencyUs) -> std::fmt::Result {

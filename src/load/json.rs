@@ -9,17 +9,19 @@
 //! (`servelab merge`); an object without them reads as schema 1. Schema 3
 //! added the client's lag in open loop (`client_lag_us`,
 //! `latency_minus_lag_us` and their histograms); they are `null` in closed
-//! loop and absent from older objects.
+//! loop and absent from older objects. Schema 4 added `kinds`, each kind of
+//! request of a mixed run (`--mix`) apart; absent without a mix, so a run
+//! without one prints what schema 3 did but for the number.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::codec::encode_histogram;
-use super::report::{Fairness, LatencySummary, LoadReport};
+use super::report::{Fairness, KindReport, LatencySummary, LoadReport};
 
 /// Version of the `--json` layout written now.
-pub const SCHEMA: u32 = 3;
+pub const SCHEMA: u32 = 4;
 
 /// The client's lag p99 is worth a warning from this share of the corrected
 /// latency p99 on.
@@ -145,6 +147,59 @@ pub struct LoadSummary {
     /// in closed loop. Schema 3.
     #[serde(default)]
     pub histogram_minus_lag: Option<String>,
+    /// `--mix`: each kind of request apart, the URL's path first (the
+    /// figures above are of all requests together); absent (empty) without
+    /// a mix. Schema 4.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<KindJson>,
+}
+
+/// One kind of request of a mixed run: its path, its share and what its
+/// requests counted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KindJson {
+    /// The request target its requests named (the URL's path, or the mix's).
+    pub path: String,
+    /// Its share of the requests, in percent (up to 4 decimals).
+    #[serde(serialize_with = "number")]
+    pub share_pct: f64,
+    /// Requests of this kind written in the recorded window.
+    pub requests_sent: u64,
+    /// Responses to them, any status.
+    pub responses: u64,
+    /// Responses to them with a 2xx or 3xx status.
+    pub responses_2xx_3xx: u64,
+    /// Their latency, measured as `latency_us` is (corrected in open loop);
+    /// `null` when none was answered.
+    pub latency_us: Option<LatencyUs>,
+    /// The histogram (ns) behind `latency_us`, encoded as `histogram`.
+    pub histogram: Option<String>,
+}
+
+impl KindJson {
+    /// `k` as printed.
+    pub fn of(k: &KindReport) -> KindJson {
+        KindJson {
+            path: k.path.clone(),
+            share_pct: share_pct(k.share_ppm),
+            requests_sent: k.sent,
+            responses: k.responses,
+            responses_2xx_3xx: k.ok_responses,
+            latency_us: k.latency.as_ref().map(LatencyUs::of),
+            histogram: Some(encode_histogram(&k.histogram)),
+        }
+    }
+
+    /// The share in parts per million (`share_pct` holds at most 4
+    /// decimals, so this is exact).
+    pub fn share_ppm(&self) -> u32 {
+        (self.share_pct * 1e4).round().clamp(0.0, 1e6) as u32
+    }
+}
+
+/// A share in parts per million as a percentage.
+fn share_pct(ppm: u32) -> f64 {
+    f64::from(ppm) / 1e4
 }
 
 fn schema_1() -> u32 {
@@ -318,6 +373,7 @@ impl LoadSummary {
                 .map(LatencyUs::of),
             histogram_client_lag: r.lag.as_ref().map(|l| encode_histogram(&l.lag)),
             histogram_minus_lag: r.lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
+            kinds: r.kinds.iter().map(KindJson::of).collect(),
         }
     }
 

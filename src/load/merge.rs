@@ -3,15 +3,17 @@
 //! process, read as one load.
 //!
 //! Only runs of the same target (host and port), request (method, path,
-//! headers, pipeline depth; no body is ever sent), timeout and schedule
-//! (closed loop, or open loop at the same rate per client) are merged;
-//! anything else is refused, naming the field and both values. How each
-//! figure merges:
+//! headers, pipeline depth; no body is ever sent), mix (`--mix`: the same
+//! second path at the same share, or none), timeout and schedule (closed
+//! loop, or open loop at the same rate per client) are merged; anything
+//! else is refused, naming the field and both values. How each figure
+//! merges:
 //!
 //! - counts (sent, responses, bytes, errors by kind, statuses, reconnects,
 //!   scheduled sends never made), connections, threads and clients add;
 //! - the latency histograms add, count by count, and every latency figure
-//!   (min, mean, stdev, max, percentiles) is read from the sum;
+//!   (min, mean, stdev, max, percentiles) is read from the sum; so do each
+//!   kind's of a mixed run, and its counts add;
 //! - rates (responses/s, bytes/s, offered rate, and in open loop the target
 //!   rate) are the sums of each client's own rate over its own window: the
 //!   rate the server saw while all of them ran, the common window;
@@ -24,10 +26,11 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::codec::{decode_histogram, encode_histogram};
-use super::json::{Errors, FairnessJson, LatencyUs, LoadSummary, SCHEMA};
+use super::json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, SCHEMA};
 use super::report::{Fairness, LatencySummary};
 use super::stats::{new_histogram, LagHistograms};
 use super::target::Target;
+use crate::units::share_percent;
 
 /// A merged result.
 #[derive(Clone, Debug)]
@@ -51,6 +54,8 @@ struct Checked<'a> {
     uncorrected: Option<Histogram<u64>>,
     /// Open loop, schema 3 on: the client's lag and the latency without it.
     lag: Option<LagHistograms>,
+    /// Schema 4 on, with a mix: each kind's latency histogram, in order.
+    kinds: Vec<Histogram<u64>>,
     start_ms: u64,
 }
 
@@ -90,6 +95,29 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         if let (Some(all), Some(one)) = (&mut lag, &c.lag) {
             all.add(one).map_err(fit)?;
         }
+    }
+    // Every input has the same kinds (`same` checked it).
+    let mut kinds: Vec<KindJson> = Vec::with_capacity(first.kinds.len());
+    for (i, kind) in first.s.kinds.iter().enumerate() {
+        let mut histogram = new_histogram();
+        for c in &checked {
+            histogram.add(&c.kinds[i]).map_err(|e| {
+                format!(
+                    "{}: the histogram of {} does not fit servelab's bounds: {e:?}",
+                    c.name, kind.path
+                )
+            })?;
+        }
+        let sum = |f: fn(&KindJson) -> u64| checked.iter().map(|c| f(&c.s.kinds[i])).sum();
+        kinds.push(KindJson {
+            path: kind.path.clone(),
+            share_pct: kind.share_pct,
+            requests_sent: sum(|k| k.requests_sent),
+            responses: sum(|k| k.responses),
+            responses_2xx_3xx: sum(|k| k.responses_2xx_3xx),
+            latency_us: LatencySummary::of(&histogram).as_ref().map(LatencyUs::of),
+            histogram: Some(encode_histogram(&histogram)),
+        });
     }
     let latency = LatencySummary::of(&histogram);
     let latency_uncorrected = match &uncorrected {
@@ -229,6 +257,7 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
             .map(LatencyUs::of),
         histogram_client_lag: lag.as_ref().map(|l| encode_histogram(&l.lag)),
         histogram_minus_lag: lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
+        kinds,
     };
     Ok(Merged {
         summary,
@@ -313,6 +342,34 @@ fn check<'a>(name: &'a str, s: &'a LoadSummary) -> Result<Checked<'a>, String> {
         }
         _ => None,
     };
+    let mut kinds = Vec::with_capacity(s.kinds.len());
+    for kind in &s.kinds {
+        let histogram = match kind.histogram.as_deref().map(decode_histogram) {
+            Some(Ok(h)) => h,
+            Some(Err(e)) => {
+                return bad(format!(
+                    "the histogram of its kind {} is unreadable: {e}",
+                    kind.path
+                ))
+            }
+            None => {
+                return bad(format!(
+                    "not a load result: its kind {} has no histogram",
+                    kind.path
+                ))
+            }
+        };
+        let count = kind.latency_us.map_or(0, |l| l.count);
+        if histogram.len() != count || count != kind.responses {
+            return bad(format!(
+                "inconsistent: the histogram of its kind {} holds {} samples for {} responses",
+                kind.path,
+                histogram.len(),
+                kind.responses
+            ));
+        }
+        kinds.push(histogram);
+    }
     if s.per_connection.len() as u64 != s.fairness.connections || s.clients == 0 {
         return bad(format!(
             "inconsistent: {} per-connection counts for {} connections, {} clients",
@@ -335,6 +392,7 @@ fn check<'a>(name: &'a str, s: &'a LoadSummary) -> Result<Checked<'a>, String> {
         histogram,
         uncorrected,
         lag,
+        kinds,
         start_ms,
     })
 }
@@ -375,6 +433,26 @@ fn same(a: &Checked, b: &Checked) -> Result<(), String> {
             a.s.pipeline.to_string(),
             b.s.pipeline.to_string(),
         );
+    }
+    let mix = |s: &LoadSummary| {
+        let kinds: Vec<String> = s
+            .kinds
+            .iter()
+            .map(|k| format!("{} {}", k.path, share_percent(k.share_ppm())))
+            .collect();
+        match kinds.is_empty() {
+            true => "none".to_string(),
+            false => kinds.join(", "),
+        }
+    };
+    let kinds = |s: &LoadSummary| -> Vec<(String, u32)> {
+        s.kinds
+            .iter()
+            .map(|k| (k.path.clone(), k.share_ppm()))
+            .collect()
+    };
+    if kinds(a.s) != kinds(b.s) {
+        return differ("mix", mix(a.s), mix(b.s));
     }
     if a.s.timeout_s != b.s.timeout_s {
         return differ(
@@ -469,6 +547,7 @@ mod tests {
             latency_minus_lag_us: rate.and(latency),
             histogram_client_lag: rate.map(|_| encode_histogram(&h)),
             histogram_minus_lag: rate.map(|_| encode_histogram(&h)),
+            kinds: Vec::new(),
         }
     }
 

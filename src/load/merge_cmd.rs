@@ -15,9 +15,10 @@ use super::merge::merge;
 #[command(
     after_help = "Counts, connections and errors add; the latency histograms add, and every \
 latency figure is read from the sum; rates (requests/sec, transfer/sec, offered and target \
-rate) are the sums of each client's rate. Results of different targets, requests (method, \
-path, headers, pipeline), timeouts or schedules (closed loop, or the rate per client) are \
-refused with exit status 2, as is a file that is not a load result. A warning says when the \
+rate) are the sums of each client's rate; each kind of a --mix run merges the same way. \
+Results of different targets, requests (method, path, headers, pipeline), mixes, timeouts or \
+schedules (closed loop, or the rate per client) are refused with exit status 2, as is a file \
+that is not a load result. A warning says when the \
 clients' recorded windows do not overlap. A merged result (--json) can be merged again."
 )]
 pub struct MergeArgs {

@@ -24,6 +24,7 @@ mod human;
 mod json;
 mod merge;
 mod merge_cmd;
+mod mix;
 mod plan;
 mod report;
 mod request;
@@ -46,13 +47,14 @@ pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
 pub use engine::Engine;
 pub use error::LoadError;
-pub use json::{Errors, FairnessJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
+pub use json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
 pub use merge::{merge, Merged};
 pub use merge_cmd::{run_merge, MergeArgs};
-pub use report::{Fairness, LatencySummary, LoadReport};
+pub use mix::{Mix, Mixer};
+pub use report::{Fairness, KindReport, LatencySummary, LoadReport};
 pub use response::{Completed, FramingError, ResponseParser, Step};
 pub use runner::run_load;
-pub use stats::{new_histogram, Counters, LagHistograms};
+pub use stats::{new_histogram, Counters, KindStats, LagHistograms};
 pub use target::Target;
 
 /// Runs `servelab load`: the report on stdout (text, or JSON with `--json`),

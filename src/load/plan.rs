@@ -3,14 +3,16 @@
 //! from both so that neither `worker` nor `conn` depends on the other for it.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::mix::{Mixer, MAIN, MIXED};
 use super::schedule::Schedule;
-use super::stats::{Counters, LagHistograms};
+use super::stats::{Counters, KindStats, LagHistograms};
 
 /// What every thread shares, read-only: the run as decided before it starts.
 #[derive(Debug)]
@@ -18,10 +20,14 @@ pub struct Plan {
     /// The address to connect to.
     pub addr: SocketAddr,
     /// `pipeline` copies of the encoded request, back to back, so that any
-    /// number of requests up to the depth is one contiguous write.
+    /// number of requests up to the depth is one contiguous write; with a
+    /// mix, followed by `pipeline` copies of the mix's request
+    /// ([`PlanMix::offset`]).
     pub requests: Vec<u8>,
     /// Bytes of one request.
     pub request_len: usize,
+    /// `--mix`: the second kind of request; `None` sends one kind.
+    pub mix: Option<PlanMix>,
     /// Requests in flight per connection.
     pub pipeline: usize,
     /// Whether the method is HEAD (responses carry no body).
@@ -45,7 +51,29 @@ pub struct Plan {
     pub budget_spent_ns: AtomicU64,
 }
 
+/// Where the mix's requests are in [`Plan::requests`], and their share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanMix {
+    /// Requests in a million that go to the mix's path.
+    pub share_ppm: u32,
+    /// Where its `pipeline` copies start.
+    pub offset: usize,
+    /// Bytes of one of them.
+    pub request_len: usize,
+}
+
 impl Plan {
+    /// The bytes of `count` requests of `kind` ([`super::mix::MAIN`] or
+    /// [`super::mix::MIXED`]), back to back: a range of
+    /// [`Plan::requests`].
+    #[inline]
+    pub fn kind_bytes(&self, kind: u8, count: usize) -> Range<usize> {
+        match (kind, &self.mix) {
+            (MIXED, Some(mix)) => mix.offset..mix.offset + count * mix.request_len,
+            _ => 0..count * self.request_len,
+        }
+    }
+
     /// Whether the run was cancelled.
     pub fn cancelled(&self) -> bool {
         self.cancel
@@ -108,6 +136,10 @@ pub struct Ctx<'a, I> {
     pub outstanding: usize,
     /// Open loop: the client's lag, and the latency without it.
     pub lag: Option<LagHistograms>,
+    /// With a mix: the thread's choice of each request's kind.
+    pub mixer: Option<Mixer>,
+    /// With a mix: what each kind counted, by kind; empty without one.
+    pub kinds: Vec<KindStats>,
 }
 
 impl<I> Ctx<'_, I> {
@@ -115,5 +147,21 @@ impl<I> Ctx<'_, I> {
     #[inline]
     pub fn now(&self) -> u64 {
         self.plan.base.elapsed().as_nanos() as u64
+    }
+
+    /// The kind of the next request sent (always [`super::mix::MAIN`]
+    /// without a mix), counted as sent in its kind when `recorded`.
+    #[inline]
+    pub fn next_kind(&mut self, recorded: bool) -> u8 {
+        let Some(mixer) = &mut self.mixer else {
+            return MAIN;
+        };
+        let kind = mixer.next_kind();
+        if recorded {
+            if let Some(stats) = self.kinds.get_mut(usize::from(kind)) {
+                stats.sent += 1;
+            }
+        }
+        kind
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::engine::Engine;
-use super::stats::{Counters, LagHistograms};
+use super::stats::{Counters, KindStats, LagHistograms};
 
 /// Latency figures of one histogram, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,6 +118,41 @@ impl Fairness {
     }
 }
 
+/// One kind of request of a mixed run (`--mix`): its path and share, and
+/// what its requests counted.
+#[derive(Clone, Debug)]
+pub struct KindReport {
+    /// The request target its requests named.
+    pub path: String,
+    /// Requests in a million that were of this kind.
+    pub share_ppm: u32,
+    /// Requests of this kind written in the recorded window.
+    pub sent: u64,
+    /// Responses to them, any status.
+    pub responses: u64,
+    /// Responses to them with a 2xx or 3xx status.
+    pub ok_responses: u64,
+    /// Their latency, measured as the run's; `None` without a response.
+    pub latency: Option<LatencySummary>,
+    /// The histogram behind `latency`, in nanoseconds.
+    pub histogram: Histogram<u64>,
+}
+
+impl KindReport {
+    /// The report of the kind of `path` at `share_ppm` that counted `stats`.
+    pub fn of(path: String, share_ppm: u32, stats: KindStats) -> KindReport {
+        KindReport {
+            path,
+            share_ppm,
+            sent: stats.sent,
+            responses: stats.responses,
+            ok_responses: stats.ok,
+            latency: LatencySummary::of(&stats.latency),
+            histogram: stats.latency,
+        }
+    }
+}
+
 /// Everything a run measured.
 #[derive(Clone, Debug)]
 pub struct LoadReport {
@@ -174,6 +209,9 @@ pub struct LoadReport {
     /// Open loop: the merged histograms of the client's own lag and of the
     /// latency without it, one sample per response in `histogram`.
     pub lag: Option<LagHistograms>,
+    /// With `--mix`: each kind of request apart, the URL's path first; the
+    /// figures above are of all of them together. Empty without a mix.
+    pub kinds: Vec<KindReport>,
     /// Responses completed per connection slot.
     pub per_connection: Vec<u64>,
     /// Fairness over `per_connection`.

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use super::config::LoadConfig;
 use super::engine::Engine;
 use super::error::LoadError;
-use super::plan::Plan;
-use super::report::{Fairness, LatencySummary, LoadReport};
-use super::request::encode;
-use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
-use super::worker;
+use super::mix::Mixer;
+use super::plan::{Plan, PlanMix};
+use super::report::{Fairness, KindReport, LatencySummary, LoadReport};
+use super::stats::{new_histogram, Counters, KindStats, LagHistograms, ThreadStats};
+use super::worker::{self, Share};
 
 /// How long the opening probe waits for a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,17 +44,24 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             config.connections
         ));
     }
-    let one = encode(
-        &config.method,
-        &config.target,
-        &config.headers,
-        config.body.as_deref(),
-    );
+    let kinds = config.encode_requests();
+    // Each kind's `pipeline` copies, one kind after the other: any run of
+    // one kind up to the depth is one contiguous write.
+    let requests: Vec<u8> = kinds
+        .iter()
+        .flat_map(|r| r.repeat(config.pipeline))
+        .collect();
+    let mix = config.mix.as_ref().map(|mix| PlanMix {
+        share_ppm: mix.share_ppm,
+        offset: kinds[0].len() * config.pipeline,
+        request_len: kinds[1].len(),
+    });
     let started_at = std::time::SystemTime::now() + config.warmup;
     let plan = Plan {
         addr,
-        requests: one.repeat(config.pipeline),
-        request_len: one.len(),
+        requests,
+        request_len: kinds[0].len(),
+        mix,
         pipeline: config.pipeline,
         head_request: config.method.eq_ignore_ascii_case("HEAD"),
         base: Instant::now(),
@@ -76,13 +83,19 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
                 let rate = config
                     .rate
                     .map(|r| r * share as f64 / config.connections as f64);
-                let offset_ns = config.rate.map_or(0.0, |r| i as f64 * 1e9 / r);
+                let share = Share {
+                    connections: share,
+                    rate,
+                    offset_ns: config.rate.map_or(0.0, |r| i as f64 * 1e9 / r),
+                    mixer: config
+                        .mix
+                        .as_ref()
+                        .map(|mix| Mixer::new(mix.share_ppm, i, threads)),
+                };
                 let plan = &plan;
                 std::thread::Builder::new()
                     .name(format!("load-{i}"))
-                    .spawn_scoped(scope, move || {
-                        worker::run(plan, engine, share, rate, offset_ns)
-                    })
+                    .spawn_scoped(scope, move || worker::run(plan, engine, share))
             })
             .collect();
         handles
@@ -99,11 +112,19 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     let mut latency = new_histogram();
     let mut uncorrected = config.rate.map(|_| new_histogram());
     let mut lag = config.rate.map(|_| LagHistograms::new());
+    let mut kinds: Vec<KindStats> = match config.mix {
+        Some(_) => vec![KindStats::new(), KindStats::new()],
+        None => Vec::new(),
+    };
     let mut per_connection = Vec::with_capacity(config.connections);
     let mut ended_ns = 0;
     for result in results {
         let stats = result?;
         ended_ns = ended_ns.max(stats.ended_ns);
+        for (all, one) in kinds.iter_mut().zip(&stats.kinds) {
+            all.add(one)
+                .map_err(|e| std::io::Error::other(format!("merging histograms: {e:?}")))?;
+        }
         counters.merge(&stats.counters);
         latency
             .add(&stats.latency)
@@ -151,6 +172,20 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         histogram: latency,
         histogram_uncorrected: uncorrected,
         lag,
+        kinds: match &config.mix {
+            Some(mix) => {
+                let paths = [
+                    (config.target.path.clone(), mix.main_share_ppm()),
+                    (mix.path.clone(), mix.share_ppm),
+                ];
+                paths
+                    .into_iter()
+                    .zip(kinds)
+                    .map(|((path, share_ppm), stats)| KindReport::of(path, share_ppm, stats))
+                    .collect()
+            }
+            None => Vec::new(),
+        },
         fairness: Fairness::of(&per_connection),
         per_connection,
     })

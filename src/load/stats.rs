@@ -147,6 +147,54 @@ impl Default for LagHistograms {
     }
 }
 
+/// What one kind of request (`--mix`) counted, in the recorded window: the
+/// kind's share of [`Counters`] and its own latency histogram.
+#[derive(Clone, Debug)]
+pub struct KindStats {
+    /// Requests of this kind written.
+    pub sent: u64,
+    /// Responses to them, any status.
+    pub responses: u64,
+    /// Responses to them with a 2xx or 3xx status.
+    pub ok: u64,
+    /// Their latency, measured as the run's (corrected in open loop).
+    pub latency: Histogram<u64>,
+}
+
+impl KindStats {
+    /// Nothing counted yet.
+    pub fn new() -> KindStats {
+        KindStats {
+            sent: 0,
+            responses: 0,
+            ok: 0,
+            latency: new_histogram(),
+        }
+    }
+
+    /// Counts one response with `status`, `latency_ns` after its request.
+    #[inline]
+    pub fn record(&mut self, latency_ns: u64, status: u16) {
+        self.responses += 1;
+        self.ok += u64::from((200..400).contains(&status));
+        self.latency.saturating_record(latency_ns);
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &KindStats) -> Result<(), hdrhistogram::AdditionError> {
+        self.sent += other.sent;
+        self.responses += other.responses;
+        self.ok += other.ok;
+        self.latency.add(&other.latency)
+    }
+}
+
+impl Default for KindStats {
+    fn default() -> Self {
+        KindStats::new()
+    }
+}
+
 /// Everything one thread brings back.
 #[derive(Clone, Debug)]
 pub struct ThreadStats {
@@ -158,6 +206,8 @@ pub struct ThreadStats {
     pub uncorrected: Option<Histogram<u64>>,
     /// Open loop only: the client's lag, and the latency without it.
     pub lag: Option<LagHistograms>,
+    /// With a mix: what each kind counted, by kind; empty without one.
+    pub kinds: Vec<KindStats>,
     /// Responses completed per connection, in connection order.
     pub per_connection: Vec<u64>,
     /// When the thread stopped, ns after the run's start (at most the

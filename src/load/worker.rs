@@ -9,9 +9,10 @@ use super::conn::Conn;
 use super::driver::Driver;
 use super::engine::Engine;
 use super::epoll_io::EpollDriver;
+use super::mix::Mixer;
 use super::plan::{Ctx, Plan};
 use super::schedule::Schedule;
-use super::stats::{new_histogram, Counters, LagHistograms, ThreadStats};
+use super::stats::{new_histogram, Counters, KindStats, LagHistograms, ThreadStats};
 use super::uring_io::UringDriver;
 
 /// Timeouts and connect retries are checked this often (or four times per
@@ -21,28 +22,36 @@ const SWEEP_NS: u64 = 10_000_000;
 /// next sweep.
 const OPEN_BURST: usize = 512;
 
-/// Runs `connections` connections on `engine` until the end of the plan;
-/// `rate` is this thread's share of the open-loop rate and `offset_ns` when
-/// its schedule starts.
-pub fn run(
-    plan: &Plan,
-    engine: Engine,
-    connections: usize,
-    rate: Option<f64>,
-    offset_ns: f64,
-) -> io::Result<ThreadStats> {
+/// What one load thread is given beyond the plan.
+#[derive(Clone, Copy, Debug)]
+pub struct Share {
+    /// Its connections.
+    pub connections: usize,
+    /// Open loop: its share of the rate.
+    pub rate: Option<f64>,
+    /// Open loop: when its schedule starts (ns after the run's start).
+    pub offset_ns: f64,
+    /// With a mix: its choice of kinds (each thread starts its own at a
+    /// point of its own, see [`Mixer::new`]).
+    pub mixer: Option<Mixer>,
+}
+
+/// Runs a thread's `share` of the connections on `engine` until the end of
+/// the plan.
+pub fn run(plan: &Plan, engine: Engine, share: Share) -> io::Result<ThreadStats> {
     match engine {
-        Engine::Epoll => run_on::<EpollDriver>(plan, connections, rate, offset_ns),
-        Engine::Uring => run_on::<UringDriver>(plan, connections, rate, offset_ns),
+        Engine::Epoll => run_on::<EpollDriver>(plan, share),
+        Engine::Uring => run_on::<UringDriver>(plan, share),
     }
 }
 
-fn run_on<'a, D: Driver<'a>>(
-    plan: &'a Plan,
-    connections: usize,
-    rate: Option<f64>,
-    offset_ns: f64,
-) -> io::Result<ThreadStats> {
+fn run_on<'a, D: Driver<'a>>(plan: &'a Plan, share: Share) -> io::Result<ThreadStats> {
+    let Share {
+        connections,
+        rate,
+        offset_ns,
+        mixer,
+    } = share;
     let (mut driver, io) = D::new(plan, connections, rate.is_some())?;
     let mut ctx = Ctx {
         plan,
@@ -53,6 +62,11 @@ fn run_on<'a, D: Driver<'a>>(
         uncorrected: rate.map(|_| new_histogram()),
         outstanding: 0,
         lag: rate.map(|_| LagHistograms::new()),
+        mixer,
+        kinds: match mixer {
+            Some(_) => vec![KindStats::new(), KindStats::new()],
+            None => Vec::new(),
+        },
     };
     let mut conns: Vec<Conn> = (0..connections)
         .map(|i| Conn::new(i, plan.pipeline, plan.head_request))
@@ -110,6 +124,7 @@ fn run_on<'a, D: Driver<'a>>(
         latency: ctx.latency,
         uncorrected: ctx.uncorrected,
         lag: ctx.lag,
+        kinds: ctx.kinds,
         per_connection,
         ended_ns,
     })

@@ -119,6 +119,7 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
             latency_minus_lag_us: None,
             histogram_client_lag: None,
             histogram_minus_lag: None,
+            kinds: Vec::new(),
         }),
         histogram: None,
         server_usage: Some(ServerUsage::new(
