@@ -50,7 +50,7 @@ pub use error::LoadError;
 pub use json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
 pub use merge::{merge, Merged};
 pub use merge_cmd::{run_merge, MergeArgs};
-pub use mix::{Mix, Mixer};
+pub use mix::Mix;
 pub use report::{Fairness, KindReport, LatencySummary, LoadReport};
 pub use response::{Completed, FramingError, ResponseParser, Step};
 pub use runner::run_load;

@@ -51,11 +51,10 @@ pub struct Plan {
     pub budget_spent_ns: AtomicU64,
 }
 
-/// Where the mix's requests are in [`Plan::requests`], and their share.
+/// Where the mix's requests are in [`Plan::requests`] (which request is
+/// of which kind is each thread's [`Mixer`]'s to say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanMix {
-    /// Requests in a million that go to the mix's path.
-    pub share_ppm: u32,
     /// Where its `pipeline` copies start.
     pub offset: usize,
     /// Bytes of one of them.

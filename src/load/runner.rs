@@ -51,8 +51,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         .iter()
         .flat_map(|r| r.repeat(config.pipeline))
         .collect();
-    let mix = config.mix.as_ref().map(|mix| PlanMix {
-        share_ppm: mix.share_ppm,
+    let mix = config.mix.as_ref().map(|_| PlanMix {
         offset: kinds[0].len() * config.pipeline,
         request_len: kinds[1].len(),
     });
