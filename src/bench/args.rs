@@ -30,7 +30,7 @@ one CPU). Ctrl-C stops the servers and writes what was measured, marked incomple
 pub struct BenchArgs {
     /// `compare`; none: run the bench.
     #[command(subcommand)]
-    pub command: Option<super::compare::BenchCommand>,
+    pub command: Option<BenchCommand>,
     /// Short windows and one run: every scenario in at most 60 s.
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
@@ -109,6 +109,29 @@ pub struct BenchArgs {
     /// point and server with the headline figures' median, min and max.
     #[arg(long, value_name = "FILE")]
     pub export_csv: Option<PathBuf>,
+}
+
+/// Subcommands of `servelab bench`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Compare two saved results.json: what differs between the runs, and
+    /// the ratio NEW/OLD of the headline figures (req/s, conn/s, p99,
+    /// server CPU/req, RSS/conn) of every point and server both have.
+    Compare(CompareArgs),
+}
+
+/// `servelab bench compare` flags.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The earlier run's results.json (the denominator).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later run's results.json (the numerator).
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Print the comparison as JSON on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl BenchArgs {

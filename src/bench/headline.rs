@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::columns::{columns, Column, Lookup, Read};
 use super::results::{BenchResults, CellResult, Spread};
 use super::scenarios::{PointId, ScenarioId};
@@ -46,15 +48,22 @@ pub fn value(column: Column, cell: &CellResult) -> Option<f64> {
     }
 }
 
-/// The runs of one point against one server.
-#[derive(Clone, Debug)]
-pub struct Group<'a> {
-    /// The point.
-    pub at: PointId,
-    /// Its label, as the file names it.
+/// One point of one scenario against one server: a row of the report.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RowId {
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The point's label, as the file names it.
     pub point: String,
     /// The server.
     pub server: String,
+}
+
+/// The runs of one row.
+#[derive(Clone, Debug)]
+pub struct Group<'a> {
+    /// The row.
+    pub id: RowId,
     /// Every run, measured or not, in the order run.
     pub runs: Vec<&'a CellResult>,
 }
@@ -94,9 +103,11 @@ pub fn groups(results: &BenchResults) -> Vec<Group<'_>> {
     for c in &results.cells {
         map.entry((c.at(), order(&c.server), c.server.clone()))
             .or_insert_with(|| Group {
-                at: c.at(),
-                point: c.point.clone(),
-                server: c.server.clone(),
+                id: RowId {
+                    scenario: c.scenario,
+                    point: c.point.clone(),
+                    server: c.server.clone(),
+                },
                 runs: Vec::new(),
             })
             .runs

@@ -339,7 +339,7 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
 /// (before anything runs), 1 when the report cannot be written, 130 when
 /// interrupted (after writing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
-    if let Some(compare::BenchCommand::Compare(c)) = &args.command {
+    if let Some(args::BenchCommand::Compare(c)) = &args.command {
         return compare::run(c);
     }
     let done = match &args.from {
@@ -548,7 +548,7 @@ fn run_plan(
 /// cannot be written.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
     let bad = |e: String| (2, e);
-    let mut results = compare::load(from).map_err(bad)?;
+    let mut results = BenchResults::load(from).map_err(bad)?;
     if let Some(b) = &args.baseline {
         if !results.servers.iter().any(|s| &s.name == b) {
             return Err(bad(format!(

@@ -5,6 +5,7 @@
 //! the table columns of [`super::columns`].
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,40 @@ pub struct BenchResults {
     pub servers: Vec<ServerInfo>,
     /// Every cell, in the order run.
     pub cells: Vec<CellResult>,
+}
+
+impl BenchResults {
+    /// Reads a saved `results.json`, refusing anything else and other schemas.
+    pub fn load(path: &Path) -> Result<BenchResults, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let not = |why: String| format!("{} is not a bench's results.json: {why}", path.display());
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
+        let schema = value
+            .get("schema")
+            .ok_or_else(|| not("it has no \"schema\" field".to_string()))?;
+        match schema.as_u64() {
+            Some(s) if s == u64::from(SCHEMA) => {}
+            Some(s) => {
+                return Err(format!(
+                    "{} has results.json schema {s}; this servelab reads schema {SCHEMA}",
+                    path.display()
+                ))
+            }
+            None => return Err(not(format!("its \"schema\" is {schema}, not a number"))),
+        }
+        serde_json::from_value(value).map_err(|e| not(e.to_string()))
+    }
+
+    /// How `scenario` ran, from its cells: runs per point, window and
+    /// warm-up (seconds), as the report and `bench compare` state them.
+    pub fn timing(&self, scenario: ScenarioId) -> Option<(u32, f64, f64)> {
+        let mut cells = self.cells.iter().filter(|c| c.scenario == scenario);
+        let first = cells.next()?;
+        let runs = cells.map(|c| c.run).fold(first.run, u32::max);
+        Some((runs, first.config.duration_s, first.config.warmup_s))
+    }
 }
 
 /// How a bench ran.

@@ -32,11 +32,11 @@ impl Exporter for Csv {
         let mut w = ::csv::Writer::from_writer(Vec::new());
         w.write_record(header()).map_err(err)?;
         for g in headline::groups(report.results) {
-            let shown = headline::of(g.at.scenario);
+            let shown = headline::of(g.id.scenario);
             let mut record = vec![
-                g.at.scenario.name().to_string(),
-                g.point.clone(),
-                g.server.clone(),
+                g.id.scenario.name().to_string(),
+                g.id.point.clone(),
+                g.id.server.clone(),
                 g.runs.len().to_string(),
                 g.measured().count().to_string(),
             ];

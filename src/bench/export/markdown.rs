@@ -218,30 +218,23 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
 
 /// How a scenario ran: runs, window, warm-up (from its cells).
 fn timing_of(r: &BenchResults, scenario: ScenarioId) -> Option<String> {
-    let cells: Vec<_> = r.cells.iter().filter(|c| c.scenario == scenario).collect();
-    let first = cells.first()?;
-    let runs = cells.iter().map(|c| c.run).max().unwrap_or(1);
-    let window = if scenario == ScenarioId::Idle {
-        format!(
+    let (runs, window, warmup) = r.timing(scenario)?;
+    let window = match scenario {
+        ScenarioId::Idle => format!(
             "waiting at most {} for the answers",
-            format::seconds(first.config.duration_s)
-        )
-    } else {
-        format!(
+            format::seconds(window)
+        ),
+        _ => format!(
             "{} recorded after {} of warm-up",
-            format::seconds(first.config.duration_s),
-            format::seconds(first.config.warmup_s)
-        )
+            format::seconds(window),
+            format::seconds(warmup)
+        ),
     };
-    Some(format!(
-        "{runs} run{} per point, {window}; {}.",
-        if runs == 1 { "" } else { "s" },
-        if runs > 1 {
-            "median (min–max) over the runs, totals for counts"
-        } else {
-            "one run: no spread"
-        }
-    ))
+    let (s, spread) = match runs {
+        1 => ("", "one run: no spread"),
+        _ => ("s", "median (min–max) over the runs, totals for counts"),
+    };
+    Some(format!("{runs} run{s} per point, {window}; {spread}."))
 }
 
 /// How busy the machine was with other work, in words.
