@@ -28,7 +28,7 @@ pub mod runner;
 pub mod scenarios;
 pub mod targets;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -56,17 +56,11 @@ const START_ATTEMPTS: usize = 2;
 /// What the flags decided, checked.
 struct Setup {
     servers: Vec<ServerSpec>,
-    infos: Vec<ServerInfo>,
     scenarios: Vec<&'static Scenario>,
     profile: Profile,
     overrides: Overrides,
-    out: PathBuf,
-    readme: Option<(PathBuf, Option<String>)>,
-    baseline: Option<String>,
-    check: Option<String>,
     pinning: Pinning,
     notes: Vec<String>,
-    dry_run: bool,
 }
 
 impl Setup {
@@ -77,17 +71,16 @@ impl Setup {
             _ => Profile::Default,
         };
         let mut notes = Vec::new();
-        let models: Vec<Model> = if args.models.is_empty() {
-            Model::ALL.to_vec()
+        let mut models: Vec<Model> = Vec::new();
+        for m in if args.models.is_empty() {
+            &Model::ALL[..]
         } else {
-            let mut chosen = Vec::new();
-            for m in &args.models {
-                if !chosen.contains(m) {
-                    chosen.push(*m);
-                }
+            &args.models
+        } {
+            if !models.contains(m) {
+                models.push(*m);
             }
-            chosen
-        };
+        }
         let mut servers: Vec<ServerSpec> = models
             .iter()
             .map(|&m| ServerSpec {
@@ -104,11 +97,12 @@ impl Setup {
                     "--server {name:?}: the name is taken by the floor's built-in responder"
                 ));
             }
+            let kind = ServerKind::External {
+                command: command.clone(),
+            };
             servers.push(ServerSpec {
                 name: name.clone(),
-                kind: ServerKind::External {
-                    command: command.clone(),
-                },
+                kind,
             });
         }
         let mut chosen: Vec<&'static Scenario> = match (args.scenarios.is_empty(), profile) {
@@ -121,42 +115,32 @@ impl Setup {
         };
         let added = scenarios::with_dependencies(&mut chosen);
         if !added.is_empty() {
+            let names: Vec<&str> = added.iter().map(|s| s.name()).collect();
             notes.push(format!(
-                "{} added: the rates of latency, capacity and spread scale from earlier scenarios \
+                "{}{} added: the rates of latency, capacity and spread scale from earlier scenarios \
                  (the floor, seed and work peaks, capacity), and slow compares with seed",
-                added
-                    .iter()
-                    .map(|s| s.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-                    + if added.len() == 1 { " was" } else { " were" }
+                names.join(", "),
+                if added.len() == 1 { " was" } else { " were" }
             ));
         }
+        if args.runs.is_some() || args.duration.is_some() || args.warmup.is_some() {
+            let planned = |d: Option<String>| d.unwrap_or("as planned".into());
+            notes.push(format!(
+                "the profile's timings were overridden: runs {}, window {}, warm-up {}",
+                planned(args.runs.map(|r| r.to_string())),
+                planned(args.duration.map(|d| format!("{d:?}"))),
+                planned(args.warmup.map(|d| format!("{d:?}")))
+            ));
+        }
+        let cpus = |list: &Option<args::CpuList>| list.as_ref().map(|c| c.0.clone());
+        let (pinning, pin_notes) = pinning(cpus(&args.server_cpus), cpus(&args.client_cpus));
+        notes.extend(pin_notes);
         let overrides = Overrides {
             runs: args.runs,
             duration: args.duration,
             warmup: args.warmup,
             chosen: !args.scenarios.is_empty(),
-            server_cpus: None,
-        };
-        if args.runs.is_some() || args.duration.is_some() || args.warmup.is_some() {
-            notes.push(format!(
-                "the profile's timings were overridden: runs {}, window {}, warm-up {}",
-                args.runs.map_or("as planned".into(), |r| r.to_string()),
-                args.duration
-                    .map_or("as planned".into(), |d| format!("{d:?}")),
-                args.warmup
-                    .map_or("as planned".into(), |d| format!("{d:?}"))
-            ));
-        }
-        let (pinning, pin_note) = pinning(
-            args.server_cpus.as_ref().map(|c| c.0.clone()),
-            args.client_cpus.as_ref().map(|c| c.0.clone()),
-        );
-        notes.extend(pin_note);
-        let overrides = Overrides {
             server_cpus: pinning.server.as_ref().map(Vec::len),
-            ..overrides
         };
         if chosen.iter().any(|s| s.id == ScenarioId::Cores)
             && overrides.server_cpus.unwrap_or(1) < 2
@@ -169,102 +153,31 @@ impl Setup {
                 }
             ));
         }
-        if let Some(b) = &args.baseline {
-            if !servers.iter().any(|s| &s.name == b) {
-                return Err(format!(
-                    "--baseline {b:?} is not a server of this run (its servers: {})",
-                    servers
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        check_writable(&args.out)?;
-        export::check_exports(&args.exports())?;
-        if let Some(readme) = &args.update_readme {
-            readme::check(readme, args.readme_block.as_deref())?;
-        }
-        let infos = servers.iter().map(server_info).collect();
+        let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+        let whose = format!("this run (its servers: {})", names.join(", "));
+        check_outputs(args, &names, &whose)?;
         Ok(Setup {
             servers,
-            infos,
             scenarios: chosen,
             profile,
             overrides,
-            out: args.out.clone(),
-            readme: args
-                .update_readme
-                .clone()
-                .map(|path| (path, args.readme_block.clone())),
-            baseline: args.baseline.clone(),
-            check: args.check.clone(),
             pinning,
             notes,
-            dry_run: args.dry_run,
         })
     }
 }
 
-/// Decides the CPUs: as given, or half each; unpinned on one CPU.
-fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
-    let allowed = runner::allowed_cpus();
-    let mut notes = Vec::new();
-    let rest = |taken: &[usize]| -> Vec<usize> {
-        allowed
-            .iter()
-            .copied()
-            .filter(|c| !taken.contains(c))
-            .collect()
-    };
-    let (server, client) = match (server, client) {
-        (Some(s), Some(c)) => (s, c),
-        (Some(s), None) => {
-            let c = rest(&s);
-            (s, c)
-        }
-        (None, Some(c)) => {
-            let s = rest(&c);
-            (s, c)
-        }
-        (None, None) if allowed.len() < 2 => {
-            notes.push(format!(
-                "only {} CPU available: servers and load ran unpinned, sharing it",
-                allowed.len()
-            ));
-            return (
-                Pinning {
-                    server: None,
-                    client: None,
-                },
-                notes,
-            );
-        }
-        (None, None) => {
-            let half = allowed.len() / 2;
-            (allowed[..half].to_vec(), allowed[half..].to_vec())
-        }
-    };
-    let server = (!server.is_empty()).then_some(server);
-    let client = (!client.is_empty()).then_some(client);
-    if let (Some(s), Some(c)) = (&server, &client) {
-        let shared: Vec<usize> = s.iter().copied().filter(|x| c.contains(x)).collect();
-        if !shared.is_empty() {
-            notes.push(format!(
-                "servers and load share CPU {}: they compete for it, and the numbers show it",
-                cpu_list(&shared)
-            ));
-        }
+/// Checks, before anything runs, that `--baseline` names one of `servers`
+/// (of `whose`) and that every file of the report can be written.
+fn check_outputs(args: &BenchArgs, servers: &[&str], whose: &str) -> Result<(), String> {
+    if let Some(b) = args
+        .baseline
+        .as_ref()
+        .filter(|b| !servers.contains(&b.as_str()))
+    {
+        return Err(format!("--baseline {b:?} is not a server of {whose}"));
     }
-    if server.is_none() || client.is_none() {
-        notes.push("no CPU was left for one side: it ran unpinned".to_string());
-    }
-    (Pinning { server, client }, notes)
-}
-
-/// Creates `dir` and checks that a file can be written in it.
-fn check_writable(dir: &Path) -> Result<(), String> {
+    let dir = &args.out;
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the output directory {}: {e}", dir.display()))?;
     let probe = dir.join(".servelab-bench-probe");
@@ -275,18 +188,74 @@ fn check_writable(dir: &Path) -> Result<(), String> {
                 "cannot write in the output directory {}: {e}",
                 dir.display()
             )
-        })
+        })?;
+    export::check_exports(&args.exports())?;
+    match &args.update_readme {
+        Some(readme) => readme::check(readme, args.readme_block.as_deref()),
+        None => Ok(()),
+    }
 }
 
+/// Decides the CPUs: as given, or half each; unpinned on one CPU.
+fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
+    let allowed = runner::allowed_cpus();
+    let rest = |taken: &[usize]| -> Vec<usize> {
+        allowed
+            .iter()
+            .copied()
+            .filter(|c| !taken.contains(c))
+            .collect()
+    };
+    let (server, client) = match (server, client) {
+        (Some(s), c) => {
+            let c = c.unwrap_or_else(|| rest(&s));
+            (s, c)
+        }
+        (None, Some(c)) => (rest(&c), c),
+        (None, None) if allowed.len() < 2 => {
+            let note = format!(
+                "only {} CPU available: servers and load ran unpinned, sharing it",
+                allowed.len()
+            );
+            let unpinned = Pinning {
+                server: None,
+                client: None,
+            };
+            return (unpinned, vec![note]);
+        }
+        (None, None) => {
+            let (s, c) = allowed.split_at(allowed.len() / 2);
+            (s.to_vec(), c.to_vec())
+        }
+    };
+    let mut notes = Vec::new();
+    let shared: Vec<usize> = server
+        .iter()
+        .copied()
+        .filter(|x| client.contains(x))
+        .collect();
+    if !shared.is_empty() {
+        notes.push(format!(
+            "servers and load share CPU {}: they compete for it, and the numbers show it",
+            cpu_list(&shared)
+        ));
+    }
+    if server.is_empty() || client.is_empty() {
+        notes.push("no CPU was left for one side: it ran unpinned".to_string());
+    }
+    let pinning = Pinning {
+        server: (!server.is_empty()).then_some(server),
+        client: (!client.is_empty()).then_some(client),
+    };
+    (pinning, notes)
+}
 /// Code lines (non-blank, non-comment) of a model's source: its file
 /// `src/models/NAME.rs`, or every file of its folder `src/models/NAME/`.
 fn model_source_lines(name: &str) -> Option<(String, u64)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let count = |text: &str| {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-            .count() as u64
+        let code = |l: &&str| !l.is_empty() && !l.starts_with("//");
+        text.lines().map(str::trim).filter(code).count() as u64
     };
     let file = format!("src/models/{name}.rs");
     if let Ok(text) = std::fs::read_to_string(root.join(&file)) {
@@ -304,34 +273,29 @@ fn model_source_lines(name: &str) -> Option<(String, u64)> {
 }
 
 fn server_info(spec: &ServerSpec) -> ServerInfo {
-    match &spec.kind {
+    let (kind, description, source) = match &spec.kind {
         ServerKind::Model(m) => {
-            let source = model_source_lines(m.name());
-            ServerInfo {
-                name: spec.name.clone(),
-                kind: "model".to_string(),
-                description: m
-                    .to_possible_value()
-                    .and_then(|v| v.get_help().map(ToString::to_string))
-                    .unwrap_or_default(),
-                source_lines: source.as_ref().map(|s| s.1),
-                source_file: source.map(|s| s.0),
-            }
+            let help = m
+                .to_possible_value()
+                .and_then(|v| v.get_help().map(ToString::to_string));
+            (
+                "model",
+                help.unwrap_or_default(),
+                model_source_lines(m.name()),
+            )
         }
-        ServerKind::External { command } => ServerInfo {
-            name: spec.name.clone(),
-            kind: "external".to_string(),
-            description: format!("external: {command}"),
-            source_lines: None,
-            source_file: None,
-        },
-        ServerKind::Responder => ServerInfo {
-            name: spec.name.clone(),
-            kind: "responder".to_string(),
-            description: "servelab responder: the machine's floor".to_string(),
-            source_lines: None,
-            source_file: None,
-        },
+        ServerKind::External { command } => ("external", format!("external: {command}"), None),
+        ServerKind::Responder => {
+            let what = "servelab responder: the machine's floor".to_string();
+            ("responder", what, None)
+        }
+    };
+    ServerInfo {
+        name: spec.name.clone(),
+        kind: kind.to_string(),
+        description,
+        source_lines: source.as_ref().map(|s| s.1),
+        source_file: source.map(|s| s.0),
     }
 }
 
@@ -350,6 +314,37 @@ pub fn run(args: BenchArgs) -> ExitCode {
         eprintln!("servelab bench: {e}");
         ExitCode::from(code)
     })
+}
+
+/// `--dry-run`'s table: per scenario, its cells, runs, points, servers,
+/// window, warm-up and planned time.
+fn plan_table(plan: &Plan, scenarios: &[&Scenario]) -> Table {
+    let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
+    let mut table = Table::new([
+        "scenario", "cells", "runs", "points", "servers", "window", "warm-up", "time",
+    ]);
+    for s in scenarios {
+        let cells: Vec<_> = plan
+            .cells
+            .iter()
+            .filter(|c| c.scenario.id == s.id)
+            .collect();
+        let Some(c) = cells.first() else { continue };
+        let mut servers: Vec<usize> = cells.iter().map(|c| c.server).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        table.row([
+            s.name().to_string(),
+            cells.len().to_string(),
+            c.runs.to_string(),
+            (cells.len() / c.runs as usize / servers.len().max(1)).to_string(),
+            servers.len().to_string(),
+            seconds(c.duration),
+            seconds(c.warmup),
+            seconds(cells.iter().map(|c| c.estimate()).sum()),
+        ]);
+    }
+    table
 }
 
 /// Plans, runs and reports a bench; Err carries the exit status and why.
@@ -372,48 +367,18 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
         setup.overrides,
     );
     let planned = plan.estimate();
+    let names: Vec<&str> = setup.servers.iter().map(|s| s.name.as_str()).collect();
     eprintln!(
         "servelab bench: {} cells ({} scenarios × {} servers: {}), planned about {}; report in {}",
         plan.cells.len(),
         setup.scenarios.len(),
         setup.servers.len(),
-        setup
-            .servers
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        names.join(", "),
         format::seconds(planned.as_secs_f64()),
-        setup.out.display()
+        args.out.display()
     );
-    if setup.dry_run {
-        let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
-        let mut table = Table::new([
-            "scenario", "cells", "runs", "points", "servers", "window", "warm-up", "time",
-        ]);
-        for s in &setup.scenarios {
-            let cells: Vec<_> = plan
-                .cells
-                .iter()
-                .filter(|c| c.scenario.id == s.id)
-                .collect();
-            let mut servers: Vec<usize> = cells.iter().map(|c| c.server).collect();
-            servers.sort_unstable();
-            servers.dedup();
-            if let Some(c) = cells.first() {
-                table.row([
-                    s.name().to_string(),
-                    cells.len().to_string(),
-                    c.runs.to_string(),
-                    (cells.len() / c.runs as usize / servers.len().max(1)).to_string(),
-                    servers.len().to_string(),
-                    seconds(c.duration),
-                    seconds(c.warmup),
-                    seconds(cells.iter().map(|c| c.estimate()).sum()),
-                ]);
-            }
-        }
-        println!("{}", table.terminal());
+    if args.dry_run {
+        println!("{}", plan_table(&plan, &setup.scenarios).terminal());
         return Ok(ExitCode::SUCCESS);
     }
     // The first SIGINT or SIGTERM stops the bench after the current cell
@@ -449,12 +414,8 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     );
     progress.finish();
     let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
-        other_load(
-            before,
-            after,
-            procfs::own_cpu_seconds() - own_before,
-            &cells,
-        )
+        let own_s = procfs::own_cpu_seconds() - own_before;
+        other_load(before, after, own_s, &cells)
     });
     let interrupted = interrupts.received();
     let results = BenchResults {
@@ -474,18 +435,14 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
             planned_s: planned.as_secs_f64(),
             elapsed_s: clock.elapsed().as_secs_f64(),
             notes,
-            baseline: setup.baseline.clone(),
-            check: setup.check.clone(),
+            baseline: args.baseline.clone(),
+            check: args.check.clone(),
             other_load,
         },
-        servers: setup.infos.clone(),
+        servers: setup.servers.iter().map(server_info).collect(),
         cells,
     };
-    let readme = setup
-        .readme
-        .as_ref()
-        .map(|(path, block)| (path.as_path(), block.as_deref()));
-    write_report(&results, &setup.out, readme, &args.exports()).map_err(|e| (1, e))?;
+    write_report(&results, args).map_err(|e| (1, e))?;
     Ok(interrupted.map_or(ExitCode::SUCCESS, |signal| {
         ExitCode::from(signal.exit_status())
     }))
@@ -508,13 +465,8 @@ fn run_plan(
             break;
         }
         let name = servers[cell.server];
-        progress.start(
-            cell.scenario.name(),
-            cell.point().label,
-            name,
-            cell.run,
-            cell.runs,
-        );
+        let (scenario, point) = (cell.scenario.name(), cell.point().label);
+        progress.start(scenario, point, name, cell.run, cell.runs);
         let (failures, last) = &mut start_failures[cell.server];
         let result = if *failures >= START_ATTEMPTS {
             let mut r = CellResult::planned(cell, name, utc_now());
@@ -547,41 +499,24 @@ fn run_plan(
 /// nothing. Err carries the exit status: 2 for bad input, 1 when the report
 /// cannot be written.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
-    let bad = |e: String| (2, e);
-    let mut results = BenchResults::load(from).map_err(bad)?;
-    if let Some(b) = &args.baseline {
-        if !results.servers.iter().any(|s| &s.name == b) {
-            return Err(bad(format!(
-                "--baseline {b:?} is not a server of {}",
-                from.display()
-            )));
-        }
-        results.settings.baseline = Some(b.clone());
+    let mut results = BenchResults::load(from).map_err(|e| (2, e))?;
+    let names: Vec<&str> = results.servers.iter().map(|s| s.name.as_str()).collect();
+    check_outputs(args, &names, &from.display().to_string()).map_err(|e| (2, e))?;
+    if args.baseline.is_some() {
+        results.settings.baseline = args.baseline.clone();
     }
-    if let Some(check) = &args.check {
-        results.settings.check = Some(check.clone());
+    if args.check.is_some() {
+        results.settings.check = args.check.clone();
     }
-    check_writable(&args.out).map_err(bad)?;
-    export::check_exports(&args.exports()).map_err(bad)?;
-    if let Some(readme) = &args.update_readme {
-        readme::check(readme, args.readme_block.as_deref()).map_err(bad)?;
-    }
-    let readme = args
-        .update_readme
-        .as_deref()
-        .map(|path| (path, args.readme_block.as_deref()));
-    write_report(&results, &args.out, readme, &args.exports()).map_err(|e| (1, e))
+    write_report(&results, args).map_err(|e| (1, e))
 }
 
 /// The machine's CPU time between `before` and `after` that went neither to
 /// the bench (`own_s`) nor to its servers (each cell's server CPU from its
 /// start to the end of its window), as shares of all the CPUs' time.
 fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult]) -> OtherLoad {
-    let servers_s: f64 = cells
-        .iter()
-        .filter_map(|c| c.server_usage.as_ref())
-        .map(|u| u.loaded.cpu_s)
-        .sum();
+    let usage = cells.iter().filter_map(|c| c.server_usage.as_ref());
+    let servers_s: f64 = usage.map(|u| u.loaded.cpu_s).sum();
     let total = (after.total_s - before.total_s).max(f64::MIN_POSITIVE);
     let other = (after.busy_s - before.busy_s - own_s - servers_s).max(0.0);
     OtherLoad {
@@ -597,11 +532,10 @@ fn quick_note() -> String {
         .filter(|s| s.quick_points < s.points.len())
         .map(|s| match s.quick_points {
             0 => format!("{} (all of it)", s.name()),
-            n => format!(
-                "{} (all but its first {n} point{})",
-                s.name(),
-                if n == 1 { "" } else { "s" }
-            ),
+            n => {
+                let plural = if n == 1 { "" } else { "s" };
+                format!("{} (all but its first {n} point{plural})", s.name())
+            }
         })
         .collect();
     format!(
@@ -610,14 +544,9 @@ fn quick_note() -> String {
     )
 }
 
-/// Writes every file of the report, the README block if asked, and the
-/// summary on stdout.
-fn write_report(
-    results: &BenchResults,
-    out: &Path,
-    readme: Option<(&Path, Option<&str>)>,
-    exports: &export::Exports,
-) -> Result<(), String> {
+/// Writes every file of the report, the exports and the README block if
+/// asked, and the summary on stdout.
+fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> {
     let analysis = Analysis::of(results);
     let report = Report {
         results,
@@ -628,11 +557,11 @@ fn write_report(
         outputs.extend(exporter.render(&report)?);
     }
     for o in &outputs {
-        let path = out.join(&o.file);
+        let path = args.out.join(&o.file);
         std::fs::write(&path, &o.bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let exported = export::write_exports(&outputs, exports)?;
+    let exported = export::write_exports(&outputs, &args.exports())?;
     println!("{}\n", export::markdown::provenance(results));
     if !results.complete {
         println!("Incomplete: interrupted.\n");
@@ -655,24 +584,16 @@ fn write_report(
     if !analysis.problems.is_empty() {
         println!("\n{} problems: see REPORT.md", analysis.problems.len());
     }
-    println!(
-        "\nReport: {} ({} files)",
-        out.join(export::markdown::FILE).display(),
-        outputs.len()
-    );
+    let report = args.out.join(export::markdown::FILE);
+    println!("\nReport: {} ({} files)", report.display(), outputs.len());
     for path in exported {
         println!("Exported {}", path.display());
     }
-    if let Some((readme, block)) = readme {
+    if let Some(readme) = &args.update_readme {
         let chart = outputs.iter().find(|o| o.file == "throughput.svg");
-        let written = readme::update(
-            readme,
-            block,
-            results,
-            &analysis,
-            chart.map(|c| (c.file.as_str(), c.bytes.as_slice())),
-        )?;
-        for path in written {
+        let chart = chart.map(|c| (c.file.as_str(), c.bytes.as_slice()));
+        let block = args.readme_block.as_deref();
+        for path in readme::update(readme, block, results, &analysis, chart)? {
             println!("Updated {}", path.display());
         }
     }
