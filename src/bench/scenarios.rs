@@ -393,6 +393,16 @@ impl Scenario {
         self.id.at(index)
     }
 
+    /// Its points, in order.
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = PointId> + '_ {
+        (0..self.points.len()).map(|i| self.at(i))
+    }
+
+    /// Its point whose server runs `work` (`None`: the seed's handler).
+    pub fn with_work(&self, work: Option<&str>) -> Option<PointId> {
+        self.ids().find(|at| at.point().work == work)
+    }
+
     /// The timing under `profile`.
     pub fn timing(&self, profile: Profile) -> Timing {
         self.timings[profile as usize]
