@@ -47,7 +47,7 @@ use export::{Output, Report};
 use machine::{utc_now, Build, CpuTimes, Machine};
 use progress::Progress;
 use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
-use runner::{CellContext, CellRunner, Children, Pinning, ServerKind, ServerSpec};
+use runner::{CellContext, CellRunner, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, Profile, Scenario, ScenarioId};
 
 /// A server that failed to start this many times in a row is not tried again.
@@ -396,13 +396,13 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     // gives its cells the index one past them); it is no row of the tables.
     let mut specs = setup.servers.clone();
     specs.push(ServerSpec::responder());
-    let mut children = Children(CellContext {
+    let mut children = CellContext {
         servers: &specs,
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
         fd_limit,
         interrupted: interrupted_flag,
-    });
+    };
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
     let cells = run_plan(
