@@ -1,70 +1,61 @@
-//! The scenarios, as data: what load each point of a scenario applies, what
-//! the server is started with, and how long and how often it runs under each
-//! profile. The runner interprets these entries; nothing here runs anything.
-//!
-//! The time budget lives here too: [`Plan::estimate`] adds up the planned
-//! cells, and a test holds the default profile to 5 minutes and `--quick` to
-//! 60 s with every model on the machine the timing constants were taken on.
+//! The scenarios, as data: what load each point applies, what the server is
+//! started with, and how long and how often it runs under each profile; the
+//! [`Plan`] of a bench and its time budget. Nothing here runs anything.
 
 use std::time::Duration;
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 /// How a point loads the server.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Drive {
-    /// Closed loop (each connection sends again as soon as its responses are
-    /// in), `pipeline` requests in flight per connection.
+    /// Closed loop: each connection sends again once its responses are in.
     Closed {
         /// Connections kept open.
         connections: usize,
         /// Requests in flight per connection.
         pipeline: usize,
     },
-    /// Open loop at `fraction` of a rate this server reached earlier (its
-    /// median `seed` req/s; for `floor`, the responder's closed-loop req/s;
-    /// for `spread`, its capacity: see [`ScenarioId::rate_base`]), latency
-    /// measured from the intended send times.
+    /// Open loop at a share of a rate this server reached earlier
+    /// ([`ScenarioId::rate_base`]), latency from the intended send times.
     Open {
         /// Connections the rate is spread over.
         connections: usize,
-        /// Share of the server's `seed` req/s offered.
+        /// Share of the base rate offered.
         fraction: f64,
     },
-    /// Open loop at rates chosen by a bisection search
-    /// ([`super::capacity::search`]): the highest rate at which the p99
-    /// stays under a target, each probe a short window on the same server.
+    /// Open loop at the rates of a bisection ([`super::capacity::search`]).
     Capacity {
         /// Connections the rate is spread over.
         connections: usize,
     },
-    /// `connections` keep-alive connections that each complete one request
-    /// and then sit idle while the server's footprint is read.
+    /// Keep-alive connections that complete one request, then sit idle
+    /// while the server's footprint is read.
     Idle {
         /// Idle connections opened.
         connections: usize,
     },
-    /// Closed loop with `Connection: close` on every request: one new
-    /// connection per request.
+    /// Closed loop with `Connection: close`: a new connection per request.
     Churn {
         /// Connections (each replaced after every request).
         connections: usize,
     },
-    /// The closed-loop load while `slow` connections send one header byte
-    /// every `interval` (slowloris).
+    /// The closed-loop load beside slowloris connections.
     Slow {
         /// Normal connections.
         connections: usize,
-        /// Slowloris connections.
+        /// Slowloris connections, each sending one header byte per `interval`.
         slow: usize,
         /// Time between two bytes of a slow connection.
         interval: Duration,
     },
-    /// The closed-loop load while `noisy` connections each send one
-    /// malformed request every `interval` (each on a new connection).
+    /// The closed-loop load beside connections sending malformed requests.
     Noise {
         /// Connections sending valid requests.
         connections: usize,
-        /// Connections sending malformed ones.
+        /// Connections each sending a malformed request per `interval`.
         noisy: usize,
         /// Time between two malformed requests of one noisy connection.
         interval: Duration,
@@ -72,8 +63,8 @@ pub enum Drive {
 }
 
 impl Drive {
-    /// Connections this drive holds open at once on the client side (the
-    /// server holds as many): what the open-files limit must allow.
+    /// Connections held open at once on each side: what the open-files
+    /// limit must allow.
     pub fn connections(&self) -> usize {
         match *self {
             Drive::Closed { connections, .. }
@@ -98,14 +89,11 @@ pub struct Point {
     pub label: &'static str,
     /// The load.
     pub drive: Drive,
-    /// The server's `--work` for this point (`None`: the default, no work).
-    /// Only servelab's own models take it.
+    /// The server's `--work` (`None`: no work); servelab's models only.
     pub work: Option<&'static str>,
-    /// The server's `--body` for this point (`None`: the seed's "OK").
-    /// Only servelab's own models take it.
+    /// The server's `--body` (`None`: the seed's "OK"); servelab's models only.
     pub body: Option<&'static str>,
-    /// How many of the server CPUs the server is pinned to (`None`: all of
-    /// them); points asking for more than there are are not planned.
+    /// The server CPUs it is pinned to (`None`: all); not planned beyond them.
     pub cpus: Option<usize>,
 }
 
@@ -142,15 +130,14 @@ const fn timing(runs: u32, warmup_ms: u64, duration_ms: u64) -> Timing {
 }
 
 /// Which set of timings a bench uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// `--quick`: short windows, one run; at most 60 s with every model.
     Quick,
     /// No flag: at most 6 minutes with every model.
     Default,
-    /// `--full`: the seed's own 10 s windows (for `seed` and `slow`; 5 s
-    /// for the others) and 3-5 runs, for a publishable report.
+    /// `--full`: the seed's 10 s windows and 3-5 runs, for publishing.
     Full,
 }
 
@@ -165,22 +152,9 @@ impl Profile {
     }
 }
 
-/// Which scenario: its identity everywhere (plan, results, tables, targets);
-/// [`ScenarioId::name`] is its name for `--scenarios` and results.json.
-/// Declared in the order of [`SCENARIOS`].
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+/// Which scenario, wherever one is named (plan, results, tables, targets);
+/// declared in the order of [`SCENARIOS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 #[value(rename_all = "lowercase")]
 pub enum ScenarioId {
@@ -242,7 +216,7 @@ impl ScenarioId {
     }
 
     /// The scenarios it needs run before it: those its rates scale from or
-    /// its figures are compared with (see [`ScenarioId::rate_base`]).
+    /// its figures are compared with.
     pub fn needs(self) -> &'static [ScenarioId] {
         use ScenarioId::*;
         match self {
@@ -287,7 +261,7 @@ impl std::fmt::Display for ScenarioId {
 
 /// One point of one scenario: what a table row, a chart value or a target
 /// is read at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PointId {
     /// The scenario.
     pub scenario: ScenarioId,
@@ -307,9 +281,8 @@ impl PointId {
     }
 }
 
-/// results.json and the targets name a point by its scenario's name and its
-/// label.
-impl serde::Serialize for PointId {
+/// results.json and the targets name a point by its scenario and its label.
+impl Serialize for PointId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut out = s.serialize_struct("PointId", 2)?;
@@ -331,13 +304,11 @@ pub enum RateBase {
     Capacity(&'static str),
 }
 
-/// The points the analysis and the targets read by name.
+/// `seed`, which later scenarios scale from or compare with.
 pub const SEED: PointId = ScenarioId::Seed.at(0);
-/// The floor's closed loop (the responder's peak, which its open-loop
-/// points scale from).
+/// The floor's closed loop: the responder's peak, its open loop's base.
 pub const FLOOR_CLOSED: PointId = ScenarioId::Floor.at(0);
-/// The server `floor` runs against: `servelab responder`, not a row of
-/// the other tables.
+/// The server `floor` runs against (no row of the other tables).
 pub const FLOOR_SERVER: &str = "responder";
 /// The work of `spread`: 10 µs, but 1 ms for 1% of requests.
 pub const SPREAD_WORK: &str = "cpu:10us|1ms@1%";
@@ -756,8 +727,7 @@ pub struct PlannedCell {
     pub warmup: Duration,
     /// Recorded window (`capacity`: of each probe).
     pub duration: Duration,
-    /// `capacity`: the most probes of its search (each a warm-up and a
-    /// window); 0 for the other scenarios.
+    /// `capacity`: the most probes of its search; 0 for the others.
     pub probes: usize,
 }
 
@@ -765,11 +735,6 @@ impl PlannedCell {
     /// The point.
     pub fn point(&self) -> &'static Point {
         &self.scenario.points[self.point]
-    }
-
-    /// Which point.
-    pub fn at(&self) -> PointId {
-        self.scenario.at(self.point)
     }
 
     /// How long this cell is expected to take.
@@ -793,12 +758,10 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--warmup`.
     pub warmup: Option<Duration>,
-    /// `--scenarios` was given: every point of the chosen scenarios runs,
-    /// `--quick` included (without it, `--quick` runs each scenario's
-    /// [`Scenario::quick_points`]).
+    /// `--scenarios` was given: every point runs, `--quick` or not (without
+    /// it, `--quick` runs each scenario's [`Scenario::quick_points`]).
     pub chosen: bool,
-    /// How many CPUs are set aside for the servers (`cores` plans its
-    /// points up to it; `None`: one).
+    /// CPUs set aside for the servers (`cores` plans up to it; `None`: one).
     pub server_cpus: Option<usize>,
 }
 
@@ -821,16 +784,15 @@ impl Plan {
         overrides: Overrides,
     ) -> Plan {
         let mut cells = Vec::new();
-        for scenario in SCENARIOS {
-            if !scenarios.iter().any(|s| std::ptr::eq(*s, scenario)) {
-                continue;
-            }
+        for scenario in SCENARIOS
+            .iter()
+            .filter(|s| scenarios.iter().any(|c| c.id == s.id))
+        {
             let t = scenario.timing(profile);
             let runs = overrides.runs.unwrap_or(t.runs);
-            let warmup = if t.warmup.is_zero() {
-                Duration::ZERO
-            } else {
-                overrides.warmup.unwrap_or(t.warmup)
+            let warmup = match t.warmup.is_zero() {
+                true => Duration::ZERO,
+                false => overrides.warmup.unwrap_or(t.warmup),
             };
             let duration = overrides.duration.unwrap_or(t.duration);
             let probes = match scenario.id {
@@ -838,17 +800,14 @@ impl Plan {
                 _ => 0,
             };
             let cpus = overrides.server_cpus.unwrap_or(1).max(1);
-            let points = scenario
-                .points
-                .iter()
-                .enumerate()
-                .take(match (profile, overrides.chosen) {
-                    (Profile::Quick, false) => scenario.quick_points,
-                    _ => ALL,
-                })
-                .filter(|(_, p)| p.cpus.is_none_or(|k| k <= cpus))
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>();
+            let take = match (profile, overrides.chosen) {
+                (Profile::Quick, false) => scenario.quick_points,
+                _ => ALL,
+            };
+            let points: Vec<usize> = (0..scenario.points.len())
+                .take(take)
+                .filter(|&i| scenario.points[i].cpus.is_none_or(|k| k <= cpus))
+                .collect();
             // The floor runs against the responder alone: one past the
             // servers in the bench's list.
             let against = match scenario.id {
@@ -885,13 +844,11 @@ impl Plan {
 /// in [`SCENARIOS`] order; returns those added.
 pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> Vec<ScenarioId> {
     let mut added = Vec::new();
-    loop {
-        let missing = chosen
-            .iter()
-            .flat_map(|s| s.id.needs())
-            .find(|n| !chosen.iter().any(|s| s.id == **n))
-            .copied();
-        let Some(n) = missing else { break };
+    while let Some(&n) = chosen
+        .iter()
+        .flat_map(|s| s.id.needs())
+        .find(|n| !chosen.iter().any(|s| s.id == **n))
+    {
         chosen.push(n.scenario());
         added.push(n);
     }
