@@ -256,31 +256,3 @@ pub fn cpu_list(cpus: &[usize]) -> String {
     }
     parts.join(",")
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_specs() {
-        assert_eq!(
-            parse_server("nginx=nginx -p {port}").unwrap(),
-            ("nginx".to_string(), "nginx -p {port}".to_string())
-        );
-        assert!(parse_server("nginx").is_err());
-        assert!(parse_server("=cmd {port}").is_err());
-        assert!(parse_server("a b=cmd {port}").is_err());
-        assert!(parse_server("x=cmd").unwrap_err().contains("{port}"));
-        assert!(parse_server("event=cmd {port}").is_err());
-    }
-
-    #[test]
-    fn cpu_lists() {
-        let first = super::super::runner::allowed_cpus()[0];
-        assert_eq!(parse_cpus(&first.to_string()).unwrap(), vec![first]);
-        assert!(parse_cpus("99999").unwrap_err().contains("does not exist"));
-        assert!(parse_cpus("x").is_err());
-        assert!(parse_cpus("3-1").is_err());
-        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
-    }
-}

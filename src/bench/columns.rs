@@ -528,31 +528,3 @@ pub(crate) fn problems(group: &[&CellResult]) -> Vec<String> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_scenario_has_columns_and_every_column_a_meaning() {
-        for s in ScenarioId::all() {
-            assert!(!columns(s).is_empty());
-        }
-        assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
-    }
-
-    #[test]
-    fn the_baseline_column_follows_every_server_cpu_column() {
-        for s in ScenarioId::all() {
-            let plain = columns(s);
-            let with = columns_with_baseline(s);
-            match plain.iter().position(|c| *c == Column::ServerCpu) {
-                Some(i) => {
-                    assert_eq!(with[i + 1], Column::BaselineCpu, "{s}");
-                    assert_eq!(with.len(), plain.len() + 1);
-                }
-                None => assert_eq!(with, plain, "{s}"),
-            }
-        }
-    }
-}

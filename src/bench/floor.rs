@@ -74,25 +74,3 @@ impl Floor {
         self.p99_at(rate).is_some_and(|f| (a - b).abs() <= f)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_floor_at_a_rate_is_the_next_measured_rate_up() {
-        let f = Floor {
-            closed_p99: Some(300.0),
-            open: vec![(10_000.0, 50.0), (100_000.0, 80.0), (200_000.0, 200.0)],
-        };
-        assert_eq!(f.p99_at(None), Some(300.0));
-        assert_eq!(f.p99_at(Some(5_000.0)), Some(50.0));
-        assert_eq!(f.p99_at(Some(10_000.0)), Some(50.0));
-        assert_eq!(f.p99_at(Some(10_001.0)), Some(80.0));
-        assert_eq!(f.p99_at(Some(1e9)), Some(200.0));
-        assert_eq!(f.lowest_p99(), Some(50.0));
-        assert!(f.within(100.0, 170.0, Some(50_000.0)));
-        assert!(!f.within(100.0, 190.0, Some(50_000.0)));
-        assert!(!Floor::default().within(1.0, 1.0, None));
-    }
-}

@@ -151,28 +151,3 @@ pub fn spread(s: Spread, unit: Unit) -> String {
         one(s.median)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(rate(123_456.4), "123,456");
-        assert_eq!(rate(12.34), "12.3");
-        assert_eq!(count(10_000), "10,000");
-        assert_eq!(count(999), "999");
-        assert_eq!(micros(16.87), "16.9 µs");
-        assert_eq!(micros(1234.0), "1.23 ms");
-        assert_eq!(micros(2.5e6), "2.50 s");
-        assert_eq!(bytes(8806.0), "8.6 KiB");
-        assert_eq!(bytes(512.0), "512 B");
-        assert_eq!(percent(0.374), "37%");
-        assert_eq!(times(4.7), "4.70×");
-        assert_eq!(rate(f64::NAN), "–");
-        assert_eq!(multiple(0.9749), "0.975×");
-        let s = Spread::of(&[1.0, 2.0, 4.0]).unwrap();
-        assert_eq!(spread(s, Unit::Times), "2.000× (1.000×–4.000×)");
-        assert_eq!(number(9_900.0, Unit::Count), "9,900");
-    }
-}

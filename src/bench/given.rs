@@ -121,37 +121,3 @@ pub fn missing_base(scenario: ScenarioId) -> &'static str {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_follow_the_workload_and_stay_above_the_floor() {
-        let ms = Duration::from_millis;
-        assert_eq!(nominal_target(None), ms(1));
-        assert_eq!(nominal_target(Some("cpu:50us")), Duration::from_micros(500));
-        assert_eq!(nominal_target(Some("wait:1ms")), ms(10));
-        assert_eq!(nominal_target(Some("await:1ms")), ms(10));
-        assert_eq!(
-            nominal_target(Some("cpu:exp(50us)")),
-            Duration::from_micros(500)
-        );
-        assert_eq!(nominal_target(Some("cpu:10us|1ms@1%")), ms(2));
-        let low = Floor {
-            closed_p99: None,
-            open: vec![(1000.0, 100.0)],
-        };
-        let t = target(None, Some(&low));
-        assert_eq!(t.target, ms(1));
-        assert_eq!(t.floor_p99, Some(Duration::from_micros(100)));
-        let high = Floor {
-            closed_p99: None,
-            open: vec![(1000.0, 1500.0)],
-        };
-        let t = target(None, Some(&high));
-        assert_eq!(t.target, ms(3));
-        assert_eq!(t.nominal, ms(1));
-        assert_eq!(target(Some("wait:1ms"), Some(&high)).target, ms(10));
-    }
-}

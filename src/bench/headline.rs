@@ -115,20 +115,3 @@ pub fn groups(results: &BenchResults) -> Vec<Group<'_>> {
     }
     map.into_values().collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_headline_column_reads_a_median_and_has_a_key() {
-        for c in HEADLINE {
-            assert!(matches!(c.metric().read, Read::Median(_)), "{c:?}");
-            assert!(key(c)
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch.is_ascii_digit()));
-        }
-        assert!(of(ScenarioId::Seed).contains(&Column::Rps));
-        assert_eq!(of(ScenarioId::Idle), vec![Column::IdleRss]);
-    }
-}

@@ -187,31 +187,3 @@ pub fn utc(secs: u64) -> String {
         rest % 60
     )
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_timestamps() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_790_000_000), "2026-09-21T14:13:20Z");
-    }
-
-    #[test]
-    fn reads_proc_stat() {
-        let stat = "cpu  100 20 30 1000 5 6 7 8 0 0\ncpu0 50 10 15 500 2 3 3 4 0 0\n";
-        let t = CpuTimes::parse(stat, 100.0).unwrap();
-        assert_eq!((t.busy_s, t.steal_s, t.total_s), (1.5, 0.08, 11.76));
-        assert!(CpuTimes::parse("cpu0 1 2 3\n", 100.0).is_none());
-        assert!(CpuTimes::now().is_some_and(|t| t.total_s > 0.0));
-    }
-
-    #[test]
-    fn detects_this_machine() {
-        let m = Machine::detect(1024);
-        assert!(m.cpus >= 1 && m.memory_bytes > 0, "{m:?}");
-        assert!(!Build::detect().version.is_empty());
-    }
-}

@@ -459,17 +459,3 @@ impl<'a> CellIndex<'a> {
         self.groups.keys().any(|(at, _)| at.scenario == scenario)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spreads() {
-        let s = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max, s.runs), (2.0, 1.0, 3.0, 3));
-        assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
-        assert!(Spread::of(&[]).is_none());
-        assert!(Spread::of(&[f64::NAN]).is_none());
-    }
-}

@@ -65,25 +65,3 @@ impl Table {
 pub fn escape(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markdown_and_terminal() {
-        let mut t = Table::new(["server", "req/s"]);
-        t.row(["a|b", "**1,000**"]);
-        t.row(["c", ""]);
-        assert_eq!(
-            t.markdown(),
-            "| server | req/s |\n|---|---|\n| a\\|b | **1,000** |\n| c |  |\n"
-        );
-        assert_eq!(Table::new(["", ""]).markdown(), "| | |\n|---|---|\n");
-        let text = t.terminal();
-        assert!(text.contains("server") && text.contains("a|b"));
-        assert!(text.contains(" 1,000 ") && !text.contains("**"), "{text}");
-        let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
-        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
-    }
-}
