@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,16 @@ pub struct IdleConnections {
     pub outcome: IdleOutcome,
 }
 
+/// One idle connection on its way: its stream until it fails, and its
+/// answer as it comes.
+struct Slot {
+    stream: Option<MioStream>,
+    sent: bool,
+    done: bool,
+    parser: ResponseParser,
+    buf: Vec<u8>,
+}
+
 /// Opens `n` connections to `addr` (at most `IDLE_PENDING` of them not yet
 /// answered at a time), sends one request on each and waits until every one
 /// is answered or `wait` has passed (or `cancel` is set).
@@ -58,14 +68,8 @@ pub fn idle(
     wait: Duration,
     cancel: &AtomicBool,
 ) -> io::Result<IdleConnections> {
-    struct Slot {
-        stream: Option<MioStream>,
-        sent: bool,
-        done: bool,
-        parser: ResponseParser,
-        buf: Vec<u8>,
-    }
     let start = Instant::now();
+    let deadline = start + wait;
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut outcome = IdleOutcome {
@@ -81,28 +85,23 @@ pub fn idle(
             buf: Vec::new(),
         })
         .collect();
-    let deadline = start + wait;
-    let mut opened = 0;
-    let mut pending = 0;
+    let (mut opened, mut pending) = (0, 0);
     let mut chunk = [0u8; BUF];
     while !cancel.load(Ordering::Relaxed) {
         // At most IDLE_PENDING connections are opening or waiting for their
         // answer at once: a burst of thousands of SYNs would overflow the
         // listen queue, and a dropped SYN is only sent again a second later.
         while pending < IDLE_PENDING && opened < n {
-            let slot = &mut slots[opened];
+            let interest = Interest::READABLE | Interest::WRITABLE;
             match MioStream::connect(addr) {
                 Ok(mut stream) => {
-                    poll.registry().register(
-                        &mut stream,
-                        Token(opened),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )?;
-                    slot.stream = Some(stream);
+                    poll.registry()
+                        .register(&mut stream, Token(opened), interest)?;
+                    slots[opened].stream = Some(stream);
                     pending += 1;
                 }
                 Err(_) => {
-                    slot.done = true;
+                    slots[opened].done = true;
                     outcome.failed += 1;
                 }
             }
@@ -112,11 +111,12 @@ pub fn idle(
         if pending == 0 || now >= deadline {
             break;
         }
-        let step = (deadline - now).min(Duration::from_millis(20));
-        match poll.poll(&mut events, Some(step)) {
-            Ok(()) => {}
+        match poll.poll(
+            &mut events,
+            Some((deadline - now).min(Duration::from_millis(20))),
+        ) {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            polled => polled?,
         }
         for event in events.iter() {
             let slot = &mut slots[event.token().0];
@@ -126,6 +126,8 @@ pub fn idle(
             let Some(stream) = slot.stream.as_mut() else {
                 continue;
             };
+            // `Some(status)` once the connection is through: its answer's
+            // status, or `None` when it failed.
             let mut finished = None;
             if !slot.sent && event.is_writable() {
                 match stream.peer_addr() {
@@ -138,66 +140,57 @@ pub fn idle(
                 }
             }
             if finished.is_none() && slot.sent && (event.is_readable() || event.is_read_closed()) {
-                loop {
-                    match stream.read(&mut chunk) {
-                        Ok(0) => {
-                            finished = Some(slot.parser.on_eof().map(|c| c.status));
-                            break;
-                        }
-                        Ok(got) => {
-                            slot.buf.extend_from_slice(&chunk[..got]);
-                            match slot.parser.advance(&slot.buf) {
-                                Ok(step) if step.completed.is_some() => {
-                                    finished = Some(step.completed.map(|c| c.status));
-                                    break;
-                                }
-                                Ok(step) => {
-                                    slot.buf.drain(..step.consumed);
-                                }
-                                Err(_) => {
-                                    finished = Some(None);
-                                    break;
-                                }
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            finished = Some(None);
-                            break;
-                        }
-                    }
-                }
+                finished = read_answer(stream, &mut slot.parser, &mut slot.buf, &mut chunk);
             }
-            if let Some(status) = finished {
-                slot.done = true;
-                pending -= 1;
-                slot.buf = Vec::new();
-                match status {
-                    Some(code) if (200..400).contains(&code) => outcome.answered += 1,
-                    Some(code) => *outcome.status.entry(code.to_string()).or_default() += 1,
-                    None => {
-                        outcome.failed += 1;
-                        slot.stream = None;
-                    }
+            let Some(status) = finished else { continue };
+            slot.done = true;
+            pending -= 1;
+            slot.buf = Vec::new();
+            match status {
+                Some(code) if (200..400).contains(&code) => outcome.answered += 1,
+                Some(code) => *outcome.status.entry(code.to_string()).or_default() += 1,
+                None => {
+                    outcome.failed += 1;
+                    slot.stream = None;
                 }
             }
         }
     }
-    let mut streams = Vec::with_capacity(n);
-    for slot in slots {
-        if let Some(stream) = slot.stream {
-            if stream.peer_addr().is_ok() {
-                outcome.connected += 1;
-            }
-            streams.push(stream);
-        }
-    }
+    let streams: Vec<MioStream> = slots.into_iter().filter_map(|s| s.stream).collect();
+    outcome.connected = streams.iter().filter(|s| s.peer_addr().is_ok()).count() as u64;
     outcome.waited_s = start.elapsed().as_secs_f64();
     Ok(IdleConnections {
         _streams: streams,
         outcome,
     })
+}
+
+/// Reads what has come on an idle connection: `Some` once its answer is
+/// complete or the connection ended, with the answer's status if it had one.
+fn read_answer(
+    stream: &mut MioStream,
+    parser: &mut ResponseParser,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Option<Option<u16>> {
+    loop {
+        match stream.read(chunk) {
+            Ok(0) => return Some(parser.on_eof().map(|c| c.status)),
+            Ok(got) => {
+                buf.extend_from_slice(&chunk[..got]);
+                match parser.advance(buf) {
+                    Ok(step) if step.completed.is_some() => {
+                        return Some(step.completed.map(|c| c.status))
+                    }
+                    Ok(step) => drop(buf.drain(..step.consumed)),
+                    Err(_) => return Some(None),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Some(None),
+        }
+    }
 }
 
 /// What the slowloris connections saw.
@@ -417,10 +410,11 @@ impl NoiseOutcome {
 /// How long a noisy connection waits for the answer and the close.
 const NOISE_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Noisy connections on threads of their own.
+/// Noisy connections on threads of their own, counting into one outcome.
 pub struct Noise {
     stop: Arc<AtomicBool>,
-    threads: Vec<thread::JoinHandle<NoiseOutcome>>,
+    outcome: Arc<Mutex<NoiseOutcome>>,
+    threads: Vec<thread::JoinHandle<()>>,
 }
 
 impl Noise {
@@ -428,86 +422,76 @@ impl Noise {
     /// turn) on a new connection every `interval`.
     pub fn start(addr: SocketAddr, n: usize, interval: Duration) -> io::Result<Noise> {
         let stop = Arc::new(AtomicBool::new(false));
+        let kinds = MALFORMED.iter().map(|m| MalformedCount {
+            kind: m.name.to_string(),
+            expected: m.expected,
+            ..MalformedCount::default()
+        });
+        let outcome = Arc::new(Mutex::new(NoiseOutcome {
+            kinds: kinds.collect(),
+        }));
         let threads = (0..n)
             .map(|i| {
-                let flag = Arc::clone(&stop);
+                let (stop, outcome) = (Arc::clone(&stop), Arc::clone(&outcome));
                 thread::Builder::new()
                     .name(format!("bench-noise-{i}"))
-                    .spawn(move || noisy(addr, i, interval, &flag))
+                    .spawn(move || noisy(addr, i, interval, &stop, &outcome))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Noise { stop, threads })
+        Ok(Noise {
+            stop,
+            outcome,
+            threads,
+        })
     }
 
-    /// Stops the threads and adds up what they saw.
+    /// Stops the threads and returns what they saw.
     pub fn finish(self) -> NoiseOutcome {
         self.stop.store(true, Ordering::Relaxed);
-        let mut total = empty_noise();
-        for thread in self.threads {
-            if let Ok(one) = thread.join() {
-                for (sum, part) in total.kinds.iter_mut().zip(one.kinds) {
-                    sum.sent += part.sent;
-                    sum.rejected_and_closed += part.rejected_and_closed;
-                    sum.expected_status += part.expected_status;
-                    sum.left_open += part.left_open;
-                    sum.wrong_status += part.wrong_status;
-                    sum.no_answer += part.no_answer;
-                    for (code, n) in part.status {
-                        *sum.status.entry(code).or_default() += n;
-                    }
-                }
-            }
-        }
-        total
+        self.threads.into_iter().for_each(|t| drop(t.join()));
+        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *outcome)
     }
 }
 
-fn empty_noise() -> NoiseOutcome {
-    NoiseOutcome {
-        kinds: MALFORMED
-            .iter()
-            .map(|m| MalformedCount {
-                kind: m.name.to_string(),
-                expected: m.expected,
-                ..MalformedCount::default()
-            })
-            .collect(),
-    }
-}
-
-fn noisy(addr: SocketAddr, index: usize, interval: Duration, stop: &AtomicBool) -> NoiseOutcome {
-    let mut out = empty_noise();
+fn noisy(
+    addr: SocketAddr,
+    index: usize,
+    interval: Duration,
+    stop: &AtomicBool,
+    outcome: &Mutex<NoiseOutcome>,
+) {
     let requests: Vec<Vec<u8>> = MALFORMED.iter().map(|m| (m.bytes)()).collect();
-    let mut turn = index;
     let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now < next {
-            thread::sleep((next - now).min(Duration::from_millis(20)));
-            continue;
+    for kind in (index..).map(|turn| turn % MALFORMED.len()) {
+        while !stop.load(Ordering::Relaxed) && Instant::now() < next {
+            thread::sleep(
+                next.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(20)),
+            );
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
         }
         next += interval;
-        let kind = turn % MALFORMED.len();
-        turn += 1;
-        let count = &mut out.kinds[kind];
-        count.sent += 1;
         let (status, closed) = send_malformed(addr, &requests[kind]);
-        match status {
-            None => count.no_answer += 1,
-            Some(code) => {
-                *count.status.entry(code.to_string()).or_default() += 1;
-                match ((400..500).contains(&code), closed) {
-                    (true, true) => {
-                        count.rejected_and_closed += 1;
-                        count.expected_status += u64::from(code == MALFORMED[kind].expected);
-                    }
-                    (true, false) => count.left_open += 1,
-                    (false, _) => count.wrong_status += 1,
-                }
+        let mut outcome = outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = &mut outcome.kinds[kind];
+        count.sent += 1;
+        let Some(code) = status else {
+            count.no_answer += 1;
+            continue;
+        };
+        *count.status.entry(code.to_string()).or_default() += 1;
+        match ((400..500).contains(&code), closed) {
+            (true, true) => {
+                count.rejected_and_closed += 1;
+                count.expected_status += u64::from(code == MALFORMED[kind].expected);
             }
+            (true, false) => count.left_open += 1,
+            (false, _) => count.wrong_status += 1,
         }
     }
-    out
 }
 
 /// Sends one malformed request on a new connection; returns the status of

@@ -1,8 +1,7 @@
 //! The columns of the scenario tables, as data: each [`Metric`] says what it
 //! reads from a cell, how its numbers read and what it means; [`columns`]
-//! picks them per scenario (with [`BASELINE_CPU`] where a baseline is set);
-//! `row` turns the runs of one point against one server into medians,
-//! totals and problems.
+//! picks them per scenario; [`row`] turns the runs of one point against one
+//! server into medians, totals and problems.
 
 use std::collections::BTreeMap;
 
@@ -378,26 +377,21 @@ pub fn columns(scenario: ScenarioId) -> Vec<Column> {
 }
 
 /// The columns of a scenario's table when a baseline is set: [`columns`]
-/// with [`BASELINE_CPU`] after every server CPU column.
+/// with [`Column::BaselineCpu`] after the server CPU column.
 pub fn columns_with_baseline(scenario: ScenarioId) -> Vec<Column> {
-    let mut out = Vec::new();
-    for c in columns(scenario) {
-        out.push(c);
-        if c == Column::ServerCpu {
-            out.push(Column::BaselineCpu);
-        }
-    }
-    out
+    let with = |c| match c {
+        Column::ServerCpu => vec![c, Column::BaselineCpu],
+        _ => vec![c],
+    };
+    columns(scenario).into_iter().flat_map(with).collect()
 }
 
 /// Every column any table can have, for the README's guide.
 pub fn all_metrics() -> Vec<Metric> {
     let mut all: Vec<Column> = Vec::new();
-    for s in ScenarioId::all() {
-        for c in columns_with_baseline(s) {
-            if !all.contains(&c) {
-                all.push(c);
-            }
+    for c in ScenarioId::all().flat_map(columns_with_baseline) {
+        if !all.contains(&c) {
+            all.push(c);
         }
     }
     all.into_iter().map(Column::metric).collect()
