@@ -240,19 +240,16 @@ pub fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
 pub fn cpu_list(cpus: &[usize]) -> String {
     let mut sorted = cpus.to_vec();
     sorted.sort_unstable();
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let mut j = i;
-        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
-            j += 1;
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for cpu in sorted {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == cpu => *hi = cpu,
+            _ => ranges.push((cpu, cpu)),
         }
-        parts.push(if i == j {
-            sorted[i].to_string()
-        } else {
-            format!("{}-{}", sorted[i], sorted[j])
-        });
-        i = j + 1;
     }
-    parts.join(",")
+    let text = ranges.iter().map(|&(lo, hi)| match lo == hi {
+        true => lo.to_string(),
+        false => format!("{lo}-{hi}"),
+    });
+    text.collect::<Vec<_>>().join(",")
 }

@@ -1,10 +1,8 @@
 //! `--update-readme`: rewrites the block between two marker comments in the
-//! README with the summary table and one chart of this run (and, when the
-//! run had them, the `--baseline` ratios and the `--check` targets), so that
-//! the README's figures come from the command, not from an editor.
-//! Everything outside the markers is left byte for byte. A README may hold
-//! several blocks: the main one, and named ones (`--readme-block NAME`) for
-//! runs of other servers or scenarios.
+//! README with this run's summary table and chart (and its `--baseline` and
+//! `--check` tables), so that the README's figures come from the command,
+//! not from an editor; the rest is left byte for byte. Named blocks
+//! (`--readme-block NAME`) hold runs of other servers or scenarios.
 
 use std::path::{Path, PathBuf};
 
@@ -36,32 +34,16 @@ pub struct Markers {
 impl Markers {
     /// The markers of the main block, or of the block called `name`.
     pub fn of(name: Option<&str>) -> Markers {
-        match name {
-            None => Markers {
-                begin: BEGIN.to_string(),
-                begin_prefix: "<!-- bench:begin ".to_string(),
-                end: END.to_string(),
-                command: "servelab bench --update-readme".to_string(),
-            },
-            Some(name) => {
-                let command = format!("servelab bench --update-readme --readme-block {name}");
-                Markers {
-                    begin: format!(
-                        "<!-- bench:begin:{name} (written by `{command}`; edits here are overwritten) -->"
-                    ),
-                    begin_prefix: format!("<!-- bench:begin:{name} "),
-                    end: format!("<!-- bench:end:{name} -->"),
-                    command,
-                }
-            }
-        }
-    }
-
-    /// The chart's file name under [`CHART_DIR`].
-    fn chart(&self, name: Option<&str>, file: &str) -> String {
-        match name {
-            None => file.to_string(),
-            Some(name) => format!("{name}-{file}"),
+        let tag = name.map_or(String::new(), |name| format!(":{name}"));
+        let block = name.map_or(String::new(), |name| format!(" --readme-block {name}"));
+        let command = format!("servelab bench --update-readme{block}");
+        Markers {
+            begin: format!(
+                "<!-- bench:begin{tag} (written by `{command}`; edits here are overwritten) -->"
+            ),
+            begin_prefix: format!("<!-- bench:begin{tag} "),
+            end: format!("<!-- bench:end{tag} -->"),
+            command,
         }
     }
 }
@@ -175,7 +157,7 @@ pub fn update(
             let folder = dir.join(CHART_DIR);
             std::fs::create_dir_all(&folder)
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-            let file = markers.chart(name, file);
+            let file = name.map_or(file.to_string(), |name| format!("{name}-{file}"));
             let path = folder.join(&file);
             std::fs::write(&path, svg)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
