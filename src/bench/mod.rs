@@ -40,11 +40,12 @@ use crate::signal::Interrupts;
 
 pub use args::BenchArgs;
 
+use crate::units::utc_now;
 use analysis::Analysis;
 use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
-use machine::{utc_now, Build, CpuTimes, Machine};
+use machine::{Build, CpuTimes, Machine};
 use progress::Progress;
 use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
 use runner::{CellContext, CellRunner, Pinning, ServerKind, ServerSpec};

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use crate::load::{run_load, LoadConfig, LoadSummary};
 use crate::models::Model;
+use crate::units::utc_now;
 
 use super::capacity::{self, Probe};
 use super::clients::{self, Noise, Slowloris};
 use super::given::{missing_base, Given};
-use super::machine::utc_now;
 use super::procfs;
 use super::results::{
     CapacityRecord, CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord,
