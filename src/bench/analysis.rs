@@ -1,9 +1,7 @@
-//! What the report concludes, computed from [`BenchResults`]: the tables of
-//! every scenario, the seed's summary table, the seed's claims with a verdict
-//! decided from the numbers, the "which model when" sentences, the ratios to
-//! the `--baseline` server, the `--check` targets ([`super::targets`]), and
-//! the data of every chart. Nothing here formats a file, and nothing in the
-//! exporters decides anything.
+//! What the report concludes, computed from [`BenchResults`]: the tables, the
+//! seed's claims and "which model when" decided from the numbers, the
+//! `--baseline` ratios, the `--check` targets and the charts' data. Nothing
+//! here formats a file, and nothing in the exporters decides anything.
 
 use hdrhistogram::Histogram;
 
@@ -47,8 +45,7 @@ pub struct SummaryRow {
     pub threads: Option<Spread>,
     /// Server CPU per request under the `seed` load, µs.
     pub cpu_us: Option<Spread>,
-    /// With `--baseline`: `cpu_us` over the baseline's, run by run (median,
-    /// min–max of the per-run ratios).
+    /// With `--baseline`: `cpu_us` over the baseline's, run by run.
     pub cpu_ratio: Option<Spread>,
     /// Connections served in `seed`, and the connections there were.
     pub served: Option<(Spread, u64)>,
@@ -89,8 +86,7 @@ pub struct Claim {
 /// A chart's data.
 #[derive(Clone, Debug)]
 pub enum ChartData {
-    /// Grouped bars: one group per category (server), one bar per series,
-    /// with min–max whiskers.
+    /// One group of bars per category (server), one bar per series.
     Bars {
         /// Category labels.
         categories: Vec<String>,
@@ -127,8 +123,8 @@ pub struct Chart {
     pub data: ChartData,
 }
 
-/// `--baseline`: each server's CPU per request at each point, beside its
-/// ratio to the baseline's (taken run by run, see [`Reference`]).
+/// `--baseline`: each server's CPU per request at each point, and its ratio
+/// to the baseline's.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BaselineTable {
     /// The baseline server.
@@ -173,15 +169,13 @@ pub struct Analysis {
     pub charts: Vec<Chart>,
     /// Every failed, skipped or interrupted cell and unclean shutdown.
     pub problems: Vec<String>,
-    /// `--baseline`: every server's CPU per request and its ratio to the
-    /// baseline's, at every point that measures it.
+    /// `--baseline`: every server's CPU per request against the baseline's.
     pub baseline: Option<BaselineTable>,
     /// `--check`: the targets, checked.
     pub targets: Option<Checked>,
     /// The machine's latency floor, when `floor` ran.
     pub floor: Option<Floor>,
-    /// What the report says about the floor: its rule, and where it is
-    /// above a `capacity` target.
+    /// Where the floor was above a `capacity` target.
     pub floor_notes: Vec<String>,
 }
 
@@ -391,8 +385,7 @@ impl Ask<'_> {
         let rps = |s: ServerRef| self.lookup.seed_rps.get(s.name()).copied();
         let mean = |s: ServerRef| self.figure(SEED, s.name(), Column::Mean);
         let tol = format::percent(RATIO_TOLERANCE);
-        // A claim that the seed-claims target `i` decides; `measured` words
-        // the target's median, or says it lacks what it needs.
+        // Target `i` of seed-claims decides; `measured` words its median.
         let claim = |i: usize,
                      seed_figure: &str,
                      rule: String,
@@ -556,8 +549,7 @@ impl Ask<'_> {
         (ranked, starved)
     }
 
-    /// [`lead`] of the servers ranked by `f`, starved ones left out; `None`
-    /// when no server has a figure.
+    /// [`lead`] of the servers ranked by `f`, or `None` when none has it.
     fn best(
         &self,
         servers: &[&str],
@@ -579,9 +571,8 @@ impl Ask<'_> {
         }
     }
 
-    /// `"; the difference, X, is within the floor's p99 ..."` when latencies
-    /// `a` and `b` (µs) measured at `rate` (`None`: closed loop) differ within
-    /// the floor, or nothing.
+    /// Says so when latencies `a` and `b` (µs) measured at `rate` (`None`:
+    /// closed loop) differ within the floor.
     fn noise(&self, a: f64, b: f64, rate: Option<f64>) -> String {
         match &self.floor {
             Some(f) if f.within(a, b, rate) => format!(

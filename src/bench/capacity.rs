@@ -1,12 +1,8 @@
 //! The `capacity` search: the highest offered rate at which a server's p99
-//! stays under a target, found by bisection over rates, each probe a short
-//! open-loop window corrected for coordinated omission.
-//!
-//! Peak req/s (a closed loop at full speed) says how much a server can
-//! push; what a service can promise is the load it carries while its tail
-//! latency holds, which is lower and depends on the shape of the work. The
-//! search is pure: it is given the measurement as a function, so it is
-//! tested on synthetic latency curves, and the bench gives it real runs.
+//! stays under a target, by bisection over short open-loop probes. Peak
+//! req/s says how much a server can push; what a service can promise is the
+//! load it carries while its tail holds. The search is given the
+//! measurement as a function, so that tests can give it synthetic curves.
 
 use std::time::Duration;
 
@@ -40,8 +36,7 @@ impl Probe {
 pub struct Plan {
     /// The p99 the server must stay under.
     pub target: Duration,
-    /// The highest rate tried: above what the server can do at all (its
-    /// peak closed-loop req/s, say, with a margin).
+    /// The highest rate tried: the server's peak.
     pub ceiling: f64,
     /// The most probes.
     pub probes: usize,
@@ -52,25 +47,18 @@ pub struct Plan {
 /// What a search found, and every probe on the way (for results.json).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Found {
-    /// The highest rate that held; `None` when even the lowest probe did
-    /// not (the target is below what this server, or this machine, gives).
+    /// The highest rate that held; `None` when even the lowest did not.
     pub capacity: Option<f64>,
-    /// The lowest rate that failed, if one did: the capacity lies between
-    /// the two (`capacity..failed` is the search's step).
+    /// The lowest rate that failed, if one did: the capacity lies between.
     pub failed: Option<f64>,
     /// The probes in the order they ran.
     pub probes: Vec<Probe>,
 }
 
-/// Searches for the highest rate whose probe holds the target.
-///
-/// The first probe is at a low rate (1/16 of the ceiling): if that does not
-/// hold, nothing will, and the search stops. The second is at the ceiling:
-/// if it holds, the ceiling is the answer (raise it). Between them the
-/// bracket is halved, probe by probe, until it is narrower than the plan's
-/// precision or the probes are spent. Latency need not grow smoothly with
-/// rate for this to end: a probe that holds raises the lower end, one that
-/// fails lowers the upper end, whatever the noise.
+/// Searches for the highest rate whose probe holds the target: 1/16 of the
+/// ceiling first (if that fails, nothing will), then the ceiling, then the
+/// bracket halved until it is narrow enough or the probes are spent. Noise
+/// cannot stop it ending: each probe moves one end of the bracket.
 pub fn search(plan: Plan, mut measure: impl FnMut(f64) -> Probe) -> Found {
     let mut probes = Vec::new();
     let mut probe = |rate: f64, probes: &mut Vec<Probe>| {

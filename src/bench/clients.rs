@@ -1,7 +1,6 @@
-//! The scenario-specific clients the load generator does not cover: idle
-//! keep-alive connections, slowloris connections, and connections that send
-//! malformed requests. Each is small, bounded in time, and reports counts
-//! rather than printing anything.
+//! The clients the load generator does not cover: idle keep-alive
+//! connections, slowloris connections, and malformed requests. Each is
+//! bounded in time and reports counts.
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -48,8 +47,7 @@ pub struct IdleConnections {
     pub outcome: IdleOutcome,
 }
 
-/// One idle connection on its way: its stream until it fails, and its
-/// answer as it comes.
+/// One idle connection: its stream until it fails, and its answer.
 struct Slot {
     stream: Option<MioStream>,
     sent: bool,
@@ -58,10 +56,9 @@ struct Slot {
     buf: Vec<u8>,
 }
 
-/// Opens `n` connections to `addr` (at most `IDLE_PENDING` of them not yet
-/// answered at a time), sends one request on each and waits until every one
-/// is answered or `wait` has passed (or `cancel` is set).
-/// The connections stay open (idle) until the result is dropped.
+/// Opens `n` connections to `addr`, sends one request on each and waits
+/// until every one is answered, `wait` has passed or `cancel` is set; they
+/// stay open (idle) until the result is dropped.
 pub fn idle(
     addr: SocketAddr,
     n: usize,
@@ -126,8 +123,7 @@ pub fn idle(
             let Some(stream) = slot.stream.as_mut() else {
                 continue;
             };
-            // `Some(status)` once the connection is through: its answer's
-            // status, or `None` when it failed.
+            // `Some(status)` once through; `Some(None)` when it failed.
             let mut finished = None;
             if !slot.sent && event.is_writable() {
                 match stream.peer_addr() {
@@ -165,8 +161,7 @@ pub fn idle(
     })
 }
 
-/// Reads what has come on an idle connection: `Some` once its answer is
-/// complete or the connection ended, with the answer's status if it had one.
+/// Reads an idle connection's answer: `Some(status)` once it is through.
 fn read_answer(
     stream: &mut MioStream,
     parser: &mut ResponseParser,
@@ -202,11 +197,9 @@ pub struct SlowOutcome {
     pub connected: u64,
     /// Connections the server closed (or answered) before the end.
     pub closed_by_server: u64,
-    /// Responses they got, by status code (a `408` once the header deadline
-    /// passes).
+    /// Responses they got, by status code (`408` past the header deadline).
     pub status: BTreeMap<String, u64>,
-    /// Median time a slow connection was held open, seconds (those still
-    /// open at the end count with their time so far).
+    /// Median time a slow connection was held open (so far, if still), seconds.
     pub held_median_s: f64,
     /// Longest time one was held, seconds.
     pub held_max_s: f64,
@@ -214,8 +207,7 @@ pub struct SlowOutcome {
     pub bytes_sent: u64,
 }
 
-/// The bytes a slowloris connection trickles, one at a time: a request head
-/// that never ends.
+/// What a slowloris connection trickles: a request head that never ends.
 const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\nX-Slow: ";
 
 /// Slowloris connections running on a thread of their own.
@@ -225,8 +217,7 @@ pub struct Slowloris {
 }
 
 impl Slowloris {
-    /// Opens `n` connections to `addr` and starts sending each one header
-    /// byte every `interval` until [`Slowloris::finish`].
+    /// Opens `n` connections, each sending a header byte every `interval`.
     pub fn start(addr: SocketAddr, n: usize, interval: Duration) -> io::Result<Slowloris> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -324,8 +315,7 @@ fn slowloris(addr: SocketAddr, n: usize, interval: Duration, stop: &AtomicBool) 
     out
 }
 
-/// A kind of malformed request, the status the seed's routing core gives it,
-/// and its bytes.
+/// A kind of malformed request, and the status servelab answers it with.
 #[derive(Clone, Copy, Debug)]
 pub struct Malformed {
     /// Name in reports.
@@ -381,8 +371,7 @@ pub struct MalformedCount {
     pub left_open: u64,
     /// Answered with a status outside 4xx.
     pub wrong_status: u64,
-    /// Not answered at all (closed or reset without a response, or nothing
-    /// within the read timeout).
+    /// Not answered at all (closed, reset or silent until the timeout).
     pub no_answer: u64,
     /// Every status received, by code.
     pub status: BTreeMap<String, u64>,
@@ -418,8 +407,7 @@ pub struct Noise {
 }
 
 impl Noise {
-    /// Starts `n` threads, each sending a malformed request (the kinds in
-    /// turn) on a new connection every `interval`.
+    /// Starts `n` threads, each sending a malformed request every `interval`.
     pub fn start(addr: SocketAddr, n: usize, interval: Duration) -> io::Result<Noise> {
         let stop = Arc::new(AtomicBool::new(false));
         let kinds = MALFORMED.iter().map(|m| MalformedCount {
@@ -494,8 +482,7 @@ fn noisy(
     }
 }
 
-/// Sends one malformed request on a new connection; returns the status of
-/// the answer (if one came) and whether the server then closed.
+/// Sends one malformed request: the answer's status, and whether the server closed.
 fn send_malformed(addr: SocketAddr, request: &[u8]) -> (Option<u16>, bool) {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, NOISE_READ_TIMEOUT) else {
         return (None, false);

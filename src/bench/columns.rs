@@ -1,6 +1,6 @@
 //! The columns of the scenario tables, as data: each [`Metric`] says what it
 //! reads from a cell, how its numbers read and what it means; [`columns`]
-//! picks them per scenario; [`row`] turns the runs of one point against one
+//! picks them per scenario; `row` turns the runs of one point against one
 //! server into medians, totals and problems.
 
 use std::collections::BTreeMap;

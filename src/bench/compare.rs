@@ -314,7 +314,7 @@ const FACTS: [Fact; 12] = [
     }),
 ];
 
-/// Where the runs differ: the [`FACTS`], then the runs and window of every
+/// Where the runs differ: the `FACTS`, then the runs and window of every
 /// scenario both ran (a profile overridden with --runs, --duration, --warmup).
 pub fn differences(old: &BenchResults, new: &BenchResults) -> Vec<Difference> {
     let timing = |r: &BenchResults, s| {

@@ -38,10 +38,9 @@ pub const MEAN_TIMES: u32 = 10;
 /// A target at or below the floor is raised to this many times the floor.
 pub const FLOOR_TIMES: u32 = 2;
 
-/// The p99 target of a workload (`work`: `serve --work`, `None` for the
-/// seed's handler): 1 ms for the seed's handler, [`MEAN_TIMES`] its mean
-/// service time otherwise, and at least twice the rare duration of a
-/// bimodal one (whose p99 is that duration by construction).
+/// The p99 target of a workload: 1 ms for the seed's handler (`None`),
+/// [`MEAN_TIMES`] the mean service time otherwise, and at least twice the
+/// rare duration of a bimodal one (whose p99 is that duration).
 pub fn nominal_target(work: Option<&str>) -> Duration {
     let time = match work.map(Work::from_str) {
         Some(Ok(Work::Cpu(t) | Work::Wait(t) | Work::Await(t))) => t,

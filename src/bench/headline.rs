@@ -1,7 +1,6 @@
-//! The headline figures of a bench: throughput, p99, server CPU per request
-//! and memory per idle connection, as the report's own [`Column`]s read them,
-//! row by row (one scenario point against one server). `bench compare` and
-//! the CSV export read them from here.
+//! The headline figures of a bench (throughput, p99, server CPU per request,
+//! memory per idle connection) row by row, as the report's own [`Column`]s
+//! read them: what `bench compare` and the CSV export show.
 
 use std::collections::BTreeMap;
 
@@ -88,9 +87,8 @@ impl Group<'_> {
     }
 }
 
-/// The cells of `results` grouped by point and server: points in scenario
-/// order, servers in the order of `results.servers` (others after them, by
-/// name).
+/// The cells of `results` by row: points in scenario order, servers in the
+/// order of `results.servers` (others after them, by name).
 pub fn groups(results: &BenchResults) -> Vec<Group<'_>> {
     let order = |server: &str| {
         results

@@ -1,12 +1,8 @@
 //! `servelab bench`: the seed's analysis, measured on the user's own machine.
-//!
-//! Every model of `serve --model` (and any `--server`) runs as a child
-//! process through the scenarios ([`scenarios`], declared as data); the
-//! [`runner`] starts, pins, loads and measures each cell; [`results`] holds
-//! what was measured, and [`analysis`] computes the tables ([`columns`]), the
-//! seed's claims, the guidance, the ratios to a `--baseline` server and the
-//! `--check` [`targets`] from it; the [`export`] writers format REPORT.md,
-//! results.json and the SVG charts; [`progress`] shows where the run is.
+//! Every model (and any `--server`) runs as a child process through the
+//! [`scenarios`]; the [`runner`] measures each cell into [`results`], from
+//! which [`analysis`] decides the tables, claims, guidance and [`targets`],
+//! and the [`export`] writers format REPORT.md, results.json and the charts.
 
 pub mod analysis;
 pub mod args;
@@ -250,8 +246,8 @@ fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, 
     };
     (pinning, notes)
 }
-/// Code lines (non-blank, non-comment) of a model's source: its file
-/// `src/models/NAME.rs`, or every file of its folder `src/models/NAME/`.
+/// Code lines (non-blank, non-comment) of `src/models/NAME.rs` or of every
+/// file of `src/models/NAME/`.
 fn model_source_lines(name: &str) -> Option<(String, u64)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let count = |text: &str| {
@@ -317,8 +313,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     })
 }
 
-/// `--dry-run`'s table: per scenario, its cells, runs, points, servers,
-/// window, warm-up and planned time.
+/// `--dry-run`'s table: what each scenario will run and for how long.
 fn plan_table(plan: &Plan, scenarios: &[&Scenario]) -> Table {
     let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
     let mut table = Table::new([
@@ -497,8 +492,7 @@ fn run_plan(
 }
 
 /// `--from`: writes the report of a saved `results.json` again, running
-/// nothing. Err carries the exit status: 2 for bad input, 1 when the report
-/// cannot be written.
+/// nothing. Err carries the exit status and why.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
     let mut results = BenchResults::load(from).map_err(|e| (2, e))?;
     let names: Vec<&str> = results.servers.iter().map(|s| s.name.as_str()).collect();
@@ -545,8 +539,7 @@ fn quick_note() -> String {
     )
 }
 
-/// Writes every file of the report, the exports and the README block if
-/// asked, and the summary on stdout.
+/// Writes the report, the exports and the README block, and the summary on stdout.
 fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> {
     let analysis = Analysis::of(results);
     let report = Report {

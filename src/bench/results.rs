@@ -1,8 +1,6 @@
-//! The results model: [`BenchResults`] is what `results.json` holds, every
-//! raw cell with its configuration, timestamps, measurements and latency
-//! histogram; [`Spread`] is the median (with min and max) the tables show.
-//! What the report concludes is computed from it in [`super::analysis`], with
-//! the table columns of [`super::columns`].
+//! What `results.json` holds ([`BenchResults`]: every raw cell with its
+//! configuration, measurements and latency histogram), and the median with
+//! min and max ([`Spread`]) that the tables show of it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,8 +63,7 @@ impl BenchResults {
         serde_json::from_value(value).map_err(|e| not(e.to_string()))
     }
 
-    /// How `scenario` ran, from its cells: runs per point, window and
-    /// warm-up (seconds), as the report and `bench compare` state them.
+    /// How `scenario` ran: runs per point, window and warm-up (seconds).
     pub fn timing(&self, scenario: ScenarioId) -> Option<(u32, f64, f64)> {
         let mut cells = self.cells.iter().filter(|c| c.scenario == scenario);
         let first = cells.next()?;
@@ -94,11 +91,9 @@ pub struct Settings {
     pub planned_s: f64,
     /// The time it took, seconds.
     pub elapsed_s: f64,
-    /// Anything the reader should know about how it ran (pinning,
-    /// scenarios added, overrides).
+    /// What the reader should know of how it ran (pinning, overrides...).
     pub notes: Vec<String>,
-    /// `--baseline`: the server every server's CPU per request is compared
-    /// with, run by run.
+    /// `--baseline`: the server CPU per request is compared with.
     #[serde(default)]
     pub baseline: Option<String>,
     /// `--check`: the name of the target set checked.
@@ -109,15 +104,13 @@ pub struct Settings {
     pub other_load: Option<OtherLoad>,
 }
 
-/// The machine's CPU time over the bench that went neither to the bench
-/// nor to its servers: how quiet the machine was.
+/// How quiet the machine was: the CPU time that went neither to the bench
+/// nor to its servers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OtherLoad {
-    /// CPU time of other processes (kernel threads included), as a share
-    /// of all the CPUs' time over the bench.
+    /// Other processes' CPU time (kernel threads included), as a share.
     pub other_share: f64,
-    /// Time the hypervisor gave the CPUs to other guests (steal), as a
-    /// share of all the CPUs' time.
+    /// Time the hypervisor gave to other guests (steal), as a share.
     pub steal_share: f64,
 }
 
@@ -130,9 +123,7 @@ pub struct ServerInfo {
     pub kind: String,
     /// What it is: a model's one-line description, or the command.
     pub description: String,
-    /// Code lines of the model's own source file (non-blank, non-comment):
-    /// the complexity column. `None` for an external server or when the
-    /// source is not at hand.
+    /// Code lines of the model's own source: the complexity column.
     pub source_lines: Option<u64>,
     /// That file, relative to the repository.
     pub source_file: Option<String>,
@@ -149,8 +140,7 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
-    /// Not run: it cannot apply (an option an external server lacks, an
-    /// open-files limit too low).
+    /// Not run: it cannot apply (an external server, too few open files).
     Skipped {
         /// Why.
         reason: String,
@@ -202,8 +192,7 @@ pub struct ProcSample {
 pub struct ServerUsage {
     /// Right after it was ready, before any load.
     pub empty: ProcSample,
-    /// At the end of the recorded window, load still applied (idle: with
-    /// the idle connections open).
+    /// At the end of the recorded window, load still applied.
     pub loaded: ProcSample,
     /// utime+stime within the recorded window, seconds.
     pub cpu_s: f64,
@@ -226,9 +215,8 @@ impl ServerUsage {
 /// How the server's stop went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShutdownRecord {
-    /// Exited with status 0 within the shutdown timeout after SIGTERM; or,
-    /// for an external server, died of that SIGTERM (the default action of
-    /// a program that does not handle it, such as floor.c).
+    /// Exited with status 0 after SIGTERM in time (an external server may
+    /// also die of it, as a program without a handler does).
     pub clean: bool,
     /// Its exit code, if it exited.
     pub exit_code: Option<i32>,
@@ -262,8 +250,7 @@ pub struct CellResult {
     pub config: CellConfig,
     /// How it ended.
     pub outcome: Outcome,
-    /// The load generator's summary (the object `servelab load --json`
-    /// prints).
+    /// The load generator's summary, as `servelab load --json` prints it.
     pub load: Option<LoadSummary>,
     /// The latency histogram (ns) behind `load.latency_us`: HdrHistogram V2
     /// serialization, DEFLATE-compressed, base64 (as in HdrHistogram logs).
@@ -290,9 +277,7 @@ pub struct CellResult {
 pub struct CapacityRecord {
     /// The p99 target the probes were held to, µs.
     pub target_us: f64,
-    /// The workload's own target (1 ms for the seed's handler, 10× the mean
-    /// service time for the others), µs: `target_us` is above it when the
-    /// floor was.
+    /// The workload's own target, µs (`target_us` is above it when the floor was).
     pub nominal_target_us: f64,
     /// The floor's p99 at its lowest rate, µs, when it was measured.
     pub floor_p99_us: Option<f64>,
@@ -360,9 +345,6 @@ impl CellResult {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Medians.
-
 /// The median of several runs, with the smallest and the largest.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
@@ -399,8 +381,8 @@ impl Spread {
     }
 }
 
-/// The cells of a bench by point and server: "the runs of one point of one
-/// server", and the median (min–max) of a figure over those measured.
+/// The cells of a bench by point and server, and a figure's median
+/// (min–max) over the measured runs of one of them.
 pub struct CellIndex<'a> {
     groups: BTreeMap<(PointId, String), Vec<&'a CellResult>>,
 }

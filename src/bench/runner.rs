@@ -1,8 +1,7 @@
-//! Runs one cell: starts a server as a pinned child process, waits for it to
-//! be ready, applies the point's load with the crate's load generator (plus
-//! the scenario's own clients), reads the server's /proc figures around the
-//! recorded window, and stops the server with SIGTERM. It measures; it does
-//! not judge (that is `analysis.rs`).
+//! Runs one cell: starts a server as a pinned child process, applies the
+//! point's load (the load generator and the scenario's own clients), reads
+//! the server's /proc figures around the recorded window, and stops the
+//! server with SIGTERM. It measures; `analysis.rs` judges.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -146,19 +145,16 @@ pub struct ServerProcess {
     stderr: Arc<Mutex<Vec<u8>>>,
     /// The command line, for the report.
     pub command: Vec<String>,
-    /// Whether it may start processes of its own (an external server):
-    /// then its descendants are measured with it.
+    /// An external server may start processes: they are measured with it.
     tree: bool,
-    /// Whether dying of the SIGTERM is a clean stop (an external server,
-    /// the responder: programs without a handler for it).
+    /// Whether dying of the SIGTERM is a clean stop (no handler for it).
     dies_of_sigterm: bool,
 }
 
 impl ServerProcess {
-    /// Starts `spec` (with `--work work` and `--body body` for a model),
-    /// pinned to `cpus`, and waits until it is ready: a model or the
-    /// responder prints its listening line, an external server accepts a
-    /// connection. Err is the reason, for the report.
+    /// Starts `spec` (a model with `--work` and `--body`) pinned to `cpus`,
+    /// and waits until it prints its listening line (an external server:
+    /// accepts a connection). Err is the reason, for the report.
     pub fn start(
         spec: &ServerSpec,
         work: Option<&str>,
@@ -265,8 +261,7 @@ impl ServerProcess {
         }
     }
 
-    /// `Some(reason)` when the server has exited (`when` says when, for the
-    /// reason: "before it was ready").
+    /// Why, when the server has exited (`when`: "before it was ready"...).
     pub fn exited(&mut self, when: &str) -> Option<String> {
         let status = self.child.try_wait().ok()??;
         Some(format!(
@@ -285,8 +280,7 @@ impl ServerProcess {
         }
     }
 
-    /// SIGTERM, then waits up to [`EXIT_TIMEOUT`]; a server still running
-    /// then is killed, and the record says so.
+    /// SIGTERM, then SIGKILL after [`EXIT_TIMEOUT`], and how it went.
     pub fn stop(mut self) -> ShutdownRecord {
         let started = Instant::now();
         // Clean when there is nothing to note; no status: killed.
@@ -377,9 +371,7 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
 }
 
 /// Whether a server that ended after the bench's SIGTERM stopped cleanly:
-/// servelab's models handle SIGTERM and must exit with status 0; an
-/// external server may also die of the signal, since that is how a program
-/// without a handler for it (floor.c) ends.
+/// with status 0, or (an `external` one, without a handler) of the signal.
 fn stopped_cleanly(status: ExitStatus, external: bool) -> bool {
     status.success() || (external && status.signal() == Some(libc::SIGTERM))
 }
@@ -410,12 +402,10 @@ pub struct CellContext<'a> {
     pub interrupted: &'a AtomicBool,
 }
 
-/// Runs one cell of a plan: a [`CellContext`] starts a server and loads
-/// it; a test's runner makes results up.
+/// Runs one cell of a plan: a [`CellContext`] measures; a test's runner makes results up.
 pub trait CellRunner {
-    /// Runs `cell` against server `server` (its name), `given` what the
-    /// cells before it measured ([`super::given::given`]). The second value
-    /// is the reason the server failed to start, if it did.
+    /// Runs `cell` against `server`, `given` what earlier cells measured;
+    /// the second value is why the server failed to start, if it did.
     fn run(
         &mut self,
         cell: &PlannedCell,
@@ -435,9 +425,7 @@ impl CellRunner for CellContext<'_> {
     }
 }
 
-/// Runs one planned cell, `given` the rate its open-loop points scale from
-/// (and a `capacity` search's target). The second value is the reason the
-/// server failed to start, if it did.
+/// Runs one planned cell: [`CellRunner::run`].
 pub fn run_cell(
     cell: &PlannedCell,
     ctx: &CellContext<'_>,
@@ -638,10 +626,9 @@ fn wait_until<T>(
     }
 }
 
-/// A `capacity` search on one running server: each probe a warm-up and a
-/// window of open-loop load at the rate the search asks for. The result's
-/// load summary is the probe at the capacity found (histograms left out:
-/// the probes are many and short); CPU time covers every probe.
+/// A `capacity` search on one running server, a warm-up and a window per
+/// probe. The load summary kept is the probe at the capacity, without its
+/// histograms (the probes are many and short); CPU time covers them all.
 fn measure_capacity(
     server: &ServerProcess,
     cell: &PlannedCell,

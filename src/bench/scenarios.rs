@@ -31,8 +31,7 @@ pub enum Drive {
         /// Connections the rate is spread over.
         connections: usize,
     },
-    /// Keep-alive connections that complete one request, then sit idle
-    /// while the server's footprint is read.
+    /// Keep-alive connections that complete one request, then sit idle.
     Idle {
         /// Idle connections opened.
         connections: usize,
@@ -63,8 +62,7 @@ pub enum Drive {
 }
 
 impl Drive {
-    /// Connections held open at once on each side: what the open-files
-    /// limit must allow.
+    /// Connections held open at once: what the open-files limit must allow.
     pub fn connections(&self) -> usize {
         match *self {
             Drive::Closed { connections, .. }
@@ -215,8 +213,7 @@ impl ScenarioId {
         }
     }
 
-    /// The scenarios it needs run before it: those its rates scale from or
-    /// its figures are compared with.
+    /// The scenarios its rates scale from or its figures compare with.
     pub fn needs(self) -> &'static [ScenarioId] {
         use ScenarioId::*;
         match self {
@@ -228,8 +225,7 @@ impl ScenarioId {
         }
     }
 
-    /// What an open-loop point's `fraction` (or a `capacity` search's
-    /// ceiling) is a share of.
+    /// What an open-loop point's `fraction` (or a search's ceiling) is of.
     pub fn rate_base(self) -> RateBase {
         match self {
             ScenarioId::Floor => RateBase::Point(FLOOR_CLOSED),
@@ -259,8 +255,7 @@ impl std::fmt::Display for ScenarioId {
     }
 }
 
-/// One point of one scenario: what a table row, a chart value or a target
-/// is read at.
+/// One point of one scenario: what a row, a chart value or a target reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PointId {
     /// The scenario.
@@ -297,8 +292,7 @@ impl Serialize for PointId {
 pub enum RateBase {
     /// Its median req/s at this point.
     Point(PointId),
-    /// Its closed-loop peak under the point's own work: the `work` point
-    /// with that work, or `seed` for the seed's handler.
+    /// Its closed-loop peak under the point's own work (`work`, or `seed`).
     Peak,
     /// Its capacity (the `capacity` search) under this work.
     Capacity(&'static str),
@@ -348,8 +342,7 @@ pub struct Scenario {
     pub points: &'static [Point],
     /// Timings for [`Profile::Quick`], [`Profile::Default`], [`Profile::Full`].
     pub timings: [Timing; 3],
-    /// Under `--quick` without `--scenarios`: how many of its points run
-    /// (0: the scenario is left out; see [`Plan::new`]).
+    /// Its points run by `--quick` without `--scenarios` (0: none).
     pub quick_points: usize,
 }
 
@@ -461,8 +454,7 @@ pub const CAPACITY_PROBES: [usize; 3] = [3, 4, 8];
 /// A `capacity` search stops once its bracket is this share of its upper end.
 pub const CAPACITY_PRECISION: f64 = 0.05;
 
-/// The timings of the scenarios added with the floor (`spread`, `body`,
-/// `cores`, and `floor` itself): 0.2 s / 0.8 s / 5 s windows.
+/// The timings of `floor`, `spread`, `body` and `cores`: 0.2 s / 0.8 s / 5 s windows.
 const BRIEF: [Timing; 3] = [
     timing(1, 50, 200),
     timing(1, 200, 800),
@@ -701,9 +693,8 @@ pub static SCENARIOS: &[Scenario] = &[
     },
 ];
 
-/// Time a cell takes beyond its warm-up and window: starting the server,
-/// waiting for its listening line, reading /proc, SIGTERM and the exit.
-/// Measured on a 2-core VM (see the README's time budget).
+/// Time a cell takes beyond its warm-up and window (start, /proc, stop),
+/// measured on a 2-core VM (see the README's time budget).
 pub const CELL_OVERHEAD: Duration = Duration::from_millis(120);
 /// Time to open one idle connection and complete its request.
 pub const IDLE_CONNECTION_COST: Duration = Duration::from_micros(60);
@@ -758,8 +749,7 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--warmup`.
     pub warmup: Option<Duration>,
-    /// `--scenarios` was given: every point runs, `--quick` or not (without
-    /// it, `--quick` runs each scenario's [`Scenario::quick_points`]).
+    /// `--scenarios` was given: every point runs, `--quick` or not.
     pub chosen: bool,
     /// CPUs set aside for the servers (`cores` plans up to it; `None`: one).
     pub server_cpus: Option<usize>,
@@ -768,15 +758,13 @@ pub struct Overrides {
 /// Every cell a bench will run, in order.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// The cells: scenario by scenario; within one, run by run; within a
-    /// run, point by point; within a point, server by server, so that the
-    /// servers alternate instead of one running all its runs back to back.
+    /// Scenario by scenario, run by run, point by point, server by server:
+    /// the servers alternate, so that drift hits them all alike.
     pub cells: Vec<PlannedCell>,
 }
 
 impl Plan {
-    /// Plans `scenarios` (in [`SCENARIOS`] order whatever the order given)
-    /// against `servers` servers.
+    /// Plans `scenarios` (in [`SCENARIOS`] order) against `servers` servers.
     pub fn new(
         scenarios: &[&'static Scenario],
         servers: usize,
@@ -857,8 +845,7 @@ pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> Vec<ScenarioId>
     added
 }
 
-/// The scenarios `--quick` runs when `--scenarios` is not given: those
-/// with [`Scenario::quick_points`].
+/// The scenarios `--quick` runs when `--scenarios` is not given.
 pub fn quick_set() -> Vec<&'static Scenario> {
     SCENARIOS.iter().filter(|s| s.quick_points > 0).collect()
 }

@@ -1,15 +1,8 @@
 //! Targets as data: a named set (`--check NAME`) of bounds on figures of the
-//! report's tables, each read from one server at one point of one scenario,
-//! either as measured or as a ratio to another server's figure in the same
-//! runs. One function, [`check`], decides every verdict from the results;
-//! the writers only print them.
-//!
-//! A target reads a column of the scenario's table by its header (the
-//! README's column guide says what each means), so a target can bound any
-//! figure a table shows as a median. Its ratio to another server is taken
-//! run by run, as the `--baseline` column is: run `r` of the server over run
-//! `r` of the reference, at the same point, then the median of those
-//! ratios.
+//! report's tables, each a column of one server's row at one point, as
+//! measured or as a ratio run by run to another server's (as the
+//! `--baseline` column is). [`check`] decides every verdict; the writers
+//! only print them.
 
 use serde::Serialize;
 
@@ -103,9 +96,8 @@ impl Serialize for ServerRef {
     }
 }
 
-/// A condition a row must meet for the target's figure to count (e.g.
-/// every idle connection answered before its memory is judged): a figure
-/// at the target's point, of the target's server unless it names another.
+/// A condition the target's row (or another server's) must meet for its
+/// figure to count, e.g. every idle connection answered.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Condition {
     /// Another server's row than the target's.
@@ -272,8 +264,8 @@ pub const V2: ServerRef = ServerRef::Model(Model::Threaded);
 /// The seed's v3.
 pub const V3: ServerRef = ServerRef::Model(Model::Pool);
 
-/// The seed's claims that are a ratio and a bound (`--check seed-claims`):
-/// the report's claims table takes their verdicts from [`evaluate`].
+/// The seed's claims that are a ratio and a bound (`--check seed-claims`),
+/// whose verdicts the report's claims table takes.
 pub const SEED_CLAIMS: TargetSet = TargetSet {
     name: "seed-claims",
     about: "the seed's quantitative claims about v1, v2 and v3 (sequential, threaded, pool) \
@@ -343,8 +335,7 @@ pub struct TargetCheck {
     /// The target.
     #[serde(flatten)]
     pub target: Target,
-    /// The median (min–max) over the runs: the figure, or its ratio to
-    /// `relative_to`'s.
+    /// The figure's (or its ratio's) median (min–max) over the runs.
     pub measured: Option<Spread>,
     /// How the figure reads (a ratio reads as a multiple).
     #[serde(skip)]
@@ -395,8 +386,7 @@ fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
     }
 }
 
-/// One figure: a column at a point of one server's table, as measured or
-/// as a ratio, run by run, to another server's.
+/// One figure of a server's row, as measured or as a ratio to another's.
 #[derive(Clone, Copy)]
 struct Figure {
     server: ServerRef,

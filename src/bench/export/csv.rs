@@ -1,6 +1,5 @@
 //! `results.csv`: one row per scenario, point and server with the headline
-//! figures' median, min and max over the measured runs (RFC 4180, written by
-//! the `csv` crate: fields with commas, quotes or line breaks are quoted).
+//! figures' median, min and max over the measured runs (RFC 4180).
 
 use crate::bench::headline::{self, HEADLINE};
 
@@ -12,8 +11,7 @@ pub const FILE: &str = "results.csv";
 /// Writes `results.csv`.
 pub struct Csv;
 
-/// The header: `scenario`, `point`, `server`, `runs`, `measured_runs`, then
-/// `KEY_median`, `KEY_min`, `KEY_max` for each headline figure.
+/// The header: the row, its runs, and each headline figure's median, min, max.
 pub fn header() -> Vec<String> {
     let mut h: Vec<String> = ["scenario", "point", "server", "runs", "measured_runs"]
         .map(String::from)

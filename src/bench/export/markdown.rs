@@ -113,8 +113,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     )
 }
 
-/// The report's first section: the machine's latency floor, its rule, and
-/// where it is above a `capacity` target.
+/// The report's first section: the machine's latency floor and its rule.
 fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
     writeln!(out, "## The machine's latency floor\n")?;
     let Some(section) = a.sections.iter().find(|s| s.name == ScenarioId::Floor) else {
@@ -133,8 +132,7 @@ fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
     writeln!(out)
 }
 
-/// One line saying where, when and how the results were measured, and how
-/// busy the machine was with other work meanwhile.
+/// Where, when and how the results were measured, in one line.
 pub fn provenance(r: &BenchResults) -> String {
     let mut line = format!(
         "Measured by `servelab bench` ({} profile) on {} ({} CPUs, {}), {}, servelab {} at commit {} ({} build).",
@@ -298,8 +296,7 @@ pub fn baseline_table(b: &BaselineTable) -> Table {
     table
 }
 
-/// The seed's summary table, with the ratio to the baseline's server CPU
-/// per request when there is one.
+/// The seed's summary table, measured.
 pub fn summary_table(a: &Analysis) -> Table {
     let baseline = a.baseline.as_ref().map(|b| b.baseline.as_str());
     let capacity = a.summary.iter().find_map(|r| r.capacity_target_us);

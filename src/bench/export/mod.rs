@@ -45,12 +45,10 @@ pub fn all() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-/// `--export-markdown`, `--export-json`, `--export-csv`: which file of the
-/// report goes where, besides the output directory.
+/// `--export-*`: which file of the report also goes where.
 pub type Exports = Vec<(&'static str, PathBuf)>;
 
-/// Checks, before anything runs, that every export path can be a file:
-/// its directory exists and it is not a directory itself.
+/// Checks, before anything runs, that every export path can be a file.
 pub fn check_exports(exports: &Exports) -> Result<(), String> {
     for (_, path) in exports {
         if path.is_dir() {

@@ -26,8 +26,7 @@ impl Table {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
-    /// The table as Markdown: `| a | b |` lines, `|` and line breaks in a
-    /// cell escaped; a header of empty cells is written `| | |`.
+    /// The table as Markdown, cells escaped.
     pub fn markdown(&self) -> String {
         let line = |cells: &[String]| {
             if cells.iter().all(String::is_empty) {
@@ -45,8 +44,7 @@ impl Table {
         out
     }
 
-    /// The table for a terminal: aligned columns with borders, without
-    /// Markdown's `**` emphasis.
+    /// The table for a terminal: aligned, without Markdown's `**`.
     pub fn terminal(&self) -> String {
         let plain = |cells: &[String]| -> Vec<String> {
             cells.iter().map(|c| c.replace("**", "")).collect()
