@@ -357,3 +357,50 @@ mod floor {
         assert!(!Floor::default().within(1.0, 1.0, None));
     }
 }
+
+mod targets {
+    use servelab::bench::columns::Unit;
+    use servelab::bench::targets::*;
+
+    #[test]
+    fn bounds() {
+        assert!(Bound::AtMost(1.0).admits(1.0) && !Bound::AtMost(1.0).admits(1.01));
+        assert!(Bound::AtLeast(2.0).admits(2.0) && !Bound::AtLeast(2.0).admits(1.99));
+        assert!(Bound::Below(1.0).admits(0.99) && !Bound::Below(1.0).admits(1.0));
+        let about = Bound::Within(4.0, 0.25);
+        assert!(about.admits(3.0) && about.admits(5.0) && !about.admits(5.1));
+        assert_eq!(about.text(Unit::Times), "within 25% of 4.000×");
+    }
+}
+
+mod runner {
+    use servelab::bench::runner::*;
+
+    #[test]
+    fn reads_the_listening_line() {
+        assert_eq!(
+            listening_addr("servelab event listening on http://127.0.0.1:9004/"),
+            Some("127.0.0.1:9004".parse().unwrap())
+        );
+        assert_eq!(listening_addr("servelab: SIGTERM, shutting down"), None);
+        assert_eq!(listening_addr("nginx listening on http://x/"), None);
+    }
+
+    #[test]
+    fn cpus_are_allowed() {
+        assert!(!allowed_cpus().is_empty());
+    }
+}
+
+mod clients {
+    use servelab::bench::clients::*;
+
+    #[test]
+    fn malformed_requests_are_what_they_say() {
+        let big = (MALFORMED[2].bytes)();
+        assert!(big.len() > 16 * 1024);
+        assert!((MALFORMED[1].bytes)()
+            .windows(17)
+            .any(|w| w == b"Transfer-Encoding"));
+    }
+}

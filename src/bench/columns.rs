@@ -33,11 +33,14 @@ pub enum Unit {
     Seconds,
 }
 
+/// A column's figure in one run.
+pub type Reader = fn(&CellResult, &Lookup) -> Option<f64>;
+
 /// How a column reads a cell.
 #[derive(Clone, Copy)]
 pub enum Read {
     /// A number per run; the table shows the median with min–max.
-    Median(fn(&CellResult, &Lookup) -> Option<f64>),
+    Median(Reader),
     /// A count per run; the table shows the total over the runs.
     Total(fn(&CellResult) -> Option<u64>),
     /// Counts by kind per run; the table lists the non-zero totals.

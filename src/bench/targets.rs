@@ -6,9 +6,9 @@
 
 use serde::Serialize;
 
-use super::columns::{columns, problems, Column, Lookup, Read, Reference, Unit};
+use super::columns::{columns, problems, Column, Lookup, Read, Reader, Reference, Unit};
 use super::format;
-use super::results::{BenchResults, CellIndex, CellResult, Spread};
+use super::results::{BenchResults, CellIndex, Spread};
 use super::scenarios::{PointId, IDLE_10K, LATENCY_75, PIPELINE_16, SEED, SLOW};
 use crate::models::Model;
 
@@ -366,22 +366,16 @@ pub fn check(r: &BenchResults, lookup: &Lookup, set: &'static TargetSet) -> Chec
     }
 }
 
-/// A column read per run, with its unit.
-type Reader = (fn(&CellResult, &Lookup) -> Option<f64>, Unit);
-
+/// `column`'s reader per run; Err when `at`'s table lacks it or it is a total.
 fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
-    let scenario = at.scenario;
-    if !columns(scenario).contains(&column) {
-        return Err(format!(
-            "the {scenario} table has no column {:?}",
-            column.name()
-        ));
-    }
+    let name = column.name();
     match column.metric().read {
-        Read::Median(f) => Ok((f, column.metric().unit)),
+        _ if !columns(at.scenario).contains(&column) => {
+            Err(format!("the {} table has no column {name:?}", at.scenario))
+        }
+        Read::Median(f) => Ok(f),
         _ => Err(format!(
-            "the column {:?} is a total, not a figure per run",
-            column.name()
+            "the column {name:?} is a total, not a figure per run"
         )),
     }
 }
@@ -407,65 +401,63 @@ impl Figure {
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
     let cells = CellIndex::of(&r.cells);
+    let measure = |f| measure(r, &cells, lookup, f);
     let figure = Figure {
         server: t.server,
         at: t.at,
         column: t.column,
         relative_to: t.relative_to,
     };
-    let mut out = TargetCheck {
-        target: *t,
-        measured: None,
-        unit: figure.unit(),
-        verdict: Verdict::NotMeasured,
-        reason: None,
+    let unmet = |cond: &Condition| {
+        let f = Figure {
+            server: cond.server.unwrap_or(t.server),
+            column: cond.column,
+            relative_to: cond.relative_to,
+            ..figure
+        };
+        let column = cond.column.name();
+        let name = match (cond.server, cond.relative_to) {
+            (None, None) => column.to_string(),
+            _ => {
+                let ratio = f.relative_to.map_or(String::new(), |o| format!(" ÷ {o}'s"));
+                format!("{}'s {column}{ratio}", f.server)
+            }
+        };
+        match measure(f) {
+            Ok((s, _)) if cond.bound.admits(s.median) => None,
+            Ok((s, _)) => {
+                let (value, bound) = (
+                    format::number(s.median, f.unit()),
+                    cond.bound.text(f.unit()),
+                );
+                Some(format!("{name} {value} (needs {bound})"))
+            }
+            Err(_) => Some(format!("{name} not measured")),
+        }
     };
-    match measure(r, &cells, lookup, figure) {
+    let (measured, verdict, reason) = match measure(figure) {
+        Err(reason) => (None, Verdict::NotMeasured, Some(reason)),
         Ok((spread, mut notes)) => {
-            out.measured = Some(spread);
-            let unmet: Vec<String> = t
-                .only_if
-                .iter()
-                .filter_map(|cond| {
-                    let f = Figure {
-                        server: cond.server.unwrap_or(t.server),
-                        column: cond.column,
-                        relative_to: cond.relative_to,
-                        ..figure
-                    };
-                    let name = match (cond.server, cond.relative_to) {
-                        (None, None) => cond.column.name().to_string(),
-                        _ => format!(
-                            "{}'s {}{}",
-                            f.server,
-                            cond.column.name(),
-                            f.relative_to.map_or(String::new(), |o| format!(" ÷ {o}'s"))
-                        ),
-                    };
-                    match measure(r, &cells, lookup, f) {
-                        Ok((s, _)) if cond.bound.admits(s.median) => None,
-                        Ok((s, _)) => Some(format!(
-                            "{name} {} (needs {})",
-                            format::number(s.median, f.unit()),
-                            cond.bound.text(f.unit())
-                        )),
-                        Err(_) => Some(format!("{name} not measured")),
-                    }
-                })
-                .collect();
-            out.verdict = if t.bound.admits(spread.median) && unmet.is_empty() {
-                Verdict::Holds
-            } else {
-                Verdict::DoesNotHold
+            let unmet: Vec<String> = t.only_if.iter().filter_map(unmet).collect();
+            let verdict = match t.bound.admits(spread.median) && unmet.is_empty() {
+                true => Verdict::Holds,
+                false => Verdict::DoesNotHold,
             };
             notes.extend(unmet);
-            if !notes.is_empty() {
-                out.reason = Some(notes.join("; "));
-            }
+            (
+                Some(spread),
+                verdict,
+                (!notes.is_empty()).then(|| notes.join("; ")),
+            )
         }
-        Err(reason) => out.reason = Some(reason),
+    };
+    TargetCheck {
+        target: *t,
+        measured,
+        unit: figure.unit(),
+        verdict,
+        reason,
     }
-    out
 }
 
 /// The figure's spread over the runs, and notes on runs that gave no
@@ -477,40 +469,31 @@ fn measure(
     f: Figure,
 ) -> Result<(Spread, Vec<String>), String> {
     let server = f.server.name();
-    for s in std::iter::once(f.server).chain(f.relative_to) {
-        if !r.servers.iter().any(|x| x.name == s.name()) {
-            return Err(format!("{s} was not in this run"));
-        }
+    let absent = |s: &ServerRef| !r.servers.iter().any(|x| x.name == s.name());
+    if let Some(s) = std::iter::once(f.server).chain(f.relative_to).find(absent) {
+        return Err(format!("{s} was not in this run"));
     }
     if !cells.has(f.at.scenario) {
         return Err(format!("the {} scenario was not run", f.at.scenario));
     }
-    let (read, _) = median_column(f.at, f.column)?;
+    let read = median_column(f.at, f.column)?;
     let reference = f
         .relative_to
         .map(|other| Reference::of(&r.cells, other.name(), |c| read(c, lookup)));
     let spread = cells.spread(f.at, server, |c| {
         let v = read(c, lookup)?;
-        match &reference {
-            Some(reference) => reference.ratio(c, v),
-            None => Some(v),
-        }
+        reference
+            .as_ref()
+            .map_or(Some(v), |reference| reference.ratio(c, v))
     });
     let runs = cells.runs(f.at, server);
     if let Some(spread) = spread {
-        let runs = runs.len();
-        let mut notes = Vec::new();
-        if spread.runs < runs {
-            notes.push(format!(
-                "{} of {runs} runs gave a figure{}",
-                spread.runs,
-                match f.relative_to {
-                    Some(other) => format!(" for both {server} and {other}"),
-                    None => String::new(),
-                }
-            ));
-        }
-        return Ok((spread, notes));
+        let both = f
+            .relative_to
+            .map_or(String::new(), |o| format!(" for both {server} and {o}"));
+        let (gave, of) = (spread.runs, runs.len());
+        let note = (gave < of).then(|| format!("{gave} of {of} runs gave a figure{both}"));
+        return Ok((spread, note.into_iter().collect()));
     }
     // Say why: this server's runs, or the reference's.
     let mut why = problems(runs);
@@ -549,15 +532,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn bounds() {
-        assert!(Bound::AtMost(1.0).admits(1.0) && !Bound::AtMost(1.0).admits(1.01));
-        assert!(Bound::AtLeast(2.0).admits(2.0) && !Bound::AtLeast(2.0).admits(1.99));
-        assert!(Bound::Below(1.0).admits(0.99) && !Bound::Below(1.0).admits(1.0));
-        let about = Bound::Within(4.0, 0.25);
-        assert!(about.admits(3.0) && about.admits(5.0) && !about.admits(5.1));
-        assert_eq!(about.text(Unit::Times), "within 25% of 4.000×");
     }
 }
