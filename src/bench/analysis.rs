@@ -199,7 +199,7 @@ impl Analysis {
     /// Computes the analysis of `r`.
     pub fn of(r: &BenchResults) -> Analysis {
         let servers: Vec<&str> = r.servers.iter().map(|s| s.name.as_str()).collect();
-        let cells = CellIndex::of(&r.cells);
+        let cells = CellIndex::of(&r.cells, &r.servers);
         let seed_rps = servers
             .iter()
             .filter_map(|s| Some((s.to_string(), cells.median(SEED, s, CellResult::rps)?)));

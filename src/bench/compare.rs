@@ -13,8 +13,8 @@ use super::args::{cpu_list, CompareArgs};
 use super::columns::{Column, Unit};
 use super::export::table::Table;
 use super::format;
-use super::headline::{self, Group, RowId};
-use super::results::{BenchResults, Spread};
+use super::headline;
+use super::results::{BenchResults, CellIndex, CellResult, Group, RowId, Spread};
 use super::scenarios::{Profile, ScenarioId};
 
 /// Runs `servelab bench compare`: exit 0, or 2 for a file that cannot be
@@ -135,10 +135,14 @@ median (min–max) over OLD's median";
 impl Comparison {
     /// Compares `new` with `old`.
     pub fn of(old: (&Path, &BenchResults), new: (&Path, &BenchResults)) -> Comparison {
-        let (olds, news) = (headline::groups(old.1), headline::groups(new.1));
+        let (olds, news) = (
+            CellIndex::of(&old.1.cells, &old.1.servers),
+            CellIndex::of(&new.1.cells, &new.1.servers),
+        );
+        let (olds, news) = (olds.groups(), news.groups());
         let in_new: BTreeMap<&RowId, &Group<'_>> = news.iter().map(|g| (&g.id, g)).collect();
         let (mut rows, mut only_old) = (Vec::new(), Vec::new());
-        for o in &olds {
+        for o in olds {
             match in_new.get(&o.id) {
                 Some(n) => rows.push(Row {
                     id: o.id.clone(),
@@ -240,11 +244,16 @@ impl Comparison {
 /// `column`'s figure in both groups and its ratio; `None` when either has
 /// no measured run with it, or OLD's is zero.
 fn figure(column: Column, old: &Group<'_>, new: &Group<'_>) -> Option<Figure> {
-    let (o, n) = (old.spread(column)?, new.spread(column)?);
+    let value = |c: &CellResult| headline::value(column, c);
+    let (o, n) = (old.spread(value)?, new.spread(value)?);
     let per_run = (o.runs > 1 && n.runs > 1).then(|| {
-        let or = old.by_run(column);
-        let ratios: Vec<f64> = new
-            .by_run(column)
+        let by_run = |g: &Group<'_>| -> BTreeMap<u32, f64> {
+            g.measured()
+                .filter_map(|c| Some((c.run, value(c)?)))
+                .collect()
+        };
+        let or = by_run(old);
+        let ratios: Vec<f64> = by_run(new)
             .iter()
             .filter_map(|(run, v)| or.get(run).filter(|b| **b > 0.0).map(|b| v / b))
             .collect();

@@ -77,7 +77,7 @@ pub fn given(cells: &[CellResult], cell: &PlannedCell, server: &str) -> Given {
     if !matches!(point.drive, Drive::Open { .. } | Drive::Capacity { .. }) {
         return Given::default();
     }
-    let index = CellIndex::of(cells);
+    let index = CellIndex::of(cells, &[]);
     let base_rps = match cell.scenario.id.rate_base() {
         RateBase::Point(at) => index.median(at, server, CellResult::rps),
         RateBase::Peak => match point.work {

@@ -381,30 +381,88 @@ impl Spread {
     }
 }
 
-/// The cells of a bench by point and server, and a figure's median
-/// (min–max) over the measured runs of one of them.
+/// One point of one scenario against one server: a row of the report.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RowId {
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The point's label, as the file names it.
+    pub point: String,
+    /// The server.
+    pub server: String,
+}
+
+/// The runs of one row.
+#[derive(Clone, Debug)]
+pub struct Group<'a> {
+    /// The row.
+    pub id: RowId,
+    /// Its point.
+    pub at: PointId,
+    /// Every run, measured or not, in the order run.
+    pub runs: Vec<&'a CellResult>,
+}
+
+impl<'a> Group<'a> {
+    /// The runs that were measured.
+    pub fn measured(&self) -> impl Iterator<Item = &'a CellResult> + '_ {
+        self.runs.iter().copied().filter(|c| c.measured())
+    }
+
+    /// `f` over the measured runs: median, min, max.
+    pub fn spread(&self, f: impl Fn(&CellResult) -> Option<f64>) -> Option<Spread> {
+        Spread::of(&self.measured().filter_map(f).collect::<Vec<_>>())
+    }
+}
+
+/// The cells of a bench by row, in report order: points in scenario order,
+/// servers in the order of the `servers` given (others after them, by name).
 pub struct CellIndex<'a> {
-    groups: BTreeMap<(PointId, String), Vec<&'a CellResult>>,
+    groups: Vec<Group<'a>>,
 }
 
 impl<'a> CellIndex<'a> {
     /// Indexes `cells`.
-    pub fn of(cells: &'a [CellResult]) -> CellIndex<'a> {
-        let mut groups: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    pub fn of(cells: &'a [CellResult], servers: &[ServerInfo]) -> CellIndex<'a> {
+        let order = |name: &str| servers.iter().position(|s| s.name == name);
+        let mut map: BTreeMap<_, Group<'a>> = BTreeMap::new();
         for c in cells {
-            groups
-                .entry((c.at(), c.server.clone()))
-                .or_default()
-                .push(c);
+            let key = (
+                c.at(),
+                order(&c.server).unwrap_or(usize::MAX),
+                c.server.as_str(),
+            );
+            let id = || RowId {
+                scenario: c.scenario,
+                point: c.point.clone(),
+                server: c.server.clone(),
+            };
+            let group = map.entry(key).or_insert_with(|| Group {
+                id: id(),
+                at: c.at(),
+                runs: Vec::new(),
+            });
+            group.runs.push(c);
         }
-        CellIndex { groups }
+        CellIndex {
+            groups: map.into_values().collect(),
+        }
+    }
+
+    /// Every row, in report order.
+    pub fn groups(&self) -> &[Group<'a>] {
+        &self.groups
+    }
+
+    fn group(&self, at: PointId, server: &str) -> Option<&Group<'a>> {
+        self.groups
+            .iter()
+            .find(|g| g.at == at && g.id.server == server)
     }
 
     /// Every run of `server` at `at`, measured or not, in the order run.
     pub fn runs(&self, at: PointId, server: &str) -> &[&'a CellResult] {
-        self.groups
-            .get(&(at, server.to_string()))
-            .map_or(&[], Vec::as_slice)
+        self.group(at, server).map_or(&[], |g| &g.runs)
     }
 
     /// The runs of `server` at `at` that were measured.
@@ -422,8 +480,7 @@ impl<'a> CellIndex<'a> {
         server: &str,
         f: impl Fn(&CellResult) -> Option<f64>,
     ) -> Option<Spread> {
-        let v: Vec<f64> = self.measured(at, server).filter_map(f).collect();
-        Spread::of(&v)
+        self.group(at, server)?.spread(f)
     }
 
     /// The median of [`CellIndex::spread`].
@@ -438,6 +495,6 @@ impl<'a> CellIndex<'a> {
 
     /// Whether any cell of `scenario` is there.
     pub fn has(&self, scenario: ScenarioId) -> bool {
-        self.groups.keys().any(|(at, _)| at.scenario == scenario)
+        self.groups.iter().any(|g| g.at.scenario == scenario)
     }
 }

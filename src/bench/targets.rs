@@ -400,7 +400,7 @@ impl Figure {
 
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
-    let cells = CellIndex::of(&r.cells);
+    let cells = CellIndex::of(&r.cells, &r.servers);
     let measure = |f| measure(r, &cells, lookup, f);
     let figure = Figure {
         server: t.server,

@@ -2,6 +2,7 @@
 //! figures' median, min and max over the measured runs (RFC 4180).
 
 use crate::bench::headline::{self, HEADLINE};
+use crate::bench::results::CellIndex;
 
 use super::{Exporter, Output, Report};
 
@@ -29,7 +30,8 @@ impl Exporter for Csv {
         let err = |e: ::csv::Error| format!("cannot encode {FILE}: {e}");
         let mut w = ::csv::Writer::from_writer(Vec::new());
         w.write_record(header()).map_err(err)?;
-        for g in headline::groups(report.results) {
+        let r = report.results;
+        for g in CellIndex::of(&r.cells, &r.servers).groups() {
             let shown = headline::of(g.id.scenario);
             let mut record = vec![
                 g.id.scenario.name().to_string(),
@@ -39,7 +41,11 @@ impl Exporter for Csv {
                 g.measured().count().to_string(),
             ];
             for c in HEADLINE {
-                match shown.contains(&c).then(|| g.spread(c)).flatten() {
+                match shown
+                    .contains(&c)
+                    .then(|| g.spread(|r| headline::value(c, r)))
+                    .flatten()
+                {
                     Some(s) => record.extend([s.median, s.min, s.max].map(|v| v.to_string())),
                     None => record.extend([""; 3].map(String::from)),
                 }
