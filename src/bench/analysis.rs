@@ -300,8 +300,6 @@ impl Ask<'_> {
             };
             Section {
                 name: s.id,
-                title: s.title.to_string(),
-                question: s.question.to_string(),
                 rows: rows.collect(),
                 columns: chosen
                     .iter()
@@ -504,11 +502,7 @@ impl Ask<'_> {
                     hi2.1,
                     format::count(hi2.0 as u64)
                 ),
-                if fixed && grows {
-                    Verdict::Holds
-                } else {
-                    Verdict::DoesNotHold
-                },
+                Verdict::of(fixed && grows),
             )
         } else {
             not_measured("connections: threaded and pool")

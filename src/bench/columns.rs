@@ -433,12 +433,8 @@ pub struct Row {
 /// A scenario's table.
 #[derive(Clone, Debug)]
 pub struct Section {
-    /// The scenario.
+    /// The scenario (its title and question are the report's heading).
     pub name: ScenarioId,
-    /// Heading.
-    pub title: String,
-    /// What it shows.
-    pub question: String,
     /// Column headers.
     pub columns: Vec<(String, Unit)>,
     /// Rows, point by point, server by server.

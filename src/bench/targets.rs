@@ -24,6 +24,17 @@ pub enum Verdict {
     NotMeasured,
 }
 
+impl Verdict {
+    /// Holds or not, as measured.
+    pub fn of(holds: bool) -> Verdict {
+        if holds {
+            Verdict::Holds
+        } else {
+            Verdict::DoesNotHold
+        }
+    }
+}
+
 /// Which side of the bound a figure must fall on.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "comparison", content = "bound", rename_all = "snake_case")]
@@ -439,10 +450,7 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
         Err(reason) => (None, Verdict::NotMeasured, Some(reason)),
         Ok((spread, mut notes)) => {
             let unmet: Vec<String> = t.only_if.iter().filter_map(unmet).collect();
-            let verdict = match t.bound.admits(spread.median) && unmet.is_empty() {
-                true => Verdict::Holds,
-                false => Verdict::DoesNotHold,
-            };
+            let verdict = Verdict::of(t.bound.admits(spread.median) && unmet.is_empty());
             notes.extend(unmet);
             (
                 Some(spread),

@@ -86,8 +86,9 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     }
     writeln!(out, "\n## Scenarios")?;
     for s in a.sections.iter().filter(|s| s.name != ScenarioId::Floor) {
-        writeln!(out, "\n### `{}`: {}\n", s.name, s.title)?;
-        writeln!(out, "{}\n", s.question)?;
+        let scenario = s.name.scenario();
+        writeln!(out, "\n### `{}`: {}\n", s.name, scenario.title)?;
+        writeln!(out, "{}\n", scenario.question)?;
         if let Some(t) = timing_of(r, s.name) {
             writeln!(out, "{t}\n")?;
         }
@@ -123,7 +124,7 @@ fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
              as measured, with no floor to tell them from the machine's noise.\n"
         );
     };
-    writeln!(out, "{}\n", section.question)?;
+    writeln!(out, "{}\n", ScenarioId::Floor.scenario().question)?;
     writeln!(out, "{}\n", crate::bench::analysis::FLOOR_RULE)?;
     out.push_str(&section_table(section).markdown());
     for n in &a.floor_notes {
