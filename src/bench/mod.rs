@@ -41,11 +41,12 @@ use analysis::Analysis;
 use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
+use given::Given;
 use machine::{Build, CpuTimes, Machine};
 use progress::Progress;
 use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
-use runner::{CellContext, CellRunner, Pinning, ServerKind, ServerSpec};
-use scenarios::{Overrides, Plan, Profile, Scenario, ScenarioId};
+use runner::{CellContext, Pinning, Ran, ServerKind, ServerSpec};
+use scenarios::{Overrides, Plan, PlannedCell, Profile, Scenario, ScenarioId};
 
 /// A server that failed to start this many times in a row is not tried again.
 const START_ATTEMPTS: usize = 2;
@@ -392,7 +393,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     // gives its cells the index one past them); it is no row of the tables.
     let mut specs = setup.servers.clone();
     specs.push(ServerSpec::responder());
-    let mut children = CellContext {
+    let ctx = CellContext {
         servers: &specs,
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
@@ -401,13 +402,8 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     };
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
-    let cells = run_plan(
-        &plan,
-        &names,
-        &mut children,
-        interrupted_flag,
-        &mut progress,
-    );
+    let mut run = |cell: &PlannedCell, _: &str, given: &Given| runner::run_cell(cell, &ctx, given);
+    let cells = run_plan(&plan, &names, &mut run, interrupted_flag, &mut progress);
     progress.finish();
     let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
         let own_s = procfs::own_cpu_seconds() - own_before;
@@ -444,13 +440,13 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     }))
 }
 
-/// Runs the cells of `plan` in order with `runner` until the end or an
+/// Runs the cells of `plan` in order with `run` until the end or an
 /// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
 /// row is not tried again, and its cells are failed with the reason.
 fn run_plan(
     plan: &Plan,
     servers: &[&str],
-    runner: &mut dyn CellRunner,
+    run: &mut dyn FnMut(&PlannedCell, &str, &Given) -> Ran,
     interrupted: &AtomicBool,
     progress: &mut Progress,
 ) -> Vec<CellResult> {
@@ -472,7 +468,7 @@ fn run_plan(
             r
         } else {
             let given = given::given(&cells, cell, name);
-            let (result, start_failure) = runner.run(cell, name, &given);
+            let (result, start_failure) = run(cell, name, &given);
             match start_failure {
                 Some(reason) => {
                     *failures += 1;
@@ -598,42 +594,7 @@ fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> 
 mod tests {
     use super::*;
     use results::{ProcSample, ServerUsage};
-    use scenarios::{PlannedCell, ScenarioId};
-
-    /// A runner that starts nothing: it records the cells it is given,
-    /// fails to start the servers named in `broken`, and raises the
-    /// interrupt flag after `interrupt_after` cells.
-    struct Mock<'a> {
-        seen: Vec<(ScenarioId, usize, String, u32)>,
-        planned: std::time::Duration,
-        broken: &'a [&'a str],
-        interrupt_after: Option<usize>,
-        flag: &'a AtomicBool,
-    }
-
-    impl CellRunner for Mock<'_> {
-        fn run(
-            &mut self,
-            cell: &PlannedCell,
-            server: &str,
-            _given: &given::Given,
-        ) -> (CellResult, Option<String>) {
-            self.seen
-                .push((cell.scenario.id, cell.point, server.to_string(), cell.run));
-            self.planned += cell.estimate();
-            if self.interrupt_after == Some(self.seen.len()) {
-                self.flag.store(true, Ordering::Relaxed);
-            }
-            let mut r = CellResult::planned(cell, server, utc_now());
-            if self.broken.contains(&server) {
-                r.outcome = Outcome::Failed {
-                    reason: "the server exited before it was ready".to_string(),
-                };
-                return (r, Some("exited before it was ready".to_string()));
-            }
-            (r, None)
-        }
-    }
+    use std::time::Duration;
 
     fn plan(scenarios: &[ScenarioId], servers: usize) -> Plan {
         let chosen: Vec<_> = scenarios.iter().map(|s| s.scenario()).collect();
@@ -642,23 +603,35 @@ mod tests {
 
     type Seen = Vec<(ScenarioId, usize, String, u32)>;
 
+    /// Runs `plan` starting nothing: the cells it was given, in order, and
+    /// their planned time; the servers named in `broken` fail to start, and
+    /// the interrupt flag rises after `interrupt_after` cells.
     fn run_mock(
         plan: &Plan,
         servers: &[&str],
         broken: &[&str],
         interrupt_after: Option<usize>,
-    ) -> (Vec<CellResult>, Seen, std::time::Duration) {
+    ) -> (Vec<CellResult>, Seen, Duration) {
         let flag = AtomicBool::new(false);
-        let mut mock = Mock {
-            seen: Vec::new(),
-            planned: std::time::Duration::ZERO,
-            broken,
-            interrupt_after,
-            flag: &flag,
+        let (mut seen, mut planned) = (Seen::new(), Duration::ZERO);
+        let mut run = |cell: &PlannedCell, server: &str, _: &Given| {
+            seen.push((cell.scenario.id, cell.point, server.to_string(), cell.run));
+            planned += cell.estimate();
+            if interrupt_after == Some(seen.len()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            let mut r = CellResult::planned(cell, server, utc_now());
+            if !broken.contains(&server) {
+                return (r, None);
+            }
+            r.outcome = Outcome::Failed {
+                reason: "the server exited before it was ready".to_string(),
+            };
+            (r, Some("exited before it was ready".to_string()))
         };
         let mut progress = Progress::new(plan.estimate());
-        let cells = run_plan(plan, servers, &mut mock, &flag, &mut progress);
-        (cells, mock.seen, mock.planned)
+        let cells = run_plan(plan, servers, &mut run, &flag, &mut progress);
+        (cells, seen, planned)
     }
 
     #[test]

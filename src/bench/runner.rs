@@ -402,35 +402,11 @@ pub struct CellContext<'a> {
     pub interrupted: &'a AtomicBool,
 }
 
-/// Runs one cell of a plan: a [`CellContext`] measures; a test's runner makes results up.
-pub trait CellRunner {
-    /// Runs `cell` against `server`, `given` what earlier cells measured;
-    /// the second value is why the server failed to start, if it did.
-    fn run(
-        &mut self,
-        cell: &PlannedCell,
-        server: &str,
-        given: &Given,
-    ) -> (CellResult, Option<String>);
-}
+/// A cell's result, and why its server failed to start if it did.
+pub type Ran = (CellResult, Option<String>);
 
-impl CellRunner for CellContext<'_> {
-    fn run(
-        &mut self,
-        cell: &PlannedCell,
-        _server: &str,
-        given: &Given,
-    ) -> (CellResult, Option<String>) {
-        run_cell(cell, self, given)
-    }
-}
-
-/// Runs one planned cell: [`CellRunner::run`].
-pub fn run_cell(
-    cell: &PlannedCell,
-    ctx: &CellContext<'_>,
-    given: &Given,
-) -> (CellResult, Option<String>) {
+/// Runs one planned cell, `given` what the cells before it measured.
+pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran {
     let spec = &ctx.servers[cell.server];
     let point = cell.point();
     let started = Instant::now();
