@@ -1,7 +1,7 @@
-//! Parsers for the human units the CLI takes: durations, byte sizes and
-//! shares of requests.
+//! The human units: the durations, byte sizes and shares of requests the CLI
+//! takes, and the UTC timestamps the reports write.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Parses `10s`, `500ms`, `1m`, `2h`, `250us` or a bare number of seconds (`1.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -106,6 +106,36 @@ pub fn share_percent(ppm: u32) -> String {
     }
 }
 
+/// Now, as `2026-01-31T12:34:56Z`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc(secs)
+}
+
+/// `secs` after the Unix epoch as an RFC 3339 UTC timestamp.
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +152,13 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert_eq!(positive_duration("1ms"), Ok(Duration::from_millis(1)));
         assert!(positive_duration("0s").is_err());
+    }
+
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_790_000_000), "2026-09-21T14:13:20Z");
     }
 
     #[test]

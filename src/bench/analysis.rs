@@ -1,9 +1,7 @@
-//! What the report concludes, computed from [`BenchResults`]: the tables of
-//! every scenario, the seed's summary table, the seed's claims with a verdict
-//! decided from the numbers, the "which model when" sentences, the ratios to
-//! the `--baseline` server, the `--check` targets ([`super::targets`]), and
-//! the data of every chart. Nothing here formats a file, and nothing in the
-//! exporters decides anything.
+//! What the report concludes, computed from [`BenchResults`]: the tables, the
+//! seed's claims and "which model when" decided from the numbers, the
+//! `--baseline` ratios, the `--check` targets and the charts' data. Nothing
+//! here formats a file, and nothing in the exporters decides anything.
 
 use hdrhistogram::Histogram;
 
@@ -13,14 +11,14 @@ use super::columns::{
 };
 use super::floor::Floor;
 use super::format;
-use super::results::{BenchResults, CellIndex, CellResult, Spread};
+use super::results::{BenchResults, CellIndex, CellResult, ServerInfo, Spread};
 use super::scenarios::{
-    self, PointId, ScenarioId, BODY_1M, FLOOR_SERVER, LATENCY_75, NOISE, SEED, SLOW, SPREAD_WORK,
-    WORK_AWAIT, WORK_CPU, WORK_EXP, WORK_WAIT,
+    self, PointId, Scenario, ScenarioId, BODY_1M, FLOOR_SERVER, LATENCY_75, NOISE, SEED, SLOW,
+    SPREAD_WORK, WORK_AWAIT, WORK_CPU, WORK_EXP, WORK_WAIT,
 };
 pub use super::targets::Verdict;
 use super::targets::{
-    self, Checked, ServerRef, RATIO_TOLERANCE, SIMILAR_THROUGHPUT, STALLED_SHARE,
+    self, Checked, ServerRef, RATIO_TOLERANCE, SIMILAR_THROUGHPUT, STALLED_SHARE, V1, V2, V3,
 };
 use crate::load::decode_histogram;
 
@@ -47,8 +45,7 @@ pub struct SummaryRow {
     pub threads: Option<Spread>,
     /// Server CPU per request under the `seed` load, µs.
     pub cpu_us: Option<Spread>,
-    /// With `--baseline`: `cpu_us` over the baseline's, run by run (median,
-    /// min–max of the per-run ratios).
+    /// With `--baseline`: `cpu_us` over the baseline's, run by run.
     pub cpu_ratio: Option<Spread>,
     /// Connections served in `seed`, and the connections there were.
     pub served: Option<(Spread, u64)>,
@@ -89,8 +86,7 @@ pub struct Claim {
 /// A chart's data.
 #[derive(Clone, Debug)]
 pub enum ChartData {
-    /// Grouped bars: one group per category (server), one bar per series,
-    /// with min–max whiskers.
+    /// One group of bars per category (server), one bar per series.
     Bars {
         /// Category labels.
         categories: Vec<String>,
@@ -127,8 +123,8 @@ pub struct Chart {
     pub data: ChartData,
 }
 
-/// `--baseline`: each server's CPU per request at each point, beside its
-/// ratio to the baseline's (taken run by run, see [`Reference`]).
+/// `--baseline`: each server's CPU per request at each point, and its ratio
+/// to the baseline's.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BaselineTable {
     /// The baseline server.
@@ -173,15 +169,13 @@ pub struct Analysis {
     pub charts: Vec<Chart>,
     /// Every failed, skipped or interrupted cell and unclean shutdown.
     pub problems: Vec<String>,
-    /// `--baseline`: every server's CPU per request and its ratio to the
-    /// baseline's, at every point that measures it.
+    /// `--baseline`: every server's CPU per request against the baseline's.
     pub baseline: Option<BaselineTable>,
     /// `--check`: the targets, checked.
     pub targets: Option<Checked>,
     /// The machine's latency floor, when `floor` ran.
     pub floor: Option<Floor>,
-    /// What the report says about the floor: its rule, and where it is
-    /// above a `capacity` target.
+    /// Where the floor was above a `capacity` target.
     pub floor_notes: Vec<String>,
 }
 
@@ -201,32 +195,24 @@ pub const KEPT_UP: f64 = 0.9;
 /// Idle connections count as all answered from this share on.
 pub const ANSWERED_ALL: f64 = 0.99;
 
-const V1: ServerRef = targets::V1;
-const V2: ServerRef = targets::V2;
-const V3: ServerRef = targets::V3;
-
 impl Analysis {
     /// Computes the analysis of `r`.
     pub fn of(r: &BenchResults) -> Analysis {
         let servers: Vec<&str> = r.servers.iter().map(|s| s.name.as_str()).collect();
-        let cells = CellIndex::of(&r.cells);
-        let mut lookup = Lookup::default();
-        for s in &servers {
-            if let Some(v) = cells.median(SEED, s, |c| c.rps()) {
-                lookup.seed_rps.insert((*s).to_string(), v);
-            }
-        }
-        lookup.baseline = r
-            .settings
-            .baseline
-            .as_deref()
-            .map(|b| Reference::of(&r.cells, b, |c| usage(c)?.cpu_us_per_request));
-        let targets = r
-            .settings
-            .check
-            .as_deref()
-            .and_then(targets::find)
-            .map(|set| targets::check(r, &lookup, set));
+        let cells = CellIndex::of(&r.cells, &r.servers);
+        let seed_rps = servers
+            .iter()
+            .filter_map(|s| Some((s.to_string(), cells.median(SEED, s, CellResult::rps)?)));
+        let lookup = Lookup {
+            seed_rps: seed_rps.collect(),
+            baseline: r
+                .settings
+                .baseline
+                .as_deref()
+                .map(|b| Reference::of(&r.cells, b, |c| usage(c)?.cpu_us_per_request)),
+        };
+        let targets = r.settings.check.as_deref().and_then(targets::find);
+        let targets = targets.map(|set| targets::check(r, &lookup, set));
         let floor = Floor::of(&cells);
         let a = Ask {
             r,
@@ -234,36 +220,26 @@ impl Analysis {
             cells,
             floor,
         };
-        let sections = a.sections(&servers);
-        let floor_notes = a.floor_notes();
-        let baseline = a.baseline_table(&servers);
-        let summary = a.summary();
-        let claims = a.claims();
-        let guidance = a.guidance(&servers);
-        let charts = a.charts(&servers);
-        let problems = r
-            .cells
-            .iter()
-            .flat_map(|c| {
-                problems(&[c]).into_iter().map(move |p| {
-                    format!(
-                        "{} / {} / {} / run {}: {p}",
-                        c.scenario, c.point, c.server, c.run
-                    )
-                })
-            })
-            .collect();
+        let problems = r.cells.iter().flat_map(|c| {
+            let at = format!(
+                "{} / {} / {} / run {}",
+                c.scenario, c.point, c.server, c.run
+            );
+            problems(&[c])
+                .into_iter()
+                .map(move |p| format!("{at}: {p}"))
+        });
         Analysis {
-            summary,
-            claims,
-            guidance,
-            sections,
-            charts,
-            problems,
-            baseline,
+            summary: a.summary(),
+            claims: a.claims(),
+            guidance: a.guidance(&servers),
+            sections: a.sections(&servers),
+            charts: a.charts(&servers),
+            problems: problems.collect(),
+            baseline: a.baseline_table(&servers),
             targets,
+            floor_notes: a.floor_notes(),
             floor: a.floor,
-            floor_notes,
         }
     }
 }
@@ -276,16 +252,12 @@ struct Ask<'a> {
     floor: Option<Floor>,
 }
 
-impl Ask<'_> {
-    fn median(
-        &self,
-        at: PointId,
-        server: &str,
-        f: impl Fn(&CellResult) -> Option<f64>,
-    ) -> Option<f64> {
-        self.cells.median(at, server, f)
-    }
+/// Connections served in a run.
+fn served(c: &CellResult) -> Option<f64> {
+    Some(c.load.as_ref()?.fairness.served as f64)
+}
 
+impl Ask<'_> {
     /// `column`'s median (min–max) over the measured runs of `server` at `at`.
     fn spread(&self, at: PointId, server: &str, column: Column) -> Option<Spread> {
         let Read::Median(f) = column.metric().read else {
@@ -299,75 +271,61 @@ impl Ask<'_> {
         self.spread(at, server, column).map(|s| s.median)
     }
 
-    fn has_scenario(&self, scenario: ScenarioId) -> bool {
-        self.cells.has(scenario)
-    }
-
     /// The scenario, if it ran.
-    fn ran(&self, scenario: ScenarioId) -> Option<&'static scenarios::Scenario> {
-        self.has_scenario(scenario).then(|| scenario.scenario())
+    fn ran(&self, scenario: ScenarioId) -> Option<&'static Scenario> {
+        self.cells.has(scenario).then(|| scenario.scenario())
     }
 
     fn sections(&self, servers: &[&str]) -> Vec<Section> {
-        let mut out = Vec::new();
-        for s in scenarios::SCENARIOS {
-            if !self.has_scenario(s.id) {
-                continue;
-            }
-            let baseline = self.lookup.baseline.as_ref().map(|b| b.server.as_str());
+        let baseline = self.lookup.baseline.as_ref().map(|b| b.server.as_str());
+        let ran = scenarios::SCENARIOS.iter().filter(|s| self.cells.has(s.id));
+        ran.map(|s| {
             let chosen = match baseline {
                 Some(_) => columns_with_baseline(s.id),
                 None => columns(s.id),
             };
-            let mut rows = Vec::new();
             let servers = match s.id {
                 ScenarioId::Floor => &[FLOOR_SERVER][..],
                 _ => servers,
             };
-            for point in 0..s.points.len() {
-                for server in servers {
-                    rows.extend(row(
-                        self.cells.runs(s.at(point), server),
-                        &chosen,
-                        &self.lookup,
-                    ));
-                }
-            }
-            out.push(Section {
+            let rows = s.ids().flat_map(|at| {
+                let chosen = &chosen;
+                servers.iter().filter_map(move |server| {
+                    row(self.cells.runs(at, server), chosen, &self.lookup)
+                })
+            });
+            let header = |c: &Column| match baseline {
+                Some(b) if *c == Column::BaselineCpu => baseline_header(b),
+                _ => c.name().to_string(),
+            };
+            Section {
                 name: s.id,
-                title: s.title.to_string(),
-                question: s.question.to_string(),
+                rows: rows.collect(),
                 columns: chosen
                     .iter()
-                    .map(|c| match baseline {
-                        Some(b) if *c == Column::BaselineCpu => {
-                            (baseline_header(b), c.metric().unit)
-                        }
-                        _ => (c.name().to_string(), c.metric().unit),
-                    })
+                    .map(|c| (header(c), c.metric().unit))
                     .collect(),
-                rows,
-            });
-        }
-        out
+            }
+        })
+        .collect()
     }
 
     fn baseline_table(&self, servers: &[&str]) -> Option<BaselineTable> {
         let reference = self.lookup.baseline.as_ref()?;
         let mut entries = Vec::new();
         for s in scenarios::SCENARIOS {
-            if !self.has_scenario(s.id) || !columns(s.id).contains(&Column::ServerCpu) {
+            if !self.cells.has(s.id) || !columns(s.id).contains(&Column::ServerCpu) {
                 continue;
             }
-            for i in 0..s.points.len() {
+            for at in s.ids() {
                 for server in servers {
-                    let cpu_us = self.spread(s.at(i), server, Column::ServerCpu);
-                    if cpu_us.is_some() || !self.cells.runs(s.at(i), server).is_empty() {
+                    let cpu_us = self.spread(at, server, Column::ServerCpu);
+                    if cpu_us.is_some() || !self.cells.runs(at, server).is_empty() {
                         entries.push(BaselineEntry {
-                            at: s.at(i),
+                            at,
                             server: server.to_string(),
                             cpu_us,
-                            ratio: self.spread(s.at(i), server, Column::BaselineCpu),
+                            ratio: self.spread(at, server, Column::BaselineCpu),
                         });
                     }
                 }
@@ -382,130 +340,152 @@ impl Ask<'_> {
 
     fn summary(&self) -> Vec<SummaryRow> {
         let idle = ScenarioId::Idle.scenario();
-        self.r
-            .servers
-            .iter()
-            .map(|info| {
-                let s = info.name.as_str();
-                let seed = |column| self.spread(SEED, s, column);
-                let idle = (0..idle.points.len()).rev().find_map(|p| {
-                    let bytes = self.spread(idle.at(p), s, Column::IdleRss)?;
-                    let point = idle.points[p];
-                    Some(IdleCost {
-                        bytes,
-                        point: point.label.to_string(),
-                        answered: self
-                            .median(idle.at(p), s, |c| Some(c.idle.as_ref()?.answered as f64))?,
-                        connections: point.drive.connections() as u64,
-                    })
-                });
-                let seed_cells = self.cells.runs(SEED, s);
-                let connections = seed_cells
-                    .iter()
-                    .find_map(|c| c.load.as_ref().map(|l| l.fairness.connections))
-                    .unwrap_or(0);
-                let capacity = ScenarioId::Capacity.at(0);
-                SummaryRow {
-                    server: info.name.clone(),
-                    description: info.description.clone(),
-                    rps: seed(Column::Rps),
-                    capacity: self.spread(capacity, s, Column::Capacity),
-                    capacity_target_us: self.figure(capacity, s, Column::CapacityTarget),
-                    mean_us: seed(Column::Mean),
-                    p99_us: seed(Column::P99),
-                    idle,
-                    threads: seed(Column::Threads),
-                    cpu_us: seed(Column::ServerCpu),
-                    cpu_ratio: self.spread(SEED, s, Column::BaselineCpu),
-                    served: self
-                        .cells
-                        .spread(SEED, s, |c| Some(c.load.as_ref()?.fairness.served as f64))
-                        .map(|v| (v, connections)),
-                    source_lines: info.source_lines,
-                    problems: problems(seed_cells),
-                }
-            })
-            .collect()
+        let capacity = ScenarioId::Capacity.at(0);
+        let row = |info: &ServerInfo| {
+            let s = info.name.as_str();
+            let seed = |column| self.spread(SEED, s, column);
+            let idle = idle.ids().rev().find_map(|at| {
+                Some(IdleCost {
+                    bytes: self.spread(at, s, Column::IdleRss)?,
+                    point: at.label().to_string(),
+                    answered: self.figure(at, s, Column::IdleAnswered)?,
+                    connections: at.point().drive.connections() as u64,
+                })
+            });
+            let seed_cells = self.cells.runs(SEED, s);
+            let connections = seed_cells
+                .iter()
+                .find_map(|c| Some(c.load.as_ref()?.fairness.connections));
+            SummaryRow {
+                server: info.name.clone(),
+                description: info.description.clone(),
+                rps: seed(Column::Rps),
+                capacity: self.spread(capacity, s, Column::Capacity),
+                capacity_target_us: self.figure(capacity, s, Column::CapacityTarget),
+                mean_us: seed(Column::Mean),
+                p99_us: seed(Column::P99),
+                idle,
+                threads: seed(Column::Threads),
+                cpu_us: seed(Column::ServerCpu),
+                cpu_ratio: seed(Column::BaselineCpu),
+                served: self
+                    .cells
+                    .spread(SEED, s, served)
+                    .map(|v| (v, connections.unwrap_or(0))),
+                source_lines: info.source_lines,
+                problems: problems(seed_cells),
+            }
+        };
+        self.r.servers.iter().map(row).collect()
     }
 
     fn claims(&self) -> Vec<Claim> {
         let rps = |s: ServerRef| self.lookup.seed_rps.get(s.name()).copied();
         let mean = |s: ServerRef| self.figure(SEED, s.name(), Column::Mean);
         let tol = format::percent(RATIO_TOLERANCE);
-        let check = |i: usize| {
-            let c = targets::evaluate(self.r, &self.lookup, &targets::SEED_CLAIMS.targets[i]);
-            (c.measured.map(|m| m.median), c.verdict)
-        };
-        let claim = |i: usize, seed_figure: &str, rule: String, (measured, verdict)| Claim {
-            claim: targets::SEED_CLAIMS.targets[i].label,
-            seed_figure: seed_figure.to_string(),
-            measured,
-            rule,
-            verdict,
-        };
-        let mut claims = Vec::new();
-
-        // 1. v2 about 4.7x v1's throughput.
-        let measured = match (check(0), rps(V2), rps(V1)) {
-            ((Some(ratio), verdict), Some(v2), Some(v1)) => (
-                format!(
-                    "{} ({} / {} req/s)",
-                    format::times(ratio),
-                    format::rate(v2),
-                    format::rate(v1)
-                ),
+        // Target `i` of seed-claims decides; `measured` words its median.
+        let claim = |i: usize,
+                     seed_figure: &str,
+                     rule: String,
+                     needs: &str,
+                     measured: &dyn Fn(f64) -> Option<String>| {
+            let target = &targets::SEED_CLAIMS.targets[i];
+            let c = targets::evaluate(self.r, &self.lookup, target);
+            let (measured, verdict) = match c.measured.and_then(|m| measured(m.median)) {
+                Some(text) => (text, c.verdict),
+                None => not_measured(needs),
+            };
+            Claim {
+                claim: target.label,
+                seed_figure: seed_figure.to_string(),
+                measured,
+                rule,
                 verdict,
-            ),
-            _ => not_measured(&["seed: threaded and sequential"]),
+            }
         };
-        claims.push(claim(
+        let throughput = claim(
             0,
             "254k vs 54k req/s = 4.7×",
             format!("holds when threaded/sequential seed req/s is within {tol} of 4.7"),
-            measured,
-        ));
-
-        // 2. v3 about 5x lower mean latency than v2 at similar throughput.
-        let measured = match (check(1), mean(V2), mean(V3), rps(V2), rps(V3)) {
-            ((Some(ratio), verdict), Some(m2), Some(m3), Some(r2), Some(r3)) => (
-                format!(
+            "seed: threaded and sequential",
+            &|ratio| {
+                let (v2, v1) = (format::rate(rps(V2)?), format::rate(rps(V1)?));
+                Some(format!("{} ({v2} / {v1} req/s)", format::times(ratio)))
+            },
+        );
+        let similar = format::percent(SIMILAR_THROUGHPUT);
+        let mean_latency = claim(
+            1,
+            "207 µs vs 38.9 µs at 254k vs 248k req/s",
+            format!("holds when threaded/pool mean latency is within {tol} of 5 and their seed req/s within {similar}"),
+            "seed: threaded and pool",
+            &|ratio| {
+                let (m2, m3, r2, r3) = (mean(V2)?, mean(V3)?, rps(V2)?, rps(V3)?);
+                Some(format!(
                     "mean {} (v2) / {} (v3) = {}; throughput v3/v2 = {}{}",
                     format::micros(m2),
                     format::micros(m3),
                     format::times(ratio),
                     format::times(r3 / r2),
                     self.noise(m2, m3, None)
-                ),
-                verdict,
-            ),
-            _ => not_measured(&["seed: threaded and pool"]),
-        };
-        claims.push(claim(
-            1,
-            "207 µs vs 38.9 µs at 254k vs 248k req/s",
+                ))
+            },
+        );
+        let stalled = claim(
+            2,
+            "stated, not measured",
             format!(
-                "holds when threaded/pool mean latency is within {tol} of 5 and their seed req/s within {}",
-                format::percent(SIMILAR_THROUGHPUT)
+                "holds when sequential's req/s with slowloris clients is below {} of its seed req/s",
+                format::percent(STALLED_SHARE)
             ),
-            measured,
-        ));
+            "seed and slow: sequential",
+            &|share| {
+                let with = format::rate(self.figure(SLOW, V1.name(), Column::Rps)?);
+                let without = format::rate(rps(V1)?);
+                let share = format::percent(share);
+                Some(format!("{with} req/s with slow clients vs {without} without: {share} of its throughput"))
+            },
+        );
+        let p99 = |s: ServerRef| self.figure(LATENCY_75, s.name(), Column::P99);
+        let rate = |s: ServerRef| self.cells.median(LATENCY_75, s.name(), |c| c.config.rate);
+        let tail = claim(
+            3,
+            "38.9 µs vs 207 µs average",
+            "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's"
+                .to_string(),
+            "latency: threaded and pool",
+            &|_| {
+                let (a, b) = (p99(V2)?, p99(V3)?);
+                Some(format!(
+                    "p99 at 75% of own peak: {} (v2), {} (v3){}",
+                    format::micros(a),
+                    format::micros(b),
+                    self.noise(a, b, higher(rate(V2), rate(V3)))
+                ))
+            },
+        );
+        vec![
+            throughput,
+            mean_latency,
+            self.threads_claim(),
+            stalled,
+            tail,
+        ]
+    }
 
-        // 3. v3's thread count fixed, v2's grows with connections. The
-        // growth is compared with the connections actually served, since a
-        // short window may end before thousands of connects complete.
-        let sweep = ScenarioId::Connections.scenario().points.len();
-        let threads = |server: &str| -> Vec<(f64, f64)> {
-            (0..sweep)
-                .filter_map(|i| {
-                    let served = self.median(ScenarioId::Connections.at(i), server, |c| {
-                        Some(c.load.as_ref()?.fairness.served as f64)
-                    })?;
-                    let t = self.figure(ScenarioId::Connections.at(i), server, Column::Threads)?;
-                    Some((served, t))
-                })
-                .collect()
+    /// v3's thread count is fixed, v2's grows with connections: the growth
+    /// is compared with the connections actually served, since a short
+    /// window may end before thousands of connects complete.
+    fn threads_claim(&self) -> Claim {
+        let sweep = ScenarioId::Connections.scenario();
+        let threads = |s: ServerRef| -> Vec<(f64, f64)> {
+            let at = |at| {
+                let t = self.figure(at, s.name(), Column::Threads)?;
+                Some((self.cells.median(at, s.name(), served)?, t))
+            };
+            sweep.ids().filter_map(at).collect()
         };
-        let (t2, t3) = (threads(V2.name()), threads(V3.name()));
+        let (t2, t3) = (threads(V2), threads(V3));
         let (measured, verdict) = if t2.len() >= 2 && t3.len() >= 2 {
             let (lo2, hi2) = (t2[0], t2[t2.len() - 1]);
             let min3 = t3.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
@@ -522,75 +502,22 @@ impl Ask<'_> {
                     hi2.1,
                     format::count(hi2.0 as u64)
                 ),
-                judge(fixed && grows),
+                Verdict::of(fixed && grows),
             )
         } else {
-            not_measured(&["connections: threaded and pool"])
+            not_measured("connections: threaded and pool")
         };
-        claims.push(Claim {
+        Claim {
             claim: "v3's thread count is fixed while v2's grows with connections",
             seed_figure: "fixed pool vs a thread per connection".to_string(),
             measured,
             rule: "holds when pool's thread count varies by at most 2 across the connection sweep and threaded's grows by at least half the connections served in addition".to_string(),
             verdict,
-        });
-
-        // 4. v1 is stalled by one slow client.
-        let slow = self.figure(SLOW, V1.name(), Column::Rps);
-        let measured = match (check(2), slow, rps(V1)) {
-            ((Some(share), verdict), Some(with), Some(without)) => (
-                format!(
-                    "{} req/s with slow clients vs {} without: {} of its throughput",
-                    format::rate(with),
-                    format::rate(without),
-                    format::percent(share)
-                ),
-                verdict,
-            ),
-            _ => not_measured(&["seed and slow: sequential"]),
-        };
-        claims.push(claim(
-            2,
-            "stated, not measured",
-            format!(
-                "holds when sequential's req/s with slowloris clients is below {} of its seed req/s",
-                format::percent(STALLED_SHARE)
-            ),
-            measured,
-        ));
-
-        // 5. v3 for latency-sensitive services.
-        let p99 = |s: ServerRef| self.figure(LATENCY_75, s.name(), Column::P99);
-        let rate = |s: ServerRef| self.median(LATENCY_75, s.name(), |c| c.config.rate);
-        let measured = match (check(3), p99(V2), p99(V3)) {
-            ((Some(_), verdict), Some(a), Some(b)) => (
-                format!(
-                    "p99 at 75% of own peak: {} (v2), {} (v3){}",
-                    format::micros(a),
-                    format::micros(b),
-                    self.noise(a, b, higher(rate(V2), rate(V3)))
-                ),
-                verdict,
-            ),
-            _ => not_measured(&["latency: threaded and pool"]),
-        };
-        claims.push(claim(
-            3,
-            "38.9 µs vs 207 µs average",
-            "holds when pool's corrected p99 at 75% of its own seed throughput is below threaded's"
-                .to_string(),
-            measured,
-        ));
-        claims
-    }
-
-    /// Whether `server` served every connection of a point (median starved 0).
-    fn served_all(&self, at: PointId, server: &str) -> bool {
-        self.figure(at, server, Column::Starved) == Some(0.0)
+        }
     }
 
     /// Ranks the servers by `f` at one point, best first; those that left
-    /// connections starved there are not ranked but named apart, since
+    /// connections starved at `at` are not ranked but named apart, since
     /// their figures come from the few connections they served.
     fn rank(
         &self,
@@ -599,28 +526,47 @@ impl Ask<'_> {
         lowest: bool,
         f: &dyn Fn(&str) -> Option<f64>,
     ) -> (Vec<(String, f64)>, Vec<String>) {
-        let mut ranked = Vec::new();
-        let mut starved = Vec::new();
+        let (mut ranked, mut starved) = (Vec::new(), Vec::new());
         for s in servers {
             let Some(v) = f(s) else { continue };
             match at {
-                Some(at) if !self.served_all(at, s) => starved.push((*s).to_string()),
-                _ => ranked.push(((*s).to_string(), v)),
+                Some(at) if self.figure(at, s, Column::Starved) != Some(0.0) => {
+                    starved.push(s.to_string())
+                }
+                _ => ranked.push((s.to_string(), v)),
             }
         }
-        ranked.sort_by(|a, b| {
-            if lowest {
-                a.1.total_cmp(&b.1)
-            } else {
-                b.1.total_cmp(&a.1)
-            }
+        ranked.sort_by(|a: &(String, f64), b| match lowest {
+            true => a.1.total_cmp(&b.1),
+            false => b.1.total_cmp(&a.1),
         });
         (ranked, starved)
     }
 
-    /// `"; the difference, X, is within the floor's p99 ..."` when latencies
-    /// `a` and `b` (µs) measured at `rate` (`None`: closed loop) differ within
-    /// the floor, or nothing.
+    /// [`lead`] of the servers ranked by `f`, or `None` when none has it.
+    fn best(
+        &self,
+        servers: &[&str],
+        at: Option<PointId>,
+        lowest: bool,
+        f: &dyn Fn(&str) -> Option<f64>,
+        fmt: impl Fn(f64) -> String,
+    ) -> Option<String> {
+        let (v, _) = self.rank(servers, at, lowest, f);
+        (!v.is_empty()).then(|| lead(&v, lowest, fmt, &|_, _| None))
+    }
+
+    /// The floor's p99 at the higher of two servers' offered rates at `at`:
+    /// how far apart their latencies there must be to be told apart.
+    fn floor_at(&self, at: PointId) -> impl Fn(&str, &str) -> Option<f64> + '_ {
+        move |a, b| {
+            let rate = |s: &str| self.cells.median(at, s, |c| c.config.rate);
+            self.floor.as_ref()?.p99_at(higher(rate(a), rate(b)))
+        }
+    }
+
+    /// Says so when latencies `a` and `b` (µs) measured at `rate` (`None`:
+    /// closed loop) differ within the floor.
     fn noise(&self, a: f64, b: f64, rate: Option<f64>) -> String {
         match &self.floor {
             Some(f) if f.within(a, b, rate) => format!(
@@ -633,161 +579,87 @@ impl Ask<'_> {
         }
     }
 
-    /// [`lead`] for latencies ranked lowest first, measured at `at` (each
-    /// server at its own offered rate there): the best is tied with every
-    /// server within [`TIE`] of it or within the floor of it, and the
-    /// runner-up is named only when it lies outside the floor of the last
-    /// of those, so that no two servers are ranked on a difference the
-    /// floor does not resolve.
-    fn lead_latency(&self, v: &[(String, f64)], at: PointId) -> String {
-        let rate = |s: &str| self.median(at, s, |c| c.config.rate);
-        let noise = |a: &(String, f64), b: &(String, f64)| {
-            self.floor
-                .as_ref()
-                .is_some_and(|f| f.within(a.1, b.1, higher(rate(&a.0), rate(&b.0))))
-        };
-        let best = &v[0];
-        let top = v
-            .iter()
-            .take_while(|x| x.1 <= best.1 * (1.0 + TIE) || noise(best, x))
-            .count();
-        let figures = |list: &[(String, f64)]| {
-            list.iter()
-                .map(|(_, x)| format::micros(*x))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut text = if top > 1 {
-            let tied: Vec<String> = v[..top].iter().map(|(s, _)| s.clone()).collect();
-            let last = &v[top - 1];
-            if v[1..top].iter().any(|x| noise(best, x)) {
-                let floor = self
-                    .floor
-                    .as_ref()
-                    .and_then(|f| f.p99_at(higher(rate(&best.0), rate(&last.0))));
-                format!(
-                    "{} (indistinguishable on this machine: they differ by no more than the floor's p99 of {} at that load: {})",
-                    names(&tied),
-                    format::micros(floor.unwrap_or(0.0)),
-                    figures(&v[..top])
-                )
-            } else {
-                format!(
-                    "{} (within {} of each other: {})",
-                    names(&tied),
-                    format::percent(TIE),
-                    figures(&v[..top])
-                )
-            }
-        } else {
-            format!("**{}** ({})", best.0, format::micros(best.1))
-        };
-        if let Some(next) = v.get(top) {
-            if !noise(&v[top - 1], next) {
-                text.push_str(&format!("; next {} ({})", next.0, format::micros(next.1)));
-            }
-        }
-        text
-    }
-
     /// `server`'s median capacity under `work` (`None`: the seed's handler).
     fn capacity(&self, server: &str, work: Option<&str>) -> Option<f64> {
-        let sc = ScenarioId::Capacity.scenario();
-        let i = sc.points.iter().position(|p| p.work == work)?;
-        self.figure(sc.at(i), server, Column::Capacity)
-    }
-
-    /// The p99 target of the `capacity` search under `work`, µs.
-    fn capacity_target(&self, servers: &[&str], work: Option<&str>) -> Option<f64> {
-        let sc = ScenarioId::Capacity.scenario();
-        let i = sc.points.iter().position(|p| p.work == work)?;
-        servers
-            .iter()
-            .find_map(|s| self.figure(sc.at(i), s, Column::CapacityTarget))
+        let at = ScenarioId::Capacity.scenario().with_work(work)?;
+        self.figure(at, server, Column::Capacity)
     }
 
     /// Where the floor was above a `capacity` target.
     fn floor_notes(&self) -> Vec<String> {
-        let sc = ScenarioId::Capacity.scenario();
-        let mut out = Vec::new();
-        for (i, p) in sc.points.iter().enumerate() {
-            let raised = self
-                .r
-                .cells
-                .iter()
-                .filter(|c| c.at() == sc.at(i))
-                .find_map(|c| {
-                    c.capacity
-                        .as_ref()
-                        .filter(|k| k.target_us > k.nominal_target_us)
-                });
-            if let Some(k) = raised {
-                out.push(format!(
-                    "The floor's p99 at its lowest rate ({}) is not below the {} target of `capacity` {}: that target was raised to {}, twice the floor.",
-                    format::micros(k.floor_p99_us.unwrap_or(0.0)),
-                    format::micros(k.nominal_target_us),
-                    p.label,
-                    format::micros(k.target_us)
-                ));
-            }
-        }
-        out
+        let raised = |at: PointId| {
+            let mut cells = self.r.cells.iter().filter(|c| c.at() == at);
+            cells.find_map(|c| {
+                c.capacity
+                    .as_ref()
+                    .filter(|k| k.target_us > k.nominal_target_us)
+            })
+        };
+        let notes = ScenarioId::Capacity.scenario().ids().filter_map(|at| {
+            let k = raised(at)?;
+            Some(format!(
+                "The floor's p99 at its lowest rate ({}) is not below the {} target of `capacity` {}: that target was raised to {}, twice the floor.",
+                format::micros(k.floor_p99_us.unwrap_or(0.0)),
+                format::micros(k.nominal_target_us),
+                at.label(),
+                format::micros(k.target_us)
+            ))
+        });
+        notes.collect()
     }
 
     /// The sentences of `capacity`, `spread` and `body` (issue 14 §5).
     fn capacity_guidance(&self, servers: &[&str], out: &mut Vec<String>) {
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
         let within = |work: Option<&str>| {
-            self.capacity_target(servers, work)
-                .map_or("the target".to_string(), format::micros)
+            let at = ScenarioId::Capacity.scenario().with_work(work);
+            let target = at.and_then(|at| {
+                servers
+                    .iter()
+                    .find_map(|s| self.figure(at, s, Column::CapacityTarget))
+            });
+            target.map_or("the target".to_string(), format::micros)
         };
-        if self.has_scenario(ScenarioId::Capacity) {
-            let (v, _) = self.rank(servers, None, false, &|s| self.capacity(s, None));
+        if self.cells.has(ScenarioId::Capacity) {
+            let measured = |s: &str| {
+                self.cells
+                    .measured(ScenarioId::Capacity.at(0), s)
+                    .next()
+                    .is_some()
+            };
             let none: Vec<&str> = servers
                 .iter()
                 .copied()
-                .filter(|s| {
-                    self.capacity(s, None).is_none()
-                        && self
-                            .cells
-                            .measured(ScenarioId::Capacity.at(0), s)
-                            .next()
-                            .is_some()
-                })
+                .filter(|s| self.capacity(s, None).is_none() && measured(s))
                 .collect();
-            if !v.is_empty() {
-                let mut text = format!(
-                    "Most load carried with p99 within {} (the seed's handler, open loop): {}",
-                    within(None),
-                    lead(&v, false, per_sec)
-                );
-                if !none.is_empty() {
-                    text.push_str(&format!("; no rate held it for {}", none.join(", ")));
-                }
-                text.push('.');
-                out.push(text);
-            }
-            // Same mean, spread out: the share of the fixed-time capacity kept.
-            let fixed = WORK_CPU.label();
-            let exp = WORK_EXP.label();
-            let (v, _) = self.rank(servers, None, false, &|s| {
-                Some(self.capacity(s, Some(exp))? / self.capacity(s, Some(fixed))?)
-            });
-            if !v.is_empty() {
+            if let Some(lead) =
+                self.best(servers, None, false, &|s| self.capacity(s, None), per_sec)
+            {
+                let none = match none.is_empty() {
+                    true => String::new(),
+                    false => format!("; no rate held it for {}", none.join(", ")),
+                };
                 out.push(format!(
-                    "Keeps the most of its capacity when service times spread ({exp} against a fixed {fixed}, the same mean, p99 within {}): {}.",
-                    within(Some(fixed)),
-                    lead(&v, false, |x| format!("{} kept", format::percent(x)))
+                    "Most load carried with p99 within {} (the seed's handler, open loop): {lead}{none}.",
+                    within(None)
                 ));
             }
-            let (v, _) = self.rank(servers, None, false, &|s| {
-                self.capacity(s, Some(SPREAD_WORK))
-            });
-            if !v.is_empty() {
+            // Same mean, spread out: the share of the fixed-time capacity kept.
+            let (fixed, exp) = (WORK_CPU.label(), WORK_EXP.label());
+            let kept =
+                |s: &str| Some(self.capacity(s, Some(exp))? / self.capacity(s, Some(fixed))?);
+            let kept_fmt = |x| format!("{} kept", format::percent(x));
+            if let Some(lead) = self.best(servers, None, false, &kept, kept_fmt) {
                 out.push(format!(
-                    "Most capacity when 1% of requests take 100× the others ({SPREAD_WORK}, p99 within {}): {}.",
-                    within(Some(SPREAD_WORK)),
-                    lead(&v, false, per_sec)
+                    "Keeps the most of its capacity when service times spread ({exp} against a fixed {fixed}, the same mean, p99 within {}): {lead}.",
+                    within(Some(fixed))
+                ));
+            }
+            let spread = |s: &str| self.capacity(s, Some(SPREAD_WORK));
+            if let Some(lead) = self.best(servers, None, false, &spread, per_sec) {
+                out.push(format!(
+                    "Most capacity when 1% of requests take 100× the others ({SPREAD_WORK}, p99 within {}): {lead}.",
+                    within(Some(SPREAD_WORK))
                 ));
             }
         }
@@ -801,34 +673,32 @@ impl Ask<'_> {
             true => self.capacity(s, Some(at.label())),
             false => self.figure(at, s, Column::Rps),
         };
-        let mut gains: Vec<(String, f64, f64, f64)> = servers
+        let mut gains: Vec<(&str, f64, f64, f64)> = servers
             .iter()
             .filter_map(|s| {
                 let (w, p) = (figure(s, WORK_WAIT)?, figure(s, WORK_AWAIT)?);
-                (w > 0.0).then(|| (s.to_string(), p / w, p, w))
+                (w > 0.0).then_some((*s, p / w, p, w))
             })
             .collect();
         if !gains.is_empty() {
             gains.sort_by(|a, b| b.1.total_cmp(&a.1));
             let reactor = |s: &str| {
-                crate::models::Model::ALL
-                    .iter()
-                    .find(|m| m.name() == s)
-                    .is_some_and(|m| m.parks_without_a_thread())
+                let model = crate::models::Model::ALL
+                    .into_iter()
+                    .find(|m| m.name() == s);
+                model.is_some_and(|m| m.parks_without_a_thread())
             };
             let list = |want: bool| {
-                gains
-                    .iter()
-                    .filter(|g| reactor(&g.0) == want)
-                    .map(|(s, x, p, w)| {
-                        format!(
-                            "{s} {} ({} vs {})",
-                            format::times(*x),
-                            per_sec(*p),
-                            per_sec(*w)
-                        )
-                    })
-                    .collect::<Vec<_>>()
+                let gains = gains.iter().filter(|g| reactor(g.0) == want);
+                let text = gains.map(|(s, x, p, w)| {
+                    format!(
+                        "{s} {} ({} vs {})",
+                        format::times(*x),
+                        per_sec(*p),
+                        per_sec(*w)
+                    )
+                });
+                text.collect::<Vec<_>>().join(", ")
             };
             let measure = match by_capacity {
                 true => format!("capacity at p99 within {}", within(Some(wait))),
@@ -839,38 +709,34 @@ impl Ask<'_> {
                 "Waiting 1 ms without holding the thread ({park}) against blocking on it ({wait}), in {measure}:"
             );
             if !reactors.is_empty() {
-                text.push_str(&format!(" the reactors {}", reactors.join(", ")));
+                text.push_str(&format!(" the reactors {reactors}"));
             }
             if !blocking.is_empty() {
+                let sep = if reactors.is_empty() { "" } else { ";" };
                 text.push_str(&format!(
-                    "{} the threaded models, which block in both, {}",
-                    if reactors.is_empty() { "" } else { ";" },
-                    blocking.join(", ")
+                    "{sep} the threaded models, which block in both, {blocking}"
                 ));
             }
-            text.push('.');
-            out.push(text);
+            out.push(text + ".");
         }
-        if self.has_scenario(ScenarioId::Spread) {
+        if self.cells.has(ScenarioId::Spread) {
             let at = ScenarioId::Spread.at(1);
             let (v, _) = self.rank(servers, None, true, &|s| self.figure(at, s, Column::P99));
             if !v.is_empty() {
                 out.push(format!(
                     "Lowest p99 with {SPREAD_WORK} at {} (corrected, all requests): {}.",
                     at.label(),
-                    self.lead_latency(&v, at)
+                    lead(&v, true, format::micros, &self.floor_at(at))
                 ));
             }
         }
-        if self.has_scenario(ScenarioId::Body) {
-            let (v, _) = self.rank(servers, Some(BODY_1M), true, &|s| {
-                self.figure(BODY_1M, s, Column::CpuPerKib)
-            });
-            if !v.is_empty() {
+        if self.cells.has(ScenarioId::Body) {
+            let cpu = |s: &str| self.figure(BODY_1M, s, Column::CpuPerKib);
+            let per_kib = |x| format!("{} per KiB", format::micros(x));
+            if let Some(lead) = self.best(servers, Some(BODY_1M), true, &cpu, per_kib) {
+                let body = BODY_1M.label();
                 out.push(format!(
-                    "Moves {} responses with the least server CPU: {}.",
-                    BODY_1M.label(),
-                    lead(&v, true, |x| format!("{} per KiB", format::micros(x)))
+                    "Moves {body} responses with the least server CPU: {lead}."
                 ));
             }
         }
@@ -885,67 +751,63 @@ impl Ask<'_> {
             scenarios::Drive::Slow { slow, .. } => slow,
             _ => 0,
         };
-
-        if self.has_scenario(ScenarioId::Seed) {
+        if self.cells.has(ScenarioId::Seed) {
             let (v, starved) = self.rank(servers, Some(SEED), false, &rps_at(SEED));
             if !v.is_empty() {
                 out.push(format!(
                     "Most requests per second under the seed's load ({seed_conns} keep-alive connections): {}{}.",
-                    lead(&v, false, per_sec),
+                    lead(&v, false, per_sec, &|_, _| None),
                     unranked(&starved)
                 ));
             }
             let starved: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let n = self.figure(SEED, s, Column::Starved)?;
-                    (n > 0.0).then(|| {
-                        format!(
-                            "{s} left {n} of {seed_conns} connections without a single response"
-                        )
-                    })
+                    let n = self.figure(SEED, s, Column::Starved).filter(|n| *n > 0.0)?;
+                    Some(format!(
+                        "{s} left {n} of {seed_conns} connections without a single response"
+                    ))
                 })
                 .collect();
-            out.push(if starved.is_empty() {
-                format!("Every server served all {seed_conns} connections of the seed's load.")
-            } else {
-                format!(
+            out.push(match starved.is_empty() {
+                true => format!("Every server served all {seed_conns} connections of the seed's load."),
+                false => format!(
                     "Starved connections under the seed's load: {}; whatever it reaches comes from the connections it did serve.",
                     starved.join("; ")
-                )
+                ),
             });
-            let (v, _) = self.rank(servers, None, true, &|s| {
-                self.figure(SEED, s, Column::ServerCpu)
-            });
-            if !v.is_empty() {
+            let cpu = |s: &str| self.figure(SEED, s, Column::ServerCpu);
+            let per_request = |x| format!("{} per request", format::micros(x));
+            if let Some(lead) = self.best(servers, None, true, &cpu, per_request) {
                 out.push(format!(
-                    "Cheapest per request in server CPU under the seed's load: {}.",
-                    lead(&v, true, |x| format!("{} per request", format::micros(x)))
+                    "Cheapest per request in server CPU under the seed's load: {lead}."
                 ));
             }
         }
-        if self.has_scenario(ScenarioId::Latency) {
+        if self.cells.has(ScenarioId::Latency) {
             // Only a server that delivered the load it was offered has a
             // latency worth ranking.
-            let kept_up = |s: &str| self.median(LATENCY_75, s, |c| Some(c.rps()? / c.config.rate?));
+            let kept_up = |s: &str| {
+                self.cells
+                    .median(LATENCY_75, s, |c| Some(c.rps()? / c.config.rate?))
+            };
             let behind: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let share = kept_up(s)?;
-                    (share < KEPT_UP).then(|| format!("{s} ({} answered)", format::percent(share)))
+                    let share = kept_up(s).filter(|share| *share < KEPT_UP)?;
+                    Some(format!("{s} ({} answered)", format::percent(share)))
                 })
                 .collect();
-            let (v, _) = self.rank(servers, None, true, &|s| {
-                if kept_up(s)? < KEPT_UP {
-                    return None;
-                }
-                self.figure(LATENCY_75, s, Column::P99)
-            });
+            let p99 = |s: &str| {
+                let p99 = self.figure(LATENCY_75, s, Column::P99);
+                p99.filter(|_| kept_up(s).is_some_and(|k| k >= KEPT_UP))
+            };
+            let (v, _) = self.rank(servers, None, true, &p99);
             let mut text = String::new();
             if !v.is_empty() {
                 text = format!(
                     "Lowest tail latency at a steady 75% of each one's own peak (corrected p99): {}.",
-                    self.lead_latency(&v, LATENCY_75)
+                    lead(&v, true, format::micros, &self.floor_at(LATENCY_75))
                 );
             }
             if !behind.is_empty() {
@@ -959,33 +821,32 @@ impl Ask<'_> {
                 out.push(text.trim().to_string());
             }
         }
-        if let Some(idle) = self.ran(ScenarioId::Idle) {
-            let p = idle.points.len() - 1;
-            let label = idle.points[p].label;
+        if let Some(at) = self
+            .ran(ScenarioId::Idle)
+            .and_then(|idle| idle.ids().last())
+        {
+            let label = at.label();
             let answered = |s: &str| {
-                self.median(idle.at(p), s, |c| {
+                self.cells.median(at, s, |c| {
                     let i = c.idle.as_ref()?;
                     Some(i.answered as f64 / i.connections.max(1) as f64)
                 })
             };
-            let (v, _) = self.rank(servers, None, true, &|s| {
-                if answered(s)? < ANSWERED_ALL {
-                    return None;
-                }
-                self.figure(idle.at(p), s, Column::IdleRss)
-            });
-            if !v.is_empty() {
+            let rss = |s: &str| {
+                let rss = self.figure(at, s, Column::IdleRss);
+                rss.filter(|_| answered(s).is_some_and(|a| a >= ANSWERED_ALL))
+            };
+            let each = |x| format!("{} of RSS each", format::bytes(x));
+            if let Some(lead) = self.best(servers, None, true, &rss, each) {
                 out.push(format!(
-                    "Cheapest idle keep-alive connection ({label} open, each answered): {}.",
-                    lead(&v, true, |x| format!("{} of RSS each", format::bytes(x)))
+                    "Cheapest idle keep-alive connection ({label} open, each answered): {lead}."
                 ));
             }
             let short: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let a = answered(s)?;
-                    (a < ANSWERED_ALL)
-                        .then(|| format!("{s} answered {} of them", format::percent(a)))
+                    let a = answered(s).filter(|a| *a < ANSWERED_ALL)?;
+                    Some(format!("{s} answered {} of them", format::percent(a)))
                 })
                 .collect();
             if !short.is_empty() {
@@ -995,7 +856,7 @@ impl Ask<'_> {
                 ));
             }
         }
-        if self.has_scenario(ScenarioId::Slow) {
+        if self.cells.has(ScenarioId::Slow) {
             let shares: Vec<(&str, f64)> = servers
                 .iter()
                 .filter_map(|s| Some((*s, self.figure(SLOW, s, Column::VsSeed)?)))
@@ -1006,133 +867,134 @@ impl Ask<'_> {
                 .map(|(s, x)| format!("{s} ({} of its seed req/s)", format::percent(*x)))
                 .collect();
             if !shares.is_empty() {
-                out.push(if stalled.is_empty() {
-                    format!(
+                out.push(match stalled.is_empty() {
+                    true => format!(
                         "No server was stalled by {slowloris} slowloris clients: each kept at least {} of its seed throughput.",
                         format::percent(STALLED_SHARE)
-                    )
-                } else {
-                    format!(
+                    ),
+                    false => format!(
                         "Stalled by {slowloris} slowloris clients: {}; avoid it where clients can be slow.",
                         stalled.join(", ")
-                    )
+                    ),
                 });
             }
         }
-        let work = ScenarioId::Work;
         for (at, what) in [
             (
-                work.at(1),
+                WORK_WAIT,
                 "blocks 1 ms per request (as a synchronous database call would)",
             ),
             (
-                work.at(2),
+                WORK_AWAIT,
                 "waits 1 ms per request without holding its thread (as an asynchronous call would)",
             ),
-            (work.at(0), "burns 50 µs of CPU per request"),
+            (WORK_CPU, "burns 50 µs of CPU per request"),
         ] {
             let (v, starved) = self.rank(servers, Some(at), false, &rps_at(at));
-            if v.is_empty() {
+            let Some((worst, low)) = v.last() else {
                 continue;
-            }
+            };
             let mut text = format!(
                 "When the handler {what}: most req/s from {}",
-                lead(&v, false, per_sec)
+                lead(&v, false, per_sec, &|_, _| None)
             );
             if v.len() > 2 {
-                let (worst, low) = &v[v.len() - 1];
+                let share = format::percent(low / v[0].1);
                 text.push_str(&format!(
-                    ", fewest from {worst} ({}, {} of the best)",
-                    per_sec(*low),
-                    format::percent(low / v[0].1)
+                    ", fewest from {worst} ({}, {share} of the best)",
+                    per_sec(*low)
                 ));
             }
-            text.push_str(&unranked(&starved));
-            text.push('.');
-            out.push(text);
+            out.push(text + &unranked(&starved) + ".");
         }
-        if let Some(sweep) = self.ran(ScenarioId::Connections) {
-            let p = sweep.points.len() - 1;
-            let label = sweep.points[p].label;
-            let (v, starved) = self.rank(servers, Some(sweep.at(p)), false, &rps_at(sweep.at(p)));
-            if !v.is_empty() || !starved.is_empty() {
-                out.push(if v.is_empty() {
-                    format!(
-                        "With {label} connections, every server left some of them starved: {}.",
-                        starved.join(", ")
-                    )
-                } else {
-                    format!(
-                        "Most req/s with {label} connections, all of them served: {}{}.",
-                        lead(&v, false, per_sec),
-                        unranked(&starved)
-                    )
-                });
-            }
-        }
-        if self.has_scenario(ScenarioId::Churn) {
-            let (v, _) = self.rank(servers, None, false, &|s| {
-                self.figure(scenarios::CHURN, s, Column::ConnPerSec)
-            });
+        if let Some(at) = self
+            .ran(ScenarioId::Connections)
+            .and_then(|c| c.ids().last())
+        {
+            let label = at.label();
+            let (v, starved) = self.rank(servers, Some(at), false, &rps_at(at));
             if !v.is_empty() {
                 out.push(format!(
-                    "Most new connections per second (one request each): {}.",
-                    lead(&v, false, |x| format!("{} connections/s", format::rate(x)))
+                    "Most req/s with {label} connections, all of them served: {}{}.",
+                    lead(&v, false, per_sec, &|_, _| None),
+                    unranked(&starved)
+                ));
+            } else if !starved.is_empty() {
+                out.push(format!(
+                    "With {label} connections, every server left some of them starved: {}.",
+                    starved.join(", ")
                 ));
             }
         }
-        if self.has_scenario(ScenarioId::Noise) {
+        if self.cells.has(ScenarioId::Churn) {
+            let conns = |s: &str| self.figure(scenarios::CHURN, s, Column::ConnPerSec);
+            let per_sec = |x| format!("{} connections/s", format::rate(x));
+            if let Some(lead) = self.best(servers, None, false, &conns, per_sec) {
+                out.push(format!(
+                    "Most new connections per second (one request each): {lead}."
+                ));
+            }
+        }
+        if self.cells.has(ScenarioId::Noise) {
             let sloppy: Vec<String> = servers
                 .iter()
                 .filter_map(|s| {
-                    let (sent, ok) = self
+                    let noise = self
                         .cells
-                        .runs(NOISE, s)
-                        .iter()
-                        .filter(|c| c.measured())
-                        .filter_map(|c| c.noise.as_ref())
-                        .fold((0, 0), |(a, b), n| {
-                            (a + n.sent(), b + n.rejected_and_closed())
-                        });
-                    (sent > 0 && ok < sent).then(|| {
-                        format!(
-                            "{s} ({} of {} malformed requests)",
-                            format::count(sent - ok),
-                            format::count(sent)
-                        )
+                        .measured(NOISE, s)
+                        .filter_map(|c| c.noise.as_ref());
+                    let (sent, ok) = noise.fold((0, 0), |(a, b), n| {
+                        (a + n.sent(), b + n.rejected_and_closed())
+                    });
+                    (ok < sent).then(|| {
+                        let (bad, sent) = (format::count(sent - ok), format::count(sent));
+                        format!("{s} ({bad} of {sent} malformed requests)")
                     })
                 })
                 .collect();
-            out.push(if sloppy.is_empty() {
-                "Every malformed request got its 4xx and a closed connection from every server."
-                    .to_string()
-            } else {
-                format!(
+            out.push(match sloppy.is_empty() {
+                true => {
+                    "Every malformed request got its 4xx and a closed connection from every server."
+                        .to_string()
+                }
+                false => format!(
                     "Malformed requests not answered with a 4xx and a close: {}.",
                     sloppy.join(", ")
-                )
+                ),
             });
         }
         self.capacity_guidance(servers, &mut out);
         out
     }
 
+    /// `server`'s latency histograms at `seed`, all runs merged.
+    fn seed_histogram(&self, server: &str) -> Option<Histogram<u64>> {
+        let runs = self.cells.measured(SEED, server);
+        let histograms = runs.filter_map(|c| decode_histogram(c.histogram.as_deref()?).ok());
+        let merged = histograms.reduce(|mut all, h| {
+            let _ = all.add(&h);
+            all
+        });
+        merged.filter(|h| !h.is_empty())
+    }
+
     fn charts(&self, servers: &[&str]) -> Vec<Chart> {
         let mut charts = Vec::new();
-        let names: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
-        let chart = |file: &str, title: &str, y_label: &str, log_y, scenario, data| Chart {
-            file: file.to_string(),
-            title: title.to_string(),
-            y_label: y_label.to_string(),
-            log_y,
-            scenario,
-            data,
+        let mut chart = |file: &str, title: &str, y_label: &str, log_y, scenario, data| {
+            charts.push(Chart {
+                file: file.to_string(),
+                title: title.to_string(),
+                y_label: y_label.to_string(),
+                log_y,
+                scenario,
+                data,
+            })
         };
         let bars = |series| ChartData::Bars {
-            categories: names.clone(),
+            categories: servers.iter().map(|s| s.to_string()).collect(),
             series,
         };
-        // One bar per server: `f`'s median (min–max) at `at`.
+        // One bar per server: `column`'s median (min–max) at `at`.
         let per_server = |label: String, at: PointId, column| {
             (
                 label,
@@ -1140,57 +1002,44 @@ impl Ask<'_> {
             )
         };
         // One line per server through its points of `sc`: (x, y) medians.
-        let lines = |sc: &scenarios::Scenario,
-                     x: &dyn Fn(&CellResult, &scenarios::Point) -> Option<f64>,
+        let lines = |sc: &Scenario,
+                     x_label: &str,
+                     log_x,
+                     x: &dyn Fn(&CellResult, PointId) -> Option<f64>,
                      y: fn(&CellResult) -> Option<f64>| {
-            servers
-                .iter()
-                .map(|s| {
-                    let pts = (0..sc.points.len()).filter_map(|i| {
-                        let xs = self.median(sc.at(i), s, |c| x(c, &sc.points[i]))?;
-                        let ys = self.median(sc.at(i), s, y)?;
-                        (xs > 0.0 && ys > 0.0).then_some((xs, ys))
-                    });
-                    (s.to_string(), pts.collect::<Vec<_>>())
-                })
-                .filter(|(_, pts)| !pts.is_empty())
-                .collect()
+            let line = |s: &&str| {
+                let pts = sc.ids().filter_map(|at| {
+                    let xs = self.cells.median(at, s, |c| x(c, at))?;
+                    let ys = self.cells.median(at, s, y)?;
+                    (xs > 0.0 && ys > 0.0).then_some((xs, ys))
+                });
+                (s.to_string(), pts.collect::<Vec<_>>())
+            };
+            ChartData::Lines {
+                x_label: x_label.to_string(),
+                log_x,
+                percentile_x: false,
+                series: servers
+                    .iter()
+                    .map(line)
+                    .filter(|(_, pts)| !pts.is_empty())
+                    .collect(),
+            }
         };
-        let line_data = |x_label: &str, log_x, series| ChartData::Lines {
-            x_label: x_label.to_string(),
-            log_x,
-            percentile_x: false,
-            series,
-        };
-        if self.has_scenario(ScenarioId::Seed) {
+        if self.cells.has(ScenarioId::Seed) {
             let title = "Requests per second, seed load (median, min–max)";
             let rps = per_server(SEED.label().to_string(), SEED, Column::Rps);
-            charts.push(chart(
+            chart(
                 "throughput.svg",
                 title,
                 "req/s",
                 false,
                 ScenarioId::Seed,
                 bars(vec![rps]),
-            ));
+            );
             let series: Vec<(String, Vec<(f64, f64)>)> = servers
                 .iter()
-                .filter_map(|s| {
-                    let mut merged: Option<Histogram<u64>> = None;
-                    for c in self.cells.measured(SEED, s) {
-                        let Some(Ok(h)) = c.histogram.as_deref().map(decode_histogram) else {
-                            continue;
-                        };
-                        match &mut merged {
-                            Some(m) => {
-                                let _ = m.add(&h);
-                            }
-                            None => merged = Some(h),
-                        }
-                    }
-                    let h = merged.filter(|h| !h.is_empty())?;
-                    Some((s.to_string(), spectrum(&h)))
-                })
+                .filter_map(|s| Some((s.to_string(), spectrum(&self.seed_histogram(s)?))))
                 .collect();
             if !series.is_empty() {
                 let data = ChartData::Lines {
@@ -1200,68 +1049,61 @@ impl Ask<'_> {
                     series,
                 };
                 let title = "Latency by percentile, seed load (all runs merged)";
-                charts.push(chart(
+                chart(
                     "latency-spectrum.svg",
                     title,
                     "latency (µs)",
                     true,
                     ScenarioId::Seed,
                     data,
-                ));
+                );
             }
         }
         if let Some(sc) = self.ran(ScenarioId::Connections) {
-            let series = lines(sc, &|_, p| Some(p.drive.connections() as f64), |c| c.rps());
-            let data = line_data("connections (log scale)", true, series);
+            let x = |_: &CellResult, at: PointId| Some(at.point().drive.connections() as f64);
+            let data = lines(sc, "connections (log scale)", true, &x, CellResult::rps);
             let title = "Requests per second by number of connections";
-            charts.push(chart("connections.svg", title, "req/s", false, sc.id, data));
+            chart("connections.svg", title, "req/s", false, sc.id, data);
         }
         if let Some(sc) = self.ran(ScenarioId::Latency) {
-            let series = lines(sc, &|c, _| c.config.rate, |c| Some(lat(c)?.p99));
-            let data = line_data("offered load (req/s)", false, series);
+            let x = |c: &CellResult, _| c.config.rate;
+            let data = lines(sc, "offered load (req/s)", false, &x, |c| Some(lat(c)?.p99));
             let title = "p99 latency (corrected) against offered load";
-            charts.push(chart(
+            chart(
                 "latency-vs-load.svg",
                 title,
                 "p99 latency (µs)",
                 true,
                 sc.id,
                 data,
-            ));
+            );
         }
         if let Some(idle) = self.ran(ScenarioId::Idle) {
-            let series =
-                idle.points.iter().enumerate().map(|(i, p)| {
-                    per_server(format!("{} idle", p.label), idle.at(i), Column::IdleRss)
-                });
+            let series = idle
+                .ids()
+                .map(|at| per_server(format!("{} idle", at.label()), at, Column::IdleRss));
             let title = "Server memory per idle connection (RSS growth / connections)";
             let data = bars(series.collect());
-            charts.push(chart(
+            chart(
                 "idle-memory.svg",
                 title,
                 "bytes per connection",
                 false,
                 idle.id,
                 data,
-            ));
+            );
         }
         if let Some(work) = self.ran(ScenarioId::Work) {
-            let mut series = Vec::new();
-            if self.has_scenario(ScenarioId::Seed) {
-                series.push(per_server("no work (seed)".to_string(), SEED, Column::Rps));
-            }
-            for (i, p) in work.points.iter().enumerate() {
-                series.push(per_server(p.label.to_string(), work.at(i), Column::Rps));
-            }
+            let seed = self
+                .cells
+                .has(ScenarioId::Seed)
+                .then(|| per_server("no work (seed)".to_string(), SEED, Column::Rps));
+            let works = work
+                .ids()
+                .map(|at| per_server(at.label().to_string(), at, Column::Rps));
             let title = "Requests per second when the handler costs something (log scale)";
-            charts.push(chart(
-                "work.svg",
-                title,
-                "req/s",
-                true,
-                work.id,
-                bars(series),
-            ));
+            let data = bars(seed.into_iter().chain(works).collect());
+            chart("work.svg", title, "req/s", true, work.id, data);
         }
         charts
     }
@@ -1275,105 +1117,90 @@ pub fn baseline_header(baseline: &str) -> String {
 /// The latency (µs) at percentiles 0, 50, 75, 90, 95, 99, ... up to the
 /// largest sample, as (1/(1-p), latency) points for a log-log spectrum.
 fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
-    let mut pts = Vec::new();
     let n = h.len() as f64;
-    let mut k = 0;
-    loop {
-        // 1 - 10^(-k/4): 0, 43.8%, 68.4%, 82.2%, 90%, ..., 99%, ...
-        let q = 1.0 - 10f64.powf(-(k as f64) / 4.0);
-        if k > 0 && (1.0 - q) * n < 1.0 {
-            break;
-        }
-        pts.push((1.0 / (1.0 - q), h.value_at_quantile(q) as f64 / 1e3));
-        k += 1;
-    }
+    // 1 - 10^(-k/4): 0, 43.8%, 68.4%, 82.2%, 90%, ..., 99%, ...
+    let quantiles = (0..).map(|k| 1.0 - 10f64.powf(-(k as f64) / 4.0));
+    let mut pts: Vec<(f64, f64)> = quantiles
+        .enumerate()
+        .take_while(|&(k, q)| k == 0 || (1.0 - q) * n >= 1.0)
+        .map(|(_, q)| (1.0 / (1.0 - q), h.value_at_quantile(q) as f64 / 1e3))
+        .collect();
     pts.push((n.max(1.0), h.max() as f64 / 1e3));
     pts
 }
 
 /// The higher of two rates, either if one is missing (`None`: closed loop).
 fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    a.into_iter().chain(b).reduce(f64::max)
 }
 
-/// The best of a ranking (with any ties) and the runner-up, as a phrase.
-fn lead(v: &[(String, f64)], lowest: bool, fmt: impl Fn(f64) -> String) -> String {
-    let best = v[0].1;
-    let top = v
-        .iter()
-        .take_while(|(_, x)| {
-            if lowest {
-                *x <= best * (1.0 + TIE)
-            } else {
-                *x >= best * (1.0 - TIE)
-            }
-        })
-        .count();
-    let mut text = if top > 1 {
-        let tied: Vec<String> = v[..top].iter().map(|(s, _)| s.clone()).collect();
-        format!(
-            "{} (within {} of each other: {})",
-            names(&tied),
-            format::percent(TIE),
-            v[..top]
-                .iter()
-                .map(|(_, x)| fmt(*x))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    } else {
-        format!("**{}** ({})", v[0].0, fmt(v[0].1))
+/// The best of a ranking, with any ties, and the runner-up, as a phrase.
+/// Tied with the best are those within [`TIE`] of it, and those whose
+/// figure differs from it by at most `floor(a, b)` (latencies: the floor's
+/// p99 at their load, [`Ask::floor_at`]); the runner-up is named only when
+/// it lies outside the floor of the last of those, so that no two servers
+/// are ranked on a difference the floor does not resolve.
+fn lead(
+    v: &[(String, f64)],
+    lowest: bool,
+    fmt: impl Fn(f64) -> String,
+    floor: &dyn Fn(&str, &str) -> Option<f64>,
+) -> String {
+    let noise = |a: &(String, f64), b: &(String, f64)| {
+        floor(&a.0, &b.0).is_some_and(|f| (a.1 - b.1).abs() <= f)
     };
-    if let Some((s, x)) = v.get(top) {
-        text.push_str(&format!("; next {s} ({})", fmt(*x)));
+    let best = &v[0];
+    let tie = |x: f64| match lowest {
+        true => x <= best.1 * (1.0 + TIE),
+        false => x >= best.1 * (1.0 - TIE),
+    };
+    let top = v.iter().take_while(|x| tie(x.1) || noise(best, x)).count();
+    let tied: Vec<String> = v[..top].iter().map(|(s, _)| s.clone()).collect();
+    let figures = v[..top]
+        .iter()
+        .map(|(_, x)| fmt(*x))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut text = match top {
+        0 | 1 => format!("**{}** ({})", best.0, fmt(best.1)),
+        _ if v[1..top].iter().any(|x| noise(best, x)) => format!(
+            "{} (indistinguishable on this machine: they differ by no more than the floor's p99 of {} at that load: {figures})",
+            names(&tied),
+            format::micros(floor(&best.0, &v[top - 1].0).unwrap_or(0.0)),
+        ),
+        _ => format!("{} (within {} of each other: {figures})", names(&tied), format::percent(TIE)),
+    };
+    let last = &v[top.saturating_sub(1)];
+    if let Some(next) = v.get(top).filter(|next| !noise(last, next)) {
+        text.push_str(&format!("; next {} ({})", next.0, fmt(next.1)));
     }
     text
 }
 
 /// `" (not ranked: ... left connections starved)"`, or nothing.
 fn unranked(starved: &[String]) -> String {
-    if starved.is_empty() {
-        String::new()
-    } else {
-        format!(
+    match starved.is_empty() {
+        true => String::new(),
+        false => format!(
             " (not ranked, having left connections starved: {})",
             starved.join(", ")
-        )
+        ),
     }
 }
 
-fn judge(holds: bool) -> Verdict {
-    if holds {
-        Verdict::Holds
-    } else {
-        Verdict::DoesNotHold
-    }
-}
-
-fn not_measured(needs: &[&str]) -> (String, Verdict) {
+fn not_measured(needs: &str) -> (String, Verdict) {
     (
-        format!("not measured (needs {})", needs.join(", ")),
+        format!("not measured (needs {needs})"),
         Verdict::NotMeasured,
     )
 }
 
+/// `**a**, **b** and **c**`.
 fn names(list: &[String]) -> String {
-    match list {
-        [] => String::new(),
-        [one] => format!("**{one}**"),
-        _ => {
-            let (last, rest) = list.split_last().expect("not empty");
-            format!(
-                "{} and **{last}**",
-                rest.iter()
-                    .map(|s| format!("**{s}**"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
+    let bold: Vec<String> = list.iter().map(|s| format!("**{s}**")).collect();
+    match bold.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => bold.concat(),
     }
 }
 

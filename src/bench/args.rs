@@ -30,7 +30,7 @@ one CPU). Ctrl-C stops the servers and writes what was measured, marked incomple
 pub struct BenchArgs {
     /// `compare`; none: run the bench.
     #[command(subcommand)]
-    pub command: Option<super::compare::BenchCommand>,
+    pub command: Option<BenchCommand>,
     /// Short windows and one run: every scenario in at most 60 s.
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
@@ -109,6 +109,29 @@ pub struct BenchArgs {
     /// point and server with the headline figures' median, min and max.
     #[arg(long, value_name = "FILE")]
     pub export_csv: Option<PathBuf>,
+}
+
+/// Subcommands of `servelab bench`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Compare two saved results.json: what differs between the runs, and
+    /// the ratio NEW/OLD of the headline figures (req/s, conn/s, p99,
+    /// server CPU/req, RSS/conn) of every point and server both have.
+    Compare(CompareArgs),
+}
+
+/// `servelab bench compare` flags.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The earlier run's results.json (the denominator).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later run's results.json (the numerator).
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Print the comparison as JSON on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl BenchArgs {
@@ -217,47 +240,16 @@ pub fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
 pub fn cpu_list(cpus: &[usize]) -> String {
     let mut sorted = cpus.to_vec();
     sorted.sort_unstable();
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let mut j = i;
-        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
-            j += 1;
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for cpu in sorted {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == cpu => *hi = cpu,
+            _ => ranges.push((cpu, cpu)),
         }
-        parts.push(if i == j {
-            sorted[i].to_string()
-        } else {
-            format!("{}-{}", sorted[i], sorted[j])
-        });
-        i = j + 1;
     }
-    parts.join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_specs() {
-        assert_eq!(
-            parse_server("nginx=nginx -p {port}").unwrap(),
-            ("nginx".to_string(), "nginx -p {port}".to_string())
-        );
-        assert!(parse_server("nginx").is_err());
-        assert!(parse_server("=cmd {port}").is_err());
-        assert!(parse_server("a b=cmd {port}").is_err());
-        assert!(parse_server("x=cmd").unwrap_err().contains("{port}"));
-        assert!(parse_server("event=cmd {port}").is_err());
-    }
-
-    #[test]
-    fn cpu_lists() {
-        let first = super::super::runner::allowed_cpus()[0];
-        assert_eq!(parse_cpus(&first.to_string()).unwrap(), vec![first]);
-        assert!(parse_cpus("99999").unwrap_err().contains("does not exist"));
-        assert!(parse_cpus("x").is_err());
-        assert!(parse_cpus("3-1").is_err());
-        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
-    }
+    let text = ranges.iter().map(|&(lo, hi)| match lo == hi {
+        true => lo.to_string(),
+        false => format!("{lo}-{hi}"),
+    });
+    text.collect::<Vec<_>>().join(",")
 }

@@ -1,12 +1,8 @@
 //! The `capacity` search: the highest offered rate at which a server's p99
-//! stays under a target, found by bisection over rates, each probe a short
-//! open-loop window corrected for coordinated omission.
-//!
-//! Peak req/s (a closed loop at full speed) says how much a server can
-//! push; what a service can promise is the load it carries while its tail
-//! latency holds, which is lower and depends on the shape of the work. The
-//! search is pure: it is given the measurement as a function, so it is
-//! tested on synthetic latency curves, and the bench gives it real runs.
+//! stays under a target, by bisection over short open-loop probes. Peak
+//! req/s says how much a server can push; what a service can promise is the
+//! load it carries while its tail holds. The search is given the
+//! measurement as a function, so that tests can give it synthetic curves.
 
 use std::time::Duration;
 
@@ -40,8 +36,7 @@ impl Probe {
 pub struct Plan {
     /// The p99 the server must stay under.
     pub target: Duration,
-    /// The highest rate tried: above what the server can do at all (its
-    /// peak closed-loop req/s, say, with a margin).
+    /// The highest rate tried: the server's peak.
     pub ceiling: f64,
     /// The most probes.
     pub probes: usize,
@@ -52,25 +47,18 @@ pub struct Plan {
 /// What a search found, and every probe on the way (for results.json).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Found {
-    /// The highest rate that held; `None` when even the lowest probe did
-    /// not (the target is below what this server, or this machine, gives).
+    /// The highest rate that held; `None` when even the lowest did not.
     pub capacity: Option<f64>,
-    /// The lowest rate that failed, if one did: the capacity lies between
-    /// the two (`capacity..failed` is the search's step).
+    /// The lowest rate that failed, if one did: the capacity lies between.
     pub failed: Option<f64>,
     /// The probes in the order they ran.
     pub probes: Vec<Probe>,
 }
 
-/// Searches for the highest rate whose probe holds the target.
-///
-/// The first probe is at a low rate (1/16 of the ceiling): if that does not
-/// hold, nothing will, and the search stops. The second is at the ceiling:
-/// if it holds, the ceiling is the answer (raise it). Between them the
-/// bracket is halved, probe by probe, until it is narrower than the plan's
-/// precision or the probes are spent. Latency need not grow smoothly with
-/// rate for this to end: a probe that holds raises the lower end, one that
-/// fails lowers the upper end, whatever the noise.
+/// Searches for the highest rate whose probe holds the target: 1/16 of the
+/// ceiling first (if that fails, nothing will), then the ceiling, then the
+/// bracket halved until it is narrow enough or the probes are spent. Noise
+/// cannot stop it ending: each probe moves one end of the bracket.
 pub fn search(plan: Plan, mut measure: impl FnMut(f64) -> Probe) -> Found {
     let mut probes = Vec::new();
     let mut probe = |rate: f64, probes: &mut Vec<Probe>| {
@@ -107,123 +95,5 @@ pub fn search(plan: Plan, mut measure: impl FnMut(f64) -> Probe) -> Found {
         capacity: Some(held),
         failed,
         probes,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TARGET: Duration = Duration::from_millis(1);
-
-    /// A server of capacity `mu` req/s whose p99 grows as an M/M/1 queue's
-    /// does: ln(100) / (mu - rate), plus a fixed floor; past `mu` it
-    /// answers only `mu` of the rate and its p99 explodes.
-    fn queue(mu: f64, floor: Duration) -> impl Fn(f64) -> Probe {
-        move |rate| {
-            if rate >= mu {
-                return Probe {
-                    rate,
-                    p99: Some(Duration::from_secs(1)),
-                    answered: mu / rate,
-                };
-            }
-            let wait = 100f64.ln() / (mu - rate);
-            Probe {
-                rate,
-                p99: Some(floor + Duration::from_secs_f64(wait)),
-                answered: 1.0,
-            }
-        }
-    }
-
-    /// The rate where the queue's p99 equals the target.
-    fn knee(mu: f64, floor: Duration) -> f64 {
-        mu - 100f64.ln() / (TARGET - floor).as_secs_f64()
-    }
-
-    #[test]
-    fn finds_the_knee_within_its_step() {
-        for (mu, floor_us) in [(100_000.0, 100), (20_000.0, 300), (300_000.0, 50)] {
-            let floor = Duration::from_micros(floor_us);
-            let plan = Plan {
-                target: TARGET,
-                ceiling: mu * 1.2,
-                probes: 12,
-                precision: 0.02,
-            };
-            let found = search(plan, queue(mu, floor));
-            let (held, failed) = (found.capacity.unwrap(), found.failed.unwrap());
-            let knee = knee(mu, floor);
-            assert!(
-                held <= knee && knee <= failed,
-                "{held} .. {failed} misses {knee}"
-            );
-            assert!(
-                failed - held <= 0.02 * failed,
-                "step {held} .. {failed} too wide"
-            );
-            assert!(found.probes.len() <= 12);
-            // Every probe that held is below the knee, every other above.
-            for p in &found.probes {
-                assert_eq!(p.holds(TARGET), p.rate <= knee, "{p:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_target_below_the_floor_finds_nothing_in_one_probe() {
-        let plan = Plan {
-            target: TARGET,
-            ceiling: 100_000.0,
-            probes: 10,
-            precision: 0.02,
-        };
-        let found = search(plan, queue(100_000.0, Duration::from_millis(2)));
-        assert_eq!(found.capacity, None);
-        assert_eq!(found.probes.len(), 1);
-    }
-
-    #[test]
-    fn a_server_that_holds_at_the_ceiling_is_given_the_ceiling() {
-        let plan = Plan {
-            target: TARGET,
-            ceiling: 10_000.0,
-            probes: 10,
-            precision: 0.02,
-        };
-        let found = search(plan, queue(1_000_000.0, Duration::ZERO));
-        assert_eq!((found.capacity, found.failed), (Some(10_000.0), None));
-        assert_eq!(found.probes.len(), 2);
-    }
-
-    /// Shedding load keeps the p99 of the few answered low: it fails.
-    #[test]
-    fn a_probe_that_left_requests_unanswered_does_not_hold() {
-        let shed = Probe {
-            rate: 1000.0,
-            p99: Some(Duration::from_micros(10)),
-            answered: 0.5,
-        };
-        assert!(!shed.holds(TARGET));
-        let none = Probe {
-            rate: 1000.0,
-            p99: None,
-            answered: 1.0,
-        };
-        assert!(!none.holds(TARGET));
-    }
-
-    #[test]
-    fn the_probes_spent_bound_the_search() {
-        let plan = Plan {
-            target: TARGET,
-            ceiling: 120_000.0,
-            probes: 4,
-            precision: 0.0,
-        };
-        let found = search(plan, queue(100_000.0, Duration::from_micros(100)));
-        assert_eq!(found.probes.len(), 4);
-        assert!(found.capacity.unwrap() < found.failed.unwrap());
     }
 }

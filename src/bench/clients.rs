@@ -1,13 +1,12 @@
-//! The scenario-specific clients the load generator does not cover: idle
-//! keep-alive connections, slowloris connections, and connections that send
-//! malformed requests. Each is small, bounded in time, and reports counts
-//! rather than printing anything.
+//! The clients the load generator does not cover: idle keep-alive
+//! connections, slowloris connections, and malformed requests. Each is
+//! bounded in time and reports counts.
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,24 +47,26 @@ pub struct IdleConnections {
     pub outcome: IdleOutcome,
 }
 
-/// Opens `n` connections to `addr` (at most `IDLE_PENDING` of them not yet
-/// answered at a time), sends one request on each and waits until every one
-/// is answered or `wait` has passed (or `cancel` is set).
-/// The connections stay open (idle) until the result is dropped.
+/// One idle connection: its stream until it fails, and its answer.
+struct Slot {
+    stream: Option<MioStream>,
+    sent: bool,
+    done: bool,
+    parser: ResponseParser,
+    buf: Vec<u8>,
+}
+
+/// Opens `n` connections to `addr`, sends one request on each and waits
+/// until every one is answered, `wait` has passed or `cancel` is set; they
+/// stay open (idle) until the result is dropped.
 pub fn idle(
     addr: SocketAddr,
     n: usize,
     wait: Duration,
     cancel: &AtomicBool,
 ) -> io::Result<IdleConnections> {
-    struct Slot {
-        stream: Option<MioStream>,
-        sent: bool,
-        done: bool,
-        parser: ResponseParser,
-        buf: Vec<u8>,
-    }
     let start = Instant::now();
+    let deadline = start + wait;
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut outcome = IdleOutcome {
@@ -81,28 +82,23 @@ pub fn idle(
             buf: Vec::new(),
         })
         .collect();
-    let deadline = start + wait;
-    let mut opened = 0;
-    let mut pending = 0;
+    let (mut opened, mut pending) = (0, 0);
     let mut chunk = [0u8; BUF];
     while !cancel.load(Ordering::Relaxed) {
         // At most IDLE_PENDING connections are opening or waiting for their
         // answer at once: a burst of thousands of SYNs would overflow the
         // listen queue, and a dropped SYN is only sent again a second later.
         while pending < IDLE_PENDING && opened < n {
-            let slot = &mut slots[opened];
+            let interest = Interest::READABLE | Interest::WRITABLE;
             match MioStream::connect(addr) {
                 Ok(mut stream) => {
-                    poll.registry().register(
-                        &mut stream,
-                        Token(opened),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )?;
-                    slot.stream = Some(stream);
+                    poll.registry()
+                        .register(&mut stream, Token(opened), interest)?;
+                    slots[opened].stream = Some(stream);
                     pending += 1;
                 }
                 Err(_) => {
-                    slot.done = true;
+                    slots[opened].done = true;
                     outcome.failed += 1;
                 }
             }
@@ -112,11 +108,12 @@ pub fn idle(
         if pending == 0 || now >= deadline {
             break;
         }
-        let step = (deadline - now).min(Duration::from_millis(20));
-        match poll.poll(&mut events, Some(step)) {
-            Ok(()) => {}
+        match poll.poll(
+            &mut events,
+            Some((deadline - now).min(Duration::from_millis(20))),
+        ) {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            polled => polled?,
         }
         for event in events.iter() {
             let slot = &mut slots[event.token().0];
@@ -126,6 +123,7 @@ pub fn idle(
             let Some(stream) = slot.stream.as_mut() else {
                 continue;
             };
+            // `Some(status)` once through; `Some(None)` when it failed.
             let mut finished = None;
             if !slot.sent && event.is_writable() {
                 match stream.peer_addr() {
@@ -138,66 +136,56 @@ pub fn idle(
                 }
             }
             if finished.is_none() && slot.sent && (event.is_readable() || event.is_read_closed()) {
-                loop {
-                    match stream.read(&mut chunk) {
-                        Ok(0) => {
-                            finished = Some(slot.parser.on_eof().map(|c| c.status));
-                            break;
-                        }
-                        Ok(got) => {
-                            slot.buf.extend_from_slice(&chunk[..got]);
-                            match slot.parser.advance(&slot.buf) {
-                                Ok(step) if step.completed.is_some() => {
-                                    finished = Some(step.completed.map(|c| c.status));
-                                    break;
-                                }
-                                Ok(step) => {
-                                    slot.buf.drain(..step.consumed);
-                                }
-                                Err(_) => {
-                                    finished = Some(None);
-                                    break;
-                                }
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            finished = Some(None);
-                            break;
-                        }
-                    }
-                }
+                finished = read_answer(stream, &mut slot.parser, &mut slot.buf, &mut chunk);
             }
-            if let Some(status) = finished {
-                slot.done = true;
-                pending -= 1;
-                slot.buf = Vec::new();
-                match status {
-                    Some(code) if (200..400).contains(&code) => outcome.answered += 1,
-                    Some(code) => *outcome.status.entry(code.to_string()).or_default() += 1,
-                    None => {
-                        outcome.failed += 1;
-                        slot.stream = None;
-                    }
+            let Some(status) = finished else { continue };
+            slot.done = true;
+            pending -= 1;
+            slot.buf = Vec::new();
+            match status {
+                Some(code) if (200..400).contains(&code) => outcome.answered += 1,
+                Some(code) => *outcome.status.entry(code.to_string()).or_default() += 1,
+                None => {
+                    outcome.failed += 1;
+                    slot.stream = None;
                 }
             }
         }
     }
-    let mut streams = Vec::with_capacity(n);
-    for slot in slots {
-        if let Some(stream) = slot.stream {
-            if stream.peer_addr().is_ok() {
-                outcome.connected += 1;
-            }
-            streams.push(stream);
-        }
-    }
+    let streams: Vec<MioStream> = slots.into_iter().filter_map(|s| s.stream).collect();
+    outcome.connected = streams.iter().filter(|s| s.peer_addr().is_ok()).count() as u64;
     outcome.waited_s = start.elapsed().as_secs_f64();
     Ok(IdleConnections {
         _streams: streams,
         outcome,
     })
+}
+
+/// Reads an idle connection's answer: `Some(status)` once it is through.
+fn read_answer(
+    stream: &mut MioStream,
+    parser: &mut ResponseParser,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Option<Option<u16>> {
+    loop {
+        match stream.read(chunk) {
+            Ok(0) => return Some(parser.on_eof().map(|c| c.status)),
+            Ok(got) => {
+                buf.extend_from_slice(&chunk[..got]);
+                match parser.advance(buf) {
+                    Ok(step) if step.completed.is_some() => {
+                        return Some(step.completed.map(|c| c.status))
+                    }
+                    Ok(step) => drop(buf.drain(..step.consumed)),
+                    Err(_) => return Some(None),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Some(None),
+        }
+    }
 }
 
 /// What the slowloris connections saw.
@@ -209,11 +197,9 @@ pub struct SlowOutcome {
     pub connected: u64,
     /// Connections the server closed (or answered) before the end.
     pub closed_by_server: u64,
-    /// Responses they got, by status code (a `408` once the header deadline
-    /// passes).
+    /// Responses they got, by status code (`408` past the header deadline).
     pub status: BTreeMap<String, u64>,
-    /// Median time a slow connection was held open, seconds (those still
-    /// open at the end count with their time so far).
+    /// Median time a slow connection was held open (so far, if still), seconds.
     pub held_median_s: f64,
     /// Longest time one was held, seconds.
     pub held_max_s: f64,
@@ -221,8 +207,7 @@ pub struct SlowOutcome {
     pub bytes_sent: u64,
 }
 
-/// The bytes a slowloris connection trickles, one at a time: a request head
-/// that never ends.
+/// What a slowloris connection trickles: a request head that never ends.
 const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\nX-Slow: ";
 
 /// Slowloris connections running on a thread of their own.
@@ -232,8 +217,7 @@ pub struct Slowloris {
 }
 
 impl Slowloris {
-    /// Opens `n` connections to `addr` and starts sending each one header
-    /// byte every `interval` until [`Slowloris::finish`].
+    /// Opens `n` connections, each sending a header byte every `interval`.
     pub fn start(addr: SocketAddr, n: usize, interval: Duration) -> io::Result<Slowloris> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -331,8 +315,7 @@ fn slowloris(addr: SocketAddr, n: usize, interval: Duration, stop: &AtomicBool) 
     out
 }
 
-/// A kind of malformed request, the status the seed's routing core gives it,
-/// and its bytes.
+/// A kind of malformed request, and the status servelab answers it with.
 #[derive(Clone, Copy, Debug)]
 pub struct Malformed {
     /// Name in reports.
@@ -388,8 +371,7 @@ pub struct MalformedCount {
     pub left_open: u64,
     /// Answered with a status outside 4xx.
     pub wrong_status: u64,
-    /// Not answered at all (closed or reset without a response, or nothing
-    /// within the read timeout).
+    /// Not answered at all (closed, reset or silent until the timeout).
     pub no_answer: u64,
     /// Every status received, by code.
     pub status: BTreeMap<String, u64>,
@@ -417,101 +399,90 @@ impl NoiseOutcome {
 /// How long a noisy connection waits for the answer and the close.
 const NOISE_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Noisy connections on threads of their own.
+/// Noisy connections on threads of their own, counting into one outcome.
 pub struct Noise {
     stop: Arc<AtomicBool>,
-    threads: Vec<thread::JoinHandle<NoiseOutcome>>,
+    outcome: Arc<Mutex<NoiseOutcome>>,
+    threads: Vec<thread::JoinHandle<()>>,
 }
 
 impl Noise {
-    /// Starts `n` threads, each sending a malformed request (the kinds in
-    /// turn) on a new connection every `interval`.
+    /// Starts `n` threads, each sending a malformed request every `interval`.
     pub fn start(addr: SocketAddr, n: usize, interval: Duration) -> io::Result<Noise> {
         let stop = Arc::new(AtomicBool::new(false));
+        let kinds = MALFORMED.iter().map(|m| MalformedCount {
+            kind: m.name.to_string(),
+            expected: m.expected,
+            ..MalformedCount::default()
+        });
+        let outcome = Arc::new(Mutex::new(NoiseOutcome {
+            kinds: kinds.collect(),
+        }));
         let threads = (0..n)
             .map(|i| {
-                let flag = Arc::clone(&stop);
+                let (stop, outcome) = (Arc::clone(&stop), Arc::clone(&outcome));
                 thread::Builder::new()
                     .name(format!("bench-noise-{i}"))
-                    .spawn(move || noisy(addr, i, interval, &flag))
+                    .spawn(move || noisy(addr, i, interval, &stop, &outcome))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Noise { stop, threads })
+        Ok(Noise {
+            stop,
+            outcome,
+            threads,
+        })
     }
 
-    /// Stops the threads and adds up what they saw.
+    /// Stops the threads and returns what they saw.
     pub fn finish(self) -> NoiseOutcome {
         self.stop.store(true, Ordering::Relaxed);
-        let mut total = empty_noise();
-        for thread in self.threads {
-            if let Ok(one) = thread.join() {
-                for (sum, part) in total.kinds.iter_mut().zip(one.kinds) {
-                    sum.sent += part.sent;
-                    sum.rejected_and_closed += part.rejected_and_closed;
-                    sum.expected_status += part.expected_status;
-                    sum.left_open += part.left_open;
-                    sum.wrong_status += part.wrong_status;
-                    sum.no_answer += part.no_answer;
-                    for (code, n) in part.status {
-                        *sum.status.entry(code).or_default() += n;
-                    }
-                }
-            }
-        }
-        total
+        self.threads.into_iter().for_each(|t| drop(t.join()));
+        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *outcome)
     }
 }
 
-fn empty_noise() -> NoiseOutcome {
-    NoiseOutcome {
-        kinds: MALFORMED
-            .iter()
-            .map(|m| MalformedCount {
-                kind: m.name.to_string(),
-                expected: m.expected,
-                ..MalformedCount::default()
-            })
-            .collect(),
-    }
-}
-
-fn noisy(addr: SocketAddr, index: usize, interval: Duration, stop: &AtomicBool) -> NoiseOutcome {
-    let mut out = empty_noise();
+fn noisy(
+    addr: SocketAddr,
+    index: usize,
+    interval: Duration,
+    stop: &AtomicBool,
+    outcome: &Mutex<NoiseOutcome>,
+) {
     let requests: Vec<Vec<u8>> = MALFORMED.iter().map(|m| (m.bytes)()).collect();
-    let mut turn = index;
     let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now < next {
-            thread::sleep((next - now).min(Duration::from_millis(20)));
-            continue;
+    for kind in (index..).map(|turn| turn % MALFORMED.len()) {
+        while !stop.load(Ordering::Relaxed) && Instant::now() < next {
+            thread::sleep(
+                next.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(20)),
+            );
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
         }
         next += interval;
-        let kind = turn % MALFORMED.len();
-        turn += 1;
-        let count = &mut out.kinds[kind];
-        count.sent += 1;
         let (status, closed) = send_malformed(addr, &requests[kind]);
-        match status {
-            None => count.no_answer += 1,
-            Some(code) => {
-                *count.status.entry(code.to_string()).or_default() += 1;
-                match ((400..500).contains(&code), closed) {
-                    (true, true) => {
-                        count.rejected_and_closed += 1;
-                        count.expected_status += u64::from(code == MALFORMED[kind].expected);
-                    }
-                    (true, false) => count.left_open += 1,
-                    (false, _) => count.wrong_status += 1,
-                }
+        let mut outcome = outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = &mut outcome.kinds[kind];
+        count.sent += 1;
+        let Some(code) = status else {
+            count.no_answer += 1;
+            continue;
+        };
+        *count.status.entry(code.to_string()).or_default() += 1;
+        match ((400..500).contains(&code), closed) {
+            (true, true) => {
+                count.rejected_and_closed += 1;
+                count.expected_status += u64::from(code == MALFORMED[kind].expected);
             }
+            (true, false) => count.left_open += 1,
+            (false, _) => count.wrong_status += 1,
         }
     }
-    out
 }
 
-/// Sends one malformed request on a new connection; returns the status of
-/// the answer (if one came) and whether the server then closed.
+/// Sends one malformed request: the answer's status, and whether the server closed.
 fn send_malformed(addr: SocketAddr, request: &[u8]) -> (Option<u16>, bool) {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, NOISE_READ_TIMEOUT) else {
         return (None, false);
@@ -572,14 +543,5 @@ mod tests {
         assert_eq!(status_of(b"garbage"), None);
         assert_eq!(median(&[1.0, 2.0, 10.0]), 2.0);
         assert_eq!(median(&[1.0, 3.0]), 2.0);
-    }
-
-    #[test]
-    fn malformed_requests_are_what_they_say() {
-        let big = (MALFORMED[2].bytes)();
-        assert!(big.len() > 16 * 1024);
-        assert!((MALFORMED[1].bytes)()
-            .windows(17)
-            .any(|w| w == b"Transfer-Encoding"));
     }
 }

@@ -1,50 +1,27 @@
 //! `servelab bench compare OLD NEW`: two saved `results.json` side by side,
-//! as hyperfine users expect. First what differs between the two runs
-//! (machine, kernel, commit, build, profile, settings), then per scenario,
-//! point and server present in both the ratio NEW/OLD of each headline
-//! figure ([`headline`]), then the rows only one file has.
+//! as hyperfine users expect: what differs between the runs, then the ratio
+//! NEW/OLD of each [`headline`] figure of every row both have, then the rows
+//! only one file has.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::args::cpu_list;
+use super::args::{cpu_list, CompareArgs};
 use super::columns::{Column, Unit};
 use super::export::table::Table;
 use super::format;
-use super::headline::{self, Group};
-use super::results::{BenchResults, Spread, SCHEMA};
+use super::headline;
+use super::results::{BenchResults, CellIndex, CellResult, Group, RowId, Spread};
 use super::scenarios::{Profile, ScenarioId};
-
-/// Subcommands of `servelab bench`.
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Compare two saved results.json: what differs between the runs, and
-    /// the ratio NEW/OLD of the headline figures (req/s, conn/s, p99,
-    /// server CPU/req, RSS/conn) of every point and server both have.
-    Compare(CompareArgs),
-}
-
-/// `servelab bench compare` flags.
-#[derive(Debug, clap::Args)]
-pub struct CompareArgs {
-    /// The earlier run's results.json (the denominator).
-    #[arg(value_name = "OLD")]
-    pub old: PathBuf,
-    /// The later run's results.json (the numerator).
-    #[arg(value_name = "NEW")]
-    pub new: PathBuf,
-    /// Print the comparison as JSON on stdout instead of tables.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Runs `servelab bench compare`: exit 0, or 2 for a file that cannot be
 /// read or is not a bench's results.json.
 pub fn run(args: &CompareArgs) -> ExitCode {
-    let loaded = load(&args.old).and_then(|old| Ok((old, load(&args.new)?)));
+    let loaded =
+        BenchResults::load(&args.old).and_then(|old| Ok((old, BenchResults::load(&args.new)?)));
     let (old, new) = match loaded {
         Ok(both) => both,
         Err(e) => {
@@ -53,41 +30,18 @@ pub fn run(args: &CompareArgs) -> ExitCode {
         }
     };
     let c = Comparison::of((&args.old, &old), (&args.new, &new));
-    if args.json {
-        match serde_json::to_string_pretty(&c) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("servelab bench compare: cannot encode the comparison: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
+    if !args.json {
         print!("{}", c.terminal());
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::to_string_pretty(&c) {
+        Ok(text) => println!("{text}"),
+        Err(e) => {
+            eprintln!("servelab bench compare: cannot encode the comparison: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     ExitCode::SUCCESS
-}
-
-/// Reads a saved `results.json`, checking that it is one and of the schema
-/// this build reads.
-pub fn load(path: &Path) -> Result<BenchResults, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let not = |why: String| format!("{} is not a bench's results.json: {why}", path.display());
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
-    let schema = value
-        .get("schema")
-        .ok_or_else(|| not("it has no \"schema\" field".to_string()))?;
-    match schema.as_u64() {
-        Some(s) if s == u64::from(SCHEMA) => {}
-        Some(s) => {
-            return Err(format!(
-                "{} has results.json schema {s}; this servelab reads schema {SCHEMA}",
-                path.display()
-            ))
-        }
-        None => return Err(not(format!("its \"schema\" is {schema}, not a number"))),
-    }
-    serde_json::from_value(value).map_err(|e| not(e.to_string()))
 }
 
 /// One of the two runs.
@@ -114,17 +68,6 @@ pub struct Difference {
     pub old: String,
     /// NEW's.
     pub new: String,
-}
-
-/// One point of one scenario against one server.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct RowId {
-    /// The scenario.
-    pub scenario: ScenarioId,
-    /// The point's label.
-    pub point: String,
-    /// The server.
-    pub server: String,
 }
 
 /// How a ratio's min–max was taken.
@@ -192,30 +135,29 @@ median (min–max) over OLD's median";
 impl Comparison {
     /// Compares `new` with `old`.
     pub fn of(old: (&Path, &BenchResults), new: (&Path, &BenchResults)) -> Comparison {
-        let old_groups = index(old.1);
-        let new_groups = index(new.1);
-        let in_old: BTreeMap<&RowId, &Group<'_>> =
-            old_groups.iter().map(|(id, g)| (id, g)).collect();
-        let in_new: BTreeMap<&RowId, &Group<'_>> =
-            new_groups.iter().map(|(id, g)| (id, g)).collect();
-        let mut rows = Vec::new();
-        let mut only_old = Vec::new();
-        for (id, o) in &old_groups {
-            match in_new.get(id) {
+        let (olds, news) = (
+            CellIndex::of(&old.1.cells, &old.1.servers),
+            CellIndex::of(&new.1.cells, &new.1.servers),
+        );
+        let (olds, news) = (olds.groups(), news.groups());
+        let in_new: BTreeMap<&RowId, &Group<'_>> = news.iter().map(|g| (&g.id, g)).collect();
+        let (mut rows, mut only_old) = (Vec::new(), Vec::new());
+        for o in olds {
+            match in_new.get(&o.id) {
                 Some(n) => rows.push(Row {
-                    id: id.clone(),
-                    figures: headline::of(id.scenario)
+                    id: o.id.clone(),
+                    figures: headline::of(o.id.scenario)
                         .into_iter()
                         .filter_map(|c| figure(c, o, n))
                         .collect(),
                 }),
-                None => only_old.push(id.clone()),
+                None => only_old.push(o.id.clone()),
             }
         }
-        let only_new = new_groups
+        let only_new = news
             .iter()
-            .filter(|(id, _)| !in_old.contains_key(id))
-            .map(|(id, _)| id.clone())
+            .filter(|n| !olds.iter().any(|o| o.id == n.id))
+            .map(|n| n.id.clone())
             .collect();
         Comparison {
             old: source(old.0, old.1),
@@ -231,59 +173,53 @@ impl Comparison {
     /// The comparison for a terminal: the differences, one table per
     /// scenario, and the rows only one file has.
     pub fn terminal(&self) -> String {
-        let mut out = String::new();
         let line = |s: &Source| {
+            let incomplete = if s.complete { "" } else { ", incomplete" };
+            let profile = s.profile.name();
             format!(
-                "{} ({}, commit {}, {} profile{})",
-                s.file,
-                s.started_at,
-                s.commit,
-                s.profile.name(),
-                if s.complete { "" } else { ", incomplete" }
+                "{} ({}, commit {}, {profile} profile{incomplete})",
+                s.file, s.started_at, s.commit
             )
         };
-        out.push_str(&format!(
-            "OLD: {}\nNEW: {}\n\n",
-            line(&self.old),
-            line(&self.new)
-        ));
+        let mut out = format!("OLD: {}\nNEW: {}\n\n", line(&self.old), line(&self.new));
         if self.differences.is_empty() {
             out.push_str(
                 "Same machine, kernel, commit, build, profile and settings in both runs.\n",
             );
         } else {
-            out.push_str("The runs differ in:\n");
             let mut t = Table::new(["", "OLD", "NEW"]);
             for d in &self.differences {
                 t.row([d.what.as_str(), &d.old, &d.new]);
             }
-            out.push_str(&t.terminal());
-            out.push('\n');
+            out.push_str(&format!("The runs differ in:\n{}\n", t.terminal()));
         }
         out.push_str(&format!("\nRatios: {}.\n", self.definition));
         let mut scenarios: Vec<ScenarioId> = self.rows.iter().map(|r| r.id.scenario).collect();
         scenarios.dedup();
         for s in scenarios {
-            let rows: Vec<&Row> = self.rows.iter().filter(|r| r.id.scenario == s).collect();
             let columns = headline::of(s);
-            let mut header = vec!["point".to_string(), "server".to_string()];
-            header.extend(columns.iter().map(|c| format!("{} NEW/OLD", c.name())));
-            let mut t = Table::new(header);
-            for r in rows {
-                let mut cells = vec![r.id.point.clone(), r.id.server.clone()];
-                for c in &columns {
-                    cells.push(r.figures.iter().find(|f| f.column == *c).map_or(
-                        "–".to_string(),
-                        |f| {
-                            let text = format::spread(f.ratio, Unit::Times);
-                            match f.basis {
-                                Basis::PerRun => format!("{text} †"),
-                                Basis::NewOverOldMedian => text,
+            let header = columns.iter().map(|c| format!("{} NEW/OLD", c.name()));
+            let mut t = Table::new(
+                ["point".to_string(), "server".to_string()]
+                    .into_iter()
+                    .chain(header),
+            );
+            for r in self.rows.iter().filter(|r| r.id.scenario == s) {
+                let ratios =
+                    columns
+                        .iter()
+                        .map(|c| match r.figures.iter().find(|f| f.column == *c) {
+                            None => "–".to_string(),
+                            Some(f) if f.basis == Basis::PerRun => {
+                                format!("{} †", format::spread(f.ratio, Unit::Times))
                             }
-                        },
-                    ));
-                }
-                t.row(cells);
+                            Some(f) => format::spread(f.ratio, Unit::Times),
+                        });
+                t.row(
+                    [r.id.point.clone(), r.id.server.clone()]
+                        .into_iter()
+                        .chain(ratios),
+                );
             }
             out.push_str(&format!("\n{s}\n{}\n", t.terminal()));
         }
@@ -291,10 +227,9 @@ impl Comparison {
             out.push_str("\nNo point and server is in both files.\n");
         }
         for (which, ids) in [("OLD", &self.only_old), ("NEW", &self.only_new)] {
-            if ids.is_empty() {
-                continue;
+            if !ids.is_empty() {
+                out.push_str(&format!("\nOnly in {which}:\n"));
             }
-            out.push_str(&format!("\nOnly in {which}:\n"));
             for id in ids {
                 out.push_str(&format!(
                     "  {} / {} / {}\n",
@@ -306,40 +241,27 @@ impl Comparison {
     }
 }
 
-/// The groups of a bench by row, in report order.
-fn index(results: &BenchResults) -> Vec<(RowId, Group<'_>)> {
-    headline::groups(results)
-        .into_iter()
-        .map(|g| {
-            let id = RowId {
-                scenario: g.at.scenario,
-                point: g.point.clone(),
-                server: g.server.clone(),
-            };
-            (id, g)
-        })
-        .collect()
-}
-
 /// `column`'s figure in both groups and its ratio; `None` when either has
 /// no measured run with it, or OLD's is zero.
 fn figure(column: Column, old: &Group<'_>, new: &Group<'_>) -> Option<Figure> {
-    let (o, n) = (old.spread(column)?, new.spread(column)?);
-    let (ratio, basis) = if o.runs > 1 && n.runs > 1 {
-        let (or, nr) = (old.by_run(column), new.by_run(column));
-        let ratios: Vec<f64> = nr
+    let value = |c: &CellResult| headline::value(column, c);
+    let (o, n) = (old.spread(value)?, new.spread(value)?);
+    let per_run = (o.runs > 1 && n.runs > 1).then(|| {
+        let by_run = |g: &Group<'_>| -> BTreeMap<u32, f64> {
+            g.measured()
+                .filter_map(|c| Some((c.run, value(c)?)))
+                .collect()
+        };
+        let or = by_run(old);
+        let ratios: Vec<f64> = by_run(new)
             .iter()
-            .filter_map(|(run, v)| {
-                let base = *or.get(run)?;
-                (base > 0.0).then(|| v / base)
-            })
+            .filter_map(|(run, v)| or.get(run).filter(|b| **b > 0.0).map(|b| v / b))
             .collect();
-        match Spread::of(&ratios) {
-            Some(s) => (s, Basis::PerRun),
-            None => (over_median(n, o)?, Basis::NewOverOldMedian),
-        }
-    } else {
-        (over_median(n, o)?, Basis::NewOverOldMedian)
+        Spread::of(&ratios)
+    });
+    let (ratio, basis) = match per_run.flatten() {
+        Some(s) => (s, Basis::PerRun),
+        None => (over_median(n, o)?, Basis::NewOverOldMedian),
     };
     Some(Figure {
         column,
@@ -371,89 +293,59 @@ fn source(path: &Path, r: &BenchResults) -> Source {
     }
 }
 
-/// Where the runs differ, in the order a reader weighs it.
+/// A fact about a run that [`differences`] compares.
+type Fact = (&'static str, fn(&BenchResults) -> String);
+
+/// What a reader weighs first when two runs differ, in that order.
+const FACTS: [Fact; 12] = [
+    ("CPU model", |r| r.machine.cpu_model.clone()),
+    ("CPUs", |r| r.machine.cpus.to_string()),
+    ("memory", |r| format::bytes(r.machine.memory_bytes as f64)),
+    ("kernel", |r| r.machine.kernel.clone()),
+    ("commit", |r| r.build.commit.clone()),
+    ("version", |r| r.build.version.clone()),
+    ("build", |r| r.build.profile.clone()),
+    ("profile", |r| r.settings.profile.name().to_string()),
+    ("pinning", |r| match &r.settings {
+        s if s.pinned => {
+            let (server, client) = (cpu_list(&s.server_cpus), cpu_list(&s.client_cpus));
+            format!("servers on CPU {server}, load on CPU {client}")
+        }
+        _ => "unpinned".to_string(),
+    }),
+    ("load threads", |r| r.settings.load_threads.to_string()),
+    ("baseline", |r| {
+        r.settings.baseline.clone().unwrap_or("none".into())
+    }),
+    ("complete", |r| match r.complete {
+        true => "complete".to_string(),
+        false => "incomplete (interrupted)".to_string(),
+    }),
+];
+
+/// Where the runs differ: the `FACTS`, then the runs and window of every
+/// scenario both ran (a profile overridden with --runs, --duration, --warmup).
 pub fn differences(old: &BenchResults, new: &BenchResults) -> Vec<Difference> {
-    let mut out = Vec::new();
-    let mut add = |what: &str, o: String, n: String| {
-        if o != n {
-            out.push(Difference {
-                what: what.to_string(),
-                old: o,
-                new: n,
-            });
-        }
+    let timing = |r: &BenchResults, s| {
+        let (runs, window, warmup) = r.timing(s)?;
+        let (window, warmup) = (format::seconds(window), format::seconds(warmup));
+        Some(format!("{runs} × {window} (warm-up {warmup})"))
     };
-    let (om, nm) = (&old.machine, &new.machine);
-    add("CPU model", om.cpu_model.clone(), nm.cpu_model.clone());
-    add("CPUs", om.cpus.to_string(), nm.cpus.to_string());
-    add(
-        "memory",
-        format::bytes(om.memory_bytes as f64),
-        format::bytes(nm.memory_bytes as f64),
-    );
-    add("kernel", om.kernel.clone(), nm.kernel.clone());
-    add("commit", old.build.commit.clone(), new.build.commit.clone());
-    add(
-        "version",
-        old.build.version.clone(),
-        new.build.version.clone(),
-    );
-    add(
-        "build",
-        old.build.profile.clone(),
-        new.build.profile.clone(),
-    );
-    let (os, ns) = (&old.settings, &new.settings);
-    add(
-        "profile",
-        os.profile.name().to_string(),
-        ns.profile.name().to_string(),
-    );
-    let pinning = |s: &super::results::Settings| {
-        if s.pinned {
-            format!(
-                "servers on CPU {}, load on CPU {}",
-                cpu_list(&s.server_cpus),
-                cpu_list(&s.client_cpus)
-            )
-        } else {
-            "unpinned".to_string()
-        }
-    };
-    add("pinning", pinning(os), pinning(ns));
-    add(
-        "load threads",
-        os.load_threads.to_string(),
-        ns.load_threads.to_string(),
-    );
-    let baseline = |s: &super::results::Settings| s.baseline.clone().unwrap_or("none".into());
-    add("baseline", baseline(os), baseline(ns));
-    let complete = |r: &BenchResults| {
-        if r.complete {
-            "complete".to_string()
-        } else {
-            "incomplete (interrupted)".to_string()
-        }
-    };
-    add("complete", complete(old), complete(new));
-    // Windows and runs (a profile overridden with --runs, --duration,
-    // --warmup), per scenario both ran.
-    let timing = |r: &BenchResults, s: ScenarioId| {
-        let cells: Vec<_> = r.cells.iter().filter(|c| c.scenario == s).collect();
-        let first = cells.first()?;
-        let runs = cells.iter().map(|c| c.run).max().unwrap_or(1);
-        Some(format!(
-            "{runs} × {} (warm-up {})",
-            format::seconds(first.config.duration_s),
-            format::seconds(first.config.warmup_s)
+    let facts = FACTS
+        .iter()
+        .map(|(what, f)| (what.to_string(), f(old), f(new)));
+    let timings = ScenarioId::all().filter_map(|s| {
+        Some((
+            format!("{s} runs × window"),
+            timing(old, s)?,
+            timing(new, s)?,
         ))
-    };
-    for s in ScenarioId::all() {
-        if let (Some(o), Some(n)) = (timing(old, s), timing(new, s)) {
-            add(&format!("{s} runs × window"), o, n);
-        }
-    }
-    out
+    });
+    facts
+        .chain(timings)
+        .filter(|(_, old, new)| old != new)
+        .map(|(what, old, new)| Difference { what, old, new })
+        .collect()
 }
 
 #[cfg(test)]

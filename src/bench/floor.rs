@@ -1,16 +1,8 @@
-//! The machine's latency floor, read from the `floor` scenario's cells
-//! (the load generator against `servelab responder`), and the rule that
-//! decides when two latencies are indistinguishable on this machine.
-//!
-//! **Within the floor**: two latency figures measured under the same load
-//! differ *within the floor* when their difference is at most the floor's
-//! p99 under that load: in closed loop, the floor's closed-loop p99; in
-//! open loop at rate R (the higher of the two figures' offered rates), the
-//! floor's p99 at the lowest rate it was measured at that is at least R
-//! (its highest rate when R is above them all). The responder is the
-//! cheapest server there is, so what it shows at a load is what the
-//! machine, the kernel and the load generator add to any server there;
-//! a difference smaller than that is noise, reported as a tie.
+//! The machine's latency floor, read from the `floor` scenario's cells (the
+//! load generator against `servelab responder`), and the rule
+//! ([`super::analysis::FLOOR_RULE`]) that decides when two latencies are
+//! indistinguishable: the responder is the cheapest server there is, so what
+//! it shows at a load is what the machine adds to any server there.
 
 use super::results::CellIndex;
 use super::scenarios::{ScenarioId, FLOOR_CLOSED, FLOOR_SERVER};
@@ -47,8 +39,7 @@ impl Floor {
         (floor.closed_p99.is_some() || !floor.open.is_empty()).then_some(floor)
     }
 
-    /// The floor's p99 under a load: closed loop (`None`), or open loop
-    /// at `rate` (see the module's rule).
+    /// The floor's p99 under a load: closed loop (`None`), or at `rate`.
     pub fn p99_at(&self, rate: Option<f64>) -> Option<f64> {
         match rate {
             None => self.closed_p99,
@@ -68,31 +59,8 @@ impl Floor {
     }
 
     /// Whether latencies `a` and `b` (µs) differ within the floor under
-    /// the load `rate` (`None`: closed loop); false when the floor there
-    /// was not measured.
+    /// the load `rate`; false where the floor was not measured.
     pub fn within(&self, a: f64, b: f64, rate: Option<f64>) -> bool {
         self.p99_at(rate).is_some_and(|f| (a - b).abs() <= f)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_floor_at_a_rate_is_the_next_measured_rate_up() {
-        let f = Floor {
-            closed_p99: Some(300.0),
-            open: vec![(10_000.0, 50.0), (100_000.0, 80.0), (200_000.0, 200.0)],
-        };
-        assert_eq!(f.p99_at(None), Some(300.0));
-        assert_eq!(f.p99_at(Some(5_000.0)), Some(50.0));
-        assert_eq!(f.p99_at(Some(10_000.0)), Some(50.0));
-        assert_eq!(f.p99_at(Some(10_001.0)), Some(80.0));
-        assert_eq!(f.p99_at(Some(1e9)), Some(200.0));
-        assert_eq!(f.lowest_p99(), Some(50.0));
-        assert!(f.within(100.0, 170.0, Some(50_000.0)));
-        assert!(!f.within(100.0, 190.0, Some(50_000.0)));
-        assert!(!Floor::default().within(1.0, 1.0, None));
     }
 }

@@ -4,15 +4,20 @@
 use super::columns::Unit;
 use super::results::Spread;
 
+/// `f(v)`, or a dash where `v` is not a number.
+fn finite(v: f64, f: impl Fn(f64) -> String) -> String {
+    match v.is_finite() {
+        true => f(v),
+        false => "–".to_string(),
+    }
+}
+
 /// A rate: `123,456` (whole numbers with thousands separators), `12.5` below 100.
 pub fn rate(v: f64) -> String {
-    if !v.is_finite() {
-        return "–".to_string();
-    }
-    if v.abs() < 100.0 {
-        return format!("{v:.1}");
-    }
-    thousands(v.round() as i64)
+    finite(v, |v| match v.abs() < 100.0 {
+        true => format!("{v:.1}"),
+        false => thousands(v.round() as i64),
+    })
 }
 
 /// A whole count with thousands separators: `10,000`.
@@ -22,108 +27,81 @@ pub fn count(v: u64) -> String {
 
 fn thousands(v: i64) -> String {
     let digits = v.unsigned_abs().to_string();
-    let mut out = String::new();
+    let mut out = String::from(if v < 0 { "-" } else { "" });
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
     }
-    if v < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    out
 }
 
 /// A duration given in microseconds: `16.9 µs`, `1.23 ms`, `2.00 s`.
 pub fn micros(us: f64) -> String {
-    if !us.is_finite() {
-        "–".to_string()
-    } else if us < 10.0 {
-        format!("{us:.2} µs")
-    } else if us < 1000.0 {
-        format!("{us:.1} µs")
-    } else if us < 1e6 {
-        format!("{:.2} ms", us / 1e3)
-    } else {
-        format!("{:.2} s", us / 1e6)
-    }
+    finite(us, |us| match us {
+        us if us < 10.0 => format!("{us:.2} µs"),
+        us if us < 1000.0 => format!("{us:.1} µs"),
+        us if us < 1e6 => format!("{:.2} ms", us / 1e3),
+        us => format!("{:.2} s", us / 1e6),
+    })
 }
 
 /// A size in bytes with binary multiples: `512 B`, `8.6 KiB`, `12.3 MiB`.
 pub fn bytes(b: f64) -> String {
-    if !b.is_finite() {
-        return "–".to_string();
-    }
-    let units = ["B", "KiB", "MiB", "GiB"];
-    let mut v = b;
-    let mut unit = 0;
-    while v.abs() >= 1024.0 && unit + 1 < units.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", units[unit])
-    }
+    finite(b, |b| {
+        let units = ["B", "KiB", "MiB", "GiB"];
+        let (mut v, mut unit) = (b, 0);
+        while v.abs() >= 1024.0 && unit + 1 < units.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        match unit {
+            0 => format!("{v:.0} B"),
+            _ => format!("{v:.1} {}", units[unit]),
+        }
+    })
 }
 
 /// A ratio or small figure: `0.998`, `2.15`, `41.3`.
 pub fn ratio(v: f64) -> String {
-    if !v.is_finite() {
-        "–".to_string()
-    } else if v.abs() < 10.0 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.1}")
-    }
+    finite(v, |v| match v.abs() < 10.0 {
+        true => format!("{v:.3}"),
+        false => format!("{v:.1}"),
+    })
 }
 
 /// A share as a percentage: `37%`, `2.5%`.
 pub fn percent(share: f64) -> String {
-    if !share.is_finite() {
-        "–".to_string()
-    } else if share.abs() < 0.1 {
-        format!("{:.1}%", share * 100.0)
-    } else {
-        format!("{:.0}%", share * 100.0)
-    }
+    finite(share * 100.0, |p| match share.abs() < 0.1 {
+        true => format!("{p:.1}%"),
+        false => format!("{p:.0}%"),
+    })
 }
 
 /// Seconds: `0.51 s`, `12.0 s`.
 pub fn seconds(s: f64) -> String {
-    if !s.is_finite() {
-        "–".to_string()
-    } else if s < 10.0 {
-        format!("{s:.2} s")
-    } else {
-        format!("{s:.1} s")
-    }
+    finite(s, |s| match s < 10.0 {
+        true => format!("{s:.2} s"),
+        false => format!("{s:.1} s"),
+    })
 }
 
 /// A multiple: `4.7×`.
 pub fn times(v: f64) -> String {
-    if !v.is_finite() {
-        "–".to_string()
-    } else if v < 10.0 {
-        format!("{v:.2}×")
-    } else {
-        format!("{v:.0}×")
-    }
+    finite(v, |v| match v < 10.0 {
+        true => format!("{v:.2}×"),
+        false => format!("{v:.0}×"),
+    })
 }
 
 /// A multiple to three decimals, for ratios compared with bounds such as
 /// 1.05: `0.975×`.
 pub fn multiple(v: f64) -> String {
-    if !v.is_finite() {
-        "–".to_string()
-    } else if v < 10.0 {
-        format!("{v:.3}×")
-    } else {
-        format!("{v:.1}×")
-    }
+    finite(v, |v| match v < 10.0 {
+        true => format!("{v:.3}×"),
+        false => format!("{v:.1}×"),
+    })
 }
 
 /// A figure in its column's unit.
@@ -142,6 +120,11 @@ pub fn number(v: f64, unit: Unit) -> String {
     }
 }
 
+/// A median in its unit, with `(min–max)` when the runs differ; a dash for none.
+pub fn maybe(s: Option<Spread>, unit: Unit) -> String {
+    s.map_or("–".to_string(), |s| spread(s, unit))
+}
+
 /// A median in its unit, with `(min–max)` when the runs differ.
 pub fn spread(s: Spread, unit: Unit) -> String {
     let one = |v: f64| number(v, unit);
@@ -149,30 +132,5 @@ pub fn spread(s: Spread, unit: Unit) -> String {
         format!("{} ({}–{})", one(s.median), one(s.min), one(s.max))
     } else {
         one(s.median)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(rate(123_456.4), "123,456");
-        assert_eq!(rate(12.34), "12.3");
-        assert_eq!(count(10_000), "10,000");
-        assert_eq!(count(999), "999");
-        assert_eq!(micros(16.87), "16.9 µs");
-        assert_eq!(micros(1234.0), "1.23 ms");
-        assert_eq!(micros(2.5e6), "2.50 s");
-        assert_eq!(bytes(8806.0), "8.6 KiB");
-        assert_eq!(bytes(512.0), "512 B");
-        assert_eq!(percent(0.374), "37%");
-        assert_eq!(times(4.7), "4.70×");
-        assert_eq!(rate(f64::NAN), "–");
-        assert_eq!(multiple(0.9749), "0.975×");
-        let s = Spread::of(&[1.0, 2.0, 4.0]).unwrap();
-        assert_eq!(spread(s, Unit::Times), "2.000× (1.000×–4.000×)");
-        assert_eq!(number(9_900.0, Unit::Count), "9,900");
     }
 }

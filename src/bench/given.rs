@@ -38,10 +38,9 @@ pub const MEAN_TIMES: u32 = 10;
 /// A target at or below the floor is raised to this many times the floor.
 pub const FLOOR_TIMES: u32 = 2;
 
-/// The p99 target of a workload (`work`: `serve --work`, `None` for the
-/// seed's handler): 1 ms for the seed's handler, [`MEAN_TIMES`] its mean
-/// service time otherwise, and at least twice the rare duration of a
-/// bimodal one (whose p99 is that duration by construction).
+/// The p99 target of a workload: 1 ms for the seed's handler (`None`),
+/// [`MEAN_TIMES`] the mean service time otherwise, and at least twice the
+/// rare duration of a bimodal one (whose p99 is that duration).
 pub fn nominal_target(work: Option<&str>) -> Duration {
     let time = match work.map(Work::from_str) {
         Some(Ok(Work::Cpu(t) | Work::Wait(t) | Work::Await(t))) => t,
@@ -78,7 +77,7 @@ pub fn given(cells: &[CellResult], cell: &PlannedCell, server: &str) -> Given {
     if !matches!(point.drive, Drive::Open { .. } | Drive::Capacity { .. }) {
         return Given::default();
     }
-    let index = CellIndex::of(cells);
+    let index = CellIndex::of(cells, &[]);
     let base_rps = match cell.scenario.id.rate_base() {
         RateBase::Point(at) => index.median(at, server, CellResult::rps),
         RateBase::Peak => match point.work {
@@ -119,39 +118,5 @@ pub fn missing_base(scenario: ScenarioId) -> &'static str {
         RateBase::Capacity(_) => {
             "no capacity under this work to scale the rate from (its capacity search failed, found none, or did not run)"
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_follow_the_workload_and_stay_above_the_floor() {
-        let ms = Duration::from_millis;
-        assert_eq!(nominal_target(None), ms(1));
-        assert_eq!(nominal_target(Some("cpu:50us")), Duration::from_micros(500));
-        assert_eq!(nominal_target(Some("wait:1ms")), ms(10));
-        assert_eq!(nominal_target(Some("await:1ms")), ms(10));
-        assert_eq!(
-            nominal_target(Some("cpu:exp(50us)")),
-            Duration::from_micros(500)
-        );
-        assert_eq!(nominal_target(Some("cpu:10us|1ms@1%")), ms(2));
-        let low = Floor {
-            closed_p99: None,
-            open: vec![(1000.0, 100.0)],
-        };
-        let t = target(None, Some(&low));
-        assert_eq!(t.target, ms(1));
-        assert_eq!(t.floor_p99, Some(Duration::from_micros(100)));
-        let high = Floor {
-            closed_p99: None,
-            open: vec![(1000.0, 1500.0)],
-        };
-        let t = target(None, Some(&high));
-        assert_eq!(t.target, ms(3));
-        assert_eq!(t.nominal, ms(1));
-        assert_eq!(target(Some("wait:1ms"), Some(&high)).target, ms(10));
     }
 }

@@ -1,13 +1,10 @@
-//! The headline figures of a bench: throughput, p99, server CPU per request
-//! and memory per idle connection, as the report's own [`Column`]s read them,
-//! row by row (one scenario point against one server). `bench compare` and
-//! the CSV export read them from here.
-
-use std::collections::BTreeMap;
+//! The headline figures of a bench (throughput, p99, server CPU per request,
+//! memory per idle connection) row by row, as the report's own [`Column`]s
+//! read them: what `bench compare` and the CSV export show.
 
 use super::columns::{columns, Column, Lookup, Read};
-use super::results::{BenchResults, CellResult, Spread};
-use super::scenarios::{PointId, ScenarioId};
+use super::results::CellResult;
+use super::scenarios::ScenarioId;
 
 /// The headline columns, in the order they are shown.
 pub const HEADLINE: [Column; 5] = [
@@ -43,81 +40,5 @@ pub fn value(column: Column, cell: &CellResult) -> Option<f64> {
     match column.metric().read {
         Read::Median(f) => f(cell, &Lookup::default()).filter(|v| v.is_finite()),
         Read::Total(_) | Read::Kinds(_) => None,
-    }
-}
-
-/// The runs of one point against one server.
-#[derive(Clone, Debug)]
-pub struct Group<'a> {
-    /// The point.
-    pub at: PointId,
-    /// Its label, as the file names it.
-    pub point: String,
-    /// The server.
-    pub server: String,
-    /// Every run, measured or not, in the order run.
-    pub runs: Vec<&'a CellResult>,
-}
-
-impl Group<'_> {
-    /// The runs that were measured.
-    pub fn measured(&self) -> impl Iterator<Item = &CellResult> + '_ {
-        self.runs.iter().copied().filter(|c| c.measured())
-    }
-
-    /// `column` over the measured runs: median, min, max.
-    pub fn spread(&self, column: Column) -> Option<Spread> {
-        let v: Vec<f64> = self.measured().filter_map(|c| value(column, c)).collect();
-        Spread::of(&v)
-    }
-
-    /// `column` in each measured run, by run number.
-    pub fn by_run(&self, column: Column) -> BTreeMap<u32, f64> {
-        self.measured()
-            .filter_map(|c| Some((c.run, value(column, c)?)))
-            .collect()
-    }
-}
-
-/// The cells of `results` grouped by point and server: points in scenario
-/// order, servers in the order of `results.servers` (others after them, by
-/// name).
-pub fn groups(results: &BenchResults) -> Vec<Group<'_>> {
-    let order = |server: &str| {
-        results
-            .servers
-            .iter()
-            .position(|s| s.name == server)
-            .unwrap_or(usize::MAX)
-    };
-    let mut map: BTreeMap<(PointId, usize, String), Group<'_>> = BTreeMap::new();
-    for c in &results.cells {
-        map.entry((c.at(), order(&c.server), c.server.clone()))
-            .or_insert_with(|| Group {
-                at: c.at(),
-                point: c.point.clone(),
-                server: c.server.clone(),
-                runs: Vec::new(),
-            })
-            .runs
-            .push(c);
-    }
-    map.into_values().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_headline_column_reads_a_median_and_has_a_key() {
-        for c in HEADLINE {
-            assert!(matches!(c.metric().read, Read::Median(_)), "{c:?}");
-            assert!(key(c)
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch.is_ascii_digit()));
-        }
-        assert!(of(ScenarioId::Seed).contains(&Column::Rps));
-        assert_eq!(of(ScenarioId::Idle), vec![Column::IdleRss]);
     }
 }

@@ -1,9 +1,7 @@
-//! What the report says about where and when it ran: the machine (CPU model,
-//! cores, memory, kernel), how busy it was with other work, the build, and
-//! UTC timestamps.
+//! What the report says about where it ran: the machine (CPU model, cores,
+//! memory, kernel), how busy it was with other work, and the build.
 
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -155,63 +153,5 @@ impl Build {
             }
             .to_string(),
         }
-    }
-}
-
-/// Now, as `2026-01-31T12:34:56Z`.
-pub fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    utc(secs)
-}
-
-/// `secs` after the Unix epoch as an RFC 3339 UTC timestamp.
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_timestamps() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_790_000_000), "2026-09-21T14:13:20Z");
-    }
-
-    #[test]
-    fn reads_proc_stat() {
-        let stat = "cpu  100 20 30 1000 5 6 7 8 0 0\ncpu0 50 10 15 500 2 3 3 4 0 0\n";
-        let t = CpuTimes::parse(stat, 100.0).unwrap();
-        assert_eq!((t.busy_s, t.steal_s, t.total_s), (1.5, 0.08, 11.76));
-        assert!(CpuTimes::parse("cpu0 1 2 3\n", 100.0).is_none());
-        assert!(CpuTimes::now().is_some_and(|t| t.total_s > 0.0));
-    }
-
-    #[test]
-    fn detects_this_machine() {
-        let m = Machine::detect(1024);
-        assert!(m.cpus >= 1 && m.memory_bytes > 0, "{m:?}");
-        assert!(!Build::detect().version.is_empty());
     }
 }

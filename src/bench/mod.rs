@@ -1,12 +1,8 @@
 //! `servelab bench`: the seed's analysis, measured on the user's own machine.
-//!
-//! Every model of `serve --model` (and any `--server`) runs as a child
-//! process through the scenarios ([`scenarios`], declared as data); the
-//! [`runner`] starts, pins, loads and measures each cell; [`results`] holds
-//! what was measured, and [`analysis`] computes the tables ([`columns`]), the
-//! seed's claims, the guidance, the ratios to a `--baseline` server and the
-//! `--check` [`targets`] from it; the [`export`] writers format REPORT.md,
-//! results.json and the SVG charts; [`progress`] shows where the run is.
+//! Every model (and any `--server`) runs as a child process through the
+//! [`scenarios`]; the [`runner`] measures each cell into [`results`], from
+//! which [`analysis`] decides the tables, claims, guidance and [`targets`],
+//! and the [`export`] writers format REPORT.md, results.json and the charts.
 
 pub mod analysis;
 pub mod args;
@@ -28,7 +24,7 @@ pub mod runner;
 pub mod scenarios;
 pub mod targets;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -40,15 +36,17 @@ use crate::signal::Interrupts;
 
 pub use args::BenchArgs;
 
+use crate::units::utc_now;
 use analysis::Analysis;
 use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
-use machine::{utc_now, Build, CpuTimes, Machine};
+use given::Given;
+use machine::{Build, CpuTimes, Machine};
 use progress::Progress;
 use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
-use runner::{CellContext, CellRunner, Children, Pinning, ServerKind, ServerSpec};
-use scenarios::{Overrides, Plan, Profile, Scenario, ScenarioId};
+use runner::{CellContext, Pinning, Ran, ServerKind, ServerSpec};
+use scenarios::{Overrides, Plan, PlannedCell, Profile, Scenario, ScenarioId};
 
 /// A server that failed to start this many times in a row is not tried again.
 const START_ATTEMPTS: usize = 2;
@@ -56,17 +54,11 @@ const START_ATTEMPTS: usize = 2;
 /// What the flags decided, checked.
 struct Setup {
     servers: Vec<ServerSpec>,
-    infos: Vec<ServerInfo>,
     scenarios: Vec<&'static Scenario>,
     profile: Profile,
     overrides: Overrides,
-    out: PathBuf,
-    readme: Option<(PathBuf, Option<String>)>,
-    baseline: Option<String>,
-    check: Option<String>,
     pinning: Pinning,
     notes: Vec<String>,
-    dry_run: bool,
 }
 
 impl Setup {
@@ -77,17 +69,16 @@ impl Setup {
             _ => Profile::Default,
         };
         let mut notes = Vec::new();
-        let models: Vec<Model> = if args.models.is_empty() {
-            Model::ALL.to_vec()
+        let mut models: Vec<Model> = Vec::new();
+        for m in if args.models.is_empty() {
+            &Model::ALL[..]
         } else {
-            let mut chosen = Vec::new();
-            for m in &args.models {
-                if !chosen.contains(m) {
-                    chosen.push(*m);
-                }
+            &args.models
+        } {
+            if !models.contains(m) {
+                models.push(*m);
             }
-            chosen
-        };
+        }
         let mut servers: Vec<ServerSpec> = models
             .iter()
             .map(|&m| ServerSpec {
@@ -104,11 +95,12 @@ impl Setup {
                     "--server {name:?}: the name is taken by the floor's built-in responder"
                 ));
             }
+            let kind = ServerKind::External {
+                command: command.clone(),
+            };
             servers.push(ServerSpec {
                 name: name.clone(),
-                kind: ServerKind::External {
-                    command: command.clone(),
-                },
+                kind,
             });
         }
         let mut chosen: Vec<&'static Scenario> = match (args.scenarios.is_empty(), profile) {
@@ -121,42 +113,32 @@ impl Setup {
         };
         let added = scenarios::with_dependencies(&mut chosen);
         if !added.is_empty() {
+            let names: Vec<&str> = added.iter().map(|s| s.name()).collect();
             notes.push(format!(
-                "{} added: the rates of latency, capacity and spread scale from earlier scenarios \
+                "{}{} added: the rates of latency, capacity and spread scale from earlier scenarios \
                  (the floor, seed and work peaks, capacity), and slow compares with seed",
-                added
-                    .iter()
-                    .map(|s| s.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-                    + if added.len() == 1 { " was" } else { " were" }
+                names.join(", "),
+                if added.len() == 1 { " was" } else { " were" }
             ));
         }
+        if args.runs.is_some() || args.duration.is_some() || args.warmup.is_some() {
+            let planned = |d: Option<String>| d.unwrap_or("as planned".into());
+            notes.push(format!(
+                "the profile's timings were overridden: runs {}, window {}, warm-up {}",
+                planned(args.runs.map(|r| r.to_string())),
+                planned(args.duration.map(|d| format!("{d:?}"))),
+                planned(args.warmup.map(|d| format!("{d:?}")))
+            ));
+        }
+        let cpus = |list: &Option<args::CpuList>| list.as_ref().map(|c| c.0.clone());
+        let (pinning, pin_notes) = pinning(cpus(&args.server_cpus), cpus(&args.client_cpus));
+        notes.extend(pin_notes);
         let overrides = Overrides {
             runs: args.runs,
             duration: args.duration,
             warmup: args.warmup,
             chosen: !args.scenarios.is_empty(),
-            server_cpus: None,
-        };
-        if args.runs.is_some() || args.duration.is_some() || args.warmup.is_some() {
-            notes.push(format!(
-                "the profile's timings were overridden: runs {}, window {}, warm-up {}",
-                args.runs.map_or("as planned".into(), |r| r.to_string()),
-                args.duration
-                    .map_or("as planned".into(), |d| format!("{d:?}")),
-                args.warmup
-                    .map_or("as planned".into(), |d| format!("{d:?}"))
-            ));
-        }
-        let (pinning, pin_note) = pinning(
-            args.server_cpus.as_ref().map(|c| c.0.clone()),
-            args.client_cpus.as_ref().map(|c| c.0.clone()),
-        );
-        notes.extend(pin_note);
-        let overrides = Overrides {
             server_cpus: pinning.server.as_ref().map(Vec::len),
-            ..overrides
         };
         if chosen.iter().any(|s| s.id == ScenarioId::Cores)
             && overrides.server_cpus.unwrap_or(1) < 2
@@ -169,102 +151,31 @@ impl Setup {
                 }
             ));
         }
-        if let Some(b) = &args.baseline {
-            if !servers.iter().any(|s| &s.name == b) {
-                return Err(format!(
-                    "--baseline {b:?} is not a server of this run (its servers: {})",
-                    servers
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        check_writable(&args.out)?;
-        export::check_exports(&args.exports())?;
-        if let Some(readme) = &args.update_readme {
-            readme::check(readme, args.readme_block.as_deref())?;
-        }
-        let infos = servers.iter().map(server_info).collect();
+        let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+        let whose = format!("this run (its servers: {})", names.join(", "));
+        check_outputs(args, &names, &whose)?;
         Ok(Setup {
             servers,
-            infos,
             scenarios: chosen,
             profile,
             overrides,
-            out: args.out.clone(),
-            readme: args
-                .update_readme
-                .clone()
-                .map(|path| (path, args.readme_block.clone())),
-            baseline: args.baseline.clone(),
-            check: args.check.clone(),
             pinning,
             notes,
-            dry_run: args.dry_run,
         })
     }
 }
 
-/// Decides the CPUs: as given, or half each; unpinned on one CPU.
-fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
-    let allowed = runner::allowed_cpus();
-    let mut notes = Vec::new();
-    let rest = |taken: &[usize]| -> Vec<usize> {
-        allowed
-            .iter()
-            .copied()
-            .filter(|c| !taken.contains(c))
-            .collect()
-    };
-    let (server, client) = match (server, client) {
-        (Some(s), Some(c)) => (s, c),
-        (Some(s), None) => {
-            let c = rest(&s);
-            (s, c)
-        }
-        (None, Some(c)) => {
-            let s = rest(&c);
-            (s, c)
-        }
-        (None, None) if allowed.len() < 2 => {
-            notes.push(format!(
-                "only {} CPU available: servers and load ran unpinned, sharing it",
-                allowed.len()
-            ));
-            return (
-                Pinning {
-                    server: None,
-                    client: None,
-                },
-                notes,
-            );
-        }
-        (None, None) => {
-            let half = allowed.len() / 2;
-            (allowed[..half].to_vec(), allowed[half..].to_vec())
-        }
-    };
-    let server = (!server.is_empty()).then_some(server);
-    let client = (!client.is_empty()).then_some(client);
-    if let (Some(s), Some(c)) = (&server, &client) {
-        let shared: Vec<usize> = s.iter().copied().filter(|x| c.contains(x)).collect();
-        if !shared.is_empty() {
-            notes.push(format!(
-                "servers and load share CPU {}: they compete for it, and the numbers show it",
-                cpu_list(&shared)
-            ));
-        }
+/// Checks, before anything runs, that `--baseline` names one of `servers`
+/// (of `whose`) and that every file of the report can be written.
+fn check_outputs(args: &BenchArgs, servers: &[&str], whose: &str) -> Result<(), String> {
+    if let Some(b) = args
+        .baseline
+        .as_ref()
+        .filter(|b| !servers.contains(&b.as_str()))
+    {
+        return Err(format!("--baseline {b:?} is not a server of {whose}"));
     }
-    if server.is_none() || client.is_none() {
-        notes.push("no CPU was left for one side: it ran unpinned".to_string());
-    }
-    (Pinning { server, client }, notes)
-}
-
-/// Creates `dir` and checks that a file can be written in it.
-fn check_writable(dir: &Path) -> Result<(), String> {
+    let dir = &args.out;
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the output directory {}: {e}", dir.display()))?;
     let probe = dir.join(".servelab-bench-probe");
@@ -275,18 +186,74 @@ fn check_writable(dir: &Path) -> Result<(), String> {
                 "cannot write in the output directory {}: {e}",
                 dir.display()
             )
-        })
+        })?;
+    export::check_exports(&args.exports())?;
+    match &args.update_readme {
+        Some(readme) => readme::check(readme, args.readme_block.as_deref()),
+        None => Ok(()),
+    }
 }
 
-/// Code lines (non-blank, non-comment) of a model's source: its file
-/// `src/models/NAME.rs`, or every file of its folder `src/models/NAME/`.
+/// Decides the CPUs: as given, or half each; unpinned on one CPU.
+fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
+    let allowed = runner::allowed_cpus();
+    let rest = |taken: &[usize]| -> Vec<usize> {
+        allowed
+            .iter()
+            .copied()
+            .filter(|c| !taken.contains(c))
+            .collect()
+    };
+    let (server, client) = match (server, client) {
+        (Some(s), c) => {
+            let c = c.unwrap_or_else(|| rest(&s));
+            (s, c)
+        }
+        (None, Some(c)) => (rest(&c), c),
+        (None, None) if allowed.len() < 2 => {
+            let note = format!(
+                "only {} CPU available: servers and load ran unpinned, sharing it",
+                allowed.len()
+            );
+            let unpinned = Pinning {
+                server: None,
+                client: None,
+            };
+            return (unpinned, vec![note]);
+        }
+        (None, None) => {
+            let (s, c) = allowed.split_at(allowed.len() / 2);
+            (s.to_vec(), c.to_vec())
+        }
+    };
+    let mut notes = Vec::new();
+    let shared: Vec<usize> = server
+        .iter()
+        .copied()
+        .filter(|x| client.contains(x))
+        .collect();
+    if !shared.is_empty() {
+        notes.push(format!(
+            "servers and load share CPU {}: they compete for it, and the numbers show it",
+            cpu_list(&shared)
+        ));
+    }
+    if server.is_empty() || client.is_empty() {
+        notes.push("no CPU was left for one side: it ran unpinned".to_string());
+    }
+    let pinning = Pinning {
+        server: (!server.is_empty()).then_some(server),
+        client: (!client.is_empty()).then_some(client),
+    };
+    (pinning, notes)
+}
+/// Code lines (non-blank, non-comment) of `src/models/NAME.rs` or of every
+/// file of `src/models/NAME/`.
 fn model_source_lines(name: &str) -> Option<(String, u64)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let count = |text: &str| {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-            .count() as u64
+        let code = |l: &&str| !l.is_empty() && !l.starts_with("//");
+        text.lines().map(str::trim).filter(code).count() as u64
     };
     let file = format!("src/models/{name}.rs");
     if let Ok(text) = std::fs::read_to_string(root.join(&file)) {
@@ -304,34 +271,29 @@ fn model_source_lines(name: &str) -> Option<(String, u64)> {
 }
 
 fn server_info(spec: &ServerSpec) -> ServerInfo {
-    match &spec.kind {
+    let (kind, description, source) = match &spec.kind {
         ServerKind::Model(m) => {
-            let source = model_source_lines(m.name());
-            ServerInfo {
-                name: spec.name.clone(),
-                kind: "model".to_string(),
-                description: m
-                    .to_possible_value()
-                    .and_then(|v| v.get_help().map(ToString::to_string))
-                    .unwrap_or_default(),
-                source_lines: source.as_ref().map(|s| s.1),
-                source_file: source.map(|s| s.0),
-            }
+            let help = m
+                .to_possible_value()
+                .and_then(|v| v.get_help().map(ToString::to_string));
+            (
+                "model",
+                help.unwrap_or_default(),
+                model_source_lines(m.name()),
+            )
         }
-        ServerKind::External { command } => ServerInfo {
-            name: spec.name.clone(),
-            kind: "external".to_string(),
-            description: format!("external: {command}"),
-            source_lines: None,
-            source_file: None,
-        },
-        ServerKind::Responder => ServerInfo {
-            name: spec.name.clone(),
-            kind: "responder".to_string(),
-            description: "servelab responder: the machine's floor".to_string(),
-            source_lines: None,
-            source_file: None,
-        },
+        ServerKind::External { command } => ("external", format!("external: {command}"), None),
+        ServerKind::Responder => {
+            let what = "servelab responder: the machine's floor".to_string();
+            ("responder", what, None)
+        }
+    };
+    ServerInfo {
+        name: spec.name.clone(),
+        kind: kind.to_string(),
+        description,
+        source_lines: source.as_ref().map(|s| s.1),
+        source_file: source.map(|s| s.0),
     }
 }
 
@@ -339,7 +301,7 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
 /// (before anything runs), 1 when the report cannot be written, 130 when
 /// interrupted (after writing what was measured).
 pub fn run(args: BenchArgs) -> ExitCode {
-    if let Some(compare::BenchCommand::Compare(c)) = &args.command {
+    if let Some(args::BenchCommand::Compare(c)) = &args.command {
         return compare::run(c);
     }
     let done = match &args.from {
@@ -350,6 +312,36 @@ pub fn run(args: BenchArgs) -> ExitCode {
         eprintln!("servelab bench: {e}");
         ExitCode::from(code)
     })
+}
+
+/// `--dry-run`'s table: what each scenario will run and for how long.
+fn plan_table(plan: &Plan, scenarios: &[&Scenario]) -> Table {
+    let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
+    let mut table = Table::new([
+        "scenario", "cells", "runs", "points", "servers", "window", "warm-up", "time",
+    ]);
+    for s in scenarios {
+        let cells: Vec<_> = plan
+            .cells
+            .iter()
+            .filter(|c| c.scenario.id == s.id)
+            .collect();
+        let Some(c) = cells.first() else { continue };
+        let mut servers: Vec<usize> = cells.iter().map(|c| c.server).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        table.row([
+            s.name().to_string(),
+            cells.len().to_string(),
+            c.runs.to_string(),
+            (cells.len() / c.runs as usize / servers.len().max(1)).to_string(),
+            servers.len().to_string(),
+            seconds(c.duration),
+            seconds(c.warmup),
+            seconds(cells.iter().map(|c| c.estimate()).sum()),
+        ]);
+    }
+    table
 }
 
 /// Plans, runs and reports a bench; Err carries the exit status and why.
@@ -372,48 +364,18 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
         setup.overrides,
     );
     let planned = plan.estimate();
+    let names: Vec<&str> = setup.servers.iter().map(|s| s.name.as_str()).collect();
     eprintln!(
         "servelab bench: {} cells ({} scenarios × {} servers: {}), planned about {}; report in {}",
         plan.cells.len(),
         setup.scenarios.len(),
         setup.servers.len(),
-        setup
-            .servers
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        names.join(", "),
         format::seconds(planned.as_secs_f64()),
-        setup.out.display()
+        args.out.display()
     );
-    if setup.dry_run {
-        let seconds = |d: std::time::Duration| format::seconds(d.as_secs_f64());
-        let mut table = Table::new([
-            "scenario", "cells", "runs", "points", "servers", "window", "warm-up", "time",
-        ]);
-        for s in &setup.scenarios {
-            let cells: Vec<_> = plan
-                .cells
-                .iter()
-                .filter(|c| c.scenario.id == s.id)
-                .collect();
-            let mut servers: Vec<usize> = cells.iter().map(|c| c.server).collect();
-            servers.sort_unstable();
-            servers.dedup();
-            if let Some(c) = cells.first() {
-                table.row([
-                    s.name().to_string(),
-                    cells.len().to_string(),
-                    c.runs.to_string(),
-                    (cells.len() / c.runs as usize / servers.len().max(1)).to_string(),
-                    servers.len().to_string(),
-                    seconds(c.duration),
-                    seconds(c.warmup),
-                    seconds(cells.iter().map(|c| c.estimate()).sum()),
-                ]);
-            }
-        }
-        println!("{}", table.terminal());
+    if args.dry_run {
+        println!("{}", plan_table(&plan, &setup.scenarios).terminal());
         return Ok(ExitCode::SUCCESS);
     }
     // The first SIGINT or SIGTERM stops the bench after the current cell
@@ -431,30 +393,21 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     // gives its cells the index one past them); it is no row of the tables.
     let mut specs = setup.servers.clone();
     specs.push(ServerSpec::responder());
-    let mut children = Children(CellContext {
+    let ctx = CellContext {
         servers: &specs,
         server_cpus: setup.pinning.server.as_deref(),
         load_threads,
         fd_limit,
         interrupted: interrupted_flag,
-    });
+    };
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
-    let cells = run_plan(
-        &plan,
-        &names,
-        &mut children,
-        interrupted_flag,
-        &mut progress,
-    );
+    let mut run = |cell: &PlannedCell, _: &str, given: &Given| runner::run_cell(cell, &ctx, given);
+    let cells = run_plan(&plan, &names, &mut run, interrupted_flag, &mut progress);
     progress.finish();
     let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
-        other_load(
-            before,
-            after,
-            procfs::own_cpu_seconds() - own_before,
-            &cells,
-        )
+        let own_s = procfs::own_cpu_seconds() - own_before;
+        other_load(before, after, own_s, &cells)
     });
     let interrupted = interrupts.received();
     let results = BenchResults {
@@ -474,30 +427,26 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
             planned_s: planned.as_secs_f64(),
             elapsed_s: clock.elapsed().as_secs_f64(),
             notes,
-            baseline: setup.baseline.clone(),
-            check: setup.check.clone(),
+            baseline: args.baseline.clone(),
+            check: args.check.clone(),
             other_load,
         },
-        servers: setup.infos.clone(),
+        servers: setup.servers.iter().map(server_info).collect(),
         cells,
     };
-    let readme = setup
-        .readme
-        .as_ref()
-        .map(|(path, block)| (path.as_path(), block.as_deref()));
-    write_report(&results, &setup.out, readme, &args.exports()).map_err(|e| (1, e))?;
+    write_report(&results, args).map_err(|e| (1, e))?;
     Ok(interrupted.map_or(ExitCode::SUCCESS, |signal| {
         ExitCode::from(signal.exit_status())
     }))
 }
 
-/// Runs the cells of `plan` in order with `runner` until the end or an
+/// Runs the cells of `plan` in order with `run` until the end or an
 /// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
 /// row is not tried again, and its cells are failed with the reason.
 fn run_plan(
     plan: &Plan,
     servers: &[&str],
-    runner: &mut dyn CellRunner,
+    run: &mut dyn FnMut(&PlannedCell, &str, &Given) -> Ran,
     interrupted: &AtomicBool,
     progress: &mut Progress,
 ) -> Vec<CellResult> {
@@ -508,13 +457,8 @@ fn run_plan(
             break;
         }
         let name = servers[cell.server];
-        progress.start(
-            cell.scenario.name(),
-            cell.point().label,
-            name,
-            cell.run,
-            cell.runs,
-        );
+        let (scenario, point) = (cell.scenario.name(), cell.point().label);
+        progress.start(scenario, point, name, cell.run, cell.runs);
         let (failures, last) = &mut start_failures[cell.server];
         let result = if *failures >= START_ATTEMPTS {
             let mut r = CellResult::planned(cell, name, utc_now());
@@ -524,7 +468,7 @@ fn run_plan(
             r
         } else {
             let given = given::given(&cells, cell, name);
-            let (result, start_failure) = runner.run(cell, name, &given);
+            let (result, start_failure) = run(cell, name, &given);
             match start_failure {
                 Some(reason) => {
                     *failures += 1;
@@ -544,44 +488,26 @@ fn run_plan(
 }
 
 /// `--from`: writes the report of a saved `results.json` again, running
-/// nothing. Err carries the exit status: 2 for bad input, 1 when the report
-/// cannot be written.
+/// nothing. Err carries the exit status and why.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
-    let bad = |e: String| (2, e);
-    let mut results = compare::load(from).map_err(bad)?;
-    if let Some(b) = &args.baseline {
-        if !results.servers.iter().any(|s| &s.name == b) {
-            return Err(bad(format!(
-                "--baseline {b:?} is not a server of {}",
-                from.display()
-            )));
-        }
-        results.settings.baseline = Some(b.clone());
+    let mut results = BenchResults::load(from).map_err(|e| (2, e))?;
+    let names: Vec<&str> = results.servers.iter().map(|s| s.name.as_str()).collect();
+    check_outputs(args, &names, &from.display().to_string()).map_err(|e| (2, e))?;
+    if args.baseline.is_some() {
+        results.settings.baseline = args.baseline.clone();
     }
-    if let Some(check) = &args.check {
-        results.settings.check = Some(check.clone());
+    if args.check.is_some() {
+        results.settings.check = args.check.clone();
     }
-    check_writable(&args.out).map_err(bad)?;
-    export::check_exports(&args.exports()).map_err(bad)?;
-    if let Some(readme) = &args.update_readme {
-        readme::check(readme, args.readme_block.as_deref()).map_err(bad)?;
-    }
-    let readme = args
-        .update_readme
-        .as_deref()
-        .map(|path| (path, args.readme_block.as_deref()));
-    write_report(&results, &args.out, readme, &args.exports()).map_err(|e| (1, e))
+    write_report(&results, args).map_err(|e| (1, e))
 }
 
 /// The machine's CPU time between `before` and `after` that went neither to
 /// the bench (`own_s`) nor to its servers (each cell's server CPU from its
 /// start to the end of its window), as shares of all the CPUs' time.
 fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult]) -> OtherLoad {
-    let servers_s: f64 = cells
-        .iter()
-        .filter_map(|c| c.server_usage.as_ref())
-        .map(|u| u.loaded.cpu_s)
-        .sum();
+    let usage = cells.iter().filter_map(|c| c.server_usage.as_ref());
+    let servers_s: f64 = usage.map(|u| u.loaded.cpu_s).sum();
     let total = (after.total_s - before.total_s).max(f64::MIN_POSITIVE);
     let other = (after.busy_s - before.busy_s - own_s - servers_s).max(0.0);
     OtherLoad {
@@ -597,11 +523,10 @@ fn quick_note() -> String {
         .filter(|s| s.quick_points < s.points.len())
         .map(|s| match s.quick_points {
             0 => format!("{} (all of it)", s.name()),
-            n => format!(
-                "{} (all but its first {n} point{})",
-                s.name(),
-                if n == 1 { "" } else { "s" }
-            ),
+            n => {
+                let plural = if n == 1 { "" } else { "s" };
+                format!("{} (all but its first {n} point{plural})", s.name())
+            }
         })
         .collect();
     format!(
@@ -610,14 +535,8 @@ fn quick_note() -> String {
     )
 }
 
-/// Writes every file of the report, the README block if asked, and the
-/// summary on stdout.
-fn write_report(
-    results: &BenchResults,
-    out: &Path,
-    readme: Option<(&Path, Option<&str>)>,
-    exports: &export::Exports,
-) -> Result<(), String> {
+/// Writes the report, the exports and the README block, and the summary on stdout.
+fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> {
     let analysis = Analysis::of(results);
     let report = Report {
         results,
@@ -628,11 +547,11 @@ fn write_report(
         outputs.extend(exporter.render(&report)?);
     }
     for o in &outputs {
-        let path = out.join(&o.file);
+        let path = args.out.join(&o.file);
         std::fs::write(&path, &o.bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let exported = export::write_exports(&outputs, exports)?;
+    let exported = export::write_exports(&outputs, &args.exports())?;
     println!("{}\n", export::markdown::provenance(results));
     if !results.complete {
         println!("Incomplete: interrupted.\n");
@@ -655,24 +574,16 @@ fn write_report(
     if !analysis.problems.is_empty() {
         println!("\n{} problems: see REPORT.md", analysis.problems.len());
     }
-    println!(
-        "\nReport: {} ({} files)",
-        out.join(export::markdown::FILE).display(),
-        outputs.len()
-    );
+    let report = args.out.join(export::markdown::FILE);
+    println!("\nReport: {} ({} files)", report.display(), outputs.len());
     for path in exported {
         println!("Exported {}", path.display());
     }
-    if let Some((readme, block)) = readme {
+    if let Some(readme) = &args.update_readme {
         let chart = outputs.iter().find(|o| o.file == "throughput.svg");
-        let written = readme::update(
-            readme,
-            block,
-            results,
-            &analysis,
-            chart.map(|c| (c.file.as_str(), c.bytes.as_slice())),
-        )?;
-        for path in written {
+        let chart = chart.map(|c| (c.file.as_str(), c.bytes.as_slice()));
+        let block = args.readme_block.as_deref();
+        for path in readme::update(readme, block, results, &analysis, chart)? {
             println!("Updated {}", path.display());
         }
     }
@@ -683,42 +594,7 @@ fn write_report(
 mod tests {
     use super::*;
     use results::{ProcSample, ServerUsage};
-    use scenarios::{PlannedCell, ScenarioId};
-
-    /// A runner that starts nothing: it records the cells it is given,
-    /// fails to start the servers named in `broken`, and raises the
-    /// interrupt flag after `interrupt_after` cells.
-    struct Mock<'a> {
-        seen: Vec<(ScenarioId, usize, String, u32)>,
-        planned: std::time::Duration,
-        broken: &'a [&'a str],
-        interrupt_after: Option<usize>,
-        flag: &'a AtomicBool,
-    }
-
-    impl CellRunner for Mock<'_> {
-        fn run(
-            &mut self,
-            cell: &PlannedCell,
-            server: &str,
-            _given: &given::Given,
-        ) -> (CellResult, Option<String>) {
-            self.seen
-                .push((cell.scenario.id, cell.point, server.to_string(), cell.run));
-            self.planned += cell.estimate();
-            if self.interrupt_after == Some(self.seen.len()) {
-                self.flag.store(true, Ordering::Relaxed);
-            }
-            let mut r = CellResult::planned(cell, server, utc_now());
-            if self.broken.contains(&server) {
-                r.outcome = Outcome::Failed {
-                    reason: "the server exited before it was ready".to_string(),
-                };
-                return (r, Some("exited before it was ready".to_string()));
-            }
-            (r, None)
-        }
-    }
+    use std::time::Duration;
 
     fn plan(scenarios: &[ScenarioId], servers: usize) -> Plan {
         let chosen: Vec<_> = scenarios.iter().map(|s| s.scenario()).collect();
@@ -727,23 +603,35 @@ mod tests {
 
     type Seen = Vec<(ScenarioId, usize, String, u32)>;
 
+    /// Runs `plan` starting nothing: the cells it was given, in order, and
+    /// their planned time; the servers named in `broken` fail to start, and
+    /// the interrupt flag rises after `interrupt_after` cells.
     fn run_mock(
         plan: &Plan,
         servers: &[&str],
         broken: &[&str],
         interrupt_after: Option<usize>,
-    ) -> (Vec<CellResult>, Seen, std::time::Duration) {
+    ) -> (Vec<CellResult>, Seen, Duration) {
         let flag = AtomicBool::new(false);
-        let mut mock = Mock {
-            seen: Vec::new(),
-            planned: std::time::Duration::ZERO,
-            broken,
-            interrupt_after,
-            flag: &flag,
+        let (mut seen, mut planned) = (Seen::new(), Duration::ZERO);
+        let mut run = |cell: &PlannedCell, server: &str, _: &Given| {
+            seen.push((cell.scenario.id, cell.point, server.to_string(), cell.run));
+            planned += cell.estimate();
+            if interrupt_after == Some(seen.len()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            let mut r = CellResult::planned(cell, server, utc_now());
+            if !broken.contains(&server) {
+                return (r, None);
+            }
+            r.outcome = Outcome::Failed {
+                reason: "the server exited before it was ready".to_string(),
+            };
+            (r, Some("exited before it was ready".to_string()))
         };
         let mut progress = Progress::new(plan.estimate());
-        let cells = run_plan(plan, servers, &mut mock, &flag, &mut progress);
-        (cells, mock.seen, mock.planned)
+        let cells = run_plan(plan, servers, &mut run, &flag, &mut progress);
+        (cells, seen, planned)
     }
 
     #[test]

@@ -1,7 +1,5 @@
-//! The one reader of a process's /proc files: CPU time and parent from
-//! `/proc/PID/stat`, RSS and threads from `/proc/PID/status`, descriptors
-//! from `/proc/PID/fd`. (The whole machine's `/proc/stat` is read in
-//! [`super::machine`].)
+//! The one reader of a process's /proc files: CPU time and parent, RSS and
+//! threads, descriptors (the whole machine's `/proc/stat` is [`super::machine`]'s).
 
 use super::machine::ticks_per_second;
 use super::results::ProcSample;

@@ -1,7 +1,5 @@
-//! The progress bar on stderr: which scenario, point and server is running,
-//! and about how long is left (from the plan, corrected by the pace so far).
-//! Where stderr is not a terminal the bar is hidden and one line per
-//! scenario is printed instead.
+//! The progress bar on stderr: which cell is running and about how long is
+//! left; where stderr is not a terminal, one line per scenario instead.
 
 use std::io::IsTerminal;
 use std::time::Duration;

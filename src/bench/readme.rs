@@ -1,10 +1,8 @@
 //! `--update-readme`: rewrites the block between two marker comments in the
-//! README with the summary table and one chart of this run (and, when the
-//! run had them, the `--baseline` ratios and the `--check` targets), so that
-//! the README's figures come from the command, not from an editor.
-//! Everything outside the markers is left byte for byte. A README may hold
-//! several blocks: the main one, and named ones (`--readme-block NAME`) for
-//! runs of other servers or scenarios.
+//! README with this run's summary table and chart (and its `--baseline` and
+//! `--check` tables), so that the README's figures come from the command,
+//! not from an editor; the rest is left byte for byte. Named blocks
+//! (`--readme-block NAME`) hold runs of other servers or scenarios.
 
 use std::path::{Path, PathBuf};
 
@@ -36,32 +34,16 @@ pub struct Markers {
 impl Markers {
     /// The markers of the main block, or of the block called `name`.
     pub fn of(name: Option<&str>) -> Markers {
-        match name {
-            None => Markers {
-                begin: BEGIN.to_string(),
-                begin_prefix: "<!-- bench:begin ".to_string(),
-                end: END.to_string(),
-                command: "servelab bench --update-readme".to_string(),
-            },
-            Some(name) => {
-                let command = format!("servelab bench --update-readme --readme-block {name}");
-                Markers {
-                    begin: format!(
-                        "<!-- bench:begin:{name} (written by `{command}`; edits here are overwritten) -->"
-                    ),
-                    begin_prefix: format!("<!-- bench:begin:{name} "),
-                    end: format!("<!-- bench:end:{name} -->"),
-                    command,
-                }
-            }
-        }
-    }
-
-    /// The chart's file name under [`CHART_DIR`].
-    fn chart(&self, name: Option<&str>, file: &str) -> String {
-        match name {
-            None => file.to_string(),
-            Some(name) => format!("{name}-{file}"),
+        let tag = name.map_or(String::new(), |name| format!(":{name}"));
+        let block = name.map_or(String::new(), |name| format!(" --readme-block {name}"));
+        let command = format!("servelab bench --update-readme{block}");
+        Markers {
+            begin: format!(
+                "<!-- bench:begin{tag} (written by `{command}`; edits here are overwritten) -->"
+            ),
+            begin_prefix: format!("<!-- bench:begin{tag} "),
+            end: format!("<!-- bench:end{tag} -->"),
+            command,
         }
     }
 }
@@ -175,7 +157,7 @@ pub fn update(
             let folder = dir.join(CHART_DIR);
             std::fs::create_dir_all(&folder)
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-            let file = markers.chart(name, file);
+            let file = name.map_or(file.to_string(), |name| format!("{name}-{file}"));
             let path = folder.join(&file);
             std::fs::write(&path, svg)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -194,61 +176,4 @@ pub fn update(
     std::fs::write(readme, new).map_err(|e| format!("cannot write {}: {e}", readme.display()))?;
     written.push(readme.to_path_buf());
     Ok(written)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc() -> String {
-        format!("# Title\n\nBefore.\n\n{BEGIN}\nold table\nold chart\n{END}\n\nAfter.\n")
-    }
-
-    fn main() -> Markers {
-        Markers::of(None)
-    }
-
-    #[test]
-    fn splice_replaces_only_the_block_and_is_idempotent() {
-        let once = splice(&doc(), &main(), "new table\n").unwrap();
-        assert_eq!(
-            once,
-            format!("# Title\n\nBefore.\n\n{BEGIN}\nnew table\n{END}\n\nAfter.\n")
-        );
-        assert_eq!(splice(&once, &main(), "new table\n").unwrap(), once);
-        let (head, tail) = doc()
-            .split_once(BEGIN)
-            .map(|(h, t)| (h.to_string(), t.to_string()))
-            .unwrap();
-        assert!(once.starts_with(&head));
-        assert!(once.ends_with(tail.split_once(END).unwrap().1));
-        // A block without a final newline still leaves the end marker on its own line.
-        assert!(splice(&doc(), &main(), "x")
-            .unwrap()
-            .contains(&format!("x\n{END}")));
-    }
-
-    #[test]
-    fn splice_refuses_bad_markers() {
-        assert!(splice("no markers", &main(), "x").is_err());
-        assert!(splice(&format!("{END}\n{BEGIN}\n"), &main(), "x").is_err());
-        assert!(splice(&format!("{BEGIN}\n{BEGIN}\n{END}\n"), &main(), "x").is_err());
-    }
-
-    #[test]
-    fn named_blocks_are_separate_from_the_main_one() {
-        let floor = Markers::of(Some("floor"));
-        let other = Markers::of(Some("floor2"));
-        let text = format!(
-            "{BEGIN}\nmain\n{END}\n{}\nfloor\n{}\n{}\nfloor2\n{}\n",
-            floor.begin, floor.end, other.begin, other.end
-        );
-        let once = splice(&text, &floor, "new floor\n").unwrap();
-        assert_eq!(once, text.replace("\nfloor\n", "\nnew floor\n"));
-        let main_only = splice(&text, &main(), "new main\n").unwrap();
-        assert_eq!(main_only, text.replace("\nmain\n", "\nnew main\n"));
-        let err = splice(&format!("{BEGIN}\n{END}\n"), &floor, "x").unwrap_err();
-        assert!(err.contains("bench:begin:floor"), "{err}");
-        assert!(floor.begin.contains("--readme-block floor"));
-    }
 }

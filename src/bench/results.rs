@@ -1,10 +1,9 @@
-//! The results model: [`BenchResults`] is what `results.json` holds, every
-//! raw cell with its configuration, timestamps, measurements and latency
-//! histogram; [`Spread`] is the median (with min and max) the tables show.
-//! What the report concludes is computed from it in [`super::analysis`], with
-//! the table columns of [`super::columns`].
+//! What `results.json` holds ([`BenchResults`]: every raw cell with its
+//! configuration, measurements and latency histogram), and the median with
+//! min and max ([`Spread`]) that the tables show of it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +39,39 @@ pub struct BenchResults {
     pub cells: Vec<CellResult>,
 }
 
+impl BenchResults {
+    /// Reads a saved `results.json`, refusing anything else and other schemas.
+    pub fn load(path: &Path) -> Result<BenchResults, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let not = |why: String| format!("{} is not a bench's results.json: {why}", path.display());
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
+        let schema = value
+            .get("schema")
+            .ok_or_else(|| not("it has no \"schema\" field".to_string()))?;
+        match schema.as_u64() {
+            Some(s) if s == u64::from(SCHEMA) => {}
+            Some(s) => {
+                return Err(format!(
+                    "{} has results.json schema {s}; this servelab reads schema {SCHEMA}",
+                    path.display()
+                ))
+            }
+            None => return Err(not(format!("its \"schema\" is {schema}, not a number"))),
+        }
+        serde_json::from_value(value).map_err(|e| not(e.to_string()))
+    }
+
+    /// How `scenario` ran: runs per point, window and warm-up (seconds).
+    pub fn timing(&self, scenario: ScenarioId) -> Option<(u32, f64, f64)> {
+        let mut cells = self.cells.iter().filter(|c| c.scenario == scenario);
+        let first = cells.next()?;
+        let runs = cells.map(|c| c.run).fold(first.run, u32::max);
+        Some((runs, first.config.duration_s, first.config.warmup_s))
+    }
+}
+
 /// How a bench ran.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -59,11 +91,9 @@ pub struct Settings {
     pub planned_s: f64,
     /// The time it took, seconds.
     pub elapsed_s: f64,
-    /// Anything the reader should know about how it ran (pinning,
-    /// scenarios added, overrides).
+    /// What the reader should know of how it ran (pinning, overrides...).
     pub notes: Vec<String>,
-    /// `--baseline`: the server every server's CPU per request is compared
-    /// with, run by run.
+    /// `--baseline`: the server CPU per request is compared with.
     #[serde(default)]
     pub baseline: Option<String>,
     /// `--check`: the name of the target set checked.
@@ -74,15 +104,13 @@ pub struct Settings {
     pub other_load: Option<OtherLoad>,
 }
 
-/// The machine's CPU time over the bench that went neither to the bench
-/// nor to its servers: how quiet the machine was.
+/// How quiet the machine was: the CPU time that went neither to the bench
+/// nor to its servers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OtherLoad {
-    /// CPU time of other processes (kernel threads included), as a share
-    /// of all the CPUs' time over the bench.
+    /// Other processes' CPU time (kernel threads included), as a share.
     pub other_share: f64,
-    /// Time the hypervisor gave the CPUs to other guests (steal), as a
-    /// share of all the CPUs' time.
+    /// Time the hypervisor gave to other guests (steal), as a share.
     pub steal_share: f64,
 }
 
@@ -95,9 +123,7 @@ pub struct ServerInfo {
     pub kind: String,
     /// What it is: a model's one-line description, or the command.
     pub description: String,
-    /// Code lines of the model's own source file (non-blank, non-comment):
-    /// the complexity column. `None` for an external server or when the
-    /// source is not at hand.
+    /// Code lines of the model's own source: the complexity column.
     pub source_lines: Option<u64>,
     /// That file, relative to the repository.
     pub source_file: Option<String>,
@@ -114,8 +140,7 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
-    /// Not run: it cannot apply (an option an external server lacks, an
-    /// open-files limit too low).
+    /// Not run: it cannot apply (an external server, too few open files).
     Skipped {
         /// Why.
         reason: String,
@@ -167,8 +192,7 @@ pub struct ProcSample {
 pub struct ServerUsage {
     /// Right after it was ready, before any load.
     pub empty: ProcSample,
-    /// At the end of the recorded window, load still applied (idle: with
-    /// the idle connections open).
+    /// At the end of the recorded window, load still applied.
     pub loaded: ProcSample,
     /// utime+stime within the recorded window, seconds.
     pub cpu_s: f64,
@@ -191,9 +215,8 @@ impl ServerUsage {
 /// How the server's stop went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShutdownRecord {
-    /// Exited with status 0 within the shutdown timeout after SIGTERM; or,
-    /// for an external server, died of that SIGTERM (the default action of
-    /// a program that does not handle it, such as floor.c).
+    /// Exited with status 0 after SIGTERM in time (an external server may
+    /// also die of it, as a program without a handler does).
     pub clean: bool,
     /// Its exit code, if it exited.
     pub exit_code: Option<i32>,
@@ -227,8 +250,7 @@ pub struct CellResult {
     pub config: CellConfig,
     /// How it ended.
     pub outcome: Outcome,
-    /// The load generator's summary (the object `servelab load --json`
-    /// prints).
+    /// The load generator's summary, as `servelab load --json` prints it.
     pub load: Option<LoadSummary>,
     /// The latency histogram (ns) behind `load.latency_us`: HdrHistogram V2
     /// serialization, DEFLATE-compressed, base64 (as in HdrHistogram logs).
@@ -255,9 +277,7 @@ pub struct CellResult {
 pub struct CapacityRecord {
     /// The p99 target the probes were held to, µs.
     pub target_us: f64,
-    /// The workload's own target (1 ms for the seed's handler, 10× the mean
-    /// service time for the others), µs: `target_us` is above it when the
-    /// floor was.
+    /// The workload's own target, µs (`target_us` is above it when the floor was).
     pub nominal_target_us: f64,
     /// The floor's p99 at its lowest rate, µs, when it was measured.
     pub floor_p99_us: Option<f64>,
@@ -325,9 +345,6 @@ impl CellResult {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Medians.
-
 /// The median of several runs, with the smallest and the largest.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
@@ -364,30 +381,88 @@ impl Spread {
     }
 }
 
-/// The cells of a bench by point and server: "the runs of one point of one
-/// server", and the median (min–max) of a figure over those measured.
+/// One point of one scenario against one server: a row of the report.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RowId {
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The point's label, as the file names it.
+    pub point: String,
+    /// The server.
+    pub server: String,
+}
+
+/// The runs of one row.
+#[derive(Clone, Debug)]
+pub struct Group<'a> {
+    /// The row.
+    pub id: RowId,
+    /// Its point.
+    pub at: PointId,
+    /// Every run, measured or not, in the order run.
+    pub runs: Vec<&'a CellResult>,
+}
+
+impl<'a> Group<'a> {
+    /// The runs that were measured.
+    pub fn measured(&self) -> impl Iterator<Item = &'a CellResult> + '_ {
+        self.runs.iter().copied().filter(|c| c.measured())
+    }
+
+    /// `f` over the measured runs: median, min, max.
+    pub fn spread(&self, f: impl Fn(&CellResult) -> Option<f64>) -> Option<Spread> {
+        Spread::of(&self.measured().filter_map(f).collect::<Vec<_>>())
+    }
+}
+
+/// The cells of a bench by row, in report order: points in scenario order,
+/// servers in the order of the `servers` given (others after them, by name).
 pub struct CellIndex<'a> {
-    groups: BTreeMap<(PointId, String), Vec<&'a CellResult>>,
+    groups: Vec<Group<'a>>,
 }
 
 impl<'a> CellIndex<'a> {
     /// Indexes `cells`.
-    pub fn of(cells: &'a [CellResult]) -> CellIndex<'a> {
-        let mut groups: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    pub fn of(cells: &'a [CellResult], servers: &[ServerInfo]) -> CellIndex<'a> {
+        let order = |name: &str| servers.iter().position(|s| s.name == name);
+        let mut map: BTreeMap<_, Group<'a>> = BTreeMap::new();
         for c in cells {
-            groups
-                .entry((c.at(), c.server.clone()))
-                .or_default()
-                .push(c);
+            let key = (
+                c.at(),
+                order(&c.server).unwrap_or(usize::MAX),
+                c.server.as_str(),
+            );
+            let id = || RowId {
+                scenario: c.scenario,
+                point: c.point.clone(),
+                server: c.server.clone(),
+            };
+            let group = map.entry(key).or_insert_with(|| Group {
+                id: id(),
+                at: c.at(),
+                runs: Vec::new(),
+            });
+            group.runs.push(c);
         }
-        CellIndex { groups }
+        CellIndex {
+            groups: map.into_values().collect(),
+        }
+    }
+
+    /// Every row, in report order.
+    pub fn groups(&self) -> &[Group<'a>] {
+        &self.groups
+    }
+
+    fn group(&self, at: PointId, server: &str) -> Option<&Group<'a>> {
+        self.groups
+            .iter()
+            .find(|g| g.at == at && g.id.server == server)
     }
 
     /// Every run of `server` at `at`, measured or not, in the order run.
     pub fn runs(&self, at: PointId, server: &str) -> &[&'a CellResult] {
-        self.groups
-            .get(&(at, server.to_string()))
-            .map_or(&[], Vec::as_slice)
+        self.group(at, server).map_or(&[], |g| &g.runs)
     }
 
     /// The runs of `server` at `at` that were measured.
@@ -405,8 +480,7 @@ impl<'a> CellIndex<'a> {
         server: &str,
         f: impl Fn(&CellResult) -> Option<f64>,
     ) -> Option<Spread> {
-        let v: Vec<f64> = self.measured(at, server).filter_map(f).collect();
-        Spread::of(&v)
+        self.group(at, server)?.spread(f)
     }
 
     /// The median of [`CellIndex::spread`].
@@ -421,20 +495,6 @@ impl<'a> CellIndex<'a> {
 
     /// Whether any cell of `scenario` is there.
     pub fn has(&self, scenario: ScenarioId) -> bool {
-        self.groups.keys().any(|(at, _)| at.scenario == scenario)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spreads() {
-        let s = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max, s.runs), (2.0, 1.0, 3.0, 3));
-        assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
-        assert!(Spread::of(&[]).is_none());
-        assert!(Spread::of(&[f64::NAN]).is_none());
+        self.groups.iter().any(|g| g.at.scenario == scenario)
     }
 }

@@ -1,25 +1,25 @@
-//! Runs one cell: starts a server as a pinned child process, waits for it to
-//! be ready, applies the point's load with the crate's load generator (plus
-//! the scenario's own clients), reads the server's /proc figures around the
-//! recorded window, and stops the server with SIGTERM. It measures; it does
-//! not judge (that is `analysis.rs`).
+//! Runs one cell: starts a server as a pinned child process, applies the
+//! point's load (the load generator and the scenario's own clients), reads
+//! the server's /proc figures around the recorded window, and stops the
+//! server with SIGTERM. It measures; `analysis.rs` judges.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::load::{run_load, LoadConfig, LoadReport, LoadSummary};
+use crate::load::{run_load, LoadConfig, LoadSummary};
 use crate::models::Model;
+use crate::units::utc_now;
 
 use super::capacity::{self, Probe};
 use super::clients::{self, Noise, Slowloris};
 use super::given::{missing_base, Given};
-use super::machine::utc_now;
 use super::procfs;
 use super::results::{
     CapacityRecord, CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord,
@@ -83,10 +83,10 @@ pub fn pin_current(cpus: &[usize]) -> std::io::Result<()> {
     let set = cpu_set(cpus);
     // SAFETY: `set` is a valid cpu_set_t of the size passed.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
-    Ok(())
 }
 
 /// The CPUs the calling thread may run on.
@@ -117,7 +117,7 @@ fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
 }
 
 /// Raises the soft open-files limit to the hard one; returns the limit now
-/// in force.
+/// in force. Async-signal-safe: the server children call it before exec.
 pub fn raise_fd_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -127,15 +127,12 @@ pub fn raise_fd_limit() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 1024;
     }
-    let raised = libc::rlimit {
-        rlim_cur: limit.rlim_max,
-        rlim_max: limit.rlim_max,
-    };
+    let soft = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
     // SAFETY: setrlimit reads the struct it is given.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        raised.rlim_cur
-    } else {
-        limit.rlim_cur
+    match unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } {
+        0 => limit.rlim_max,
+        _ => soft,
     }
 }
 
@@ -148,70 +145,50 @@ pub struct ServerProcess {
     stderr: Arc<Mutex<Vec<u8>>>,
     /// The command line, for the report.
     pub command: Vec<String>,
-    /// Whether it may start processes of its own (an external server):
-    /// then its descendants are measured with it.
+    /// An external server may start processes: they are measured with it.
     tree: bool,
-    /// Whether dying of the SIGTERM is a clean stop (an external server,
-    /// the responder: programs without a handler for it).
+    /// Whether dying of the SIGTERM is a clean stop (no handler for it).
     dies_of_sigterm: bool,
 }
 
 impl ServerProcess {
-    /// Starts `spec` (with `--work work` and `--body body` for a model),
-    /// pinned to `cpus`, and waits until it is ready: a model or the
-    /// responder prints its listening line, an external server accepts a
-    /// connection. Err is the reason, for the report.
+    /// Starts `spec` (a model with `--work` and `--body`) pinned to `cpus`,
+    /// and waits until it prints its listening line (an external server:
+    /// accepts a connection). Err is the reason, for the report.
     pub fn start(
         spec: &ServerSpec,
         work: Option<&str>,
         body: Option<&str>,
         cpus: Option<&[usize]>,
     ) -> Result<ServerProcess, String> {
-        let (mut command, argv, port) = match &spec.kind {
-            ServerKind::Responder => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
-                let mut argv = vec![
-                    "responder".to_string(),
-                    "--addr".to_string(),
-                    "127.0.0.1:0".to_string(),
-                ];
-                let mut command = Command::new(&exe);
-                command.args(&argv);
-                argv.insert(0, "servelab".to_string());
-                (command, argv, None)
-            }
-            ServerKind::Model(model) => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
-                let mut argv = vec![
-                    "serve".to_string(),
-                    "--model".to_string(),
-                    model.name().to_string(),
-                    "--addr".to_string(),
-                    "127.0.0.1:0".to_string(),
-                ];
-                if let Some(work) = work {
-                    argv.extend(["--work".to_string(), work.to_string()]);
-                }
-                if let Some(body) = body {
-                    argv.extend(["--body".to_string(), body.to_string()]);
-                }
-                let mut command = Command::new(&exe);
-                command.args(&argv);
-                argv.insert(0, "servelab".to_string());
-                (command, argv, None)
-            }
-            ServerKind::External { command: cmd } => {
+        let (program, argv, port) = match &spec.kind {
+            ServerKind::External { command } => {
                 let port = free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
-                let line = cmd.replace("{port}", &port.to_string());
-                let mut command = Command::new("sh");
-                command.args(["-c", &line]);
-                (command, vec!["sh".into(), "-c".into(), line], Some(port))
+                let line = command.replace("{port}", &port.to_string());
+                let argv = vec!["sh".to_string(), "-c".to_string(), line];
+                (PathBuf::from("sh"), argv, Some(port))
+            }
+            kind => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
+                let mut argv = match kind {
+                    ServerKind::Model(m) => vec!["servelab", "serve", "--model", m.name()],
+                    _ => vec!["servelab", "responder"],
+                };
+                argv.extend(["--addr", "127.0.0.1:0"]);
+                if let ServerKind::Model(_) = kind {
+                    for (flag, value) in [("--work", work), ("--body", body)] {
+                        argv.extend(value.map(|v| [flag, v]).into_iter().flatten());
+                    }
+                }
+                let argv = argv.into_iter().map(String::from).collect();
+                (exe, argv, None)
             }
         };
+        let mut command = Command::new(program);
         let set = cpus.map(cpu_set);
         command
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -223,14 +200,7 @@ impl ServerProcess {
                 if let Some(set) = &set {
                     libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
                 }
-                let mut limit = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-                    limit.rlim_cur = limit.rlim_max;
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-                }
+                raise_fd_limit();
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
@@ -247,15 +217,12 @@ impl ServerProcess {
         if let Some(pipe) = child.stdout.take() {
             thread::spawn(move || {
                 let mut lines = BufReader::new(pipe).lines();
-                for line in lines.by_ref() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = listening_addr(&line) {
-                        let _ = tx.send(addr);
-                        break;
-                    }
+                let mut read = lines.by_ref().map_while(Result::ok);
+                if let Some(addr) = read.find_map(|line| listening_addr(&line)) {
+                    let _ = tx.send(addr);
                 }
                 // Keep draining, so that the server never blocks on stdout.
-                for _ in lines {}
+                lines.for_each(drop);
             });
         }
         let mut server = ServerProcess {
@@ -272,13 +239,7 @@ impl ServerProcess {
                 return Err(why);
             }
             let ready = match port {
-                None => match rx.try_recv() {
-                    Ok(addr) => {
-                        server.addr = addr;
-                        true
-                    }
-                    Err(_) => false,
-                },
+                None => rx.try_recv().map(|addr| server.addr = addr).is_ok(),
                 Some(_) => {
                     TcpStream::connect_timeout(&server.addr, Duration::from_millis(100)).is_ok()
                 }
@@ -293,90 +254,71 @@ impl ServerProcess {
                 };
                 let tail = server.stderr_tail();
                 server.kill();
-                return Err(format!(
-                    "did not {what} within {}s{tail}",
-                    READY_TIMEOUT.as_secs()
-                ));
+                let secs = READY_TIMEOUT.as_secs();
+                return Err(format!("did not {what} within {secs}s{tail}"));
             }
             thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// The child's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// `Some(reason)` when the server has exited (`when` says when, for the
-    /// reason: "before it was ready").
+    /// Why, when the server has exited (`when`: "before it was ready"...).
     pub fn exited(&mut self, when: &str) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!(
-                "exited {when} ({}){}",
-                status_text(status),
-                self.stderr_tail()
-            )),
-            _ => None,
-        }
+        let status = self.child.try_wait().ok()??;
+        Some(format!(
+            "exited {when} ({}){}",
+            status_text(status),
+            self.stderr_tail()
+        ))
     }
 
     /// Reads the server's /proc figures (its whole process tree).
     pub fn sample(&self) -> ProcSample {
-        if self.tree {
-            procfs::sample(&procfs::tree(self.pid()))
-        } else {
-            procfs::sample(&[self.pid()])
+        let pid = self.child.id();
+        match self.tree {
+            true => procfs::sample(&procfs::tree(pid)),
+            false => procfs::sample(&[pid]),
         }
     }
 
-    /// SIGTERM, then waits up to [`EXIT_TIMEOUT`]; a server still running
-    /// then is killed, and the record says so.
+    /// SIGTERM, then SIGKILL after [`EXIT_TIMEOUT`], and how it went.
     pub fn stop(mut self) -> ShutdownRecord {
         let started = Instant::now();
+        // Clean when there is nothing to note; no status: killed.
+        let record = |status: Option<ExitStatus>, waited_s, note: Option<String>| ShutdownRecord {
+            clean: note.is_none(),
+            exit_code: status.and_then(|s| s.code()),
+            signal: status.map_or(Some(libc::SIGKILL), |s| s.signal()),
+            waited_s,
+            note,
+        };
         if let Ok(Some(status)) = self.child.try_wait() {
-            return ShutdownRecord {
-                clean: false,
-                exit_code: status.code(),
-                signal: status.signal(),
-                waited_s: 0.0,
-                note: Some(format!(
-                    "had already exited ({}){}",
-                    status_text(status),
-                    self.stderr_tail()
-                )),
-            };
+            let note = format!(
+                "had already exited ({}){}",
+                status_text(status),
+                self.stderr_tail()
+            );
+            return record(Some(status), 0.0, Some(note));
         }
         self.signal(libc::SIGTERM);
         while started.elapsed() < EXIT_TIMEOUT {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let clean = stopped_cleanly(status, self.dies_of_sigterm);
-                return ShutdownRecord {
-                    clean,
-                    exit_code: status.code(),
-                    signal: status.signal(),
-                    waited_s: started.elapsed().as_secs_f64(),
-                    note: (!clean).then(|| {
-                        format!(
-                            "exited ({}) after SIGTERM{}",
-                            status_text(status),
-                            self.stderr_tail()
-                        )
-                    }),
-                };
+                let note = (!stopped_cleanly(status, self.dies_of_sigterm)).then(|| {
+                    format!(
+                        "exited ({}) after SIGTERM{}",
+                        status_text(status),
+                        self.stderr_tail()
+                    )
+                });
+                return record(Some(status), started.elapsed().as_secs_f64(), note);
             }
             thread::sleep(Duration::from_millis(2));
         }
         self.kill();
-        ShutdownRecord {
-            clean: false,
-            exit_code: None,
-            signal: Some(libc::SIGKILL),
-            waited_s: started.elapsed().as_secs_f64(),
-            note: Some(format!(
-                "still running {}s after SIGTERM: killed",
-                EXIT_TIMEOUT.as_secs()
-            )),
-        }
+        let note = format!(
+            "still running {}s after SIGTERM: killed",
+            EXIT_TIMEOUT.as_secs()
+        );
+        record(None, started.elapsed().as_secs_f64(), Some(note))
     }
 
     fn signal(&self, signal: libc::c_int) {
@@ -395,11 +337,9 @@ impl ServerProcess {
         thread::sleep(Duration::from_millis(20));
         let bytes = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
-        let text = text.trim();
-        if text.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", text.replace('\n', " / "))
+        match text.trim() {
+            "" => String::new(),
+            text => format!(": {}", text.replace('\n', " / ")),
         }
     }
 }
@@ -414,16 +354,11 @@ impl Drop for ServerProcess {
 
 fn keep_tail(mut pipe: impl Read, tail: &Mutex<Vec<u8>>) {
     let mut buf = [0u8; 1024];
-    while let Ok(n) = pipe.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
+    while let Ok(n @ 1..) = pipe.read(&mut buf) {
         if let Ok(mut t) = tail.lock() {
             t.extend_from_slice(&buf[..n]);
-            if t.len() > STDERR_TAIL {
-                let cut = t.len() - STDERR_TAIL;
-                t.drain(..cut);
-            }
+            let cut = t.len().saturating_sub(STDERR_TAIL);
+            t.drain(..cut);
         }
     }
 }
@@ -436,14 +371,12 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
 }
 
 /// Whether a server that ended after the bench's SIGTERM stopped cleanly:
-/// servelab's models handle SIGTERM and must exit with status 0; an
-/// external server may also die of the signal, since that is how a program
-/// without a handler for it (floor.c) ends.
-fn stopped_cleanly(status: std::process::ExitStatus, external: bool) -> bool {
+/// with status 0, or (an `external` one, without a handler) of the signal.
+fn stopped_cleanly(status: ExitStatus, external: bool) -> bool {
     status.success() || (external && status.signal() == Some(libc::SIGTERM))
 }
 
-fn status_text(status: std::process::ExitStatus) -> String {
+fn status_text(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
@@ -469,81 +402,38 @@ pub struct CellContext<'a> {
     pub interrupted: &'a AtomicBool,
 }
 
-/// Runs one cell of a plan: [`Children`] starts a server and loads
-/// it; a test's runner makes results up.
-pub trait CellRunner {
-    /// Runs `cell` against server `server` (its name), `given` what the
-    /// cells before it measured ([`super::given::given`]). The second value
-    /// is the reason the server failed to start, if it did.
-    fn run(
-        &mut self,
-        cell: &PlannedCell,
-        server: &str,
-        given: &Given,
-    ) -> (CellResult, Option<String>);
-}
+/// A cell's result, and why its server failed to start if it did.
+pub type Ran = (CellResult, Option<String>);
 
-/// The real [`CellRunner`]: each cell starts its server as a child process.
-pub struct Children<'a>(pub CellContext<'a>);
-
-impl CellRunner for Children<'_> {
-    fn run(
-        &mut self,
-        cell: &PlannedCell,
-        _server: &str,
-        given: &Given,
-    ) -> (CellResult, Option<String>) {
-        run_cell(cell, &self.0, given)
-    }
-}
-
-/// Runs one planned cell, `given` the rate its open-loop points scale from
-/// (and a `capacity` search's target). The second value is the reason the
-/// server failed to start, if it did.
-pub fn run_cell(
-    cell: &PlannedCell,
-    ctx: &CellContext<'_>,
-    given: &Given,
-) -> (CellResult, Option<String>) {
+/// Runs one planned cell, `given` what the cells before it measured.
+pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran {
     let spec = &ctx.servers[cell.server];
     let point = cell.point();
     let started = Instant::now();
     let mut result = CellResult::planned(cell, &spec.name, utc_now());
     let needs = point.drive.connections() as u64 + FD_MARGIN;
-    let skip = |result: &mut CellResult, reason: String| {
+    let model = matches!(spec.kind, ServerKind::Model(_));
+    let skip = if needs > ctx.fd_limit {
+        let limit = ctx.fd_limit;
+        Some(format!(
+            "needs {needs} open files; the limit is {limit} (raise the hard limit: ulimit -Hn)"
+        ))
+    } else if (point.work.is_some() || point.body.is_some()) && !model {
+        Some("--work and --body are options of servelab serve; an external server has no such handler".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
         result.outcome = Outcome::Skipped { reason };
-    };
-    if needs > ctx.fd_limit {
-        skip(
-            &mut result,
-            format!(
-                "needs {needs} open files; the limit is {} (raise the hard limit: ulimit -Hn)",
-                ctx.fd_limit
-            ),
-        );
         return (result, None);
     }
-    if (point.work.is_some() || point.body.is_some()) && !matches!(spec.kind, ServerKind::Model(_))
-    {
-        skip(
-            &mut result,
-            "--work and --body are options of servelab serve; an external server has no such handler"
-                .to_string(),
-        );
+    let open = matches!(point.drive, Drive::Open { .. } | Drive::Capacity { .. });
+    let base = given.base_rps.filter(|rps| open && *rps > 0.0);
+    if open && base.is_none() {
+        let reason = missing_base(cell.scenario.id).to_string();
+        result.outcome = Outcome::Failed { reason };
         return (result, None);
     }
-    let base = match point.drive {
-        Drive::Open { .. } | Drive::Capacity { .. } => match given.base_rps {
-            Some(rps) if rps > 0.0 => Some(rps),
-            _ => {
-                result.outcome = Outcome::Failed {
-                    reason: missing_base(cell.scenario.id).to_string(),
-                };
-                return (result, None);
-            }
-        },
-        _ => None,
-    };
     let rate = match point.drive {
         Drive::Open { fraction, .. } => base.map(|b| b * fraction),
         _ => None,
@@ -555,9 +445,8 @@ pub fn run_cell(
     let mut server = match ServerProcess::start(spec, point.work, point.body, cpus) {
         Ok(server) => server,
         Err(reason) => {
-            result.outcome = Outcome::Failed {
-                reason: format!("the server {reason}"),
-            };
+            let failed = format!("the server {reason}");
+            result.outcome = Outcome::Failed { reason: failed };
             return (result, Some(reason));
         }
     };
@@ -574,29 +463,20 @@ pub fn run_cell(
         (Drive::Capacity { .. }, ..) => Err("no p99 target was given".to_string()),
         _ => measure_load(&server, cell, ctx, rate, &mut result),
     };
-    let window = match measured {
-        Ok(window) => window,
-        Err(reason) => {
-            result.outcome = Outcome::Failed { reason };
-            result.shutdown = Some(server.stop());
-            result.elapsed_s = started.elapsed().as_secs_f64();
-            return (result, None);
+    match measured {
+        Ok(window) => {
+            let responses = result.load.as_ref().map_or(0, |l| l.responses);
+            let (cpu_s, loaded) = (window.server_cpu_s, window.under_load);
+            result.server_usage = Some(ServerUsage::new(empty, cpu_s, loaded, responses));
+            result.client_cpu_s = Some(window.client_cpu_s);
+            if let Some(why) = server.exited("during the run") {
+                let reason = format!("the server {why}");
+                result.outcome = Outcome::Failed { reason };
+            } else if ctx.interrupted.load(Ordering::Relaxed) {
+                result.outcome = Outcome::Interrupted;
+            }
         }
-    };
-    let responses = result.load.as_ref().map_or(0, |l| l.responses);
-    result.server_usage = Some(ServerUsage::new(
-        empty,
-        window.server_cpu_s,
-        window.under_load,
-        responses,
-    ));
-    result.client_cpu_s = Some(window.client_cpu_s);
-    if let Some(why) = server.exited("during the run") {
-        result.outcome = Outcome::Failed {
-            reason: format!("the server {why}"),
-        };
-    } else if ctx.interrupted.load(Ordering::Relaxed) {
-        result.outcome = Outcome::Interrupted;
+        Err(reason) => result.outcome = Outcome::Failed { reason },
     }
     result.shutdown = Some(server.stop());
     result.elapsed_s = started.elapsed().as_secs_f64();
@@ -608,6 +488,23 @@ struct Window {
     server_cpu_s: f64,
     client_cpu_s: f64,
     under_load: ProcSample,
+}
+
+/// The server's figures and the bench's own CPU seconds, read together.
+type Mark = (ProcSample, f64);
+
+fn mark(server: &ServerProcess) -> Mark {
+    (server.sample(), procfs::own_cpu_seconds())
+}
+
+impl Window {
+    fn between(begin: Mark, end: Mark) -> Window {
+        Window {
+            server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
+            client_cpu_s: end.1 - begin.1,
+            under_load: end.0,
+        }
+    }
 }
 
 /// The configuration of the load generator for a point.
@@ -623,34 +520,19 @@ fn load_config(
     config.warmup = cell.warmup;
     config.duration = cell.duration;
     config.rate = rate;
+    config.connections = cell.point().drive.connections();
     match cell.point().drive {
-        Drive::Closed {
-            connections,
-            pipeline,
-        } => {
-            config.connections = connections;
-            config.pipeline = pipeline;
+        Drive::Closed { pipeline, .. } => config.pipeline = pipeline,
+        Drive::Slow { connections, .. } | Drive::Noise { connections, .. } => {
+            config.connections = connections
         }
-        Drive::Open { connections, .. }
-        | Drive::Capacity { connections }
-        | Drive::Slow { connections, .. }
-        | Drive::Noise { connections, .. } => config.connections = connections,
-        Drive::Churn { connections } => {
-            config.connections = connections;
-            config
-                .header("Connection: close")
-                .map_err(|e| e.to_string())?;
-        }
+        Drive::Churn { .. } => config
+            .header("Connection: close")
+            .map_err(|e| e.to_string())?,
         Drive::Idle { .. } => unreachable!("idle points open their own connections"),
+        Drive::Open { .. } | Drive::Capacity { .. } => {}
     }
     Ok(config)
-}
-
-/// The scenario's own clients running beside the load.
-enum Sidecar {
-    None,
-    Slow(Slowloris),
-    Noise(Noise),
 }
 
 fn measure_load(
@@ -663,47 +545,41 @@ fn measure_load(
     let mut config = load_config(server.addr, cell, ctx, rate)?;
     let cancel = Arc::new(AtomicBool::new(false));
     config.cancel = Some(Arc::clone(&cancel));
-    let sidecar = match cell.point().drive {
+    // The scenario's own clients beside the load, and where their outcome goes.
+    let finish: Box<dyn FnOnce(&mut CellResult)> = match cell.point().drive {
         Drive::Slow { slow, interval, .. } => {
             let s = Slowloris::start(server.addr, slow, interval)
                 .map_err(|e| format!("cannot start the slow clients: {e}"))?;
             thread::sleep(super::scenarios::SLOW_SETUP);
-            Sidecar::Slow(s)
+            Box::new(move |r| r.slow = Some(s.finish()))
         }
         Drive::Noise {
             noisy, interval, ..
-        } => Sidecar::Noise(
-            Noise::start(server.addr, noisy, interval)
-                .map_err(|e| format!("cannot start the noisy clients: {e}"))?,
-        ),
-        _ => Sidecar::None,
+        } => {
+            let n = Noise::start(server.addr, noisy, interval)
+                .map_err(|e| format!("cannot start the noisy clients: {e}"))?;
+            Box::new(move |r| r.noise = Some(n.finish()))
+        }
+        _ => Box::new(|_| {}),
     };
     let start = Instant::now();
     let (report, begin, end) = thread::scope(|scope| {
         let load = scope.spawn(|| run_load(&config));
         let begin_at = start + cell.warmup;
         wait_until(begin_at, &load, ctx.interrupted, &cancel);
-        let begin = (server.sample(), procfs::own_cpu_seconds());
+        let begin = mark(server);
         wait_until(begin_at + cell.duration, &load, ctx.interrupted, &cancel);
-        let end = (server.sample(), procfs::own_cpu_seconds());
+        let end = mark(server);
         let report = load
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the load thread panicked").into()));
         (report, begin, end)
     });
-    match sidecar {
-        Sidecar::None => {}
-        Sidecar::Slow(s) => result.slow = Some(s.finish()),
-        Sidecar::Noise(n) => result.noise = Some(n.finish()),
-    }
-    let report: LoadReport = report.map_err(|e| format!("the load could not run: {e}"))?;
+    finish(result);
+    let report = report.map_err(|e| format!("the load could not run: {e}"))?;
     result.histogram = Some(crate::load::encode_histogram(&report.histogram));
     result.load = Some(LoadSummary::of(&report));
-    Ok(Window {
-        server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
-        client_cpu_s: end.1 - begin.1,
-        under_load: end.0,
-    })
+    Ok(Window::between(begin, end))
 }
 
 /// Sleeps until `at`, the load's end, or an interrupt (which cancels the load).
@@ -726,10 +602,9 @@ fn wait_until<T>(
     }
 }
 
-/// A `capacity` search on one running server: each probe a warm-up and a
-/// window of open-loop load at the rate the search asks for. The result's
-/// load summary is the probe at the capacity found (histograms left out:
-/// the probes are many and short); CPU time covers every probe.
+/// A `capacity` search on one running server, a warm-up and a window per
+/// probe. The load summary kept is the probe at the capacity, without its
+/// histograms (the probes are many and short); CPU time covers them all.
 fn measure_capacity(
     server: &ServerProcess,
     cell: &PlannedCell,
@@ -744,64 +619,52 @@ fn measure_capacity(
         probes: cell.probes.max(1),
         precision: CAPACITY_PRECISION,
     };
-    let begin = (server.sample(), procfs::own_cpu_seconds());
+    let begin = mark(server);
     let mut summaries: Vec<LoadSummary> = Vec::new();
     let mut error = None;
     let found = capacity::search(plan, |rate| {
-        let failed = Probe {
+        let mut probe = Probe {
             rate,
             p99: None,
             answered: 0.0,
         };
         if error.is_some() || ctx.interrupted.load(Ordering::Relaxed) {
-            return failed;
+            return probe;
         }
-        let mut config = match load_config(server.addr, cell, ctx, Some(rate)) {
-            Ok(c) => c,
-            Err(e) => {
-                error = Some(e);
-                return failed;
-            }
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        config.cancel = Some(cancel);
-        match run_load(&config) {
+        let report = load_config(server.addr, cell, ctx, Some(rate)).and_then(|mut config| {
+            config.cancel = Some(Arc::new(AtomicBool::new(false)));
+            run_load(&config).map_err(|e| format!("the load could not run: {e}"))
+        });
+        match report {
             Ok(report) => {
                 let summary = LoadSummary::of(&report);
                 let window = summary.elapsed_s.max(f64::MIN_POSITIVE);
                 let answered = summary.responses_2xx_3xx as f64 / (rate * window);
-                let probe = Probe {
-                    rate,
-                    p99: summary
-                        .latency_us
-                        .map(|l| Duration::from_secs_f64(l.p99 / 1e6)),
-                    answered: answered.min(1.0),
-                };
+                let p99 = summary.latency_us.map(|l| l.p99 / 1e6);
+                probe.p99 = p99.map(Duration::from_secs_f64);
+                probe.answered = answered.min(1.0);
                 summaries.push(summary);
-                probe
             }
-            Err(e) => {
-                error = Some(format!("the load could not run: {e}"));
-                failed
-            }
+            Err(e) => error = Some(e),
         }
+        probe
     });
     if let Some(e) = error {
         return Err(e);
     }
-    let end = (server.sample(), procfs::own_cpu_seconds());
+    let end = mark(server);
     let at = found.capacity;
-    result.load = summaries
+    let probe_at = summaries
         .into_iter()
-        .find(|s| at.is_some_and(|r| s.rate_target == Some(r)))
-        .map(|mut s| {
-            s.histogram = None;
-            s.histogram_uncorrected = None;
-            s.histogram_client_lag = None;
-            s.histogram_minus_lag = None;
-            s.per_connection = Vec::new();
-            s
-        });
+        .find(|s| at.is_some_and(|r| s.rate_target == Some(r)));
+    result.load = probe_at.map(|s| LoadSummary {
+        histogram: None,
+        histogram_uncorrected: None,
+        histogram_client_lag: None,
+        histogram_minus_lag: None,
+        per_connection: Vec::new(),
+        ..s
+    });
     result.config.rate = at;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     result.capacity = Some(CapacityRecord {
@@ -811,11 +674,7 @@ fn measure_capacity(
         ceiling,
         found,
     });
-    Ok(Window {
-        server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
-        client_cpu_s: end.1 - begin.1,
-        under_load: end.0,
-    })
+    Ok(Window::between(begin, end))
 }
 
 fn measure_idle(
@@ -825,16 +684,10 @@ fn measure_idle(
     ctx: &CellContext<'_>,
     result: &mut CellResult,
 ) -> Result<Window, String> {
-    let before = procfs::own_cpu_seconds();
-    let cpu_before = server.sample().cpu_s;
+    let begin = mark(server);
     let idle = clients::idle(server.addr, connections, cell.duration, ctx.interrupted)
         .map_err(|e| format!("cannot open the idle connections: {e}"))?;
-    let under_load = server.sample();
-    let window = Window {
-        server_cpu_s: under_load.cpu_s - cpu_before,
-        client_cpu_s: procfs::own_cpu_seconds() - before,
-        under_load,
-    };
+    let window = Window::between(begin, mark(server));
     result.idle = Some(idle.outcome.clone());
     drop(idle);
     Ok(window)
@@ -843,16 +696,6 @@ fn measure_idle(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_listening_line() {
-        assert_eq!(
-            listening_addr("servelab event listening on http://127.0.0.1:9004/"),
-            Some("127.0.0.1:9004".parse().unwrap())
-        );
-        assert_eq!(listening_addr("servelab: SIGTERM, shutting down"), None);
-        assert_eq!(listening_addr("nginx listening on http://x/"), None);
-    }
 
     #[test]
     fn an_external_server_may_die_of_the_sigterm() {
@@ -871,10 +714,5 @@ mod tests {
         );
         assert!(!stopped_cleanly(killed(libc::SIGKILL), true));
         assert!(!stopped_cleanly(killed(libc::SIGSEGV), true));
-    }
-
-    #[test]
-    fn cpus_are_allowed() {
-        assert!(!allowed_cpus().is_empty());
     }
 }

@@ -1,70 +1,60 @@
-//! The scenarios, as data: what load each point of a scenario applies, what
-//! the server is started with, and how long and how often it runs under each
-//! profile. The runner interprets these entries; nothing here runs anything.
-//!
-//! The time budget lives here too: [`Plan::estimate`] adds up the planned
-//! cells, and a test holds the default profile to 5 minutes and `--quick` to
-//! 60 s with every model on the machine the timing constants were taken on.
+//! The scenarios, as data: what load each point applies, what the server is
+//! started with, and how long and how often it runs under each profile; the
+//! [`Plan`] of a bench and its time budget. Nothing here runs anything.
 
 use std::time::Duration;
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 /// How a point loads the server.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Drive {
-    /// Closed loop (each connection sends again as soon as its responses are
-    /// in), `pipeline` requests in flight per connection.
+    /// Closed loop: each connection sends again once its responses are in.
     Closed {
         /// Connections kept open.
         connections: usize,
         /// Requests in flight per connection.
         pipeline: usize,
     },
-    /// Open loop at `fraction` of a rate this server reached earlier (its
-    /// median `seed` req/s; for `floor`, the responder's closed-loop req/s;
-    /// for `spread`, its capacity: see [`ScenarioId::rate_base`]), latency
-    /// measured from the intended send times.
+    /// Open loop at a share of a rate this server reached earlier
+    /// ([`ScenarioId::rate_base`]), latency from the intended send times.
     Open {
         /// Connections the rate is spread over.
         connections: usize,
-        /// Share of the server's `seed` req/s offered.
+        /// Share of the base rate offered.
         fraction: f64,
     },
-    /// Open loop at rates chosen by a bisection search
-    /// ([`super::capacity::search`]): the highest rate at which the p99
-    /// stays under a target, each probe a short window on the same server.
+    /// Open loop at the rates of a bisection ([`super::capacity::search`]).
     Capacity {
         /// Connections the rate is spread over.
         connections: usize,
     },
-    /// `connections` keep-alive connections that each complete one request
-    /// and then sit idle while the server's footprint is read.
+    /// Keep-alive connections that complete one request, then sit idle.
     Idle {
         /// Idle connections opened.
         connections: usize,
     },
-    /// Closed loop with `Connection: close` on every request: one new
-    /// connection per request.
+    /// Closed loop with `Connection: close`: a new connection per request.
     Churn {
         /// Connections (each replaced after every request).
         connections: usize,
     },
-    /// The closed-loop load while `slow` connections send one header byte
-    /// every `interval` (slowloris).
+    /// The closed-loop load beside slowloris connections.
     Slow {
         /// Normal connections.
         connections: usize,
-        /// Slowloris connections.
+        /// Slowloris connections, each sending one header byte per `interval`.
         slow: usize,
         /// Time between two bytes of a slow connection.
         interval: Duration,
     },
-    /// The closed-loop load while `noisy` connections each send one
-    /// malformed request every `interval` (each on a new connection).
+    /// The closed-loop load beside connections sending malformed requests.
     Noise {
         /// Connections sending valid requests.
         connections: usize,
-        /// Connections sending malformed ones.
+        /// Connections each sending a malformed request per `interval`.
         noisy: usize,
         /// Time between two malformed requests of one noisy connection.
         interval: Duration,
@@ -72,8 +62,7 @@ pub enum Drive {
 }
 
 impl Drive {
-    /// Connections this drive holds open at once on the client side (the
-    /// server holds as many): what the open-files limit must allow.
+    /// Connections held open at once: what the open-files limit must allow.
     pub fn connections(&self) -> usize {
         match *self {
             Drive::Closed { connections, .. }
@@ -98,14 +87,11 @@ pub struct Point {
     pub label: &'static str,
     /// The load.
     pub drive: Drive,
-    /// The server's `--work` for this point (`None`: the default, no work).
-    /// Only servelab's own models take it.
+    /// The server's `--work` (`None`: no work); servelab's models only.
     pub work: Option<&'static str>,
-    /// The server's `--body` for this point (`None`: the seed's "OK").
-    /// Only servelab's own models take it.
+    /// The server's `--body` (`None`: the seed's "OK"); servelab's models only.
     pub body: Option<&'static str>,
-    /// How many of the server CPUs the server is pinned to (`None`: all of
-    /// them); points asking for more than there are are not planned.
+    /// The server CPUs it is pinned to (`None`: all); not planned beyond them.
     pub cpus: Option<usize>,
 }
 
@@ -142,15 +128,14 @@ const fn timing(runs: u32, warmup_ms: u64, duration_ms: u64) -> Timing {
 }
 
 /// Which set of timings a bench uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// `--quick`: short windows, one run; at most 60 s with every model.
     Quick,
     /// No flag: at most 6 minutes with every model.
     Default,
-    /// `--full`: the seed's own 10 s windows (for `seed` and `slow`; 5 s
-    /// for the others) and 3-5 runs, for a publishable report.
+    /// `--full`: the seed's 10 s windows and 3-5 runs, for publishing.
     Full,
 }
 
@@ -165,22 +150,9 @@ impl Profile {
     }
 }
 
-/// Which scenario: its identity everywhere (plan, results, tables, targets);
-/// [`ScenarioId::name`] is its name for `--scenarios` and results.json.
-/// Declared in the order of [`SCENARIOS`].
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+/// Which scenario, wherever one is named (plan, results, tables, targets);
+/// declared in the order of [`SCENARIOS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 #[value(rename_all = "lowercase")]
 pub enum ScenarioId {
@@ -241,8 +213,7 @@ impl ScenarioId {
         }
     }
 
-    /// The scenarios it needs run before it: those its rates scale from or
-    /// its figures are compared with (see [`ScenarioId::rate_base`]).
+    /// The scenarios its rates scale from or its figures compare with.
     pub fn needs(self) -> &'static [ScenarioId] {
         use ScenarioId::*;
         match self {
@@ -254,8 +225,7 @@ impl ScenarioId {
         }
     }
 
-    /// What an open-loop point's `fraction` (or a `capacity` search's
-    /// ceiling) is a share of.
+    /// What an open-loop point's `fraction` (or a search's ceiling) is of.
     pub fn rate_base(self) -> RateBase {
         match self {
             ScenarioId::Floor => RateBase::Point(FLOOR_CLOSED),
@@ -285,9 +255,8 @@ impl std::fmt::Display for ScenarioId {
     }
 }
 
-/// One point of one scenario: what a table row, a chart value or a target
-/// is read at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One point of one scenario: what a row, a chart value or a target reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PointId {
     /// The scenario.
     pub scenario: ScenarioId,
@@ -307,9 +276,8 @@ impl PointId {
     }
 }
 
-/// results.json and the targets name a point by its scenario's name and its
-/// label.
-impl serde::Serialize for PointId {
+/// results.json and the targets name a point by its scenario and its label.
+impl Serialize for PointId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut out = s.serialize_struct("PointId", 2)?;
@@ -324,20 +292,17 @@ impl serde::Serialize for PointId {
 pub enum RateBase {
     /// Its median req/s at this point.
     Point(PointId),
-    /// Its closed-loop peak under the point's own work: the `work` point
-    /// with that work, or `seed` for the seed's handler.
+    /// Its closed-loop peak under the point's own work (`work`, or `seed`).
     Peak,
     /// Its capacity (the `capacity` search) under this work.
     Capacity(&'static str),
 }
 
-/// The points the analysis and the targets read by name.
+/// `seed`, which later scenarios scale from or compare with.
 pub const SEED: PointId = ScenarioId::Seed.at(0);
-/// The floor's closed loop (the responder's peak, which its open-loop
-/// points scale from).
+/// The floor's closed loop: the responder's peak, its open loop's base.
 pub const FLOOR_CLOSED: PointId = ScenarioId::Floor.at(0);
-/// The server `floor` runs against: `servelab responder`, not a row of
-/// the other tables.
+/// The server `floor` runs against (no row of the other tables).
 pub const FLOOR_SERVER: &str = "responder";
 /// The work of `spread`: 10 µs, but 1 ms for 1% of requests.
 pub const SPREAD_WORK: &str = "cpu:10us|1ms@1%";
@@ -377,8 +342,7 @@ pub struct Scenario {
     pub points: &'static [Point],
     /// Timings for [`Profile::Quick`], [`Profile::Default`], [`Profile::Full`].
     pub timings: [Timing; 3],
-    /// Under `--quick` without `--scenarios`: how many of its points run
-    /// (0: the scenario is left out; see [`Plan::new`]).
+    /// Its points run by `--quick` without `--scenarios` (0: none).
     pub quick_points: usize,
 }
 
@@ -391,6 +355,16 @@ impl Scenario {
     /// Its point number `index`.
     pub fn at(&self, index: usize) -> PointId {
         self.id.at(index)
+    }
+
+    /// Its points, in order.
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = PointId> + '_ {
+        (0..self.points.len()).map(|i| self.at(i))
+    }
+
+    /// Its point whose server runs `work` (`None`: the seed's handler).
+    pub fn with_work(&self, work: Option<&str>) -> Option<PointId> {
+        self.ids().find(|at| at.point().work == work)
     }
 
     /// The timing under `profile`.
@@ -480,8 +454,7 @@ pub const CAPACITY_PROBES: [usize; 3] = [3, 4, 8];
 /// A `capacity` search stops once its bracket is this share of its upper end.
 pub const CAPACITY_PRECISION: f64 = 0.05;
 
-/// The timings of the scenarios added with the floor (`spread`, `body`,
-/// `cores`, and `floor` itself): 0.2 s / 0.8 s / 5 s windows.
+/// The timings of `floor`, `spread`, `body` and `cores`: 0.2 s / 0.8 s / 5 s windows.
 const BRIEF: [Timing; 3] = [
     timing(1, 50, 200),
     timing(1, 200, 800),
@@ -720,9 +693,8 @@ pub static SCENARIOS: &[Scenario] = &[
     },
 ];
 
-/// Time a cell takes beyond its warm-up and window: starting the server,
-/// waiting for its listening line, reading /proc, SIGTERM and the exit.
-/// Measured on a 2-core VM (see the README's time budget).
+/// Time a cell takes beyond its warm-up and window (start, /proc, stop),
+/// measured on a 2-core VM (see the README's time budget).
 pub const CELL_OVERHEAD: Duration = Duration::from_millis(120);
 /// Time to open one idle connection and complete its request.
 pub const IDLE_CONNECTION_COST: Duration = Duration::from_micros(60);
@@ -746,8 +718,7 @@ pub struct PlannedCell {
     pub warmup: Duration,
     /// Recorded window (`capacity`: of each probe).
     pub duration: Duration,
-    /// `capacity`: the most probes of its search (each a warm-up and a
-    /// window); 0 for the other scenarios.
+    /// `capacity`: the most probes of its search; 0 for the others.
     pub probes: usize,
 }
 
@@ -755,11 +726,6 @@ impl PlannedCell {
     /// The point.
     pub fn point(&self) -> &'static Point {
         &self.scenario.points[self.point]
-    }
-
-    /// Which point.
-    pub fn at(&self) -> PointId {
-        self.scenario.at(self.point)
     }
 
     /// How long this cell is expected to take.
@@ -783,27 +749,22 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--warmup`.
     pub warmup: Option<Duration>,
-    /// `--scenarios` was given: every point of the chosen scenarios runs,
-    /// `--quick` included (without it, `--quick` runs each scenario's
-    /// [`Scenario::quick_points`]).
+    /// `--scenarios` was given: every point runs, `--quick` or not.
     pub chosen: bool,
-    /// How many CPUs are set aside for the servers (`cores` plans its
-    /// points up to it; `None`: one).
+    /// CPUs set aside for the servers (`cores` plans up to it; `None`: one).
     pub server_cpus: Option<usize>,
 }
 
 /// Every cell a bench will run, in order.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// The cells: scenario by scenario; within one, run by run; within a
-    /// run, point by point; within a point, server by server, so that the
-    /// servers alternate instead of one running all its runs back to back.
+    /// Scenario by scenario, run by run, point by point, server by server:
+    /// the servers alternate, so that drift hits them all alike.
     pub cells: Vec<PlannedCell>,
 }
 
 impl Plan {
-    /// Plans `scenarios` (in [`SCENARIOS`] order whatever the order given)
-    /// against `servers` servers.
+    /// Plans `scenarios` (in [`SCENARIOS`] order) against `servers` servers.
     pub fn new(
         scenarios: &[&'static Scenario],
         servers: usize,
@@ -811,16 +772,15 @@ impl Plan {
         overrides: Overrides,
     ) -> Plan {
         let mut cells = Vec::new();
-        for scenario in SCENARIOS {
-            if !scenarios.iter().any(|s| std::ptr::eq(*s, scenario)) {
-                continue;
-            }
+        for scenario in SCENARIOS
+            .iter()
+            .filter(|s| scenarios.iter().any(|c| c.id == s.id))
+        {
             let t = scenario.timing(profile);
             let runs = overrides.runs.unwrap_or(t.runs);
-            let warmup = if t.warmup.is_zero() {
-                Duration::ZERO
-            } else {
-                overrides.warmup.unwrap_or(t.warmup)
+            let warmup = match t.warmup.is_zero() {
+                true => Duration::ZERO,
+                false => overrides.warmup.unwrap_or(t.warmup),
             };
             let duration = overrides.duration.unwrap_or(t.duration);
             let probes = match scenario.id {
@@ -828,17 +788,14 @@ impl Plan {
                 _ => 0,
             };
             let cpus = overrides.server_cpus.unwrap_or(1).max(1);
-            let points = scenario
-                .points
-                .iter()
-                .enumerate()
-                .take(match (profile, overrides.chosen) {
-                    (Profile::Quick, false) => scenario.quick_points,
-                    _ => ALL,
-                })
-                .filter(|(_, p)| p.cpus.is_none_or(|k| k <= cpus))
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>();
+            let take = match (profile, overrides.chosen) {
+                (Profile::Quick, false) => scenario.quick_points,
+                _ => ALL,
+            };
+            let points: Vec<usize> = (0..scenario.points.len())
+                .take(take)
+                .filter(|&i| scenario.points[i].cpus.is_none_or(|k| k <= cpus))
+                .collect();
             // The floor runs against the responder alone: one past the
             // servers in the bench's list.
             let against = match scenario.id {
@@ -875,13 +832,11 @@ impl Plan {
 /// in [`SCENARIOS`] order; returns those added.
 pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> Vec<ScenarioId> {
     let mut added = Vec::new();
-    loop {
-        let missing = chosen
-            .iter()
-            .flat_map(|s| s.id.needs())
-            .find(|n| !chosen.iter().any(|s| s.id == **n))
-            .copied();
-        let Some(n) = missing else { break };
+    while let Some(&n) = chosen
+        .iter()
+        .flat_map(|s| s.id.needs())
+        .find(|n| !chosen.iter().any(|s| s.id == **n))
+    {
         chosen.push(n.scenario());
         added.push(n);
     }
@@ -890,163 +845,7 @@ pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> Vec<ScenarioId>
     added
 }
 
-/// The scenarios `--quick` runs when `--scenarios` is not given: those
-/// with [`Scenario::quick_points`].
+/// The scenarios `--quick` runs when `--scenarios` is not given.
 pub fn quick_set() -> Vec<&'static Scenario> {
     SCENARIOS.iter().filter(|s| s.quick_points > 0).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn all() -> Vec<&'static Scenario> {
-        SCENARIOS.iter().collect()
-    }
-
-    #[test]
-    fn the_time_budget_holds_with_every_model() {
-        let models = crate::models::Model::ALL.len();
-        let default = Plan::new(&all(), models, Profile::Default, Overrides::default()).estimate();
-        assert!(default <= Duration::from_secs(360), "{default:?}");
-        let quick =
-            Plan::new(&quick_set(), models, Profile::Quick, Overrides::default()).estimate();
-        assert!(quick <= Duration::from_secs(60), "{quick:?}");
-        let full = Plan::new(&all(), models, Profile::Full, Overrides::default()).estimate();
-        assert!(full > default);
-    }
-
-    #[test]
-    fn servers_alternate_and_seed_comes_first() {
-        let chosen = vec![ScenarioId::Latency.scenario(), ScenarioId::Seed.scenario()];
-        let plan = Plan::new(&chosen, 2, Profile::Default, Overrides::default());
-        let order: Vec<(ScenarioId, usize, u32)> = plan
-            .cells
-            .iter()
-            .map(|c| (c.scenario.id, c.server, c.run))
-            .collect();
-        assert_eq!(
-            &order[..4],
-            &[
-                (ScenarioId::Seed, 0, 1),
-                (ScenarioId::Seed, 1, 1),
-                (ScenarioId::Seed, 0, 2),
-                (ScenarioId::Seed, 1, 2)
-            ]
-        );
-        assert_eq!(order.iter().filter(|o| o.0 == ScenarioId::Seed).count(), 6);
-        assert_eq!(
-            order.iter().filter(|o| o.0 == ScenarioId::Latency).count(),
-            8
-        );
-        assert!(order[6..].iter().all(|o| o.0 == ScenarioId::Latency));
-    }
-
-    #[test]
-    fn overrides_and_dependencies() {
-        let over = Overrides {
-            runs: Some(2),
-            duration: Some(Duration::from_millis(100)),
-            warmup: Some(Duration::from_millis(10)),
-            ..Overrides::default()
-        };
-        let plan = Plan::new(
-            &[ScenarioId::Connections.scenario()],
-            1,
-            Profile::Full,
-            over,
-        );
-        assert_eq!(plan.cells.len(), 10);
-        assert!(plan
-            .cells
-            .iter()
-            .all(|c| c.duration == Duration::from_millis(100)
-                && c.warmup == Duration::from_millis(10)));
-        let mut chosen = vec![ScenarioId::Slow.scenario()];
-        assert_eq!(with_dependencies(&mut chosen), [ScenarioId::Seed]);
-        assert_eq!(chosen[0].id, ScenarioId::Seed);
-        assert!(with_dependencies(&mut chosen).is_empty());
-        let mut chosen = vec![ScenarioId::Churn.scenario()];
-        assert!(with_dependencies(&mut chosen).is_empty());
-        let mut chosen = vec![ScenarioId::Spread.scenario()];
-        use ScenarioId::*;
-        assert_eq!(
-            with_dependencies(&mut chosen),
-            [Floor, Seed, Work, Capacity]
-        );
-        let ids: Vec<_> = chosen.iter().map(|s| s.id).collect();
-        assert_eq!(ids, [Floor, Seed, Work, Capacity, Spread]);
-    }
-
-    #[test]
-    fn the_floor_runs_against_the_responder_alone_and_cores_up_to_the_server_cpus() {
-        let chosen = [ScenarioId::Floor.scenario(), ScenarioId::Cores.scenario()];
-        let plan = Plan::new(&chosen, 3, Profile::Default, Overrides::default());
-        let floor: Vec<_> = plan
-            .cells
-            .iter()
-            .filter(|c| c.scenario.id == ScenarioId::Floor)
-            .collect();
-        assert_eq!(floor.len(), ScenarioId::Floor.scenario().points.len());
-        assert!(floor.iter().all(|c| c.server == 3));
-        let cores = |cpus| {
-            let over = Overrides {
-                server_cpus: Some(cpus),
-                ..Overrides::default()
-            };
-            Plan::new(&chosen[1..], 3, Profile::Default, over)
-                .cells
-                .iter()
-                .map(|c| c.point().cpus.unwrap())
-                .max()
-        };
-        assert_eq!(cores(1), Some(1));
-        assert_eq!(cores(6), Some(4));
-        assert_eq!(cores(16), Some(16));
-    }
-
-    #[test]
-    fn quick_runs_fewer_points_unless_scenarios_are_chosen_and_capacity_probes() {
-        let capacity = [ScenarioId::Capacity.scenario()];
-        let quick = Plan::new(&capacity, 2, Profile::Quick, Overrides::default());
-        assert_eq!(quick.cells.len(), 2);
-        assert_eq!(quick.cells[0].probes, CAPACITY_PROBES[0]);
-        let c = &quick.cells[0];
-        assert_eq!(
-            c.estimate(),
-            (c.warmup + c.duration) * c.probes as u32 + CELL_OVERHEAD
-        );
-        let chosen = Overrides {
-            chosen: true,
-            ..Overrides::default()
-        };
-        let all = Plan::new(&capacity, 2, Profile::Quick, chosen);
-        assert_eq!(all.cells.len(), 2 * capacity[0].points.len());
-        assert!(quick_set().iter().all(|s| s.quick_points > 0));
-        assert!(!quick_set().iter().any(|s| s.id == ScenarioId::Spread));
-    }
-
-    #[test]
-    fn ids_follow_the_declarations_and_named_points_their_labels() {
-        use clap::ValueEnum;
-        assert_eq!(ScenarioId::value_variants().len(), SCENARIOS.len());
-        for (id, s) in ScenarioId::value_variants().iter().zip(SCENARIOS) {
-            assert_eq!(*id, s.id);
-            assert_eq!(id.scenario().id, *id);
-            assert!(!s.points.is_empty());
-            let json = serde_json::to_string(id).unwrap();
-            assert_eq!(json, format!("{:?}", id.name()));
-        }
-        for (at, label) in [
-            (SEED, "100 connections"),
-            (PIPELINE_16, "depth 16"),
-            (LATENCY_75, "75%"),
-            (SLOW, "50 slowloris"),
-            (CHURN, "close per request"),
-            (NOISE, "10 noisy of 100"),
-            (IDLE_10K, "10,000"),
-        ] {
-            assert_eq!(at.label(), label);
-        }
-    }
 }

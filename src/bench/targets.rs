@@ -1,21 +1,14 @@
 //! Targets as data: a named set (`--check NAME`) of bounds on figures of the
-//! report's tables, each read from one server at one point of one scenario,
-//! either as measured or as a ratio to another server's figure in the same
-//! runs. One function, [`check`], decides every verdict from the results;
-//! the writers only print them.
-//!
-//! A target reads a column of the scenario's table by its header (the
-//! README's column guide says what each means), so a target can bound any
-//! figure a table shows as a median. Its ratio to another server is taken
-//! run by run, as the `--baseline` column is: run `r` of the server over run
-//! `r` of the reference, at the same point, then the median of those
-//! ratios.
+//! report's tables, each a column of one server's row at one point, as
+//! measured or as a ratio run by run to another server's (as the
+//! `--baseline` column is). [`check`] decides every verdict; the writers
+//! only print them.
 
 use serde::Serialize;
 
-use super::columns::{columns, problems, Column, Lookup, Read, Reference, Unit};
+use super::columns::{columns, problems, Column, Lookup, Read, Reader, Reference, Unit};
 use super::format;
-use super::results::{BenchResults, CellIndex, CellResult, Spread};
+use super::results::{BenchResults, CellIndex, Spread};
 use super::scenarios::{PointId, IDLE_10K, LATENCY_75, PIPELINE_16, SEED, SLOW};
 use crate::models::Model;
 
@@ -29,6 +22,17 @@ pub enum Verdict {
     DoesNotHold,
     /// What it needs was not measured.
     NotMeasured,
+}
+
+impl Verdict {
+    /// Holds or not, as measured.
+    pub fn of(holds: bool) -> Verdict {
+        if holds {
+            Verdict::Holds
+        } else {
+            Verdict::DoesNotHold
+        }
+    }
 }
 
 /// Which side of the bound a figure must fall on.
@@ -103,9 +107,8 @@ impl Serialize for ServerRef {
     }
 }
 
-/// A condition a row must meet for the target's figure to count (e.g.
-/// every idle connection answered before its memory is judged): a figure
-/// at the target's point, of the target's server unless it names another.
+/// A condition the target's row (or another server's) must meet for its
+/// figure to count, e.g. every idle connection answered.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Condition {
     /// Another server's row than the target's.
@@ -272,8 +275,8 @@ pub const V2: ServerRef = ServerRef::Model(Model::Threaded);
 /// The seed's v3.
 pub const V3: ServerRef = ServerRef::Model(Model::Pool);
 
-/// The seed's claims that are a ratio and a bound (`--check seed-claims`):
-/// the report's claims table takes their verdicts from [`evaluate`].
+/// The seed's claims that are a ratio and a bound (`--check seed-claims`),
+/// whose verdicts the report's claims table takes.
 pub const SEED_CLAIMS: TargetSet = TargetSet {
     name: "seed-claims",
     about: "the seed's quantitative claims about v1, v2 and v3 (sequential, threaded, pool) \
@@ -343,8 +346,7 @@ pub struct TargetCheck {
     /// The target.
     #[serde(flatten)]
     pub target: Target,
-    /// The median (min–max) over the runs: the figure, or its ratio to
-    /// `relative_to`'s.
+    /// The figure's (or its ratio's) median (min–max) over the runs.
     pub measured: Option<Spread>,
     /// How the figure reads (a ratio reads as a multiple).
     #[serde(skip)]
@@ -375,28 +377,21 @@ pub fn check(r: &BenchResults, lookup: &Lookup, set: &'static TargetSet) -> Chec
     }
 }
 
-/// A column read per run, with its unit.
-type Reader = (fn(&CellResult, &Lookup) -> Option<f64>, Unit);
-
+/// `column`'s reader per run; Err when `at`'s table lacks it or it is a total.
 fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
-    let scenario = at.scenario;
-    if !columns(scenario).contains(&column) {
-        return Err(format!(
-            "the {scenario} table has no column {:?}",
-            column.name()
-        ));
-    }
+    let name = column.name();
     match column.metric().read {
-        Read::Median(f) => Ok((f, column.metric().unit)),
+        _ if !columns(at.scenario).contains(&column) => {
+            Err(format!("the {} table has no column {name:?}", at.scenario))
+        }
+        Read::Median(f) => Ok(f),
         _ => Err(format!(
-            "the column {:?} is a total, not a figure per run",
-            column.name()
+            "the column {name:?} is a total, not a figure per run"
         )),
     }
 }
 
-/// One figure: a column at a point of one server's table, as measured or
-/// as a ratio, run by run, to another server's.
+/// One figure of a server's row, as measured or as a ratio to another's.
 #[derive(Clone, Copy)]
 struct Figure {
     server: ServerRef,
@@ -416,66 +411,61 @@ impl Figure {
 
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
-    let cells = CellIndex::of(&r.cells);
+    let cells = CellIndex::of(&r.cells, &r.servers);
+    let measure = |f| measure(r, &cells, lookup, f);
     let figure = Figure {
         server: t.server,
         at: t.at,
         column: t.column,
         relative_to: t.relative_to,
     };
-    let mut out = TargetCheck {
-        target: *t,
-        measured: None,
-        unit: figure.unit(),
-        verdict: Verdict::NotMeasured,
-        reason: None,
-    };
-    match measure(r, &cells, lookup, figure) {
-        Ok((spread, mut notes)) => {
-            out.measured = Some(spread);
-            let unmet: Vec<String> = t
-                .only_if
-                .iter()
-                .filter_map(|cond| {
-                    let f = Figure {
-                        server: cond.server.unwrap_or(t.server),
-                        column: cond.column,
-                        relative_to: cond.relative_to,
-                        ..figure
-                    };
-                    let name = match (cond.server, cond.relative_to) {
-                        (None, None) => cond.column.name().to_string(),
-                        _ => format!(
-                            "{}'s {}{}",
-                            f.server,
-                            cond.column.name(),
-                            f.relative_to.map_or(String::new(), |o| format!(" ÷ {o}'s"))
-                        ),
-                    };
-                    match measure(r, &cells, lookup, f) {
-                        Ok((s, _)) if cond.bound.admits(s.median) => None,
-                        Ok((s, _)) => Some(format!(
-                            "{name} {} (needs {})",
-                            format::number(s.median, f.unit()),
-                            cond.bound.text(f.unit())
-                        )),
-                        Err(_) => Some(format!("{name} not measured")),
-                    }
-                })
-                .collect();
-            out.verdict = if t.bound.admits(spread.median) && unmet.is_empty() {
-                Verdict::Holds
-            } else {
-                Verdict::DoesNotHold
-            };
-            notes.extend(unmet);
-            if !notes.is_empty() {
-                out.reason = Some(notes.join("; "));
+    let unmet = |cond: &Condition| {
+        let f = Figure {
+            server: cond.server.unwrap_or(t.server),
+            column: cond.column,
+            relative_to: cond.relative_to,
+            ..figure
+        };
+        let column = cond.column.name();
+        let name = match (cond.server, cond.relative_to) {
+            (None, None) => column.to_string(),
+            _ => {
+                let ratio = f.relative_to.map_or(String::new(), |o| format!(" ÷ {o}'s"));
+                format!("{}'s {column}{ratio}", f.server)
             }
+        };
+        match measure(f) {
+            Ok((s, _)) if cond.bound.admits(s.median) => None,
+            Ok((s, _)) => {
+                let (value, bound) = (
+                    format::number(s.median, f.unit()),
+                    cond.bound.text(f.unit()),
+                );
+                Some(format!("{name} {value} (needs {bound})"))
+            }
+            Err(_) => Some(format!("{name} not measured")),
         }
-        Err(reason) => out.reason = Some(reason),
+    };
+    let (measured, verdict, reason) = match measure(figure) {
+        Err(reason) => (None, Verdict::NotMeasured, Some(reason)),
+        Ok((spread, mut notes)) => {
+            let unmet: Vec<String> = t.only_if.iter().filter_map(unmet).collect();
+            let verdict = Verdict::of(t.bound.admits(spread.median) && unmet.is_empty());
+            notes.extend(unmet);
+            (
+                Some(spread),
+                verdict,
+                (!notes.is_empty()).then(|| notes.join("; ")),
+            )
+        }
+    };
+    TargetCheck {
+        target: *t,
+        measured,
+        unit: figure.unit(),
+        verdict,
+        reason,
     }
-    out
 }
 
 /// The figure's spread over the runs, and notes on runs that gave no
@@ -487,40 +477,31 @@ fn measure(
     f: Figure,
 ) -> Result<(Spread, Vec<String>), String> {
     let server = f.server.name();
-    for s in std::iter::once(f.server).chain(f.relative_to) {
-        if !r.servers.iter().any(|x| x.name == s.name()) {
-            return Err(format!("{s} was not in this run"));
-        }
+    let absent = |s: &ServerRef| !r.servers.iter().any(|x| x.name == s.name());
+    if let Some(s) = std::iter::once(f.server).chain(f.relative_to).find(absent) {
+        return Err(format!("{s} was not in this run"));
     }
     if !cells.has(f.at.scenario) {
         return Err(format!("the {} scenario was not run", f.at.scenario));
     }
-    let (read, _) = median_column(f.at, f.column)?;
+    let read = median_column(f.at, f.column)?;
     let reference = f
         .relative_to
         .map(|other| Reference::of(&r.cells, other.name(), |c| read(c, lookup)));
     let spread = cells.spread(f.at, server, |c| {
         let v = read(c, lookup)?;
-        match &reference {
-            Some(reference) => reference.ratio(c, v),
-            None => Some(v),
-        }
+        reference
+            .as_ref()
+            .map_or(Some(v), |reference| reference.ratio(c, v))
     });
     let runs = cells.runs(f.at, server);
     if let Some(spread) = spread {
-        let runs = runs.len();
-        let mut notes = Vec::new();
-        if spread.runs < runs {
-            notes.push(format!(
-                "{} of {runs} runs gave a figure{}",
-                spread.runs,
-                match f.relative_to {
-                    Some(other) => format!(" for both {server} and {other}"),
-                    None => String::new(),
-                }
-            ));
-        }
-        return Ok((spread, notes));
+        let both = f
+            .relative_to
+            .map_or(String::new(), |o| format!(" for both {server} and {o}"));
+        let (gave, of) = (spread.runs, runs.len());
+        let note = (gave < of).then(|| format!("{gave} of {of} runs gave a figure{both}"));
+        return Ok((spread, note.into_iter().collect()));
     }
     // Say why: this server's runs, or the reference's.
     let mut why = problems(runs);
@@ -559,15 +540,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn bounds() {
-        assert!(Bound::AtMost(1.0).admits(1.0) && !Bound::AtMost(1.0).admits(1.01));
-        assert!(Bound::AtLeast(2.0).admits(2.0) && !Bound::AtLeast(2.0).admits(1.99));
-        assert!(Bound::Below(1.0).admits(0.99) && !Bound::Below(1.0).admits(1.0));
-        let about = Bound::Within(4.0, 0.25);
-        assert!(about.admits(3.0) && about.admits(5.0) && !about.admits(5.1));
-        assert_eq!(about.text(Unit::Times), "within 25% of 4.000×");
     }
 }

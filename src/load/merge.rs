@@ -487,7 +487,7 @@ fn schedule(rate: Option<f64>) -> String {
 
 /// Unix milliseconds as `2026-01-31T12:34:56.789Z`.
 fn utc_ms(ms: u64) -> String {
-    let secs = crate::bench::machine::utc(ms / 1000);
+    let secs = crate::units::utc(ms / 1000);
     format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms % 1000)
 }
 

@@ -1,8 +1,8 @@
 //! `results.csv`: one row per scenario, point and server with the headline
-//! figures' median, min and max over the measured runs (RFC 4180, written by
-//! the `csv` crate: fields with commas, quotes or line breaks are quoted).
+//! figures' median, min and max over the measured runs (RFC 4180).
 
 use crate::bench::headline::{self, HEADLINE};
+use crate::bench::results::CellIndex;
 
 use super::{Exporter, Output, Report};
 
@@ -12,8 +12,7 @@ pub const FILE: &str = "results.csv";
 /// Writes `results.csv`.
 pub struct Csv;
 
-/// The header: `scenario`, `point`, `server`, `runs`, `measured_runs`, then
-/// `KEY_median`, `KEY_min`, `KEY_max` for each headline figure.
+/// The header: the row, its runs, and each headline figure's median, min, max.
 pub fn header() -> Vec<String> {
     let mut h: Vec<String> = ["scenario", "point", "server", "runs", "measured_runs"]
         .map(String::from)
@@ -31,17 +30,22 @@ impl Exporter for Csv {
         let err = |e: ::csv::Error| format!("cannot encode {FILE}: {e}");
         let mut w = ::csv::Writer::from_writer(Vec::new());
         w.write_record(header()).map_err(err)?;
-        for g in headline::groups(report.results) {
-            let shown = headline::of(g.at.scenario);
+        let r = report.results;
+        for g in CellIndex::of(&r.cells, &r.servers).groups() {
+            let shown = headline::of(g.id.scenario);
             let mut record = vec![
-                g.at.scenario.name().to_string(),
-                g.point.clone(),
-                g.server.clone(),
+                g.id.scenario.name().to_string(),
+                g.id.point.clone(),
+                g.id.server.clone(),
                 g.runs.len().to_string(),
                 g.measured().count().to_string(),
             ];
             for c in HEADLINE {
-                match shown.contains(&c).then(|| g.spread(c)).flatten() {
+                match shown
+                    .contains(&c)
+                    .then(|| g.spread(|r| headline::value(c, r)))
+                    .flatten()
+                {
                     Some(s) => record.extend([s.median, s.min, s.max].map(|v| v.to_string())),
                     None => record.extend([""; 3].map(String::from)),
                 }

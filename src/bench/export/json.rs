@@ -1,6 +1,5 @@
-//! `results.json`: the raw results, as serde writes them, and beside them
-//! what was computed for `--baseline` and `--check` (so that a script can
-//! read the ratios and verdicts without recomputing them).
+//! `results.json`: the raw results, and beside them the `--baseline` ratios
+//! and `--check` verdicts, so that a script need not recompute them.
 
 use serde::Serialize;
 
@@ -16,8 +15,7 @@ pub const FILE: &str = "results.json";
 /// Writes `results.json`.
 pub struct Json;
 
-/// The file's content: every field of [`BenchResults`], then the computed
-/// sections (absent when the run had no `--baseline` or `--check`).
+/// Every field of [`BenchResults`], then the computed sections.
 #[derive(Serialize)]
 struct File<'a> {
     #[serde(flatten)]

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use crate::bench::analysis::{baseline_header, Analysis, BaselineTable, Verdict};
 use crate::bench::columns::{Section, Unit, Value};
-use crate::bench::format::{self, number, spread};
-use crate::bench::results::{BenchResults, OtherLoad, Spread};
+use crate::bench::format::{self, maybe, number, spread};
+use crate::bench::results::{BenchResults, OtherLoad};
 use crate::bench::scenarios::{PointId, ScenarioId};
 use crate::bench::targets::Checked;
 
@@ -86,8 +86,9 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     }
     writeln!(out, "\n## Scenarios")?;
     for s in a.sections.iter().filter(|s| s.name != ScenarioId::Floor) {
-        writeln!(out, "\n### `{}`: {}\n", s.name, s.title)?;
-        writeln!(out, "{}\n", s.question)?;
+        let scenario = s.name.scenario();
+        writeln!(out, "\n### `{}`: {}\n", s.name, scenario.title)?;
+        writeln!(out, "{}\n", scenario.question)?;
         if let Some(t) = timing_of(r, s.name) {
             writeln!(out, "{t}\n")?;
         }
@@ -113,8 +114,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     )
 }
 
-/// The report's first section: the machine's latency floor, its rule, and
-/// where it is above a `capacity` target.
+/// The report's first section: the machine's latency floor and its rule.
 fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
     writeln!(out, "## The machine's latency floor\n")?;
     let Some(section) = a.sections.iter().find(|s| s.name == ScenarioId::Floor) else {
@@ -124,7 +124,7 @@ fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
              as measured, with no floor to tell them from the machine's noise.\n"
         );
     };
-    writeln!(out, "{}\n", section.question)?;
+    writeln!(out, "{}\n", ScenarioId::Floor.scenario().question)?;
     writeln!(out, "{}\n", crate::bench::analysis::FLOOR_RULE)?;
     out.push_str(&section_table(section).markdown());
     for n in &a.floor_notes {
@@ -133,8 +133,7 @@ fn write_floor(out: &mut String, a: &Analysis) -> std::fmt::Result {
     writeln!(out)
 }
 
-/// One line saying where, when and how the results were measured, and how
-/// busy the machine was with other work meanwhile.
+/// Where, when and how the results were measured, in one line.
 pub fn provenance(r: &BenchResults) -> String {
     let mut line = format!(
         "Measured by `servelab bench` ({} profile) on {} ({} CPUs, {}), {}, servelab {} at commit {} ({} build).",
@@ -154,94 +153,81 @@ pub fn provenance(r: &BenchResults) -> String {
 }
 
 fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
-    let s = &r.settings;
-    let m = &r.machine;
+    let (s, m, b) = (&r.settings, &r.machine, &r.build);
     let cpus = |list: &[usize]| {
         list.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",")
     };
-    let pinning = if s.pinned {
-        format!(
-            "servers on CPU {}, load on CPU {}",
-            cpus(&s.server_cpus),
-            cpus(&s.client_cpus)
-        )
-    } else {
-        "unpinned".to_string()
+    let pinning = match s.pinned {
+        true => {
+            let (server, client) = (cpus(&s.server_cpus), cpus(&s.client_cpus));
+            format!("servers on CPU {server}, load on CPU {client}")
+        }
+        false => "unpinned".to_string(),
     };
-    let mut t = Table::new(["", ""]);
-    t.row(["CPU", &format!("{} × {}", m.cpu_model, m.cpus)]);
-    t.row(["memory", &format::bytes(m.memory_bytes as f64)]);
-    t.row(["kernel", &m.kernel]);
-    let build = &r.build;
-    let servelab = format!(
-        "{} at commit {} ({} build)",
-        build.version, build.commit, build.profile
-    );
-    t.row(["servelab", &servelab]);
-    t.row(["started", &r.started_at]);
-    t.row(["finished", &r.finished_at]);
-    t.row(["pinning", &pinning]);
-    if let Some(other) = &s.other_load {
-        t.row(["other load", &other_load(other)]);
-    }
-    if let Some(b) = &s.baseline {
+    let baseline = s.baseline.as_ref().map(|b| {
         let header = baseline_header(b);
-        t.row(["baseline".to_string(), format!("{b}: `{header}` is each run's server CPU/req over {b}'s in the same run of the same point")]);
-    }
-    t.row(["load threads".to_string(), s.load_threads.to_string()]);
-    t.row(["open-files limit", &format::count(m.fd_limit)]);
-    t.row(["profile", s.profile.name()]);
-    let time = format!(
-        "planned {}, took {}",
-        format::seconds(s.planned_s),
-        format::seconds(s.elapsed_s)
-    );
-    t.row(["time", &time]);
-    let servers: Vec<String> = r
+        format!("{b}: `{header}` is each run's server CPU/req over {b}'s in the same run of the same point")
+    });
+    let (planned, took) = (format::seconds(s.planned_s), format::seconds(s.elapsed_s));
+    let servers = r
         .servers
         .iter()
-        .map(|s| format!("{} ({})", s.name, s.description))
-        .collect();
-    t.row(["servers".to_string(), servers.join("; ")]);
+        .map(|s| format!("{} ({})", s.name, s.description));
+    let rows = [
+        ("CPU", Some(format!("{} × {}", m.cpu_model, m.cpus))),
+        ("memory", Some(format::bytes(m.memory_bytes as f64))),
+        ("kernel", Some(m.kernel.clone())),
+        (
+            "servelab",
+            Some(format!(
+                "{} at commit {} ({} build)",
+                b.version, b.commit, b.profile
+            )),
+        ),
+        ("started", Some(r.started_at.clone())),
+        ("finished", Some(r.finished_at.clone())),
+        ("pinning", Some(pinning)),
+        ("other load", s.other_load.as_ref().map(other_load)),
+        ("baseline", baseline),
+        ("load threads", Some(s.load_threads.to_string())),
+        ("open-files limit", Some(format::count(m.fd_limit))),
+        ("profile", Some(s.profile.name().to_string())),
+        ("time", Some(format!("planned {planned}, took {took}"))),
+        ("servers", Some(servers.collect::<Vec<_>>().join("; "))),
+    ];
+    let mut t = Table::new(["", ""]);
+    for (what, value) in rows {
+        t.rows.extend(value.map(|v| vec![what.to_string(), v]));
+    }
     out.push_str(&t.markdown());
     if !s.notes.is_empty() {
         writeln!(out)?;
-        for n in &s.notes {
-            writeln!(out, "- {n}")?;
-        }
     }
-    Ok(())
+    s.notes.iter().try_for_each(|n| writeln!(out, "- {n}"))
 }
 
 /// How a scenario ran: runs, window, warm-up (from its cells).
 fn timing_of(r: &BenchResults, scenario: ScenarioId) -> Option<String> {
-    let cells: Vec<_> = r.cells.iter().filter(|c| c.scenario == scenario).collect();
-    let first = cells.first()?;
-    let runs = cells.iter().map(|c| c.run).max().unwrap_or(1);
-    let window = if scenario == ScenarioId::Idle {
-        format!(
+    let (runs, window, warmup) = r.timing(scenario)?;
+    let window = match scenario {
+        ScenarioId::Idle => format!(
             "waiting at most {} for the answers",
-            format::seconds(first.config.duration_s)
-        )
-    } else {
-        format!(
+            format::seconds(window)
+        ),
+        _ => format!(
             "{} recorded after {} of warm-up",
-            format::seconds(first.config.duration_s),
-            format::seconds(first.config.warmup_s)
-        )
+            format::seconds(window),
+            format::seconds(warmup)
+        ),
     };
-    Some(format!(
-        "{runs} run{} per point, {window}; {}.",
-        if runs == 1 { "" } else { "s" },
-        if runs > 1 {
-            "median (min–max) over the runs, totals for counts"
-        } else {
-            "one run: no spread"
-        }
-    ))
+    let (s, spread) = match runs {
+        1 => ("", "one run: no spread"),
+        _ => ("s", "median (min–max) over the runs, totals for counts"),
+    };
+    Some(format!("{runs} run{s} per point, {window}; {spread}."))
 }
 
 /// How busy the machine was with other work, in words.
@@ -266,23 +252,18 @@ pub fn targets_table(t: &Checked) -> Table {
     let mut table = Table::new(["target", "measured", "bound", "verdict", "notes"]);
     for c in &t.checks {
         let tg = &c.target;
-        let column = tg.column.name();
+        let (server, column) = (tg.server, tg.column.name());
         let what = match tg.relative_to {
-            Some(other) => format!("{}'s {column} ÷ {other}'s, per run", tg.server),
-            None => format!("{}'s {column}", tg.server),
+            Some(other) => format!("{server}'s {column} ÷ {other}'s, per run"),
+            None => format!("{server}'s {column}"),
         };
         let measured = c.measured.map_or("–".to_string(), |m| {
             let runs = if m.runs == 1 { "run" } else { "runs" };
-            format!("{} ({}, {} {runs})", spread(m, c.unit), what, m.runs)
+            format!("{} ({what}, {} {runs})", spread(m, c.unit), m.runs)
         });
         let bound = tg.bound.text(c.unit);
-        table.row([
-            tg.label,
-            &measured,
-            &bound,
-            verdict_text(c.verdict),
-            c.reason.as_deref().unwrap_or(""),
-        ]);
+        let reason = c.reason.as_deref().unwrap_or("");
+        table.row([tg.label, &measured, &bound, verdict_text(c.verdict), reason]);
     }
     table
 }
@@ -290,8 +271,7 @@ pub fn targets_table(t: &Checked) -> Table {
 /// Server CPU per request and its ratio to the baseline's: one row per
 /// server, two columns per point.
 pub fn baseline_table(b: &BaselineTable) -> Table {
-    let mut points: Vec<PointId> = Vec::new();
-    let mut servers: Vec<&str> = Vec::new();
+    let (mut points, mut servers): (Vec<PointId>, Vec<&str>) = (Vec::new(), Vec::new());
     for e in &b.entries {
         if !points.contains(&e.at) {
             points.push(e.at);
@@ -300,76 +280,75 @@ pub fn baseline_table(b: &BaselineTable) -> Table {
             servers.push(&e.server);
         }
     }
-    let mut header = vec!["server".to_string()];
-    for at in &points {
+    let columns = points.iter().flat_map(|at| {
         let (scenario, point) = (at.scenario, at.label());
-        header.push(format!("`{scenario}` {point}: CPU/req"));
-        header.push(format!("`{scenario}` {point}: ÷ {}", b.baseline));
-    }
-    let mut table = Table::new(header);
-    let show = |s: Option<Spread>, unit| s.map_or("–".to_string(), |s| spread(s, unit));
+        let ratio = format!("`{scenario}` {point}: ÷ {}", b.baseline);
+        [format!("`{scenario}` {point}: CPU/req"), ratio]
+    });
+    let mut table = Table::new(std::iter::once("server".to_string()).chain(columns));
     for server in servers {
-        let mut row = vec![server.to_string()];
-        for at in &points {
+        let figures = points.iter().flat_map(|at| {
             let e = b.entries.iter().find(|e| e.server == server && e.at == *at);
-            row.push(show(e.and_then(|e| e.cpu_us), Unit::Micros));
-            row.push(show(e.and_then(|e| e.ratio), Unit::Times));
-        }
-        table.row(row);
+            let (cpu, ratio) = (e.and_then(|e| e.cpu_us), e.and_then(|e| e.ratio));
+            [maybe(cpu, Unit::Micros), maybe(ratio, Unit::Times)]
+        });
+        table.row(std::iter::once(server.to_string()).chain(figures));
     }
     table
 }
 
-/// The seed's summary table, with the ratio to the baseline's server CPU
-/// per request when there is one.
+/// The seed's summary table, measured.
 pub fn summary_table(a: &Analysis) -> Table {
     let baseline = a.baseline.as_ref().map(|b| b.baseline.as_str());
-    let mut header: Vec<String> = [
-        "model",
-        "concurrency model",
-        "req/s",
-        "req/s at p99 ≤ target",
-        "avg latency",
-        "p99",
-        "memory per idle connection",
-        "threads",
-        "server CPU/req",
-    ]
-    .map(String::from)
-    .to_vec();
-    if let Some(t) = a.summary.iter().find_map(|r| r.capacity_target_us) {
-        header[3] = format!("req/s at p99 ≤ {}", format::micros(t));
-    }
+    let capacity = a.summary.iter().find_map(|r| r.capacity_target_us);
+    let capacity = capacity.map_or("target".to_string(), format::micros);
+    let mut header = vec![
+        "model".to_string(),
+        "concurrency model".to_string(),
+        "req/s".to_string(),
+        format!("req/s at p99 ≤ {capacity}"),
+    ];
+    header.extend(
+        [
+            "avg latency",
+            "p99",
+            "memory per idle connection",
+            "threads",
+            "server CPU/req",
+        ]
+        .map(String::from),
+    );
     header.extend(baseline.map(baseline_header));
     header.extend(["connections served".into(), "complexity".into()]);
     let mut table = Table::new(header);
-    let opt = |s: Option<Spread>, unit: Unit| s.map_or("–".to_string(), |s| spread(s, unit));
     for r in &a.summary {
         let idle = r.idle.as_ref().map_or("–".to_string(), |i| {
-            let mut text = format!("{} (at {}", spread(i.bytes, Unit::Bytes), i.point);
-            if i.answered < i.connections as f64 {
-                text.push_str(&format!(", {} answered", number(i.answered, Unit::Count)));
-            }
-            text + ")"
+            let answered = match i.answered < i.connections as f64 {
+                true => format!(", {} answered", number(i.answered, Unit::Count)),
+                false => String::new(),
+            };
+            format!(
+                "{} (at {}{answered})",
+                spread(i.bytes, Unit::Bytes),
+                i.point
+            )
         });
-        let mut desc = r.description.clone();
-        if !r.problems.is_empty() {
-            desc.push_str(&format!(" ({})", r.problems.join("; ")));
-        }
+        let problems = match r.problems.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", r.problems.join("; ")),
+        };
         let mut row = vec![
             r.server.clone(),
-            desc,
-            opt(r.rps, Unit::PerSecond),
-            opt(r.capacity, Unit::PerSecond),
-            opt(r.mean_us, Unit::Micros),
-            opt(r.p99_us, Unit::Micros),
+            format!("{}{problems}", r.description),
+            maybe(r.rps, Unit::PerSecond),
+            maybe(r.capacity, Unit::PerSecond),
+            maybe(r.mean_us, Unit::Micros),
+            maybe(r.p99_us, Unit::Micros),
             idle,
-            opt(r.threads, Unit::Count),
-            opt(r.cpu_us, Unit::Micros),
+            maybe(r.threads, Unit::Count),
+            maybe(r.cpu_us, Unit::Micros),
         ];
-        if baseline.is_some() {
-            row.push(opt(r.cpu_ratio, Unit::Times));
-        }
+        row.extend(baseline.map(|_| maybe(r.cpu_ratio, Unit::Times)));
         row.push(r.served.map_or("–".to_string(), |(s, of)| {
             format!("{} of {}", spread(s, Unit::Count), format::count(of))
         }));
@@ -383,23 +362,18 @@ pub fn summary_table(a: &Analysis) -> Table {
 }
 
 fn section_table(s: &Section) -> Table {
-    let many_points = s
-        .rows
-        .iter()
-        .any(|r| s.rows.first().is_some_and(|f| f.point != r.point));
-    let mut header = vec!["server".to_string()];
-    if many_points {
-        header.insert(0, "point".to_string());
-    }
-    header.extend(s.columns.iter().map(|c| c.0.clone()));
-    header.push("notes".to_string());
-    let mut table = Table::new(header);
+    let first = s.rows.first().map(|r| &r.point);
+    let many_points = s.rows.iter().any(|r| Some(&r.point) != first);
+    let point = many_points.then(|| "point".to_string());
+    let columns = s.columns.iter().map(|c| c.0.clone());
+    let header = point
+        .into_iter()
+        .chain(["server".to_string()])
+        .chain(columns);
+    let mut table = Table::new(header.chain(["notes".to_string()]));
     for row in &s.rows {
-        let mut cells: Vec<String> = Vec::new();
-        if many_points {
-            cells.push(row.point.clone());
-        }
-        cells.push(row.server.clone());
+        let point = many_points.then(|| row.point.clone());
+        let mut cells: Vec<String> = point.into_iter().chain([row.server.clone()]).collect();
         cells.extend(row.values.iter().map(value));
         let mut notes = row.problems.clone();
         if row.measured_runs == 0 && notes.is_empty() {
@@ -416,11 +390,12 @@ fn value(v: &Value) -> String {
         Value::Number(s, unit) => spread(*s, *unit),
         Value::Total(n) => format::count(*n),
         Value::Kinds(kinds) if kinds.is_empty() => "0".to_string(),
-        Value::Kinds(kinds) => kinds
-            .iter()
-            .map(|(k, n)| format!("{k}: {}", format::count(*n)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Kinds(kinds) => {
+            let kinds = kinds
+                .iter()
+                .map(|(k, n)| format!("{k}: {}", format::count(*n)));
+            kinds.collect::<Vec<_>>().join(", ")
+        }
         Value::Missing => "–".to_string(),
     }
 }

@@ -45,12 +45,10 @@ pub fn all() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-/// `--export-markdown`, `--export-json`, `--export-csv`: which file of the
-/// report goes where, besides the output directory.
+/// `--export-*`: which file of the report also goes where.
 pub type Exports = Vec<(&'static str, PathBuf)>;
 
-/// Checks, before anything runs, that every export path can be a file:
-/// its directory exists and it is not a directory itself.
+/// Checks, before anything runs, that every export path can be a file.
 pub fn check_exports(exports: &Exports) -> Result<(), String> {
     for (_, path) in exports {
         if path.is_dir() {
@@ -76,15 +74,12 @@ pub fn check_exports(exports: &Exports) -> Result<(), String> {
 
 /// Writes the outputs named in `exports` to their paths; returns the paths.
 pub fn write_exports(outputs: &[Output], exports: &Exports) -> Result<Vec<PathBuf>, String> {
-    let mut written = Vec::new();
-    for (file, path) in exports {
-        let o = outputs
-            .iter()
-            .find(|o| o.file == *file)
-            .ok_or_else(|| format!("no {file} was rendered to export"))?;
+    let write = |(file, path): &(&str, PathBuf)| {
+        let o = outputs.iter().find(|o| o.file == *file);
+        let o = o.ok_or_else(|| format!("no {file} was rendered to export"))?;
         std::fs::write(path, &o.bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        written.push(path.clone());
-    }
-    Ok(written)
+        Ok(path.clone())
+    };
+    exports.iter().map(write).collect()
 }

@@ -174,21 +174,14 @@ fn lines(
     (log_x, percentile_x): (bool, bool),
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
-    let x_tick = |x: &f64| {
-        if percentile_x {
-            percentile(*x)
-        } else {
-            axis_number(*x)
-        }
+    let x_tick = |x: &f64| match percentile_x {
+        true => percentile(*x),
+        false => axis_number(*x),
     };
-    let pts = || series.iter().flat_map(|(_, p)| p.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts() {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
+    let (x0, mut x1, y0, y1) = series.iter().flat_map(|(_, p)| p).fold(
+        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+        |(x0, x1, y0, y1), &(x, y)| (x0.min(x), x1.max(x), y0.min(y), y1.max(y)),
+    );
     if series.is_empty() || x0 > x1 {
         return no_data(root, chart);
     }
@@ -258,24 +251,19 @@ fn percentile(x: f64) -> String {
         return String::new();
     }
     let p = (1.0 - 1.0 / x) * 100.0;
-    let mut digits = 0;
-    while digits < 6 && ((p * 10f64.powi(digits)).round() - p * 10f64.powi(digits)).abs() > 1e-6 {
-        digits += 1;
-    }
+    let whole =
+        |digits: &i32| ((p * 10f64.powi(*digits)).round() - p * 10f64.powi(*digits)).abs() <= 1e-6;
+    let digits = (0..6).find(whole).unwrap_or(6);
     format!("{p:.*}%", digits as usize)
 }
 
 /// An axis tick: `120k`, `1.5M`, `250`, `0.5`.
 fn axis_number(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e6 {
-        format!("{}M", trim(v / 1e6))
-    } else if a >= 1e3 {
-        format!("{}k", trim(v / 1e3))
-    } else if a >= 1.0 || a == 0.0 {
-        trim(v)
-    } else {
-        format::ratio(v)
+    match v.abs() {
+        a if a >= 1e6 => format!("{}M", trim(v / 1e6)),
+        a if a >= 1e3 => format!("{}k", trim(v / 1e3)),
+        a if a >= 1.0 || a == 0.0 => trim(v),
+        _ => format::ratio(v),
     }
 }
 

@@ -1,0 +1,406 @@
+//! The plan and what feeds it, from outside the crate: the scenarios'
+//! time budget and order, the flags' parsers, the capacity search on
+//! synthetic latency curves, a search's target and the floor's rule.
+
+mod scenarios {
+    use servelab::bench::scenarios::*;
+    use std::time::Duration;
+
+    fn all() -> Vec<&'static Scenario> {
+        SCENARIOS.iter().collect()
+    }
+
+    #[test]
+    fn the_time_budget_holds_with_every_model() {
+        let models = servelab::models::Model::ALL.len();
+        let default = Plan::new(&all(), models, Profile::Default, Overrides::default()).estimate();
+        assert!(default <= Duration::from_secs(360), "{default:?}");
+        let quick =
+            Plan::new(&quick_set(), models, Profile::Quick, Overrides::default()).estimate();
+        assert!(quick <= Duration::from_secs(60), "{quick:?}");
+        let full = Plan::new(&all(), models, Profile::Full, Overrides::default()).estimate();
+        assert!(full > default);
+    }
+
+    #[test]
+    fn servers_alternate_and_seed_comes_first() {
+        let chosen = vec![ScenarioId::Latency.scenario(), ScenarioId::Seed.scenario()];
+        let plan = Plan::new(&chosen, 2, Profile::Default, Overrides::default());
+        let order: Vec<(ScenarioId, usize, u32)> = plan
+            .cells
+            .iter()
+            .map(|c| (c.scenario.id, c.server, c.run))
+            .collect();
+        assert_eq!(
+            &order[..4],
+            &[
+                (ScenarioId::Seed, 0, 1),
+                (ScenarioId::Seed, 1, 1),
+                (ScenarioId::Seed, 0, 2),
+                (ScenarioId::Seed, 1, 2)
+            ]
+        );
+        assert_eq!(order.iter().filter(|o| o.0 == ScenarioId::Seed).count(), 6);
+        assert_eq!(
+            order.iter().filter(|o| o.0 == ScenarioId::Latency).count(),
+            8
+        );
+        assert!(order[6..].iter().all(|o| o.0 == ScenarioId::Latency));
+    }
+
+    #[test]
+    fn overrides_and_dependencies() {
+        let over = Overrides {
+            runs: Some(2),
+            duration: Some(Duration::from_millis(100)),
+            warmup: Some(Duration::from_millis(10)),
+            ..Overrides::default()
+        };
+        let plan = Plan::new(
+            &[ScenarioId::Connections.scenario()],
+            1,
+            Profile::Full,
+            over,
+        );
+        assert_eq!(plan.cells.len(), 10);
+        assert!(plan
+            .cells
+            .iter()
+            .all(|c| c.duration == Duration::from_millis(100)
+                && c.warmup == Duration::from_millis(10)));
+        let mut chosen = vec![ScenarioId::Slow.scenario()];
+        assert_eq!(with_dependencies(&mut chosen), [ScenarioId::Seed]);
+        assert_eq!(chosen[0].id, ScenarioId::Seed);
+        assert!(with_dependencies(&mut chosen).is_empty());
+        let mut chosen = vec![ScenarioId::Churn.scenario()];
+        assert!(with_dependencies(&mut chosen).is_empty());
+        let mut chosen = vec![ScenarioId::Spread.scenario()];
+        use ScenarioId::*;
+        assert_eq!(
+            with_dependencies(&mut chosen),
+            [Floor, Seed, Work, Capacity]
+        );
+        let ids: Vec<_> = chosen.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [Floor, Seed, Work, Capacity, Spread]);
+    }
+
+    #[test]
+    fn the_floor_runs_against_the_responder_alone_and_cores_up_to_the_server_cpus() {
+        let chosen = [ScenarioId::Floor.scenario(), ScenarioId::Cores.scenario()];
+        let plan = Plan::new(&chosen, 3, Profile::Default, Overrides::default());
+        let floor: Vec<_> = plan
+            .cells
+            .iter()
+            .filter(|c| c.scenario.id == ScenarioId::Floor)
+            .collect();
+        assert_eq!(floor.len(), ScenarioId::Floor.scenario().points.len());
+        assert!(floor.iter().all(|c| c.server == 3));
+        let cores = |cpus| {
+            let over = Overrides {
+                server_cpus: Some(cpus),
+                ..Overrides::default()
+            };
+            Plan::new(&chosen[1..], 3, Profile::Default, over)
+                .cells
+                .iter()
+                .map(|c| c.point().cpus.unwrap())
+                .max()
+        };
+        assert_eq!(cores(1), Some(1));
+        assert_eq!(cores(6), Some(4));
+        assert_eq!(cores(16), Some(16));
+    }
+
+    #[test]
+    fn quick_runs_fewer_points_unless_scenarios_are_chosen_and_capacity_probes() {
+        let capacity = [ScenarioId::Capacity.scenario()];
+        let quick = Plan::new(&capacity, 2, Profile::Quick, Overrides::default());
+        assert_eq!(quick.cells.len(), 2);
+        assert_eq!(quick.cells[0].probes, CAPACITY_PROBES[0]);
+        let c = &quick.cells[0];
+        assert_eq!(
+            c.estimate(),
+            (c.warmup + c.duration) * c.probes as u32 + CELL_OVERHEAD
+        );
+        let chosen = Overrides {
+            chosen: true,
+            ..Overrides::default()
+        };
+        let all = Plan::new(&capacity, 2, Profile::Quick, chosen);
+        assert_eq!(all.cells.len(), 2 * capacity[0].points.len());
+        assert!(quick_set().iter().all(|s| s.quick_points > 0));
+        assert!(!quick_set().iter().any(|s| s.id == ScenarioId::Spread));
+    }
+
+    #[test]
+    fn ids_follow_the_declarations_and_named_points_their_labels() {
+        use clap::ValueEnum;
+        assert_eq!(ScenarioId::value_variants().len(), SCENARIOS.len());
+        for (id, s) in ScenarioId::value_variants().iter().zip(SCENARIOS) {
+            assert_eq!(*id, s.id);
+            assert_eq!(id.scenario().id, *id);
+            assert!(!s.points.is_empty());
+            let json = serde_json::to_string(id).unwrap();
+            assert_eq!(json, format!("{:?}", id.name()));
+        }
+        for (at, label) in [
+            (SEED, "100 connections"),
+            (PIPELINE_16, "depth 16"),
+            (LATENCY_75, "75%"),
+            (SLOW, "50 slowloris"),
+            (CHURN, "close per request"),
+            (NOISE, "10 noisy of 100"),
+            (IDLE_10K, "10,000"),
+        ] {
+            assert_eq!(at.label(), label);
+        }
+    }
+}
+
+mod args {
+    use servelab::bench::args::*;
+
+    #[test]
+    fn server_specs() {
+        assert_eq!(
+            parse_server("nginx=nginx -p {port}").unwrap(),
+            ("nginx".to_string(), "nginx -p {port}".to_string())
+        );
+        assert!(parse_server("nginx").is_err());
+        assert!(parse_server("=cmd {port}").is_err());
+        assert!(parse_server("a b=cmd {port}").is_err());
+        assert!(parse_server("x=cmd").unwrap_err().contains("{port}"));
+        assert!(parse_server("event=cmd {port}").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        let first = servelab::bench::runner::allowed_cpus()[0];
+        assert_eq!(parse_cpus(&first.to_string()).unwrap(), vec![first]);
+        assert!(parse_cpus("99999").unwrap_err().contains("does not exist"));
+        assert!(parse_cpus("x").is_err());
+        assert!(parse_cpus("3-1").is_err());
+        assert_eq!(cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+    }
+}
+
+mod capacity {
+    use servelab::bench::capacity::*;
+    use std::time::Duration;
+
+    const TARGET: Duration = Duration::from_millis(1);
+
+    /// A server of capacity `mu` req/s whose p99 grows as an M/M/1 queue's
+    /// does: ln(100) / (mu - rate), plus a fixed floor; past `mu` it
+    /// answers only `mu` of the rate and its p99 explodes.
+    fn queue(mu: f64, floor: Duration) -> impl Fn(f64) -> Probe {
+        move |rate| {
+            if rate >= mu {
+                return Probe {
+                    rate,
+                    p99: Some(Duration::from_secs(1)),
+                    answered: mu / rate,
+                };
+            }
+            let wait = 100f64.ln() / (mu - rate);
+            Probe {
+                rate,
+                p99: Some(floor + Duration::from_secs_f64(wait)),
+                answered: 1.0,
+            }
+        }
+    }
+
+    /// The rate where the queue's p99 equals the target.
+    fn knee(mu: f64, floor: Duration) -> f64 {
+        mu - 100f64.ln() / (TARGET - floor).as_secs_f64()
+    }
+
+    #[test]
+    fn finds_the_knee_within_its_step() {
+        for (mu, floor_us) in [(100_000.0, 100), (20_000.0, 300), (300_000.0, 50)] {
+            let floor = Duration::from_micros(floor_us);
+            let plan = Plan {
+                target: TARGET,
+                ceiling: mu * 1.2,
+                probes: 12,
+                precision: 0.02,
+            };
+            let found = search(plan, queue(mu, floor));
+            let (held, failed) = (found.capacity.unwrap(), found.failed.unwrap());
+            let knee = knee(mu, floor);
+            assert!(
+                held <= knee && knee <= failed,
+                "{held} .. {failed} misses {knee}"
+            );
+            assert!(
+                failed - held <= 0.02 * failed,
+                "step {held} .. {failed} too wide"
+            );
+            assert!(found.probes.len() <= 12);
+            // Every probe that held is below the knee, every other above.
+            for p in &found.probes {
+                assert_eq!(p.holds(TARGET), p.rate <= knee, "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_below_the_floor_finds_nothing_in_one_probe() {
+        let plan = Plan {
+            target: TARGET,
+            ceiling: 100_000.0,
+            probes: 10,
+            precision: 0.02,
+        };
+        let found = search(plan, queue(100_000.0, Duration::from_millis(2)));
+        assert_eq!(found.capacity, None);
+        assert_eq!(found.probes.len(), 1);
+    }
+
+    #[test]
+    fn a_server_that_holds_at_the_ceiling_is_given_the_ceiling() {
+        let plan = Plan {
+            target: TARGET,
+            ceiling: 10_000.0,
+            probes: 10,
+            precision: 0.02,
+        };
+        let found = search(plan, queue(1_000_000.0, Duration::ZERO));
+        assert_eq!((found.capacity, found.failed), (Some(10_000.0), None));
+        assert_eq!(found.probes.len(), 2);
+    }
+
+    /// Shedding load keeps the p99 of the few answered low: it fails.
+    #[test]
+    fn a_probe_that_left_requests_unanswered_does_not_hold() {
+        let shed = Probe {
+            rate: 1000.0,
+            p99: Some(Duration::from_micros(10)),
+            answered: 0.5,
+        };
+        assert!(!shed.holds(TARGET));
+        let none = Probe {
+            rate: 1000.0,
+            p99: None,
+            answered: 1.0,
+        };
+        assert!(!none.holds(TARGET));
+    }
+
+    #[test]
+    fn the_probes_spent_bound_the_search() {
+        let plan = Plan {
+            target: TARGET,
+            ceiling: 120_000.0,
+            probes: 4,
+            precision: 0.0,
+        };
+        let found = search(plan, queue(100_000.0, Duration::from_micros(100)));
+        assert_eq!(found.probes.len(), 4);
+        assert!(found.capacity.unwrap() < found.failed.unwrap());
+    }
+}
+
+mod given {
+    use servelab::bench::floor::Floor;
+    use servelab::bench::given::*;
+    use std::time::Duration;
+
+    #[test]
+    fn targets_follow_the_workload_and_stay_above_the_floor() {
+        let ms = Duration::from_millis;
+        assert_eq!(nominal_target(None), ms(1));
+        assert_eq!(nominal_target(Some("cpu:50us")), Duration::from_micros(500));
+        assert_eq!(nominal_target(Some("wait:1ms")), ms(10));
+        assert_eq!(nominal_target(Some("await:1ms")), ms(10));
+        assert_eq!(
+            nominal_target(Some("cpu:exp(50us)")),
+            Duration::from_micros(500)
+        );
+        assert_eq!(nominal_target(Some("cpu:10us|1ms@1%")), ms(2));
+        let low = Floor {
+            closed_p99: None,
+            open: vec![(1000.0, 100.0)],
+        };
+        let t = target(None, Some(&low));
+        assert_eq!(t.target, ms(1));
+        assert_eq!(t.floor_p99, Some(Duration::from_micros(100)));
+        let high = Floor {
+            closed_p99: None,
+            open: vec![(1000.0, 1500.0)],
+        };
+        let t = target(None, Some(&high));
+        assert_eq!(t.target, ms(3));
+        assert_eq!(t.nominal, ms(1));
+        assert_eq!(target(Some("wait:1ms"), Some(&high)).target, ms(10));
+    }
+}
+
+mod floor {
+    use servelab::bench::floor::*;
+
+    #[test]
+    fn the_floor_at_a_rate_is_the_next_measured_rate_up() {
+        let f = Floor {
+            closed_p99: Some(300.0),
+            open: vec![(10_000.0, 50.0), (100_000.0, 80.0), (200_000.0, 200.0)],
+        };
+        assert_eq!(f.p99_at(None), Some(300.0));
+        assert_eq!(f.p99_at(Some(5_000.0)), Some(50.0));
+        assert_eq!(f.p99_at(Some(10_000.0)), Some(50.0));
+        assert_eq!(f.p99_at(Some(10_001.0)), Some(80.0));
+        assert_eq!(f.p99_at(Some(1e9)), Some(200.0));
+        assert_eq!(f.lowest_p99(), Some(50.0));
+        assert!(f.within(100.0, 170.0, Some(50_000.0)));
+        assert!(!f.within(100.0, 190.0, Some(50_000.0)));
+        assert!(!Floor::default().within(1.0, 1.0, None));
+    }
+}
+
+mod targets {
+    use servelab::bench::columns::Unit;
+    use servelab::bench::targets::*;
+
+    #[test]
+    fn bounds() {
+        assert!(Bound::AtMost(1.0).admits(1.0) && !Bound::AtMost(1.0).admits(1.01));
+        assert!(Bound::AtLeast(2.0).admits(2.0) && !Bound::AtLeast(2.0).admits(1.99));
+        assert!(Bound::Below(1.0).admits(0.99) && !Bound::Below(1.0).admits(1.0));
+        let about = Bound::Within(4.0, 0.25);
+        assert!(about.admits(3.0) && about.admits(5.0) && !about.admits(5.1));
+        assert_eq!(about.text(Unit::Times), "within 25% of 4.000×");
+    }
+}
+
+mod runner {
+    use servelab::bench::runner::*;
+
+    #[test]
+    fn reads_the_listening_line() {
+        assert_eq!(
+            listening_addr("servelab event listening on http://127.0.0.1:9004/"),
+            Some("127.0.0.1:9004".parse().unwrap())
+        );
+        assert_eq!(listening_addr("servelab: SIGTERM, shutting down"), None);
+        assert_eq!(listening_addr("nginx listening on http://x/"), None);
+    }
+
+    #[test]
+    fn cpus_are_allowed() {
+        assert!(!allowed_cpus().is_empty());
+    }
+}
+
+mod clients {
+    use servelab::bench::clients::*;
+
+    #[test]
+    fn malformed_requests_are_what_they_say() {
+        let big = (MALFORMED[2].bytes)();
+        assert!(big.len() > 16 * 1024);
+        assert!((MALFORMED[1].bytes)()
+            .windows(17)
+            .any(|w| w == b"Transfer-Encoding"));
+    }
+}
