@@ -790,3 +790,44 @@ fn results_json_carries_the_ratios_and_the_verdicts() {
     let back: BenchResults = serde_json::from_slice(&out[0].bytes).unwrap();
     assert_eq!(back, r);
 }
+
+/// `spread` ranks the models by the short requests' p99, read apart from
+/// the long ones', and the sentence follows the numbers.
+#[test]
+fn spread_ranks_by_the_short_requests_p99() {
+    let world = |event_p99: f64, pool_p99: f64| {
+        let cells = [("event", event_p99), ("pool", pool_p99)]
+            .into_iter()
+            .flat_map(|(server, p99)| {
+                (0..2).map(move |i| {
+                    cell(
+                        S::Spread,
+                        i,
+                        server,
+                        fake(5_000.0, 50.0, p99),
+                        Some(5_000.0),
+                    )
+                })
+            })
+            .collect();
+        bench_of(&["event", "pool"], vec![S::Spread], cells)
+    };
+    let (a, text) = report(&world(300.0, 2_000.0));
+    let g = a.guidance.join("\n");
+    assert!(
+        g.contains("Lowest p99 of short requests (cpu:10us) mixed with 1% of long ones (cpu:1ms) at 80% of capacity (corrected): **event** (300.0 µs)"),
+        "{g}"
+    );
+    assert!(
+        text.contains("| short p99 |") && text.contains("| long p99 |"),
+        "{text}"
+    );
+    // The long requests' p99 (ten times the short in the fake) is its own column.
+    assert!(text.contains("| 3.00 ms |"), "{text}");
+    let (a, _) = report(&world(2_000.0, 300.0));
+    let g = a.guidance.join("\n");
+    assert!(
+        g.contains("at 80% of capacity (corrected): **pool** (300.0 µs)"),
+        "{g}"
+    );
+}

@@ -13,8 +13,8 @@ use super::floor::Floor;
 use super::format;
 use super::results::{BenchResults, CellIndex, CellResult, ServerInfo, Spread};
 use super::scenarios::{
-    self, PointId, Scenario, ScenarioId, BODY_1M, FLOOR_SERVER, LATENCY_75, NOISE, SEED, SLOW,
-    SPREAD_WORK, WORK_AWAIT, WORK_CPU, WORK_EXP, WORK_WAIT,
+    self, LongRequests, PointId, Scenario, ScenarioId, BODY_1M, FLOOR_SERVER, LATENCY_75, NOISE,
+    SEED, SLOW, SPREAD_LONG, SPREAD_SHORT, SPREAD_WORK, WORK_AWAIT, WORK_CPU, WORK_EXP, WORK_WAIT,
 };
 pub use super::targets::Verdict;
 use super::targets::{
@@ -721,10 +721,13 @@ impl Ask<'_> {
         }
         if self.cells.has(ScenarioId::Spread) {
             let at = ScenarioId::Spread.at(1);
-            let (v, _) = self.rank(servers, None, true, &|s| self.figure(at, s, Column::P99));
+            let short_p99 = |s: &str| self.figure(at, s, Column::ShortP99);
+            let (v, _) = self.rank(servers, None, true, &short_p99);
             if !v.is_empty() {
+                let LongRequests { work, share } = SPREAD_LONG;
                 out.push(format!(
-                    "Lowest p99 with {SPREAD_WORK} at {} (corrected, all requests): {}.",
+                    "Lowest p99 of short requests ({SPREAD_SHORT}) mixed with {share} of long ones \
+                     ({work}) at {} (corrected): {}.",
                     at.label(),
                     lead(&v, true, format::micros, &self.floor_at(at))
                 ));

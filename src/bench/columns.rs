@@ -110,6 +110,12 @@ pub(crate) fn lat(c: &CellResult) -> Option<&LatencyUs> {
     c.load.as_ref()?.latency_us.as_ref()
 }
 
+/// The latency of one kind of request of a mixed load: 0 the short (the
+/// URL's path), 1 the long (the mix's).
+pub(crate) fn kind_lat(c: &CellResult, kind: usize) -> Option<&LatencyUs> {
+    c.load.as_ref()?.kinds.get(kind)?.latency_us.as_ref()
+}
+
 pub(crate) fn usage(c: &CellResult) -> Option<&ServerUsage> {
     c.server_usage.as_ref()
 }
@@ -187,6 +193,14 @@ pub enum Column {
     P999,
     Max,
     P99Uncorrected,
+    /// A mixed load: the short requests' p50.
+    ShortP50,
+    /// A mixed load: the short requests' p99.
+    ShortP99,
+    /// A mixed load: the short requests' p99.9.
+    ShortP999,
+    /// A mixed load: the long requests' p99.
+    LongP99,
     /// Open loop: p99 of the load generator's own lateness.
     P99ClientLag,
     Offered,
@@ -252,6 +266,10 @@ impl Column {
             P99 => metric!("p99" Micros Median(|c, _| Some(lat(c)?.p99)), "99th percentile latency (open loop: from the intended send time)"),
             P999 => metric!("p99.9" Micros Median(|c, _| Some(lat(c)?.p99_9)), "99.9th percentile latency"),
             Max => metric!("max" Micros Median(|c, _| Some(lat(c)?.max)), "largest latency"),
+            ShortP50 => metric!("short p50" Micros Median(|c, _| Some(kind_lat(c, 0)?.p50)), "spread: median latency of the short requests (GET /), apart from the long ones"),
+            ShortP99 => metric!("short p99" Micros Median(|c, _| Some(kind_lat(c, 0)?.p99)), "spread: 99th percentile latency of the short requests (corrected): it rises when they queue behind long ones"),
+            ShortP999 => metric!("short p99.9" Micros Median(|c, _| Some(kind_lat(c, 0)?.p99_9)), "spread: 99.9th percentile latency of the short requests"),
+            LongP99 => metric!("long p99" Micros Median(|c, _| Some(kind_lat(c, 1)?.p99)), "spread: 99th percentile latency of the long requests (GET /slow)"),
             P99Uncorrected => metric!("p99 uncorrected" Micros Median(|c, _| Some(c.load.as_ref()?.latency_uncorrected_us.as_ref()?.p99)), "open loop: 99th percentile from the actual send, as a closed-loop tool would report it"),
             P99ClientLag => metric!("p99 client lag" Micros Median(|c, _| Some(c.load.as_ref()?.client_lag_us.as_ref()?.p99)), "open loop: 99th percentile of the load generator's own lateness in sending (included in p99; see docs/load.md)"),
             Offered => metric!("offered/s" PerSecond Median(|c, _| c.config.rate), "open loop: the rate offered (a share of the server's own seed req/s)"),
@@ -372,7 +390,7 @@ pub fn columns(scenario: ScenarioId) -> Vec<Column> {
             P99,
         ],
         ScenarioId::Spread => vec![
-            Offered, Rps, P50, P99, P999, Max, NotSent, Errors, Unanswered,
+            Offered, Rps, ShortP50, ShortP99, ShortP999, LongP99, P99, NotSent, Errors, Unanswered,
         ],
         ScenarioId::Body => vec![Rps, BytesPerSec, CpuPerKib, ServerCpu, P99, Errors],
         ScenarioId::Cores => vec![Rps, ServerCpu, P99, Threads, Starved, Errors],

@@ -166,6 +166,12 @@ pub struct CellConfig {
     /// The server CPUs it was pinned to (`cores`); `None`: all of them.
     #[serde(default)]
     pub cpus: Option<usize>,
+    /// The server's `--slow-work`, where long requests were mixed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_work: Option<String>,
+    /// The load's `--mix`, where long requests were mixed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<String>,
     /// Open loop: the rate offered, requests/s.
     pub rate: Option<f64>,
     /// The server's command line.
@@ -304,6 +310,8 @@ impl CellResult {
                 work: point.work.map(str::to_string),
                 body: point.body.map(str::to_string),
                 cpus: point.cpus,
+                slow_work: point.long.map(|long| long.work.to_string()),
+                mix: point.long.map(|long| long.mix().to_string()),
                 warmup_s: cell.warmup.as_secs_f64(),
                 duration_s: cell.duration.as_secs_f64(),
                 rate: None,

@@ -24,7 +24,7 @@ use super::procfs;
 use super::results::{
     CapacityRecord, CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord,
 };
-use super::scenarios::{Drive, PlannedCell, CAPACITY_PRECISION, FLOOR_SERVER};
+use super::scenarios::{Drive, LongRequests, PlannedCell, Point, CAPACITY_PRECISION, FLOOR_SERVER};
 
 /// How long a server may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,13 +152,13 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `spec` (a model with `--work` and `--body`) pinned to `cpus`,
-    /// and waits until it prints its listening line (an external server:
-    /// accepts a connection). Err is the reason, for the report.
+    /// Starts `spec` (a model with the point's `--work`, `--slow-work` and
+    /// `--body`) pinned to `cpus`, and waits until it prints its listening
+    /// line (an external server: accepts a connection). Err is the reason,
+    /// for the report.
     pub fn start(
         spec: &ServerSpec,
-        work: Option<&str>,
-        body: Option<&str>,
+        point: &Point,
         cpus: Option<&[usize]>,
     ) -> Result<ServerProcess, String> {
         let (program, argv, port) = match &spec.kind {
@@ -177,7 +177,13 @@ impl ServerProcess {
                 };
                 argv.extend(["--addr", "127.0.0.1:0"]);
                 if let ServerKind::Model(_) = kind {
-                    for (flag, value) in [("--work", work), ("--body", body)] {
+                    let slow_work = point.long.map(|long| long.work);
+                    let handler = [
+                        ("--work", point.work),
+                        ("--slow-work", slow_work),
+                        ("--body", point.body),
+                    ];
+                    for (flag, value) in handler {
                         argv.extend(value.map(|v| [flag, v]).into_iter().flatten());
                     }
                 }
@@ -418,8 +424,8 @@ pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran
         Some(format!(
             "needs {needs} open files; the limit is {limit} (raise the hard limit: ulimit -Hn)"
         ))
-    } else if (point.work.is_some() || point.body.is_some()) && !model {
-        Some("--work and --body are options of servelab serve; an external server has no such handler".to_string())
+    } else if (point.work.is_some() || point.body.is_some() || point.long.is_some()) && !model {
+        Some("--work, --slow-work and --body are options of servelab serve; an external server has no such handler".to_string())
     } else {
         None
     };
@@ -442,7 +448,7 @@ pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran
         (Some(all), Some(k)) => Some(&all[..k.min(all.len())]),
         (all, _) => all,
     };
-    let mut server = match ServerProcess::start(spec, point.work, point.body, cpus) {
+    let mut server = match ServerProcess::start(spec, point, cpus) {
         Ok(server) => server,
         Err(reason) => {
             let failed = format!("the server {reason}");
@@ -521,6 +527,7 @@ fn load_config(
     config.duration = cell.duration;
     config.rate = rate;
     config.connections = cell.point().drive.connections();
+    config.mix = cell.point().long.map(LongRequests::mix);
     match cell.point().drive {
         Drive::Closed { pipeline, .. } => config.pipeline = pipeline,
         Drive::Slow { connections, .. } | Drive::Noise { connections, .. } => {

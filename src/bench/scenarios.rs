@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use clap::ValueEnum;
+
+use crate::load::Mix;
+use crate::route::SLOW_PATH;
+use crate::units::parse_share_ppm;
 use serde::{Deserialize, Serialize};
 
 /// How a point loads the server.
@@ -93,6 +97,31 @@ pub struct Point {
     pub body: Option<&'static str>,
     /// The server CPUs it is pinned to (`None`: all); not planned beyond them.
     pub cpus: Option<usize>,
+    /// Long requests mixed into the load (`None`: one kind of request);
+    /// servelab's models only.
+    pub long: Option<LongRequests>,
+}
+
+/// Long requests mixed into a point's load: `share` of its requests go to
+/// [`SLOW_PATH`](crate::route::SLOW_PATH), which the server answers after
+/// `work` (`serve --slow-work`, `load --mix`), so that the latency of the
+/// short requests behind them is measured apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LongRequests {
+    /// The server's `--slow-work`.
+    pub work: &'static str,
+    /// Their share of the requests, as `load --mix` takes it (`1%`).
+    pub share: &'static str,
+}
+
+impl LongRequests {
+    /// The load generator's `--mix` for them.
+    pub fn mix(self) -> Mix {
+        Mix {
+            path: SLOW_PATH.to_string(),
+            share_ppm: parse_share_ppm(self.share).expect("a scenario's share parses"),
+        }
+    }
 }
 
 impl Point {
@@ -104,6 +133,7 @@ impl Point {
             work: None,
             body: None,
             cpus: None,
+            long: None,
         }
     }
 }
@@ -304,8 +334,19 @@ pub const SEED: PointId = ScenarioId::Seed.at(0);
 pub const FLOOR_CLOSED: PointId = ScenarioId::Floor.at(0);
 /// The server `floor` runs against (no row of the other tables).
 pub const FLOOR_SERVER: &str = "responder";
-/// The work of `spread`: 10 µs, but 1 ms for 1% of requests.
+/// The service times of `spread`: 10 µs, but 1 ms for 1% of requests, as
+/// one handler (`work` and `capacity` run it; `spread`'s rates scale from
+/// the capacity under it).
 pub const SPREAD_WORK: &str = "cpu:10us|1ms@1%";
+/// `spread`'s short requests: [`SPREAD_WORK`] but for its long ones.
+pub const SPREAD_SHORT: &str = "cpu:10us";
+/// `spread`'s long requests, on their own path so that the load generator
+/// tells them from the short ones: the same service times as
+/// [`SPREAD_WORK`].
+pub const SPREAD_LONG: LongRequests = LongRequests {
+    work: "cpu:1ms",
+    share: "1%",
+};
 /// `work`: 50 µs of CPU per request.
 pub const WORK_CPU: PointId = ScenarioId::Work.at(0);
 /// `work`: a blocking 1 ms wait.
@@ -430,7 +471,8 @@ const fn capacity(label: &'static str, work: Option<&'static str>) -> Point {
 
 const fn spread(label: &'static str, fraction: f64) -> Point {
     Point {
-        work: Some(SPREAD_WORK),
+        work: Some(SPREAD_SHORT),
+        long: Some(SPREAD_LONG),
         ..open(label, fraction)
     }
 }
@@ -651,11 +693,12 @@ pub static SCENARIOS: &[Scenario] = &[
     Scenario {
         id: ScenarioId::Spread,
         title: "Spread service times",
-        question: "The handler cpu:10us|1ms@1% (10 µs of CPU, 1 ms for 1% of requests) offered \
-                   open loop at 50% and 80% of each model's own capacity under it: p50, p99 and \
-                   p99.9 of all requests. How the short requests fare behind the long ones \
-                   (their latency apart) is not measured yet: the load generator sends one kind \
-                   of request.",
+        question: "Short requests (GET /, 10 µs of CPU: serve --work cpu:10us) mixed with 1% \
+                   of long ones (GET /slow, 1 ms of CPU: serve --slow-work cpu:1ms, load --mix \
+                   /slow:1%), offered open loop at 50% and 80% of each model's own capacity \
+                   under the same service times (cpu:10us|1ms@1%): the short requests' p50, p99 \
+                   and p99.9 and the long ones' p99, apart. A short request queued behind a long \
+                   one waits for it: head-of-line blocking shows as the short p99 rising.",
         points: &[
             spread("50% of capacity", 0.5),
             spread("80% of capacity", 0.8),

@@ -10,9 +10,9 @@ use servelab::bench::machine::{Build, Machine};
 use servelab::bench::results::{
     BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
 };
-use servelab::bench::scenarios::Profile;
 use servelab::bench::scenarios::ScenarioId as S;
-use servelab::load::{Errors, FairnessJson, LatencyUs, LoadSummary};
+use servelab::bench::scenarios::{Point, Profile};
+use servelab::load::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary};
 
 /// What one made-up run measured.
 #[derive(Clone, Copy)]
@@ -45,6 +45,31 @@ pub fn latency(mean: f64, p99: f64) -> LatencyUs {
     }
 }
 
+/// A point with long requests mixed in: the short kind measured as `f`
+/// says, the long ones (1%) ten times slower; no kinds otherwise.
+fn kinds(p: &Point, f: Fake, responses: u64) -> Vec<KindJson> {
+    let Some(long) = p.long else {
+        return Vec::new();
+    };
+    let kind = |path: &str, share_pct: f64, latency_us: LatencyUs| {
+        let responses = (responses as f64 * share_pct / 100.0) as u64;
+        KindJson {
+            path: path.to_string(),
+            share_pct,
+            requests_sent: responses,
+            responses,
+            responses_2xx_3xx: responses,
+            latency_us: Some(latency_us),
+            histogram: None,
+        }
+    };
+    let share = long.mix().share_ppm as f64 / 10_000.0;
+    vec![
+        kind("/", 100.0 - share, latency(f.mean_us, f.p99_us)),
+        kind("/slow", share, latency(f.mean_us * 10.0, f.p99_us * 10.0)),
+    ]
+}
+
 /// One measured run of `server` at `scenario`'s point `point`.
 pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>) -> CellResult {
     let s = scenario.scenario();
@@ -64,6 +89,8 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
             work: p.work.map(str::to_string),
             body: p.body.map(str::to_string),
             cpus: p.cpus,
+            slow_work: p.long.map(|long| long.work.to_string()),
+            mix: p.long.map(|long| long.mix().to_string()),
             warmup_s: 0.5,
             duration_s: 2.0,
             rate,
@@ -119,7 +146,7 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
             latency_minus_lag_us: None,
             histogram_client_lag: None,
             histogram_minus_lag: None,
-            kinds: Vec::new(),
+            kinds: kinds(p, f, responses),
         }),
         histogram: None,
         server_usage: Some(ServerUsage::new(
