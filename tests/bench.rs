@@ -261,6 +261,9 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
     assert!(after.contains("(docs/bench/throughput.svg)"));
     assert!(after.contains("| CPU/req ÷ event |") && after.contains("Targets `floor-vs-reactors`"));
     assert!(dir.join("docs/bench/throughput.svg").exists());
+    // The quick run searched capacity for the seed's handler: its chart too.
+    assert!(after.contains("(docs/bench/capacity.svg)"), "{after}");
+    assert!(dir.join("docs/bench/capacity.svg").exists());
 
     // --from writes the same report again from results.json, running nothing.
     let again = dir.join("again");

@@ -1033,7 +1033,7 @@ impl Ask<'_> {
             let title = "Requests per second, seed load (median, min–max)";
             let rps = per_server(SEED.label().to_string(), SEED, Column::Rps);
             chart(
-                "throughput.svg",
+                THROUGHPUT_CHART,
                 title,
                 "req/s",
                 false,
@@ -1108,9 +1108,23 @@ impl Ask<'_> {
             let data = bars(seed.into_iter().chain(works).collect());
             chart("work.svg", title, "req/s", true, work.id, data);
         }
+        if let Some(capacity) = self.ran(ScenarioId::Capacity) {
+            let series = capacity
+                .ids()
+                .map(|at| per_server(at.label().to_string(), at, Column::Capacity));
+            let title = "Load held with p99 within the target, per handler (log scale)";
+            let data = bars(series.collect());
+            chart(CAPACITY_CHART, title, "req/s", true, capacity.id, data);
+        }
         charts
     }
 }
+
+/// The chart of the load each model holds under its latency target: the
+/// README shows it beside the throughput chart.
+pub const CAPACITY_CHART: &str = "capacity.svg";
+/// The chart of the seed load's req/s per model.
+pub const THROUGHPUT_CHART: &str = "throughput.svg";
 
 /// The header of the baseline column: `CPU/req ÷ floor`.
 pub fn baseline_header(baseline: &str) -> String {

@@ -37,7 +37,7 @@ use crate::signal::Interrupts;
 pub use args::BenchArgs;
 
 use crate::units::utc_now;
-use analysis::Analysis;
+use analysis::{Analysis, CAPACITY_CHART, THROUGHPUT_CHART};
 use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
@@ -580,10 +580,13 @@ fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> 
         println!("Exported {}", path.display());
     }
     if let Some(readme) = &args.update_readme {
-        let chart = outputs.iter().find(|o| o.file == "throughput.svg");
-        let chart = chart.map(|c| (c.file.as_str(), c.bytes.as_slice()));
+        let charts: Vec<_> = [THROUGHPUT_CHART, CAPACITY_CHART]
+            .iter()
+            .filter_map(|&file| outputs.iter().find(|o| o.file == file))
+            .map(|c| (c.file.as_str(), c.bytes.as_slice()))
+            .collect();
         let block = args.readme_block.as_deref();
-        for path in readme::update(readme, block, results, &analysis, chart)? {
+        for path in readme::update(readme, block, results, &analysis, &charts)? {
             println!("Updated {}", path.display());
         }
     }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::analysis::Analysis;
+use super::analysis::{Analysis, CAPACITY_CHART};
 use super::export::markdown;
 use super::results::BenchResults;
 
@@ -105,12 +105,13 @@ pub fn check(readme: &Path, name: Option<&str>) -> Result<(), String> {
 }
 
 /// The block: where and when it was measured, the summary table, the
-/// baseline ratios and the targets if the run had them, the chart.
+/// baseline ratios and the targets if the run had them, the charts (their
+/// paths relative to the README).
 pub fn block(
     results: &BenchResults,
     analysis: &Analysis,
     markers: &Markers,
-    chart: Option<&str>,
+    charts: &[String],
 ) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -133,46 +134,46 @@ pub fn block(
         out.push_str(&format!("\nTargets `{}` ({}):\n\n", t.set, t.about));
         out.push_str(&markdown::targets_table(t).markdown());
     }
-    if let Some(chart) = chart {
-        out.push_str(&format!("\n![Requests per second per model]({chart})\n"));
+    for chart in charts {
+        let what = match chart.ends_with(CAPACITY_CHART) {
+            true => "Load each model holds with p99 within the target",
+            false => "Requests per second per model",
+        };
+        out.push_str(&format!("\n![{what}]({chart})\n"));
     }
     out
 }
 
-/// Writes `chart_svg` (if any) under [`CHART_DIR`] next to `readme` and
-/// rewrites the README's block (the main one, or the one called `name`);
-/// returns the files written.
+/// Writes `charts` (file name, SVG) under [`CHART_DIR`] next to `readme`
+/// and rewrites the README's block (the main one, or the one called
+/// `name`); returns the files written.
 pub fn update(
     readme: &Path,
     name: Option<&str>,
     results: &BenchResults,
     analysis: &Analysis,
-    chart: Option<(&str, &[u8])>,
+    charts: &[(&str, &[u8])],
 ) -> Result<Vec<PathBuf>, String> {
     let markers = Markers::of(name);
     let dir = readme.parent().unwrap_or(Path::new("."));
     let mut written = Vec::new();
-    let link = match chart {
-        Some((file, svg)) => {
-            let folder = dir.join(CHART_DIR);
-            std::fs::create_dir_all(&folder)
-                .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    let mut links = Vec::new();
+    if !charts.is_empty() {
+        let folder = dir.join(CHART_DIR);
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        for (file, svg) in charts {
             let file = name.map_or(file.to_string(), |name| format!("{name}-{file}"));
             let path = folder.join(&file);
             std::fs::write(&path, svg)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             written.push(path);
-            Some(format!("{CHART_DIR}/{file}"))
+            links.push(format!("{CHART_DIR}/{file}"));
         }
-        None => None,
-    };
+    }
     let text = std::fs::read_to_string(readme)
         .map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
-    let new = splice(
-        &text,
-        &markers,
-        &block(results, analysis, &markers, link.as_deref()),
-    )?;
+    let new = splice(&text, &markers, &block(results, analysis, &markers, &links))?;
     std::fs::write(readme, new).map_err(|e| format!("cannot write {}: {e}", readme.display()))?;
     written.push(readme.to_path_buf());
     Ok(written)
