@@ -356,6 +356,20 @@ mod floor {
         assert!(!f.within(100.0, 190.0, Some(50_000.0)));
         assert!(!Floor::default().within(1.0, 1.0, None));
     }
+
+    #[test]
+    fn a_stall_in_the_lowest_rates_window_does_not_raise_the_floor() {
+        let f = Floor {
+            closed_p99: Some(300.0),
+            open: vec![(10_000.0, 92_800.0), (100_000.0, 28.0), (200_000.0, 200.0)],
+        };
+        assert_eq!(f.lowest_p99(), Some(28.0));
+        let closed_only = Floor {
+            closed_p99: Some(300.0),
+            open: Vec::new(),
+        };
+        assert_eq!(closed_only.lowest_p99(), Some(300.0));
+    }
 }
 
 mod targets {

@@ -598,7 +598,7 @@ impl Ask<'_> {
         let notes = ScenarioId::Capacity.scenario().ids().filter_map(|at| {
             let k = raised(at)?;
             Some(format!(
-                "The floor's p99 at its lowest rate ({}) is not below the {} target of `capacity` {}: that target was raised to {}, twice the floor.",
+                "The floor's least p99 ({}) is not below the {} target of `capacity` {}: that target was raised to {}, twice the floor.",
                 format::micros(k.floor_p99_us.unwrap_or(0.0)),
                 format::micros(k.nominal_target_us),
                 at.label(),

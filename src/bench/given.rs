@@ -27,7 +27,7 @@ pub struct Target {
     pub target: Duration,
     /// The workload's own target ([`nominal_target`]).
     pub nominal: Duration,
-    /// The floor's p99 at its lowest rate, if measured.
+    /// The floor's least p99 (over its open-loop rates), if measured.
     pub floor_p99: Option<Duration>,
 }
 

@@ -285,7 +285,7 @@ pub struct CapacityRecord {
     pub target_us: f64,
     /// The workload's own target, µs (`target_us` is above it when the floor was).
     pub nominal_target_us: f64,
-    /// The floor's p99 at its lowest rate, µs, when it was measured.
+    /// The floor's least p99 (over its open-loop rates), µs, when it was measured.
     pub floor_p99_us: Option<f64>,
     /// The highest rate probed: the server's peak req/s under the work.
     pub ceiling: f64,
