@@ -373,13 +373,20 @@ fn n_sends_exactly_n_requests_and_ends_when_they_are_answered() {
     ]);
     let json = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{json}");
-    for (key, value) in [
-        ("requests_sent", "100"),
-        ("responses", "100"),
-        ("scheduled_not_sent", "0"),
-    ] {
+    for (key, value) in [("requests_sent", "100"), ("responses", "100")] {
         assert_eq!(json_field(&json, key), value, "{key} in {json}");
     }
+    // Slots can go unsent for want of pipeline room while the count is
+    // not yet reached (a server slowed by a busy machine keeps connections
+    // busy), but only those due before the run ended: counted, the rest of
+    // the default 60 s schedule would be about 120,000.
+    let not_sent: f64 = json_field(&json, "scheduled_not_sent").parse().unwrap();
+    let elapsed: f64 = json_field(&json, "elapsed_s").parse().unwrap();
+    assert!(elapsed < 30.0, "{json}");
+    assert!(
+        not_sent <= elapsed * 2000.0 + 4.0,
+        "scheduled_not_sent in {json}"
+    );
 
     let out = load(&["-n", "10", "-c", "2", &server.url()]);
     let text = String::from_utf8(out.stdout).unwrap();
