@@ -472,21 +472,18 @@ impl Ask<'_> {
             sweep.ids().filter_map(at).collect()
         };
         let (t2, t3) = (threads(V2), threads(V3));
-        let (measured, verdict) = if t2.len() >= 2 && t3.len() >= 2 {
-            let (lo2, hi2) = (t2[0], t2[t2.len() - 1]);
-            let min3 = t3.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-            let max3 = t3.iter().map(|p| p.1).fold(0.0, f64::max);
+        // Pool's thread counts over the sweep (at least two points).
+        let pool = Spread::of(&t3.iter().map(|p| p.1).collect::<Vec<_>>());
+        let pool = pool.filter(|p| p.runs >= 2);
+        let (measured, verdict) = if let (Some(p), [lo2, .., hi2]) = (pool, &t2[..]) {
+            let (min3, max3) = (p.min, p.max);
             let fixed = max3 - min3 <= 2.0;
             let grows = hi2.0 > lo2.0 && hi2.1 - lo2.1 >= (hi2.0 - lo2.0) * 0.5;
+            let (first, last) = (lo2.1, hi2.1);
+            let (lo, hi) = (format::count(lo2.0 as u64), format::count(hi2.0 as u64));
             (
                 format!(
-                    "pool: {}–{} threads across the sweep; threaded: {} threads at its first point ({} connections served), {} at its last ({} served)",
-                    min3,
-                    max3,
-                    lo2.1,
-                    format::count(lo2.0 as u64),
-                    hi2.1,
-                    format::count(hi2.0 as u64)
+                    "pool: {min3}–{max3} threads across the sweep; threaded: {first} threads at its first point ({lo} connections served), {last} at its last ({hi} served)"
                 ),
                 Verdict::of(fixed && grows),
             )

@@ -86,13 +86,13 @@ impl Setup {
                     "--server {name:?}: the name is taken by the floor's built-in responder"
                 ));
             }
-            let kind = ServerKind::External {
-                command: command.clone(),
-            };
-            servers.push(ServerSpec {
-                name: name.clone(),
-                kind,
-            });
+            let (name, kind) = (
+                name.clone(),
+                ServerKind::External {
+                    command: command.clone(),
+                },
+            );
+            servers.push(ServerSpec { name, kind });
         }
         let mut chosen: Vec<&'static Scenario> = match (args.scenarios.is_empty(), profile) {
             (true, Profile::Quick) => {
