@@ -380,9 +380,8 @@ impl Ask<'_> {
                 Some(text) => (text, c.verdict),
                 None => not_measured(needs),
             };
-            let claim = target.label;
             Claim {
-                claim,
+                claim: target.label,
                 seed_figure,
                 measured,
                 rule,

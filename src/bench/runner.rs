@@ -664,8 +664,7 @@ fn measure_capacity(
         if error.is_some() || ctx.interrupted.load(Ordering::Relaxed) {
             return probe;
         }
-        let report = load_config(server.addr, cell, ctx, Some(rate)).and_then(|mut config| {
-            config.cancel = Some(Arc::new(AtomicBool::new(false)));
+        let report = load_config(server.addr, cell, ctx, Some(rate)).and_then(|config| {
             run_load(&config).map_err(|e| format!("the load could not run: {e}"))
         });
         match report {

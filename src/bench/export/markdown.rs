@@ -165,6 +165,7 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
         format!("{b}: `{header}` is each run's server CPU/req over {b}'s in the same run of the same point")
     });
     let (planned, took) = (format::seconds(s.planned_s), format::seconds(s.elapsed_s));
+    let servelab = format!("{} at commit {} ({} build)", b.version, b.commit, b.profile);
     let servers = r
         .servers
         .iter()
@@ -173,13 +174,7 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
         ("CPU", Some(format!("{} × {}", m.cpu_model, m.cpus))),
         ("memory", Some(format::bytes(m.memory_bytes as f64))),
         ("kernel", Some(m.kernel.clone())),
-        (
-            "servelab",
-            Some(format!(
-                "{} at commit {} ({} build)",
-                b.version, b.commit, b.profile
-            )),
-        ),
+        ("servelab", Some(servelab)),
         ("started", Some(r.started_at.clone())),
         ("finished", Some(r.finished_at.clone())),
         ("pinning", Some(pinning)),
