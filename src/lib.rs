@@ -7,6 +7,7 @@ pub mod bench;
 pub mod http;
 pub mod load;
 pub mod models;
+pub mod procfs;
 pub mod responder;
 pub mod route;
 pub mod signal;

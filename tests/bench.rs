@@ -239,9 +239,9 @@ fn quick_bench_writes_report_json_charts_and_the_readme_block() {
         .filter(|s| s.id != ScenarioId::Floor)
     {
         assert!(
-            report.contains(&format!("### `{}`", s.name())),
+            report.contains(&format!("### `{}`", s.id)),
             "no {} section",
-            s.name()
+            s.id
         );
     }
     assert!(report.contains("sequential left 99 of 100 connections without a single response"));

@@ -12,7 +12,7 @@ use bench_support::{bench_of, cell, idle_cell, Fake};
 use servelab::bench::analysis::Analysis;
 use servelab::bench::columns::Column;
 use servelab::bench::compare::{Basis, Comparison};
-use servelab::bench::export::{csv::Csv, Exporter, Report};
+use servelab::bench::export::{self, Report};
 use servelab::bench::machine::{Build, Machine};
 use servelab::bench::results::{BenchResults, CellResult};
 use servelab::bench::scenarios::{Profile, ScenarioId as S};
@@ -378,12 +378,11 @@ fn the_csv_has_one_row_per_point_and_server_with_median_min_max() {
     // A point label with a comma and a quote is quoted per RFC 4180.
     r.cells[0].point = "100 \"connections\", seed".to_string();
     let a = Analysis::of(&r);
-    let out = Csv
-        .render(&Report {
-            results: &r,
-            analysis: &a,
-        })
-        .unwrap();
+    let out = export::csv::render(&Report {
+        results: &r,
+        analysis: &a,
+    })
+    .unwrap();
     assert_eq!(out[0].file, "results.csv");
     let text = String::from_utf8(out[0].bytes.clone()).unwrap();
     assert!(text.contains("\"100 \"\"connections\"\", seed\""), "{text}");

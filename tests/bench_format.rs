@@ -26,6 +26,16 @@ mod format {
         assert_eq!(spread(s, Unit::Times), "2.000× (1.000×–4.000×)");
         assert_eq!(number(9_900.0, Unit::Count), "9,900");
     }
+
+    #[test]
+    fn ticks() {
+        assert_eq!(percentile_tick(1.0), "0%");
+        assert_eq!(percentile_tick(10.0), "90%");
+        assert_eq!(percentile_tick(1000.0), "99.9%");
+        assert_eq!(axis(120_000.0), "120k");
+        assert_eq!(axis(1_500_000.0), "1.5M");
+        assert_eq!(axis(250.0), "250");
+    }
 }
 
 mod table {
@@ -59,6 +69,18 @@ mod results {
         assert_eq!(Spread::of(&[1.0, 4.0]).unwrap().median, 2.5);
         assert!(Spread::of(&[]).is_none());
         assert!(Spread::of(&[f64::NAN]).is_none());
+        let old = Spread::of(&[100.0]).unwrap();
+        let new = Spread::of(&[90.0, 110.0, 100.0]).unwrap();
+        let r = new.over(old.median).unwrap();
+        assert_eq!((r.median, r.min, r.max, r.runs), (1.0, 0.9, 1.1, 3));
+        assert!(new.over(0.0).is_none());
+    }
+
+    #[test]
+    fn reads_its_own_proc_figures() {
+        let me = ProcSample::of(&servelab::procfs::tree(std::process::id()));
+        assert!(me.processes >= 1);
+        assert!(me.rss_kib > 0 && me.threads >= 1 && me.fds >= 3, "{me:?}");
     }
 }
 
@@ -69,7 +91,7 @@ mod headline {
 
     #[test]
     fn every_headline_column_reads_a_median_and_has_a_key() {
-        for c in HEADLINE {
+        for (c, _) in HEADLINE {
             assert!(matches!(c.metric().read, Read::Median(_)), "{c:?}");
             assert!(key(c)
                 .chars()
@@ -89,7 +111,8 @@ mod columns {
         for s in ScenarioId::all() {
             assert!(!columns(s).is_empty());
         }
-        assert!(all_metrics().iter().all(|m| !m.about.is_empty()));
+        let mut every = ScenarioId::all().flat_map(columns_with_baseline);
+        assert!(every.all(|c| !c.metric().about.is_empty()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The plan and what feeds it, from outside the crate: the scenarios'
 //! time budget and order, the flags' parsers, the capacity search on
-//! synthetic latency curves, a search's target and the floor's rule.
+//! synthetic latency curves, a search's target and the floor's rule, the
+//! targets' columns, and the plan run cell by cell without a server.
 
 mod scenarios {
     use servelab::bench::scenarios::*;
@@ -373,8 +374,27 @@ mod floor {
 }
 
 mod targets {
-    use servelab::bench::columns::Unit;
+    use servelab::bench::columns::{columns, Read, Unit};
     use servelab::bench::targets::*;
+
+    #[test]
+    fn every_target_reads_a_median_column_of_its_scenario() {
+        let mut names = names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SETS.len());
+        for set in SETS {
+            assert!(!set.targets.is_empty());
+            for t in set.targets {
+                let shown = columns(t.at.scenario);
+                let columns = std::iter::once(t.column).chain(t.only_if.iter().map(|c| c.column));
+                for c in columns {
+                    assert!(shown.contains(&c), "{}: {c:?}", t.label);
+                    assert!(matches!(c.metric().read, Read::Median(_)), "{}", t.label);
+                }
+            }
+        }
+    }
 
     #[test]
     fn bounds() {
@@ -404,6 +424,26 @@ mod runner {
     fn cpus_are_allowed() {
         assert!(!allowed_cpus().is_empty());
     }
+
+    #[test]
+    fn an_external_server_may_die_of_the_sigterm() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitStatus;
+        // Raw wait statuses: the low 7 bits are the signal, the next byte
+        // the exit code.
+        let exit = |code: i32| ExitStatus::from_raw(code << 8);
+        let killed = |signal: i32| ExitStatus::from_raw(signal);
+        assert!(stopped_cleanly(exit(0), false));
+        assert!(stopped_cleanly(exit(0), true));
+        assert!(!stopped_cleanly(exit(1), true));
+        assert!(stopped_cleanly(killed(libc::SIGTERM), true));
+        assert!(
+            !stopped_cleanly(killed(libc::SIGTERM), false),
+            "a model handles SIGTERM"
+        );
+        assert!(!stopped_cleanly(killed(libc::SIGKILL), true));
+        assert!(!stopped_cleanly(killed(libc::SIGSEGV), true));
+    }
 }
 
 mod clients {
@@ -416,5 +456,143 @@ mod clients {
         assert!((MALFORMED[1].bytes)()
             .windows(17)
             .any(|w| w == b"Transfer-Encoding"));
+    }
+}
+
+mod plan_runs {
+    use servelab::bench::given::Given;
+    use servelab::bench::machine::CpuTimes;
+    use servelab::bench::progress::Progress;
+    use servelab::bench::results::{CellResult, OtherLoad, Outcome, ProcSample, ServerUsage};
+    use servelab::bench::runner::{run_plan, START_ATTEMPTS};
+    use servelab::bench::scenarios::{Overrides, Plan, PlannedCell, Profile, ScenarioId};
+    use servelab::units::utc_now;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    fn plan(scenarios: &[ScenarioId], servers: usize) -> Plan {
+        let chosen: Vec<_> = scenarios.iter().map(|s| s.scenario()).collect();
+        Plan::new(&chosen, servers, Profile::Default, Overrides::default())
+    }
+
+    type Seen = Vec<(ScenarioId, usize, String, u32)>;
+
+    /// Runs `plan` starting nothing: the cells it was given, in order, and
+    /// their planned time; the servers named in `broken` fail to start, and
+    /// the interrupt flag rises after `interrupt_after` cells.
+    fn run_mock(
+        plan: &Plan,
+        servers: &[&str],
+        broken: &[&str],
+        interrupt_after: Option<usize>,
+    ) -> (Vec<CellResult>, Seen, Duration) {
+        let flag = AtomicBool::new(false);
+        let (mut seen, mut planned) = (Seen::new(), Duration::ZERO);
+        let mut run = |cell: &PlannedCell, server: &str, _: &Given| {
+            seen.push((cell.scenario.id, cell.point, server.to_string(), cell.run));
+            planned += cell.estimate();
+            if interrupt_after == Some(seen.len()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            let mut r = CellResult::planned(cell, server, utc_now());
+            if !broken.contains(&server) {
+                return (r, None);
+            }
+            r.outcome = Outcome::Failed {
+                reason: "the server exited before it was ready".to_string(),
+            };
+            (r, Some("exited before it was ready".to_string()))
+        };
+        let mut progress = Progress::new(plan.estimate());
+        let cells = run_plan(plan, servers, &mut run, &flag, &mut progress);
+        (cells, seen, planned)
+    }
+
+    #[test]
+    fn the_plan_runs_every_cell_in_order_within_its_budget() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Idle], 2);
+        let (cells, seen, planned) = run_mock(&plan, &["a", "b"], &[], None);
+        assert_eq!(cells.len(), plan.cells.len());
+        assert_eq!(seen.len(), plan.cells.len());
+        assert_eq!(planned, plan.estimate());
+        let order: Vec<_> = seen.iter().map(|s| (s.0, s.2.as_str(), s.3)).collect();
+        assert_eq!(
+            &order[..4],
+            &[
+                (ScenarioId::Seed, "a", 1),
+                (ScenarioId::Seed, "b", 1),
+                (ScenarioId::Seed, "a", 2),
+                (ScenarioId::Seed, "b", 2)
+            ]
+        );
+        assert!(cells.iter().all(CellResult::measured));
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_plan_after_the_cell_under_way() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Churn], 2);
+        let (cells, seen, _) = run_mock(&plan, &["a", "b"], &[], Some(3));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(cells.len(), 3);
+        assert!(cells.len() < plan.cells.len());
+    }
+
+    #[test]
+    fn a_server_that_fails_to_start_twice_is_not_tried_again() {
+        let plan = plan(&[ScenarioId::Seed, ScenarioId::Connections], 2);
+        let (cells, seen, _) = run_mock(&plan, &["ok", "broken"], &["broken"], None);
+        assert_eq!(cells.len(), plan.cells.len());
+        let tried = seen.iter().filter(|s| s.2 == "broken").count();
+        assert_eq!(tried, START_ATTEMPTS);
+        let broken: Vec<&CellResult> = cells.iter().filter(|c| c.server == "broken").collect();
+        assert!(broken.iter().all(|c| !c.measured()));
+        match &broken.last().unwrap().outcome {
+            Outcome::Failed { reason } => assert!(
+                reason.starts_with("not started: it failed to start 2 times (exited before"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(cells
+            .iter()
+            .filter(|c| c.server == "ok")
+            .all(CellResult::measured));
+    }
+
+    #[test]
+    fn other_load_is_what_neither_the_bench_nor_its_servers_used() {
+        let before = CpuTimes {
+            busy_s: 10.0,
+            steal_s: 1.0,
+            total_s: 100.0,
+        };
+        let after = CpuTimes {
+            busy_s: 18.0,
+            steal_s: 1.5,
+            total_s: 120.0,
+        };
+        let mut cell = CellResult::planned(
+            &Plan::new(
+                &[ScenarioId::Seed.scenario()],
+                1,
+                Profile::Quick,
+                Overrides::default(),
+            )
+            .cells[0],
+            "event",
+            utc_now(),
+        );
+        let loaded = ProcSample {
+            cpu_s: 3.0,
+            ..ProcSample::default()
+        };
+        cell.server_usage = Some(ServerUsage::new(ProcSample::default(), 2.0, loaded, 1));
+        // 8 s busy: 2 s the bench, 3 s the server, 3 s someone else.
+        let o = OtherLoad::between(before, after, 2.0, &[cell.clone()]);
+        assert!((o.other_share - 3.0 / 20.0).abs() < 1e-9, "{o:?}");
+        assert!((o.steal_share - 0.5 / 20.0).abs() < 1e-9, "{o:?}");
+        // Never below zero, whatever the clocks say.
+        let o = OtherLoad::between(before, after, 7.0, &[cell]);
+        assert_eq!(o.other_share, 0.0);
     }
 }

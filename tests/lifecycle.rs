@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use servelab::load::{run_load, LoadConfig};
 use servelab::models::{Model, ServerConfig};
+use servelab::procfs;
 use servelab::route::Work;
 
 /// `GET /` that closes its connection after the response.
@@ -55,7 +56,7 @@ fn queued_connections_are_served_once_descriptors_free_up(model: Model) {
     let flags = ["--idle-timeout", "60s", "--acceptors", "1"];
     let server = ServeProcess::start_with_fd_limit(model, &flags, FD_LIMIT);
     let pid = server.pid();
-    let in_use = open_fds(pid);
+    let in_use = procfs::fds(pid).unwrap();
     let mut held = Vec::new();
     let mut queued = Vec::new();
     if is_sequential(model) {
@@ -78,7 +79,7 @@ fn queued_connections_are_served_once_descriptors_free_up(model: Model) {
             assert_eq!(c.request(GET).status, 200);
             held.push(c);
         }
-        let in_use = open_fds(pid);
+        let in_use = procfs::fds(pid).unwrap();
         assert!(
             (0..FD_LIMIT as u32).all(|fd| in_use.contains(&fd)),
             "the server still has descriptors free: {in_use:?}"
@@ -90,10 +91,10 @@ fn queued_connections_are_served_once_descriptors_free_up(model: Model) {
         c.send(GET_CLOSE);
         queued.push(c);
     }
-    let cpu_before = cpu_time(pid);
+    let cpu_before = procfs::cpu_seconds(pid).unwrap();
     let watch_started = Instant::now();
     std::thread::sleep(EXHAUSTED_FOR);
-    let cpu = cpu_time(pid) - cpu_before;
+    let cpu = Duration::from_secs_f64(procfs::cpu_seconds(pid).unwrap() - cpu_before);
     let watched = watch_started.elapsed();
     for (i, c) in queued.iter_mut().enumerate() {
         assert_no_bytes_yet(c, i);

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use common::*;
 use servelab::models::Model;
+use servelab::procfs;
 
 /// Idle connections measured: enough that fixed costs (the ring, the first
 /// chunk of the table) are spread thin, few enough to take a second.
@@ -93,10 +94,10 @@ fn idle_connections_cost_under(model: Model, bound: u64) {
 /// 2 s): the server has answered everything, but may still be returning
 /// buffers of sends that just completed.
 fn settled_rss_kib(pid: u32) -> u64 {
-    let mut last = status_kib(pid, "VmRSS");
+    let mut last = procfs::status(pid, "VmRSS").unwrap();
     poll(Duration::from_secs(2), || {
         std::thread::sleep(Duration::from_millis(50));
-        let now = status_kib(pid, "VmRSS");
+        let now = procfs::status(pid, "VmRSS").unwrap();
         let settled = now == last;
         last = now;
         settled.then_some(())
@@ -145,7 +146,7 @@ fn parked_connections_cost_under_1_kib(model: Model) {
     }
     // Read while every request is still parked (each waits a second).
     std::thread::sleep(Duration::from_millis(200));
-    let parked = status_kib(pid, "VmRSS");
+    let parked = procfs::status(pid, "VmRSS").unwrap();
     let read_within = sent_at.elapsed();
     let per_connection = parked.saturating_sub(idle) * 1024 / CONNECTIONS as u64;
     say(&format!(

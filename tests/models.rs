@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use servelab::http::Limits;
 use servelab::models::{Model, ServerConfig};
+use servelab::procfs;
 use servelab::route::{Routes, Work};
 
 /// Keep-alive `GET /` closing the connection after its response.
@@ -35,18 +36,6 @@ fn try_get(addr: SocketAddr) -> Option<u16> {
     stream.read_to_end(&mut response).ok()?;
     let status = response.get(9..12)?;
     std::str::from_utf8(status).ok()?.parse().ok()
-}
-
-/// Threads of process `pid`, from the `Threads:` line of /proc/<pid>/status.
-fn thread_count(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .expect("Threads: line")
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// Sockets listening on 127.0.0.1:`port`, from /proc/net/tcp (state 0A is
@@ -193,7 +182,11 @@ fn v3_thread_count_is_fixed_under_500_connections() {
     let flags = ["--acceptors", "2", "--pool-size", "8"];
     let server = ServeProcess::start(Model::Pool, &flags);
     let expected = 2 + 8 + 1;
-    assert_eq!(thread_count(server.pid()), expected, "before load");
+    assert_eq!(
+        procfs::status(server.pid(), "Threads").unwrap(),
+        expected,
+        "before load"
+    );
 
     let mut clients: Vec<Client> = (0..CONNECTIONS)
         .map(|_| Client::connect(server.addr))
@@ -201,12 +194,16 @@ fn v3_thread_count_is_fixed_under_500_connections() {
     for c in &mut clients {
         c.send(GET_CLOSE);
     }
-    assert_eq!(thread_count(server.pid()), expected, "under load");
+    assert_eq!(
+        procfs::status(server.pid(), "Threads").unwrap(),
+        expected,
+        "under load"
+    );
     for c in &mut clients {
         assert_eq!(c.read_response().status, 200);
     }
     assert_eq!(
-        thread_count(server.pid()),
+        procfs::status(server.pid(), "Threads").unwrap(),
         expected,
         "with 500 answered connections open"
     );
@@ -472,8 +469,12 @@ fn thread_count_is_fixed_under_500_connections(model: Model) {
     const CONNECTIONS: usize = 500;
     raise_fd_limit();
     let server = ServeProcess::start(model, &["--reactors", "2"]);
-    let expected = 2 + 1 + usize::from(model == Model::Tokio);
-    assert_eq!(thread_count(server.pid()), expected, "before load");
+    let expected = 2 + 1 + u64::from(model == Model::Tokio);
+    assert_eq!(
+        procfs::status(server.pid(), "Threads").unwrap(),
+        expected,
+        "before load"
+    );
     let mut clients: Vec<Client> = (0..CONNECTIONS)
         .map(|_| Client::connect(server.addr))
         .collect();
@@ -481,7 +482,7 @@ fn thread_count_is_fixed_under_500_connections(model: Model) {
         assert_eq!(c.request(GET).status, 200);
     }
     assert_eq!(
-        thread_count(server.pid()),
+        procfs::status(server.pid(), "Threads").unwrap(),
         expected,
         "with 500 connections open"
     );
@@ -548,18 +549,19 @@ fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
         "60s",
     ];
     let server = ServeProcess::start(Model::Uring, &flags);
-    let rss_before = rss_bytes(server.pid());
+    let rss_before = procfs::status(server.pid(), "VmRSS").unwrap() * 1024;
     let mut clients: Vec<Client> = (0..CONNECTIONS)
         .map(|_| Client::connect(server.addr))
         .collect();
     // All accepted: the server holds a descriptor for each.
     let accepted = poll(Duration::from_secs(10), || {
-        (open_descriptors(server.pid()) >= CONNECTIONS).then_some(())
+        (procfs::fds(server.pid()).map_or(0, |fds| fds.len()) >= CONNECTIONS).then_some(())
     });
     assert!(accepted.is_some(), "not all connections were accepted");
     say(&format!(
         "{test}: RSS grew {} bytes per idle connection",
-        rss_bytes(server.pid()).saturating_sub(rss_before) / CONNECTIONS as u64
+        (procfs::status(server.pid(), "VmRSS").unwrap() * 1024).saturating_sub(rss_before)
+            / CONNECTIONS as u64
     ));
     for c in &mut clients {
         c.send(GET);
@@ -569,14 +571,4 @@ fn v5_holds_10000_idle_connections_on_one_reactor_and_answers_all() {
         assert_eq!(r.status, 200, "connection {i}");
         assert_eq!(r.header("Connection"), None, "connection {i}");
     }
-}
-
-/// Resident memory of process `pid`, in bytes.
-fn rss_bytes(pid: u32) -> u64 {
-    status_kib(pid, "VmRSS") * 1024
-}
-
-/// Open descriptors of process `pid`.
-fn open_descriptors(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }

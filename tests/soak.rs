@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use servelab::models::Model;
+use servelab::procfs;
 
 /// Requests per round, over all connections.
 const REQUESTS_PER_ROUND: usize = 200_000;
@@ -195,7 +196,7 @@ fn soak(model: Model) {
     // every worker serves from the first round on.
     let server = ServeProcess::start(model, &["--pool-size", &CONNECTIONS.to_string()]);
     let pid = server.pid();
-    let baseline_fds = open_fds(pid);
+    let baseline_fds = procfs::fds(pid).unwrap();
     let mut first_peak_kib = 0;
     for round in 0..=2 {
         let started = Instant::now();
@@ -207,10 +208,13 @@ fn soak(model: Model) {
         );
         // Closing takes the server a moment (a lingering close up to 500 ms).
         let settled = poll(Duration::from_secs(5), || {
-            (open_fds(pid) == baseline_fds).then_some(())
+            (procfs::fds(pid).unwrap() == baseline_fds).then_some(())
         });
-        let fds = open_fds(pid);
-        let (rss, peak) = (status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"));
+        let fds = procfs::fds(pid).unwrap();
+        let (rss, peak) = (
+            procfs::status(pid, "VmRSS").unwrap(),
+            procfs::status(pid, "VmHWM").unwrap(),
+        );
         eprintln!(
             "{model:?} soak round {round}: {} requests over {} connections in {:.2} s; \
              descriptors {} (baseline {}); RSS {rss} KiB, peak {peak} KiB",

@@ -60,12 +60,10 @@ pub struct SummaryRow {
 pub struct IdleCost {
     /// RSS growth over the empty server per connection, bytes.
     pub bytes: Spread,
-    /// The idle point's label.
-    pub point: String,
+    /// The idle point.
+    pub at: PointId,
     /// Connections answered (median).
     pub answered: f64,
-    /// Connections opened.
-    pub connections: u64,
 }
 
 /// One of the seed's quantitative claims, checked.
@@ -74,7 +72,7 @@ pub struct Claim {
     /// The seed's words.
     pub claim: &'static str,
     /// The seed's own figure.
-    pub seed_figure: String,
+    pub seed_figure: &'static str,
     /// What was measured here.
     pub measured: String,
     /// The rule the verdict follows.
@@ -96,7 +94,7 @@ pub enum ChartData {
     /// Lines: one per series (server), through (x, y) points.
     Lines {
         /// X axis label.
-        x_label: String,
+        x_label: &'static str,
         /// Logarithmic x axis.
         log_x: bool,
         /// The x values are 1/(1-p) for percentile p: ticks read as percentiles.
@@ -110,11 +108,11 @@ pub enum ChartData {
 #[derive(Clone, Debug)]
 pub struct Chart {
     /// File name (`.svg`).
-    pub file: String,
+    pub file: &'static str,
     /// Title.
-    pub title: String,
+    pub title: &'static str,
     /// Y axis label.
-    pub y_label: String,
+    pub y_label: &'static str,
     /// Logarithmic y axis.
     pub log_y: bool,
     /// The scenario it belongs to.
@@ -173,8 +171,6 @@ pub struct Analysis {
     pub baseline: Option<BaselineTable>,
     /// `--check`: the targets, checked.
     pub targets: Option<Checked>,
-    /// The machine's latency floor, when `floor` ran.
-    pub floor: Option<Floor>,
     /// Where the floor was above a `capacity` target.
     pub floor_notes: Vec<String>,
 }
@@ -200,16 +196,12 @@ impl Analysis {
     pub fn of(r: &BenchResults) -> Analysis {
         let servers: Vec<&str> = r.servers.iter().map(|s| s.name.as_str()).collect();
         let cells = CellIndex::of(&r.cells, &r.servers);
-        let seed_rps = servers
-            .iter()
-            .filter_map(|s| Some((s.to_string(), cells.median(SEED, s, CellResult::rps)?)));
+        let rps = |s: &&str| Some((s.to_string(), cells.median(SEED, s, CellResult::rps)?));
+        let cpu = |c: &CellResult| usage(c)?.cpu_us_per_request;
+        let baseline = r.settings.baseline.as_deref();
         let lookup = Lookup {
-            seed_rps: seed_rps.collect(),
-            baseline: r
-                .settings
-                .baseline
-                .as_deref()
-                .map(|b| Reference::of(&r.cells, b, |c| usage(c)?.cpu_us_per_request)),
+            seed_rps: servers.iter().filter_map(rps).collect(),
+            baseline: baseline.map(|b| Reference::of(&r.cells, b, cpu)),
         };
         let targets = r.settings.check.as_deref().and_then(targets::find);
         let targets = targets.map(|set| targets::check(r, &lookup, set));
@@ -221,10 +213,8 @@ impl Analysis {
             floor,
         };
         let problems = r.cells.iter().flat_map(|c| {
-            let at = format!(
-                "{} / {} / {} / run {}",
-                c.scenario, c.point, c.server, c.run
-            );
+            let (scenario, point, server, run) = (c.scenario, &c.point, &c.server, c.run);
+            let at = format!("{scenario} / {point} / {server} / run {run}");
             problems(&[c])
                 .into_iter()
                 .map(move |p| format!("{at}: {p}"))
@@ -239,7 +229,6 @@ impl Analysis {
             baseline: a.baseline_table(&servers),
             targets,
             floor_notes: a.floor_notes(),
-            floor: a.floor,
         }
     }
 }
@@ -301,10 +290,7 @@ impl Ask<'_> {
             Section {
                 name: s.id,
                 rows: rows.collect(),
-                columns: chosen
-                    .iter()
-                    .map(|c| (header(c), c.metric().unit))
-                    .collect(),
+                columns: chosen.iter().map(header).collect(),
             }
         })
         .collect()
@@ -347,9 +333,8 @@ impl Ask<'_> {
             let idle = idle.ids().rev().find_map(|at| {
                 Some(IdleCost {
                     bytes: self.spread(at, s, Column::IdleRss)?,
-                    point: at.label().to_string(),
+                    at,
                     answered: self.figure(at, s, Column::IdleAnswered)?,
-                    connections: at.point().drive.connections() as u64,
                 })
             });
             let seed_cells = self.cells.runs(SEED, s);
@@ -385,7 +370,7 @@ impl Ask<'_> {
         let tol = format::percent(RATIO_TOLERANCE);
         // Target `i` of seed-claims decides; `measured` words its median.
         let claim = |i: usize,
-                     seed_figure: &str,
+                     seed_figure: &'static str,
                      rule: String,
                      needs: &str,
                      measured: &dyn Fn(f64) -> Option<String>| {
@@ -397,7 +382,7 @@ impl Ask<'_> {
             };
             Claim {
                 claim: target.label,
-                seed_figure: seed_figure.to_string(),
+                seed_figure,
                 measured,
                 rule,
                 verdict,
@@ -486,21 +471,18 @@ impl Ask<'_> {
             sweep.ids().filter_map(at).collect()
         };
         let (t2, t3) = (threads(V2), threads(V3));
-        let (measured, verdict) = if t2.len() >= 2 && t3.len() >= 2 {
-            let (lo2, hi2) = (t2[0], t2[t2.len() - 1]);
-            let min3 = t3.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-            let max3 = t3.iter().map(|p| p.1).fold(0.0, f64::max);
+        // Pool's thread counts over the sweep (at least two points).
+        let pool = Spread::of(&t3.iter().map(|p| p.1).collect::<Vec<_>>());
+        let pool = pool.filter(|p| p.runs >= 2);
+        let (measured, verdict) = if let (Some(p), [lo2, .., hi2]) = (pool, &t2[..]) {
+            let (min3, max3) = (p.min, p.max);
             let fixed = max3 - min3 <= 2.0;
             let grows = hi2.0 > lo2.0 && hi2.1 - lo2.1 >= (hi2.0 - lo2.0) * 0.5;
+            let (first, last) = (lo2.1, hi2.1);
+            let (lo, hi) = (format::count(lo2.0 as u64), format::count(hi2.0 as u64));
             (
                 format!(
-                    "pool: {}–{} threads across the sweep; threaded: {} threads at its first point ({} connections served), {} at its last ({} served)",
-                    min3,
-                    max3,
-                    lo2.1,
-                    format::count(lo2.0 as u64),
-                    hi2.1,
-                    format::count(hi2.0 as u64)
+                    "pool: {min3}–{max3} threads across the sweep; threaded: {first} threads at its first point ({lo} connections served), {last} at its last ({hi} served)"
                 ),
                 Verdict::of(fixed && grows),
             )
@@ -509,7 +491,7 @@ impl Ask<'_> {
         };
         Claim {
             claim: "v3's thread count is fixed while v2's grows with connections",
-            seed_figure: "fixed pool vs a thread per connection".to_string(),
+            seed_figure: "fixed pool vs a thread per connection",
             measured,
             rule: "holds when pool's thread count varies by at most 2 across the connection sweep and threaded's grows by at least half the connections served in addition".to_string(),
             verdict,
@@ -614,54 +596,46 @@ impl Ask<'_> {
         let within = |work: Option<&str>| {
             let at = ScenarioId::Capacity.scenario().with_work(work);
             let target = at.and_then(|at| {
-                servers
-                    .iter()
-                    .find_map(|s| self.figure(at, s, Column::CapacityTarget))
+                let target = |s: &&str| self.figure(at, s, Column::CapacityTarget);
+                servers.iter().find_map(target)
             });
             target.map_or("the target".to_string(), format::micros)
         };
         if self.cells.has(ScenarioId::Capacity) {
-            let measured = |s: &str| {
-                self.cells
-                    .measured(ScenarioId::Capacity.at(0), s)
-                    .next()
-                    .is_some()
+            let seed_handler = ScenarioId::Capacity.at(0);
+            let held = |s: &str| self.capacity(s, None);
+            let none = each(servers, |s| {
+                let measured = self.cells.measured(seed_handler, s).next().is_some();
+                (held(s).is_none() && measured).then(|| s.to_string())
+            });
+            let none = match none.is_empty() {
+                true => String::new(),
+                false => format!("; no rate held it for {}", none.join(", ")),
             };
-            let none: Vec<&str> = servers
-                .iter()
-                .copied()
-                .filter(|s| self.capacity(s, None).is_none() && measured(s))
-                .collect();
-            if let Some(lead) =
-                self.best(servers, None, false, &|s| self.capacity(s, None), per_sec)
-            {
-                let none = match none.is_empty() {
-                    true => String::new(),
-                    false => format!("; no rate held it for {}", none.join(", ")),
-                };
-                out.push(format!(
+            out.extend(self.best(servers, None, false, &held, per_sec).map(|lead| {
+                format!(
                     "Most load carried with p99 within {} (the seed's handler, open loop): {lead}{none}.",
                     within(None)
-                ));
-            }
+                )
+            }));
             // Same mean, spread out: the share of the fixed-time capacity kept.
             let (fixed, exp) = (WORK_CPU.label(), WORK_EXP.label());
             let kept =
                 |s: &str| Some(self.capacity(s, Some(exp))? / self.capacity(s, Some(fixed))?);
             let kept_fmt = |x| format!("{} kept", format::percent(x));
-            if let Some(lead) = self.best(servers, None, false, &kept, kept_fmt) {
-                out.push(format!(
+            out.extend(self.best(servers, None, false, &kept, kept_fmt).map(|lead| {
+                format!(
                     "Keeps the most of its capacity when service times spread ({exp} against a fixed {fixed}, the same mean, p99 within {}): {lead}.",
                     within(Some(fixed))
-                ));
-            }
+                )
+            }));
             let spread = |s: &str| self.capacity(s, Some(SPREAD_WORK));
-            if let Some(lead) = self.best(servers, None, false, &spread, per_sec) {
-                out.push(format!(
+            out.extend(self.best(servers, None, false, &spread, per_sec).map(|lead| {
+                format!(
                     "Most capacity when 1% of requests take 100× the others ({SPREAD_WORK}, p99 within {}): {lead}.",
                     within(Some(SPREAD_WORK))
-                ));
-            }
+                )
+            }));
         }
         // Async against blocking waits, by capacity where it was searched,
         // by peak req/s otherwise.
@@ -673,33 +647,27 @@ impl Ask<'_> {
             true => self.capacity(s, Some(at.label())),
             false => self.figure(at, s, Column::Rps),
         };
-        let mut gains: Vec<(&str, f64, f64, f64)> = servers
-            .iter()
-            .filter_map(|s| {
-                let (w, p) = (figure(s, WORK_WAIT)?, figure(s, WORK_AWAIT)?);
-                (w > 0.0).then_some((*s, p / w, p, w))
-            })
-            .collect();
-        if !gains.is_empty() {
-            gains.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let reactor = |s: &str| {
+        // The servers by their gain, parking over blocking; the reactors' or the others'.
+        let (v, _) = self.rank(servers, None, false, &|s| {
+            Some(figure(s, WORK_AWAIT)? / figure(s, WORK_WAIT).filter(|w| *w > 0.0)?)
+        });
+        let list = |reactors: bool| {
+            let gains = v.iter().filter(|(s, _)| {
                 let model = crate::models::Model::ALL
                     .into_iter()
                     .find(|m| m.name() == s);
-                model.is_some_and(|m| m.parks_without_a_thread())
-            };
-            let list = |want: bool| {
-                let gains = gains.iter().filter(|g| reactor(g.0) == want);
-                let text = gains.map(|(s, x, p, w)| {
-                    format!(
-                        "{s} {} ({} vs {})",
-                        format::times(*x),
-                        per_sec(*p),
-                        per_sec(*w)
-                    )
-                });
-                text.collect::<Vec<_>>().join(", ")
-            };
+                model.is_some_and(|m| m.parks_without_a_thread()) == reactors
+            });
+            let text = gains.filter_map(|(s, x)| {
+                let (p, w) = (
+                    per_sec(figure(s, WORK_AWAIT)?),
+                    per_sec(figure(s, WORK_WAIT)?),
+                );
+                Some(format!("{s} {} ({p} vs {w})", format::times(*x)))
+            });
+            text.collect::<Vec<_>>().join(", ")
+        };
+        if !v.is_empty() {
             let measure = match by_capacity {
                 true => format!("capacity at p99 within {}", within(Some(wait))),
                 false => "peak req/s".to_string(),
@@ -736,12 +704,13 @@ impl Ask<'_> {
         if self.cells.has(ScenarioId::Body) {
             let cpu = |s: &str| self.figure(BODY_1M, s, Column::CpuPerKib);
             let per_kib = |x| format!("{} per KiB", format::micros(x));
-            if let Some(lead) = self.best(servers, Some(BODY_1M), true, &cpu, per_kib) {
-                let body = BODY_1M.label();
-                out.push(format!(
-                    "Moves {body} responses with the least server CPU: {lead}."
-                ));
-            }
+            let body = BODY_1M.label();
+            out.extend(
+                self.best(servers, Some(BODY_1M), true, &cpu, per_kib)
+                    .map(|lead| {
+                        format!("Moves {body} responses with the least server CPU: {lead}.")
+                    }),
+            );
         }
     }
 
@@ -763,15 +732,12 @@ impl Ask<'_> {
                     unranked(&starved)
                 ));
             }
-            let starved: Vec<String> = servers
-                .iter()
-                .filter_map(|s| {
-                    let n = self.figure(SEED, s, Column::Starved).filter(|n| *n > 0.0)?;
-                    Some(format!(
-                        "{s} left {n} of {seed_conns} connections without a single response"
-                    ))
-                })
-                .collect();
+            let starved = each(servers, |s| {
+                let n = self.figure(SEED, s, Column::Starved).filter(|n| *n > 0.0)?;
+                Some(format!(
+                    "{s} left {n} of {seed_conns} connections without a single response"
+                ))
+            });
             out.push(match starved.is_empty() {
                 true => format!("Every server served all {seed_conns} connections of the seed's load."),
                 false => format!(
@@ -781,11 +747,12 @@ impl Ask<'_> {
             });
             let cpu = |s: &str| self.figure(SEED, s, Column::ServerCpu);
             let per_request = |x| format!("{} per request", format::micros(x));
-            if let Some(lead) = self.best(servers, None, true, &cpu, per_request) {
-                out.push(format!(
-                    "Cheapest per request in server CPU under the seed's load: {lead}."
-                ));
-            }
+            out.extend(
+                self.best(servers, None, true, &cpu, per_request)
+                    .map(|lead| {
+                        format!("Cheapest per request in server CPU under the seed's load: {lead}.")
+                    }),
+            );
         }
         if self.cells.has(ScenarioId::Latency) {
             // Only a server that delivered the load it was offered has a
@@ -794,13 +761,10 @@ impl Ask<'_> {
                 self.cells
                     .median(LATENCY_75, s, |c| Some(c.rps()? / c.config.rate?))
             };
-            let behind: Vec<String> = servers
-                .iter()
-                .filter_map(|s| {
-                    let share = kept_up(s).filter(|share| *share < KEPT_UP)?;
-                    Some(format!("{s} ({} answered)", format::percent(share)))
-                })
-                .collect();
+            let behind = each(servers, |s| {
+                let share = kept_up(s).filter(|share| *share < KEPT_UP)?;
+                Some(format!("{s} ({} answered)", format::percent(share)))
+            });
             let p99 = |s: &str| {
                 let p99 = self.figure(LATENCY_75, s, Column::P99);
                 p99.filter(|_| kept_up(s).is_some_and(|k| k >= KEPT_UP))
@@ -839,19 +803,16 @@ impl Ask<'_> {
                 let rss = self.figure(at, s, Column::IdleRss);
                 rss.filter(|_| answered(s).is_some_and(|a| a >= ANSWERED_ALL))
             };
-            let each = |x| format!("{} of RSS each", format::bytes(x));
-            if let Some(lead) = self.best(servers, None, true, &rss, each) {
-                out.push(format!(
+            let rss_each = |x| format!("{} of RSS each", format::bytes(x));
+            out.extend(self.best(servers, None, true, &rss, rss_each).map(|lead| {
+                format!(
                     "Cheapest idle keep-alive connection ({label} open, each answered): {lead}."
-                ));
-            }
-            let short: Vec<String> = servers
-                .iter()
-                .filter_map(|s| {
-                    let a = answered(s).filter(|a| *a < ANSWERED_ALL)?;
-                    Some(format!("{s} answered {} of them", format::percent(a)))
-                })
-                .collect();
+                )
+            }));
+            let short = each(servers, |s| {
+                let a = answered(s).filter(|a| *a < ANSWERED_ALL)?;
+                Some(format!("{s} answered {} of them", format::percent(a)))
+            });
             if !short.is_empty() {
                 out.push(format!(
                     "With {label} idle connections, {}.",
@@ -860,16 +821,12 @@ impl Ask<'_> {
             }
         }
         if self.cells.has(ScenarioId::Slow) {
-            let shares: Vec<(&str, f64)> = servers
-                .iter()
-                .filter_map(|s| Some((*s, self.figure(SLOW, s, Column::VsSeed)?)))
-                .collect();
-            let stalled: Vec<String> = shares
-                .iter()
-                .filter(|(_, x)| *x < STALLED_SHARE)
-                .map(|(s, x)| format!("{s} ({} of its seed req/s)", format::percent(*x)))
-                .collect();
-            if !shares.is_empty() {
+            let shares = |s: &str| self.figure(SLOW, s, Column::VsSeed);
+            let stalled = each(servers, |s| {
+                let x = shares(s).filter(|x| *x < STALLED_SHARE)?;
+                Some(format!("{s} ({} of its seed req/s)", format::percent(x)))
+            });
+            if servers.iter().any(|s| shares(s).is_some()) {
                 out.push(match stalled.is_empty() {
                     true => format!(
                         "No server was stalled by {slowloris} slowloris clients: each kept at least {} of its seed throughput.",
@@ -932,29 +889,27 @@ impl Ask<'_> {
         if self.cells.has(ScenarioId::Churn) {
             let conns = |s: &str| self.figure(scenarios::CHURN, s, Column::ConnPerSec);
             let per_sec = |x| format!("{} connections/s", format::rate(x));
-            if let Some(lead) = self.best(servers, None, false, &conns, per_sec) {
-                out.push(format!(
-                    "Most new connections per second (one request each): {lead}."
-                ));
-            }
+            out.extend(
+                self.best(servers, None, false, &conns, per_sec)
+                    .map(|lead| {
+                        format!("Most new connections per second (one request each): {lead}.")
+                    }),
+            );
         }
         if self.cells.has(ScenarioId::Noise) {
-            let sloppy: Vec<String> = servers
-                .iter()
-                .filter_map(|s| {
-                    let noise = self
-                        .cells
-                        .measured(NOISE, s)
-                        .filter_map(|c| c.noise.as_ref());
-                    let (sent, ok) = noise.fold((0, 0), |(a, b), n| {
-                        (a + n.sent(), b + n.rejected_and_closed())
-                    });
-                    (ok < sent).then(|| {
-                        let (bad, sent) = (format::count(sent - ok), format::count(sent));
-                        format!("{s} ({bad} of {sent} malformed requests)")
-                    })
+            let sloppy = each(servers, |s| {
+                let noise = self
+                    .cells
+                    .measured(NOISE, s)
+                    .filter_map(|c| c.noise.as_ref());
+                let (sent, ok) = noise.fold((0, 0), |(a, b), n| {
+                    (a + n.sent(), b + n.rejected_and_closed())
+                });
+                (ok < sent).then(|| {
+                    let (bad, sent) = (format::count(sent - ok), format::count(sent));
+                    format!("{s} ({bad} of {sent} malformed requests)")
                 })
-                .collect();
+            });
             out.push(match sloppy.is_empty() {
                 true => {
                     "Every malformed request got its 4xx and a closed connection from every server."
@@ -982,140 +937,136 @@ impl Ask<'_> {
     }
 
     fn charts(&self, servers: &[&str]) -> Vec<Chart> {
-        let mut charts = Vec::new();
-        let mut chart = |file: &str, title: &str, y_label: &str, log_y, scenario, data| {
-            charts.push(Chart {
-                file: file.to_string(),
-                title: title.to_string(),
-                y_label: y_label.to_string(),
-                log_y,
-                scenario,
-                data,
-            })
-        };
-        let bars = |series| ChartData::Bars {
+        // Per series (label, point), one bar per server: `column` there.
+        let bars = |series: Vec<(String, PointId)>, column| ChartData::Bars {
             categories: servers.iter().map(|s| s.to_string()).collect(),
-            series,
+            series: series
+                .into_iter()
+                .map(|(label, at)| {
+                    let bars = servers.iter().map(|s| self.spread(at, s, column));
+                    (label, bars.collect())
+                })
+                .collect(),
         };
-        // One bar per server: `column`'s median (min–max) at `at`.
-        let per_server = |label: String, at: PointId, column| {
-            (
-                label,
-                servers.iter().map(|s| self.spread(at, s, column)).collect(),
-            )
+        let points = |sc: ScenarioId, suffix: &str| {
+            let ids = sc.scenario().ids();
+            ids.map(|at| (format!("{}{suffix}", at.label()), at))
+                .collect::<Vec<_>>()
         };
         // One line per server through its points of `sc`: (x, y) medians.
-        let lines = |sc: &Scenario,
-                     x_label: &str,
+        let lines = |sc: ScenarioId,
+                     x_label: &'static str,
                      log_x,
                      x: &dyn Fn(&CellResult, PointId) -> Option<f64>,
                      y: fn(&CellResult) -> Option<f64>| {
             let line = |s: &&str| {
-                let pts = sc.ids().filter_map(|at| {
+                let pts = sc.scenario().ids().filter_map(|at| {
                     let xs = self.cells.median(at, s, |c| x(c, at))?;
                     let ys = self.cells.median(at, s, y)?;
                     (xs > 0.0 && ys > 0.0).then_some((xs, ys))
                 });
                 (s.to_string(), pts.collect::<Vec<_>>())
             };
+            let series = servers.iter().map(line).filter(|(_, pts)| !pts.is_empty());
             ChartData::Lines {
-                x_label: x_label.to_string(),
+                x_label,
                 log_x,
                 percentile_x: false,
-                series: servers
-                    .iter()
-                    .map(line)
-                    .filter(|(_, pts)| !pts.is_empty())
-                    .collect(),
+                series: series.collect(),
             }
         };
-        if self.cells.has(ScenarioId::Seed) {
-            let title = "Requests per second, seed load (median, min–max)";
-            let rps = per_server(SEED.label().to_string(), SEED, Column::Rps);
-            chart(
-                THROUGHPUT_CHART,
-                title,
-                "req/s",
-                false,
-                ScenarioId::Seed,
-                bars(vec![rps]),
-            );
-            let series: Vec<(String, Vec<(f64, f64)>)> = servers
-                .iter()
-                .filter_map(|s| Some((s.to_string(), spectrum(&self.seed_histogram(s)?))))
-                .collect();
-            if !series.is_empty() {
-                let data = ChartData::Lines {
-                    x_label: "percentile".to_string(),
+        let seed = self.cells.has(ScenarioId::Seed);
+        let seed = seed.then(|| ("no work (seed)".to_string(), SEED));
+        let connections = |_: &CellResult, at: PointId| Some(at.point().drive.connections() as f64);
+        let rate = |c: &CellResult, _| c.config.rate;
+        let mut charts = vec![
+            Chart {
+                file: THROUGHPUT_CHART,
+                title: "Requests per second, seed load (median, min–max)",
+                y_label: "req/s",
+                log_y: false,
+                scenario: ScenarioId::Seed,
+                data: bars(points(ScenarioId::Seed, ""), Column::Rps),
+            },
+            Chart {
+                file: "connections.svg",
+                title: "Requests per second by number of connections",
+                y_label: "req/s",
+                log_y: false,
+                scenario: ScenarioId::Connections,
+                data: lines(
+                    ScenarioId::Connections,
+                    "connections (log scale)",
+                    true,
+                    &connections,
+                    CellResult::rps,
+                ),
+            },
+            Chart {
+                file: "latency-vs-load.svg",
+                title: "p99 latency (corrected) against offered load",
+                y_label: "p99 latency (µs)",
+                log_y: true,
+                scenario: ScenarioId::Latency,
+                data: lines(
+                    ScenarioId::Latency,
+                    "offered load (req/s)",
+                    false,
+                    &rate,
+                    |c| Some(lat(c)?.p99),
+                ),
+            },
+            Chart {
+                file: "idle-memory.svg",
+                title: "Server memory per idle connection (RSS growth / connections)",
+                y_label: "bytes per connection",
+                log_y: false,
+                scenario: ScenarioId::Idle,
+                data: bars(points(ScenarioId::Idle, " idle"), Column::IdleRss),
+            },
+            Chart {
+                file: "work.svg",
+                title: "Requests per second when the handler costs something (log scale)",
+                y_label: "req/s",
+                log_y: true,
+                scenario: ScenarioId::Work,
+                data: bars(
+                    seed.into_iter()
+                        .chain(points(ScenarioId::Work, ""))
+                        .collect(),
+                    Column::Rps,
+                ),
+            },
+            Chart {
+                file: CAPACITY_CHART,
+                title: "Load held with p99 within the target, per handler (log scale)",
+                y_label: "req/s",
+                log_y: true,
+                scenario: ScenarioId::Capacity,
+                data: bars(points(ScenarioId::Capacity, ""), Column::Capacity),
+            },
+        ];
+        let spectra = servers
+            .iter()
+            .filter_map(|s| Some((s.to_string(), spectrum(&self.seed_histogram(s)?))));
+        let series: Vec<(String, Vec<(f64, f64)>)> = spectra.collect();
+        if !series.is_empty() {
+            let spectrum = Chart {
+                file: "latency-spectrum.svg",
+                title: "Latency by percentile, seed load (all runs merged)",
+                y_label: "latency (µs)",
+                log_y: true,
+                scenario: ScenarioId::Seed,
+                data: ChartData::Lines {
+                    x_label: "percentile",
                     log_x: true,
                     percentile_x: true,
                     series,
-                };
-                let title = "Latency by percentile, seed load (all runs merged)";
-                chart(
-                    "latency-spectrum.svg",
-                    title,
-                    "latency (µs)",
-                    true,
-                    ScenarioId::Seed,
-                    data,
-                );
-            }
+                },
+            };
+            charts.insert(1, spectrum);
         }
-        if let Some(sc) = self.ran(ScenarioId::Connections) {
-            let x = |_: &CellResult, at: PointId| Some(at.point().drive.connections() as f64);
-            let data = lines(sc, "connections (log scale)", true, &x, CellResult::rps);
-            let title = "Requests per second by number of connections";
-            chart("connections.svg", title, "req/s", false, sc.id, data);
-        }
-        if let Some(sc) = self.ran(ScenarioId::Latency) {
-            let x = |c: &CellResult, _| c.config.rate;
-            let data = lines(sc, "offered load (req/s)", false, &x, |c| Some(lat(c)?.p99));
-            let title = "p99 latency (corrected) against offered load";
-            chart(
-                "latency-vs-load.svg",
-                title,
-                "p99 latency (µs)",
-                true,
-                sc.id,
-                data,
-            );
-        }
-        if let Some(idle) = self.ran(ScenarioId::Idle) {
-            let series = idle
-                .ids()
-                .map(|at| per_server(format!("{} idle", at.label()), at, Column::IdleRss));
-            let title = "Server memory per idle connection (RSS growth / connections)";
-            let data = bars(series.collect());
-            chart(
-                "idle-memory.svg",
-                title,
-                "bytes per connection",
-                false,
-                idle.id,
-                data,
-            );
-        }
-        if let Some(work) = self.ran(ScenarioId::Work) {
-            let seed = self
-                .cells
-                .has(ScenarioId::Seed)
-                .then(|| per_server("no work (seed)".to_string(), SEED, Column::Rps));
-            let works = work
-                .ids()
-                .map(|at| per_server(at.label().to_string(), at, Column::Rps));
-            let title = "Requests per second when the handler costs something (log scale)";
-            let data = bars(seed.into_iter().chain(works).collect());
-            chart("work.svg", title, "req/s", true, work.id, data);
-        }
-        if let Some(capacity) = self.ran(ScenarioId::Capacity) {
-            let series = capacity
-                .ids()
-                .map(|at| per_server(at.label().to_string(), at, Column::Capacity));
-            let title = "Load held with p99 within the target, per handler (log scale)";
-            let data = bars(series.collect());
-            chart(CAPACITY_CHART, title, "req/s", true, capacity.id, data);
-        }
+        charts.retain(|c| self.cells.has(c.scenario));
         charts
     }
 }
@@ -1210,6 +1161,11 @@ fn not_measured(needs: &str) -> (String, Verdict) {
         format!("not measured (needs {needs})"),
         Verdict::NotMeasured,
     )
+}
+
+/// `f` of each of `servers` that has something to say.
+fn each(servers: &[&str], f: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    servers.iter().filter_map(|s| f(s)).collect()
 }
 
 /// `**a**, **b** and **c**`.

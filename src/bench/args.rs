@@ -149,18 +149,17 @@ impl BenchArgs {
     }
 }
 
+/// Whether `text` is a name: letters, digits and the characters of `also`.
+fn is_name(text: &str, also: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || also.contains(c);
+    !text.is_empty() && text.chars().all(ok)
+}
+
 fn parse_block_name(text: &str) -> Result<String, String> {
-    if !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-    {
-        Ok(text.to_string())
-    } else {
-        Err(format!(
-            "{text:?}: a block name is letters, digits, '-' or '_'"
-        ))
-    }
+    let why = || format!("{text:?}: a block name is letters, digits, '-' or '_'");
+    is_name(text, "-_")
+        .then(|| text.to_string())
+        .ok_or_else(why)
 }
 
 /// Parses `NAME=CMD`: a name of letters, digits, `-`, `_` or `.` that is not
@@ -172,11 +171,7 @@ pub fn parse_server(text: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("{text:?}: {usage}"))?;
     let name = name.trim();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if !is_name(name, "-_.") {
         return Err(format!(
             "{name:?}: a server name is letters, digits, '-', '_' or '.' ({usage})"
         ));

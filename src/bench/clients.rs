@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::ResponseParser;
 
+use super::results::Spread;
+
 /// The request idle connections complete before they go idle.
 const IDLE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\n\r\n";
 /// Read buffer of a bench client connection.
@@ -304,14 +306,14 @@ fn slowloris(addr: SocketAddr, n: usize, interval: Duration, stop: &AtomicBool) 
         }
         thread::sleep(Duration::from_millis(5).min(interval));
     }
-    let mut held: Vec<f64> = conns
+    let held: Vec<f64> = conns
         .iter()
         .filter(|c| c.held.is_some() || c.stream.is_some())
         .map(|c| c.held.unwrap_or_else(|| c.opened.elapsed()).as_secs_f64())
         .collect();
-    held.sort_by(f64::total_cmp);
-    out.held_median_s = median(&held);
-    out.held_max_s = held.last().copied().unwrap_or(0.0);
+    let held = Spread::of(&held);
+    out.held_median_s = held.map_or(0.0, |s| s.median);
+    out.held_max_s = held.map_or(0.0, |s| s.max);
     out
 }
 
@@ -522,15 +524,6 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
     std::str::from_utf8(code).ok()?.parse().ok()
 }
 
-/// The median of sorted values (0 for none).
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n if !n.is_multiple_of(2) => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,7 +534,5 @@ mod tests {
         assert_eq!(status_of(b"HTTP/1.0 200 OK\r\n"), Some(200));
         assert_eq!(status_of(b"HTTP/1.1 4"), None);
         assert_eq!(status_of(b"garbage"), None);
-        assert_eq!(median(&[1.0, 2.0, 10.0]), 2.0);
-        assert_eq!(median(&[1.0, 3.0]), 2.0);
     }
 }

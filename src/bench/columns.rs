@@ -151,10 +151,6 @@ fn cpu_per_kib(c: &CellResult, _: &Lookup) -> Option<f64> {
     (kib > 0.0).then(|| usage(c).map(|u| u.cpu_s * 1e6 / kib))?
 }
 
-fn search(c: &CellResult) -> Option<&super::results::CapacityRecord> {
-    c.capacity.as_ref()
-}
-
 fn idle_problems(c: &CellResult) -> Vec<(String, u64)> {
     let Some(i) = &c.idle else { return Vec::new() };
     let silent = i
@@ -296,11 +292,11 @@ impl Column {
             NoiseSent => metric!("malformed" Count Total(|c| Some(c.noise.as_ref()?.sent())), "noise: malformed requests sent, over all runs"),
             NoiseRejected => metric!("4xx + closed" Count Total(|c| Some(c.noise.as_ref()?.rejected_and_closed())), "noise: malformed requests answered with a 4xx and then a closed connection"),
             NoiseBad => metric!("mistreated" Count Kinds(noise_bad), "noise: malformed requests left open after the 4xx, answered outside 4xx, or not answered"),
-            Capacity => metric!("req/s at p99 ≤ target" PerSecond Median(|c, _| search(c)?.found.capacity), "capacity: the highest rate offered (open loop, corrected) whose probe kept p99 at or under the target with at least 99% answered; empty when even the lowest probe (1/16 of the peak) did not"),
-            CapacityTarget => metric!("p99 target" Micros Median(|c, _| Some(search(c)?.target_us)), "capacity: the p99 target (1 ms for the seed's handler, 10× the mean service time for the others, 2× the rare duration of a bimodal one; twice the floor's p99 where the floor is above that)"),
-            CapacityCeiling => metric!("peak req/s" PerSecond Median(|c, _| Some(search(c)?.ceiling)), "capacity: the highest rate probed, the model's closed-loop req/s under that handler (seed or work)"),
-            CapacityFailed => metric!("failed at" PerSecond Median(|c, _| search(c)?.found.failed), "capacity: the lowest rate whose probe did not hold: the capacity lies between the two"),
-            Probes => metric!("probes" Count Total(|c| Some(search(c)?.found.probes.len() as u64)), "capacity: probes run (each a warm-up and a short window; every probe is in results.json)"),
+            Capacity => metric!("req/s at p99 ≤ target" PerSecond Median(|c, _| c.capacity.as_ref()?.found.capacity), "capacity: the highest rate offered (open loop, corrected) whose probe kept p99 at or under the target with at least 99% answered; empty when even the lowest probe (1/16 of the peak) did not"),
+            CapacityTarget => metric!("p99 target" Micros Median(|c, _| Some(c.capacity.as_ref()?.target_us)), "capacity: the p99 target (1 ms for the seed's handler, 10× the mean service time for the others, 2× the rare duration of a bimodal one; twice the floor's p99 where the floor is above that)"),
+            CapacityCeiling => metric!("peak req/s" PerSecond Median(|c, _| Some(c.capacity.as_ref()?.ceiling)), "capacity: the highest rate probed, the model's closed-loop req/s under that handler (seed or work)"),
+            CapacityFailed => metric!("failed at" PerSecond Median(|c, _| c.capacity.as_ref()?.found.failed), "capacity: the lowest rate whose probe did not hold: the capacity lies between the two"),
+            Probes => metric!("probes" Count Total(|c| Some(c.capacity.as_ref()?.found.probes.len() as u64)), "capacity: probes run (each a warm-up and a short window; every probe is in results.json)"),
             BytesPerSec => metric!("bytes/s" Bytes Median(|c, _| Some(c.load.as_ref()?.bytes_per_sec)), "body: response bytes read per second (headers included)"),
             CpuPerKib => metric!("server CPU/KiB" Micros Median(cpu_per_kib), "body: server utime+stime in the window per KiB of response read"),
         }
@@ -407,17 +403,6 @@ pub fn columns_with_baseline(scenario: ScenarioId) -> Vec<Column> {
     columns(scenario).into_iter().flat_map(with).collect()
 }
 
-/// Every column any table can have, for the README's guide.
-pub fn all_metrics() -> Vec<Metric> {
-    let mut all: Vec<Column> = Vec::new();
-    for c in ScenarioId::all().flat_map(columns_with_baseline) {
-        if !all.contains(&c) {
-            all.push(c);
-        }
-    }
-    all.into_iter().map(Column::metric).collect()
-}
-
 /// One table entry.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -440,10 +425,8 @@ pub struct Row {
     pub point: String,
     /// One value per column.
     pub values: Vec<Value>,
-    /// Runs that were measured, of those planned.
+    /// Runs that were measured.
     pub measured_runs: usize,
-    /// Runs there were.
-    pub runs: usize,
     /// What went wrong: failed or skipped runs, unclean shutdowns.
     pub problems: Vec<String>,
 }
@@ -454,7 +437,7 @@ pub struct Section {
     /// The scenario (its title and question are the report's heading).
     pub name: ScenarioId,
     /// Column headers.
-    pub columns: Vec<(String, Unit)>,
+    pub columns: Vec<String>,
     /// Rows, point by point, server by server.
     pub rows: Vec<Row>,
 }
@@ -462,44 +445,32 @@ pub struct Section {
 pub(crate) fn row(group: &[&CellResult], columns: &[Column], lookup: &Lookup) -> Option<Row> {
     let first = group.first()?;
     let measured: Vec<&CellResult> = group.iter().copied().filter(|c| c.measured()).collect();
-    let values = columns
-        .iter()
-        .map(|c| {
-            let m = c.metric();
-            if measured.is_empty() {
-                return Value::Missing;
-            }
-            match m.read {
-                Read::Median(f) => {
-                    let v: Vec<f64> = measured.iter().filter_map(|c| f(c, lookup)).collect();
-                    Spread::of(&v).map_or(Value::Missing, |s| Value::Number(s, m.unit))
-                }
-                Read::Total(f) => {
-                    let v: Vec<u64> = measured.iter().filter_map(|c| f(c)).collect();
-                    if v.is_empty() {
-                        Value::Missing
-                    } else {
-                        Value::Total(v.iter().sum())
-                    }
-                }
-                Read::Kinds(f) => {
-                    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
-                    for c in &measured {
-                        for (kind, n) in f(c) {
-                            *totals.entry(kind).or_default() += n;
-                        }
-                    }
-                    Value::Kinds(totals.into_iter().filter(|(_, n)| *n > 0).collect())
+    let value = |c: &Column| match c.metric().read {
+        _ if measured.is_empty() => Value::Missing,
+        Read::Median(f) => {
+            let v: Vec<f64> = measured.iter().filter_map(|c| f(c, lookup)).collect();
+            Spread::of(&v).map_or(Value::Missing, |s| Value::Number(s, c.metric().unit))
+        }
+        Read::Total(f) => {
+            let total = measured.iter().filter_map(|c| f(c)).reduce(|a, b| a + b);
+            total.map_or(Value::Missing, Value::Total)
+        }
+        Read::Kinds(f) => {
+            let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+            for c in &measured {
+                for (kind, n) in f(c) {
+                    *totals.entry(kind).or_default() += n;
                 }
             }
-        })
-        .collect();
+            Value::Kinds(totals.into_iter().filter(|(_, n)| *n > 0).collect())
+        }
+    };
+    let values = columns.iter().map(value).collect();
     Some(Row {
         server: first.server.clone(),
         point: first.point.clone(),
         values,
         measured_runs: measured.len(),
-        runs: group.len(),
         problems: problems(group),
     })
 }

@@ -200,26 +200,21 @@ impl Comparison {
             let columns = headline::of(s);
             let header = columns.iter().map(|c| format!("{} NEW/OLD", c.name()));
             let mut t = Table::new(
-                ["point".to_string(), "server".to_string()]
+                ["point", "server"]
+                    .map(String::from)
                     .into_iter()
                     .chain(header),
             );
             for r in self.rows.iter().filter(|r| r.id.scenario == s) {
-                let ratios =
-                    columns
-                        .iter()
-                        .map(|c| match r.figures.iter().find(|f| f.column == *c) {
-                            None => "–".to_string(),
-                            Some(f) if f.basis == Basis::PerRun => {
-                                format!("{} †", format::spread(f.ratio, Unit::Times))
-                            }
-                            Some(f) => format::spread(f.ratio, Unit::Times),
-                        });
-                t.row(
-                    [r.id.point.clone(), r.id.server.clone()]
-                        .into_iter()
-                        .chain(ratios),
-                );
+                let ratio = |c: &Column| match r.figures.iter().find(|f| f.column == *c) {
+                    None => "–".to_string(),
+                    Some(f) if f.basis == Basis::PerRun => {
+                        format!("{} †", format::spread(f.ratio, Unit::Times))
+                    }
+                    Some(f) => format::spread(f.ratio, Unit::Times),
+                };
+                let id = [r.id.point.clone(), r.id.server.clone()];
+                t.row(id.into_iter().chain(columns.iter().map(ratio)));
             }
             out.push_str(&format!("\n{s}\n{}\n", t.terminal()));
         }
@@ -230,11 +225,13 @@ impl Comparison {
             if !ids.is_empty() {
                 out.push_str(&format!("\nOnly in {which}:\n"));
             }
-            for id in ids {
-                out.push_str(&format!(
-                    "  {} / {} / {}\n",
-                    id.scenario, id.point, id.server
-                ));
+            for RowId {
+                scenario,
+                point,
+                server,
+            } in ids
+            {
+                out.push_str(&format!("  {scenario} / {point} / {server}\n"));
             }
         }
         out
@@ -261,7 +258,7 @@ fn figure(column: Column, old: &Group<'_>, new: &Group<'_>) -> Option<Figure> {
     });
     let (ratio, basis) = match per_run.flatten() {
         Some(s) => (s, Basis::PerRun),
-        None => (over_median(n, o)?, Basis::NewOverOldMedian),
+        None => (n.over(o.median)?, Basis::NewOverOldMedian),
     };
     Some(Figure {
         column,
@@ -270,16 +267,6 @@ fn figure(column: Column, old: &Group<'_>, new: &Group<'_>) -> Option<Figure> {
         new: n,
         ratio,
         basis,
-    })
-}
-
-/// NEW's median, min and max over OLD's median.
-fn over_median(new: Spread, old: Spread) -> Option<Spread> {
-    (old.median > 0.0).then(|| Spread {
-        median: new.median / old.median,
-        min: new.min / old.median,
-        max: new.max / old.median,
-        runs: new.runs,
     })
 }
 
@@ -305,7 +292,7 @@ const FACTS: [Fact; 12] = [
     ("commit", |r| r.build.commit.clone()),
     ("version", |r| r.build.version.clone()),
     ("build", |r| r.build.profile.clone()),
-    ("profile", |r| r.settings.profile.name().to_string()),
+    ("profile", |r| r.settings.profile.name()),
     ("pinning", |r| match &r.settings {
         s if s.pinned => {
             let (server, client) = (cpu_list(&s.server_cpus), cpu_list(&s.client_cpus));
@@ -346,18 +333,4 @@ pub fn differences(old: &BenchResults, new: &BenchResults) -> Vec<Difference> {
         .filter(|(_, old, new)| old != new)
         .map(|(what, old, new)| Difference { what, old, new })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ratios_over_the_median_when_one_side_has_one_run() {
-        let old = Spread::of(&[100.0]).unwrap();
-        let new = Spread::of(&[90.0, 110.0, 100.0]).unwrap();
-        let r = over_median(new, old).unwrap();
-        assert_eq!((r.median, r.min, r.max, r.runs), (1.0, 0.9, 1.1, 3));
-        assert!(over_median(new, Spread::of(&[0.0]).unwrap()).is_none());
-    }
 }

@@ -21,13 +21,13 @@ impl Floor {
     pub fn of(cells: &CellIndex<'_>) -> Option<Floor> {
         let sc = ScenarioId::Floor.scenario();
         let p99 = |i| {
-            cells.median(sc.at(i), FLOOR_SERVER, |c| {
+            cells.median(sc.id.at(i), FLOOR_SERVER, |c| {
                 Some(c.load.as_ref()?.latency_us?.p99)
             })
         };
         let mut open: Vec<(f64, f64)> = (1..sc.points.len())
             .filter_map(|i| {
-                let rate = cells.median(sc.at(i), FLOOR_SERVER, |c| c.config.rate)?;
+                let rate = cells.median(sc.id.at(i), FLOOR_SERVER, |c| c.config.rate)?;
                 Some((rate, p99(i)?))
             })
             .collect();

@@ -134,3 +134,30 @@ pub fn spread(s: Spread, unit: Unit) -> String {
         one(s.median)
     }
 }
+
+/// A tick of a percentile axis whose values are 1/(1-p): `0%`, `90%`, `99.9%`.
+pub fn percentile_tick(x: f64) -> String {
+    if x < 1.0 {
+        return String::new();
+    }
+    let p = (1.0 - 1.0 / x) * 100.0;
+    let whole =
+        |digits: &i32| ((p * 10f64.powi(*digits)).round() - p * 10f64.powi(*digits)).abs() <= 1e-6;
+    let digits = (0..6).find(whole).unwrap_or(6);
+    format!("{p:.*}%", digits as usize)
+}
+
+/// A chart axis's tick: `120k`, `1.5M`, `250`, `0.5`.
+pub fn axis(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1e6 => format!("{}M", trim(v / 1e6)),
+        a if a >= 1e3 => format!("{}k", trim(v / 1e3)),
+        a if a >= 1.0 || a == 0.0 => trim(v),
+        _ => ratio(v),
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}

@@ -78,24 +78,16 @@ pub fn given(cells: &[CellResult], cell: &PlannedCell, server: &str) -> Given {
         return Given::default();
     }
     let index = CellIndex::of(cells, &[]);
+    let rps = |at| index.median(at, server, CellResult::rps);
     let base_rps = match cell.scenario.id.rate_base() {
-        RateBase::Point(at) => index.median(at, server, CellResult::rps),
+        RateBase::Point(at) => rps(at),
         RateBase::Peak => match point.work {
-            None => index.median(SEED, server, CellResult::rps),
-            Some(work) => {
-                let sc = ScenarioId::Work.scenario();
-                (0..sc.points.len())
-                    .find(|&i| sc.points[i].work == Some(work))
-                    .and_then(|i| index.median(sc.at(i), server, CellResult::rps))
-            }
+            None => rps(SEED),
+            work => ScenarioId::Work.scenario().with_work(work).and_then(rps),
         },
         RateBase::Capacity(work) => {
-            let sc = ScenarioId::Capacity.scenario();
-            (0..sc.points.len())
-                .find(|&i| sc.points[i].work == Some(work))
-                .and_then(|i| {
-                    index.median(sc.at(i), server, |c| c.capacity.as_ref()?.found.capacity)
-                })
+            let at = ScenarioId::Capacity.scenario().with_work(Some(work));
+            at.and_then(|at| index.median(at, server, |c| c.capacity.as_ref()?.found.capacity))
         }
     };
     let target = matches!(point.drive, Drive::Capacity { .. })

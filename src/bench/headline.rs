@@ -6,32 +6,33 @@ use super::columns::{columns, Column, Lookup, Read};
 use super::results::CellResult;
 use super::scenarios::ScenarioId;
 
-/// The headline columns, in the order they are shown.
-pub const HEADLINE: [Column; 5] = [
-    Column::Rps,
-    Column::ConnPerSec,
-    Column::P99,
-    Column::ServerCpu,
-    Column::IdleRss,
+/// The headline columns, in the order they are shown, and their keys in
+/// CSV headers and JSON (with their units).
+pub const HEADLINE: [(Column, &str); 5] = [
+    (Column::Rps, "req_per_s"),
+    (Column::ConnPerSec, "conn_per_s"),
+    (Column::P99, "p99_us"),
+    (Column::ServerCpu, "server_cpu_us_per_req"),
+    (Column::IdleRss, "rss_bytes_per_conn"),
 ];
 
-/// A headline column's key in CSV headers and JSON, with its unit.
+/// A headline column's key.
 pub fn key(column: Column) -> &'static str {
-    match column {
-        Column::Rps => "req_per_s",
-        Column::ConnPerSec => "conn_per_s",
-        Column::P99 => "p99_us",
-        Column::ServerCpu => "server_cpu_us_per_req",
-        Column::IdleRss => "rss_bytes_per_conn",
-        other => other.name(),
-    }
+    HEADLINE
+        .iter()
+        .find(|h| h.0 == column)
+        .map_or(column.name(), |h| h.1)
 }
 
 /// The headline columns of `scenario`'s table: those of [`HEADLINE`] that
 /// its table shows.
 pub fn of(scenario: ScenarioId) -> Vec<Column> {
     let shown = columns(scenario);
-    HEADLINE.into_iter().filter(|c| shown.contains(c)).collect()
+    HEADLINE
+        .map(|h| h.0)
+        .into_iter()
+        .filter(|c| shown.contains(c))
+        .collect()
 }
 
 /// `column`'s figure in one run, as the report's table reads it; `None` for

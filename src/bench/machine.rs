@@ -5,6 +5,8 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
+use crate::procfs;
+
 /// The machine a bench ran on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
@@ -23,24 +25,12 @@ pub struct Machine {
 impl Machine {
     /// Reads this machine's figures; unknown ones are left empty.
     pub fn detect(fd_limit: u64) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| {
-                let (key, value) = l.split_once(':')?;
-                (key.trim() == "model name").then(|| value.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".to_string());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_kib: u64 = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        let cpu_model = procfs::value("/proc/cpuinfo", "model name");
+        let memory_kib = procfs::number("/proc/meminfo", "MemTotal").unwrap_or(0);
         // SAFETY: sysconf has no memory effects.
         let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
         Machine {
-            cpu_model,
+            cpu_model: cpu_model.unwrap_or_else(|| "unknown CPU".to_string()),
             cpus: usize::try_from(online).unwrap_or(1).max(1),
             memory_bytes: memory_kib * 1024,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -67,7 +57,7 @@ impl CpuTimes {
     /// Reads `/proc/stat`; `None` where it cannot be read.
     pub fn now() -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        CpuTimes::parse(&stat, ticks_per_second())
+        CpuTimes::parse(&stat, procfs::ticks_per_second())
     }
 
     /// The aggregate `cpu` line of a `/proc/stat` text, in ticks of `hz`.
@@ -91,17 +81,6 @@ impl CpuTimes {
             steal_s: seconds(f[7]),
             total_s: seconds(f.iter().sum()),
         })
-    }
-}
-
-/// Clock ticks per second of /proc's CPU times.
-pub fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as f64
-    } else {
-        100.0
     }
 }
 

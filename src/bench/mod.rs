@@ -16,7 +16,6 @@ pub mod format;
 pub mod given;
 pub mod headline;
 pub mod machine;
-pub mod procfs;
 pub mod progress;
 pub mod readme;
 pub mod results;
@@ -26,12 +25,13 @@ pub mod targets;
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use clap::ValueEnum;
 
 use crate::models::Model;
+use crate::procfs;
 use crate::signal::Interrupts;
 
 pub use args::BenchArgs;
@@ -44,12 +44,9 @@ use export::{Output, Report};
 use given::Given;
 use machine::{Build, CpuTimes, Machine};
 use progress::Progress;
-use results::{BenchResults, CellResult, OtherLoad, Outcome, ServerInfo, Settings};
-use runner::{CellContext, Pinning, Ran, ServerKind, ServerSpec};
+use results::{BenchResults, OtherLoad, ServerInfo, Settings};
+use runner::{CellContext, Pinning, ServerKind, ServerSpec};
 use scenarios::{Overrides, Plan, PlannedCell, Profile, Scenario, ScenarioId};
-
-/// A server that failed to start this many times in a row is not tried again.
-const START_ATTEMPTS: usize = 2;
 
 /// What the flags decided, checked.
 struct Setup {
@@ -69,23 +66,17 @@ impl Setup {
             _ => Profile::Default,
         };
         let mut notes = Vec::new();
-        let mut models: Vec<Model> = Vec::new();
-        for m in if args.models.is_empty() {
-            &Model::ALL[..]
-        } else {
-            &args.models
-        } {
-            if !models.contains(m) {
-                models.push(*m);
+        let models = match args.models.is_empty() {
+            true => &Model::ALL[..],
+            false => &args.models,
+        };
+        let mut servers: Vec<ServerSpec> = Vec::new();
+        for &m in models {
+            let (name, kind) = (m.name().to_string(), ServerKind::Model(m));
+            if !servers.iter().any(|s| s.name == name) {
+                servers.push(ServerSpec { name, kind });
             }
         }
-        let mut servers: Vec<ServerSpec> = models
-            .iter()
-            .map(|&m| ServerSpec {
-                name: m.name().to_string(),
-                kind: ServerKind::Model(m),
-            })
-            .collect();
         for (name, command) in &args.servers {
             if servers.iter().any(|s| &s.name == name) {
                 return Err(format!("--server {name:?} is given twice"));
@@ -95,13 +86,13 @@ impl Setup {
                     "--server {name:?}: the name is taken by the floor's built-in responder"
                 ));
             }
-            let kind = ServerKind::External {
-                command: command.clone(),
-            };
-            servers.push(ServerSpec {
-                name: name.clone(),
-                kind,
-            });
+            let (name, kind) = (
+                name.clone(),
+                ServerKind::External {
+                    command: command.clone(),
+                },
+            );
+            servers.push(ServerSpec { name, kind });
         }
         let mut chosen: Vec<&'static Scenario> = match (args.scenarios.is_empty(), profile) {
             (true, Profile::Quick) => {
@@ -113,7 +104,7 @@ impl Setup {
         };
         let added = scenarios::with_dependencies(&mut chosen);
         if !added.is_empty() {
-            let names: Vec<&str> = added.iter().map(|s| s.name()).collect();
+            let names: Vec<String> = added.iter().map(|s| s.name()).collect();
             notes.push(format!(
                 "{}{} added: the rates of latency, capacity and spread scale from earlier scenarios \
                  (the floor, seed and work peaks, capacity), and slow compares with seed",
@@ -168,25 +159,24 @@ impl Setup {
 /// Checks, before anything runs, that `--baseline` names one of `servers`
 /// (of `whose`) and that every file of the report can be written.
 fn check_outputs(args: &BenchArgs, servers: &[&str], whose: &str) -> Result<(), String> {
-    if let Some(b) = args
+    let unknown = args
         .baseline
         .as_ref()
-        .filter(|b| !servers.contains(&b.as_str()))
-    {
+        .filter(|b| !servers.contains(&b.as_str()));
+    if let Some(b) = unknown {
         return Err(format!("--baseline {b:?} is not a server of {whose}"));
     }
     let dir = &args.out;
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the output directory {}: {e}", dir.display()))?;
     let probe = dir.join(".servelab-bench-probe");
-    std::fs::write(&probe, b"")
-        .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            format!(
-                "cannot write in the output directory {}: {e}",
-                dir.display()
-            )
-        })?;
+    let written = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
+    written.map_err(|e| {
+        format!(
+            "cannot write in the output directory {}: {e}",
+            dir.display()
+        )
+    })?;
     export::check_exports(&args.exports())?;
     match &args.update_readme {
         Some(readme) => readme::check(readme, args.readme_block.as_deref()),
@@ -215,11 +205,7 @@ fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, 
                 "only {} CPU available: servers and load ran unpinned, sharing it",
                 allowed.len()
             );
-            let unpinned = Pinning {
-                server: None,
-                client: None,
-            };
-            return (unpinned, vec![note]);
+            return (Pinning::default(), vec![note]);
         }
         (None, None) => {
             let (s, c) = allowed.split_at(allowed.len() / 2);
@@ -275,17 +261,14 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
         ServerKind::Model(m) => {
             let help = m
                 .to_possible_value()
-                .and_then(|v| v.get_help().map(ToString::to_string));
-            (
-                "model",
-                help.unwrap_or_default(),
-                model_source_lines(m.name()),
-            )
+                .and_then(|v| Some(v.get_help()?.to_string()));
+            let source = model_source_lines(m.name());
+            ("model", help.unwrap_or_default(), source)
         }
         ServerKind::External { command } => ("external", format!("external: {command}"), None),
         ServerKind::Responder => {
-            let what = "servelab responder: the machine's floor".to_string();
-            ("responder", what, None)
+            let what = "servelab responder: the machine's floor";
+            ("responder", what.to_string(), None)
         }
     };
     ServerInfo {
@@ -331,7 +314,7 @@ fn plan_table(plan: &Plan, scenarios: &[&Scenario]) -> Table {
         servers.sort_unstable();
         servers.dedup();
         table.row([
-            s.name().to_string(),
+            s.id.to_string(),
             cells.len().to_string(),
             c.runs.to_string(),
             (cells.len() / c.runs as usize / servers.len().max(1)).to_string(),
@@ -392,7 +375,8 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     // The floor's responder runs after the servers in the list (the plan
     // gives its cells the index one past them); it is no row of the tables.
     let mut specs = setup.servers.clone();
-    specs.push(ServerSpec::responder());
+    let (name, kind) = (scenarios::FLOOR_SERVER.to_string(), ServerKind::Responder);
+    specs.push(ServerSpec { name, kind });
     let ctx = CellContext {
         servers: &specs,
         server_cpus: setup.pinning.server.as_deref(),
@@ -403,11 +387,11 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
     let mut run = |cell: &PlannedCell, _: &str, given: &Given| runner::run_cell(cell, &ctx, given);
-    let cells = run_plan(&plan, &names, &mut run, interrupted_flag, &mut progress);
+    let cells = runner::run_plan(&plan, &names, &mut run, interrupted_flag, &mut progress);
     progress.finish();
     let other_load = machine_before.zip(CpuTimes::now()).map(|(before, after)| {
         let own_s = procfs::own_cpu_seconds() - own_before;
-        other_load(before, after, own_s, &cells)
+        OtherLoad::between(before, after, own_s, &cells)
     });
     let interrupted = interrupts.received();
     let results = BenchResults {
@@ -440,53 +424,6 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     }))
 }
 
-/// Runs the cells of `plan` in order with `run` until the end or an
-/// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
-/// row is not tried again, and its cells are failed with the reason.
-fn run_plan(
-    plan: &Plan,
-    servers: &[&str],
-    run: &mut dyn FnMut(&PlannedCell, &str, &Given) -> Ran,
-    interrupted: &AtomicBool,
-    progress: &mut Progress,
-) -> Vec<CellResult> {
-    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
-    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); servers.len()];
-    for cell in &plan.cells {
-        if interrupted.load(Ordering::Relaxed) {
-            break;
-        }
-        let name = servers[cell.server];
-        let (scenario, point) = (cell.scenario.name(), cell.point().label);
-        progress.start(scenario, point, name, cell.run, cell.runs);
-        let (failures, last) = &mut start_failures[cell.server];
-        let result = if *failures >= START_ATTEMPTS {
-            let mut r = CellResult::planned(cell, name, utc_now());
-            r.outcome = Outcome::Failed {
-                reason: format!("not started: it failed to start {failures} times ({last})"),
-            };
-            r
-        } else {
-            let given = given::given(&cells, cell, name);
-            let (result, start_failure) = run(cell, name, &given);
-            match start_failure {
-                Some(reason) => {
-                    *failures += 1;
-                    if *failures == START_ATTEMPTS {
-                        progress.note(&format!("{name} failed to start: {reason}"));
-                    }
-                    *last = reason;
-                }
-                None => *failures = 0,
-            }
-            result
-        };
-        progress.done(cell.estimate());
-        cells.push(result);
-    }
-    cells
-}
-
 /// `--from`: writes the report of a saved `results.json` again, running
 /// nothing. Err carries the exit status and why.
 fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
@@ -502,30 +439,16 @@ fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
     write_report(&results, args).map_err(|e| (1, e))
 }
 
-/// The machine's CPU time between `before` and `after` that went neither to
-/// the bench (`own_s`) nor to its servers (each cell's server CPU from its
-/// start to the end of its window), as shares of all the CPUs' time.
-fn other_load(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult]) -> OtherLoad {
-    let usage = cells.iter().filter_map(|c| c.server_usage.as_ref());
-    let servers_s: f64 = usage.map(|u| u.loaded.cpu_s).sum();
-    let total = (after.total_s - before.total_s).max(f64::MIN_POSITIVE);
-    let other = (after.busy_s - before.busy_s - own_s - servers_s).max(0.0);
-    OtherLoad {
-        other_share: other / total,
-        steal_share: (after.steal_s - before.steal_s).max(0.0) / total,
-    }
-}
-
 /// Why `--quick` without `--scenarios` leaves scenarios (and points) out.
 fn quick_note() -> String {
     let left_out: Vec<String> = scenarios::SCENARIOS
         .iter()
         .filter(|s| s.quick_points < s.points.len())
         .map(|s| match s.quick_points {
-            0 => format!("{} (all of it)", s.name()),
+            0 => format!("{} (all of it)", s.id),
             n => {
                 let plural = if n == 1 { "" } else { "s" };
-                format!("{} (all but its first {n} point{plural})", s.name())
+                format!("{} (all but its first {n} point{plural})", s.id)
             }
         })
         .collect();
@@ -543,15 +466,23 @@ fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> 
         analysis: &analysis,
     };
     let mut outputs: Vec<Output> = Vec::new();
-    for exporter in export::all() {
-        outputs.extend(exporter.render(&report)?);
+    for render in export::WRITERS {
+        outputs.extend(render(&report)?);
     }
+    // Every file goes to --out, and those named by --export-* there too.
+    let mut exported = Vec::new();
     for o in &outputs {
-        let path = args.out.join(&o.file);
-        std::fs::write(&path, &o.bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let to = args
+            .exports()
+            .into_iter()
+            .filter(|(file, _)| *file == o.file);
+        let to: Vec<_> = to.map(|(_, path)| path).collect();
+        for path in std::iter::once(args.out.join(&o.file)).chain(to.iter().cloned()) {
+            std::fs::write(&path, &o.bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        exported.extend(to);
     }
-    let exported = export::write_exports(&outputs, &args.exports())?;
     println!("{}\n", export::markdown::provenance(results));
     if !results.complete {
         println!("Incomplete: interrupted.\n");
@@ -591,137 +522,4 @@ fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> 
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use results::{ProcSample, ServerUsage};
-    use std::time::Duration;
-
-    fn plan(scenarios: &[ScenarioId], servers: usize) -> Plan {
-        let chosen: Vec<_> = scenarios.iter().map(|s| s.scenario()).collect();
-        Plan::new(&chosen, servers, Profile::Default, Overrides::default())
-    }
-
-    type Seen = Vec<(ScenarioId, usize, String, u32)>;
-
-    /// Runs `plan` starting nothing: the cells it was given, in order, and
-    /// their planned time; the servers named in `broken` fail to start, and
-    /// the interrupt flag rises after `interrupt_after` cells.
-    fn run_mock(
-        plan: &Plan,
-        servers: &[&str],
-        broken: &[&str],
-        interrupt_after: Option<usize>,
-    ) -> (Vec<CellResult>, Seen, Duration) {
-        let flag = AtomicBool::new(false);
-        let (mut seen, mut planned) = (Seen::new(), Duration::ZERO);
-        let mut run = |cell: &PlannedCell, server: &str, _: &Given| {
-            seen.push((cell.scenario.id, cell.point, server.to_string(), cell.run));
-            planned += cell.estimate();
-            if interrupt_after == Some(seen.len()) {
-                flag.store(true, Ordering::Relaxed);
-            }
-            let mut r = CellResult::planned(cell, server, utc_now());
-            if !broken.contains(&server) {
-                return (r, None);
-            }
-            r.outcome = Outcome::Failed {
-                reason: "the server exited before it was ready".to_string(),
-            };
-            (r, Some("exited before it was ready".to_string()))
-        };
-        let mut progress = Progress::new(plan.estimate());
-        let cells = run_plan(plan, servers, &mut run, &flag, &mut progress);
-        (cells, seen, planned)
-    }
-
-    #[test]
-    fn the_plan_runs_every_cell_in_order_within_its_budget() {
-        let plan = plan(&[ScenarioId::Seed, ScenarioId::Idle], 2);
-        let (cells, seen, planned) = run_mock(&plan, &["a", "b"], &[], None);
-        assert_eq!(cells.len(), plan.cells.len());
-        assert_eq!(seen.len(), plan.cells.len());
-        assert_eq!(planned, plan.estimate());
-        let order: Vec<_> = seen.iter().map(|s| (s.0, s.2.as_str(), s.3)).collect();
-        assert_eq!(
-            &order[..4],
-            &[
-                (ScenarioId::Seed, "a", 1),
-                (ScenarioId::Seed, "b", 1),
-                (ScenarioId::Seed, "a", 2),
-                (ScenarioId::Seed, "b", 2)
-            ]
-        );
-        assert!(cells.iter().all(CellResult::measured));
-    }
-
-    #[test]
-    fn an_interrupt_ends_the_plan_after_the_cell_under_way() {
-        let plan = plan(&[ScenarioId::Seed, ScenarioId::Churn], 2);
-        let (cells, seen, _) = run_mock(&plan, &["a", "b"], &[], Some(3));
-        assert_eq!(seen.len(), 3);
-        assert_eq!(cells.len(), 3);
-        assert!(cells.len() < plan.cells.len());
-    }
-
-    #[test]
-    fn a_server_that_fails_to_start_twice_is_not_tried_again() {
-        let plan = plan(&[ScenarioId::Seed, ScenarioId::Connections], 2);
-        let (cells, seen, _) = run_mock(&plan, &["ok", "broken"], &["broken"], None);
-        assert_eq!(cells.len(), plan.cells.len());
-        let tried = seen.iter().filter(|s| s.2 == "broken").count();
-        assert_eq!(tried, START_ATTEMPTS);
-        let broken: Vec<&CellResult> = cells.iter().filter(|c| c.server == "broken").collect();
-        assert!(broken.iter().all(|c| !c.measured()));
-        match &broken.last().unwrap().outcome {
-            Outcome::Failed { reason } => assert!(
-                reason.starts_with("not started: it failed to start 2 times (exited before"),
-                "{reason}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        assert!(cells
-            .iter()
-            .filter(|c| c.server == "ok")
-            .all(CellResult::measured));
-    }
-
-    #[test]
-    fn other_load_is_what_neither_the_bench_nor_its_servers_used() {
-        let before = CpuTimes {
-            busy_s: 10.0,
-            steal_s: 1.0,
-            total_s: 100.0,
-        };
-        let after = CpuTimes {
-            busy_s: 18.0,
-            steal_s: 1.5,
-            total_s: 120.0,
-        };
-        let mut cell = CellResult::planned(
-            &Plan::new(
-                &[scenarios::ScenarioId::Seed.scenario()],
-                1,
-                Profile::Quick,
-                Overrides::default(),
-            )
-            .cells[0],
-            "event",
-            utc_now(),
-        );
-        let loaded = ProcSample {
-            cpu_s: 3.0,
-            ..ProcSample::default()
-        };
-        cell.server_usage = Some(ServerUsage::new(ProcSample::default(), 2.0, loaded, 1));
-        // 8 s busy: 2 s the bench, 3 s the server, 3 s someone else.
-        let o = other_load(before, after, 2.0, &[cell.clone()]);
-        assert!((o.other_share - 3.0 / 20.0).abs() < 1e-9, "{o:?}");
-        assert!((o.steal_share - 0.5 / 20.0).abs() < 1e-9, "{o:?}");
-        // Never below zero, whatever the clocks say.
-        let o = other_load(before, after, 7.0, &[cell]);
-        assert_eq!(o.other_share, 0.0);
-    }
 }

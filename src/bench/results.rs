@@ -8,9 +8,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadSummary;
+use crate::procfs;
 
 use super::clients::{IdleOutcome, NoiseOutcome, SlowOutcome};
-use super::machine::{Build, Machine};
+use super::machine::{Build, CpuTimes, Machine};
 use super::scenarios::{Drive, PlannedCell, PointId, Profile, ScenarioId};
 
 /// Version of the `results.json` layout.
@@ -114,6 +115,22 @@ pub struct OtherLoad {
     pub steal_share: f64,
 }
 
+impl OtherLoad {
+    /// The machine's CPU time between `before` and `after` that went neither
+    /// to the bench (`own_s`) nor to its servers (each cell's server CPU from
+    /// its start to the end of its window), as shares of all the CPUs' time.
+    pub fn between(before: CpuTimes, after: CpuTimes, own_s: f64, cells: &[CellResult]) -> Self {
+        let usage = cells.iter().filter_map(|c| c.server_usage.as_ref());
+        let servers_s: f64 = usage.map(|u| u.loaded.cpu_s).sum();
+        let total = (after.total_s - before.total_s).max(f64::MIN_POSITIVE);
+        let other = (after.busy_s - before.busy_s - own_s - servers_s).max(0.0);
+        OtherLoad {
+            other_share: other / total,
+            steal_share: (after.steal_s - before.steal_s).max(0.0) / total,
+        }
+    }
+}
+
 /// One server of the bench.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
@@ -191,6 +208,24 @@ pub struct ProcSample {
     pub fds: u64,
     /// Processes (1 for a servelab model).
     pub processes: u64,
+}
+
+impl ProcSample {
+    /// The /proc figures of `pids`, added up.
+    pub fn of(pids: &[u32]) -> ProcSample {
+        let mut s = ProcSample::default();
+        for &p in pids {
+            let Some(threads) = procfs::status(p, "Threads") else {
+                continue;
+            };
+            s.processes += 1;
+            s.threads += threads;
+            s.cpu_s += procfs::cpu_seconds(p).unwrap_or(0.0);
+            s.rss_kib += procfs::status(p, "VmRSS").unwrap_or(0);
+            s.fds += procfs::fds(p).map_or(0, |fds| fds.len() as u64);
+        }
+        s
+    }
 }
 
 /// What a cell cost the server.
@@ -385,6 +420,16 @@ impl Spread {
             min: v[0],
             max: v[n - 1],
             runs: n,
+        })
+    }
+
+    /// Each of its figures over `by`; `None` unless `by` is above zero.
+    pub fn over(self, by: f64) -> Option<Spread> {
+        (by > 0.0).then(|| Spread {
+            median: self.median / by,
+            min: self.min / by,
+            max: self.max / by,
+            runs: self.runs,
         })
     }
 }

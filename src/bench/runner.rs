@@ -15,16 +15,17 @@ use std::time::{Duration, Instant};
 
 use crate::load::{run_load, LoadConfig, LoadSummary};
 use crate::models::Model;
+use crate::procfs;
 use crate::units::utc_now;
 
 use super::capacity::{self, Probe};
 use super::clients::{self, Noise, Slowloris};
-use super::given::{missing_base, Given};
-use super::procfs;
+use super::given::{self, missing_base, Given};
+use super::progress::Progress;
 use super::results::{
     CapacityRecord, CellResult, Outcome, ProcSample, ServerUsage, ShutdownRecord,
 };
-use super::scenarios::{Drive, LongRequests, PlannedCell, Point, CAPACITY_PRECISION, FLOOR_SERVER};
+use super::scenarios::{Drive, LongRequests, Plan, PlannedCell, Point, CAPACITY_PRECISION};
 
 /// How long a server may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +36,8 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(6);
 const STDERR_TAIL: usize = 2048;
 /// Descriptors the bench needs besides its connections.
 const FD_MARGIN: u64 = 64;
+/// A server that failed to start this many times in a row is not tried again.
+pub const START_ATTEMPTS: usize = 2;
 
 /// A server the bench measures.
 #[derive(Clone, Debug)]
@@ -59,18 +62,8 @@ pub enum ServerKind {
     Responder,
 }
 
-impl ServerSpec {
-    /// The responder the `floor` scenario runs against.
-    pub fn responder() -> ServerSpec {
-        ServerSpec {
-            name: FLOOR_SERVER.to_string(),
-            kind: ServerKind::Responder,
-        }
-    }
-}
-
 /// Which CPUs the server children and the load run on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pinning {
     /// CPUs of the server (`None`: unpinned).
     pub server: Option<Vec<usize>>,
@@ -281,8 +274,8 @@ impl ServerProcess {
     pub fn sample(&self) -> ProcSample {
         let pid = self.child.id();
         match self.tree {
-            true => procfs::sample(&procfs::tree(pid)),
-            false => procfs::sample(&[pid]),
+            true => ProcSample::of(&procfs::tree(pid)),
+            false => ProcSample::of(&[pid]),
         }
     }
 
@@ -378,7 +371,7 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
 
 /// Whether a server that ended after the bench's SIGTERM stopped cleanly:
 /// with status 0, or (an `external` one, without a handler) of the signal.
-fn stopped_cleanly(status: ExitStatus, external: bool) -> bool {
+pub fn stopped_cleanly(status: ExitStatus, external: bool) -> bool {
     status.success() || (external && status.signal() == Some(libc::SIGTERM))
 }
 
@@ -470,11 +463,11 @@ pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran
         _ => measure_load(&server, cell, ctx, rate, &mut result),
     };
     match measured {
-        Ok(window) => {
+        Ok(((begin, own_begin), (loaded, own_end))) => {
             let responses = result.load.as_ref().map_or(0, |l| l.responses);
-            let (cpu_s, loaded) = (window.server_cpu_s, window.under_load);
+            let cpu_s = loaded.cpu_s - begin.cpu_s;
             result.server_usage = Some(ServerUsage::new(empty, cpu_s, loaded, responses));
-            result.client_cpu_s = Some(window.client_cpu_s);
+            result.client_cpu_s = Some(own_end - own_begin);
             if let Some(why) = server.exited("during the run") {
                 let reason = format!("the server {why}");
                 result.outcome = Outcome::Failed { reason };
@@ -489,28 +482,61 @@ pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran
     (result, None)
 }
 
-/// What was read around the recorded window.
-struct Window {
-    server_cpu_s: f64,
-    client_cpu_s: f64,
-    under_load: ProcSample,
+/// Runs the cells of `plan` in order with `run` until the end or an
+/// interrupt; a server that failed to start [`START_ATTEMPTS`] times in a
+/// row is not tried again, and its cells are failed with the reason.
+pub fn run_plan(
+    plan: &Plan,
+    servers: &[&str],
+    run: &mut dyn FnMut(&PlannedCell, &str, &Given) -> Ran,
+    interrupted: &AtomicBool,
+    progress: &mut Progress,
+) -> Vec<CellResult> {
+    let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
+    let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); servers.len()];
+    for cell in &plan.cells {
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        let name = servers[cell.server];
+        let (scenario, point) = (cell.scenario.id.name(), cell.point().label);
+        progress.start(&scenario, point, name, cell.run, cell.runs);
+        let (failures, last) = &mut start_failures[cell.server];
+        let result = if *failures >= START_ATTEMPTS {
+            let mut r = CellResult::planned(cell, name, utc_now());
+            r.outcome = Outcome::Failed {
+                reason: format!("not started: it failed to start {failures} times ({last})"),
+            };
+            r
+        } else {
+            let given = given::given(&cells, cell, name);
+            let (result, start_failure) = run(cell, name, &given);
+            match start_failure {
+                Some(reason) => {
+                    *failures += 1;
+                    if *failures == START_ATTEMPTS {
+                        progress.note(&format!("{name} failed to start: {reason}"));
+                    }
+                    *last = reason;
+                }
+                None => *failures = 0,
+            }
+            result
+        };
+        progress.done(cell.estimate());
+        cells.push(result);
+    }
+    cells
 }
 
 /// The server's figures and the bench's own CPU seconds, read together.
 type Mark = (ProcSample, f64);
 
+/// What was read at the start and at the end of the recorded window.
+type Window = (Mark, Mark);
+
 fn mark(server: &ServerProcess) -> Mark {
     (server.sample(), procfs::own_cpu_seconds())
-}
-
-impl Window {
-    fn between(begin: Mark, end: Mark) -> Window {
-        Window {
-            server_cpu_s: end.0.cpu_s - begin.0.cpu_s,
-            client_cpu_s: end.1 - begin.1,
-            under_load: end.0,
-        }
-    }
 }
 
 /// The configuration of the load generator for a point.
@@ -586,7 +612,7 @@ fn measure_load(
     let report = report.map_err(|e| format!("the load could not run: {e}"))?;
     result.histogram = Some(crate::load::encode_histogram(&report.histogram));
     result.load = Some(LoadSummary::of(&report));
-    Ok(Window::between(begin, end))
+    Ok((begin, end))
 }
 
 /// Sleeps until `at`, the load's end, or an interrupt (which cancels the load).
@@ -638,8 +664,7 @@ fn measure_capacity(
         if error.is_some() || ctx.interrupted.load(Ordering::Relaxed) {
             return probe;
         }
-        let report = load_config(server.addr, cell, ctx, Some(rate)).and_then(|mut config| {
-            config.cancel = Some(Arc::new(AtomicBool::new(false)));
+        let report = load_config(server.addr, cell, ctx, Some(rate)).and_then(|config| {
             run_load(&config).map_err(|e| format!("the load could not run: {e}"))
         });
         match report {
@@ -681,7 +706,7 @@ fn measure_capacity(
         ceiling,
         found,
     });
-    Ok(Window::between(begin, end))
+    Ok((begin, end))
 }
 
 fn measure_idle(
@@ -694,32 +719,8 @@ fn measure_idle(
     let begin = mark(server);
     let idle = clients::idle(server.addr, connections, cell.duration, ctx.interrupted)
         .map_err(|e| format!("cannot open the idle connections: {e}"))?;
-    let window = Window::between(begin, mark(server));
+    let end = mark(server);
     result.idle = Some(idle.outcome.clone());
     drop(idle);
-    Ok(window)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_external_server_may_die_of_the_sigterm() {
-        use std::process::ExitStatus;
-        // Raw wait statuses: the low 7 bits are the signal, the next byte
-        // the exit code.
-        let exit = |code: i32| ExitStatus::from_raw(code << 8);
-        let killed = |signal: i32| ExitStatus::from_raw(signal);
-        assert!(stopped_cleanly(exit(0), false));
-        assert!(stopped_cleanly(exit(0), true));
-        assert!(!stopped_cleanly(exit(1), true));
-        assert!(stopped_cleanly(killed(libc::SIGTERM), true));
-        assert!(
-            !stopped_cleanly(killed(libc::SIGTERM), false),
-            "a model handles SIGTERM"
-        );
-        assert!(!stopped_cleanly(killed(libc::SIGKILL), true));
-        assert!(!stopped_cleanly(killed(libc::SIGSEGV), true));
-    }
+    Ok((begin, end))
 }

@@ -170,13 +170,10 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// The name the report uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Quick => "quick",
-            Profile::Default => "default",
-            Profile::Full => "full",
-        }
+    /// The name the report uses: the identifier in lower case, as serde
+    /// spells it.
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
     }
 }
 
@@ -223,24 +220,10 @@ impl ScenarioId {
         SCENARIOS.iter().map(|s| s.id)
     }
 
-    /// Its name for `--scenarios`, results.json and the report.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScenarioId::Floor => "floor",
-            ScenarioId::Seed => "seed",
-            ScenarioId::Connections => "connections",
-            ScenarioId::Pipeline => "pipeline",
-            ScenarioId::Latency => "latency",
-            ScenarioId::Idle => "idle",
-            ScenarioId::Churn => "churn",
-            ScenarioId::Slow => "slow",
-            ScenarioId::Noise => "noise",
-            ScenarioId::Work => "work",
-            ScenarioId::Capacity => "capacity",
-            ScenarioId::Spread => "spread",
-            ScenarioId::Body => "body",
-            ScenarioId::Cores => "cores",
-        }
+    /// Its name for `--scenarios`, results.json and the report: the
+    /// identifier in lower case, as serde and clap spell it.
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
     }
 
     /// The scenarios its rates scale from or its figures compare with.
@@ -281,7 +264,7 @@ impl ScenarioId {
 
 impl std::fmt::Display for ScenarioId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -388,19 +371,9 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Its name for `--scenarios`.
-    pub fn name(&self) -> &'static str {
-        self.id.name()
-    }
-
-    /// Its point number `index`.
-    pub fn at(&self, index: usize) -> PointId {
-        self.id.at(index)
-    }
-
     /// Its points, in order.
     pub fn ids(&self) -> impl DoubleEndedIterator<Item = PointId> + '_ {
-        (0..self.points.len()).map(|i| self.at(i))
+        (0..self.points.len()).map(|i| self.id.at(i))
     }
 
     /// Its point whose server runs `work` (`None`: the seed's handler).

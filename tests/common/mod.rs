@@ -636,48 +636,6 @@ impl Drop for ServeProcess {
     }
 }
 
-// ---------------------------------------------------------------------------
-// What /proc says about a process (a `servelab serve` child)
-
-/// The descriptors process `pid` has open, ascending.
-pub fn open_fds(pid: u32) -> Vec<u32> {
-    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read /proc/PID/fd")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort_unstable();
-    fds
-}
-
-/// A `kB` line of /proc/<pid>/status (`VmRSS`, `VmHWM`, ...), in KiB.
-pub fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let prefix = format!("{field}:");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// CPU time process `pid` has used so far (user + system, all threads),
-/// from /proc/<pid>/stat, at the kernel's clock-tick resolution.
-pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name, which is in parentheses: state is the
-    // first (field 3), utime field 14, stime field 15.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_nanos(ticks * 1_000_000_000 / per_sec)
-}
-
 /// Sets the soft open-file limit of process `pid` (prlimit(2)), keeping its
 /// hard limit: lowering it below the descriptors in use makes the next
 /// accept() fail with EMFILE.

@@ -7,13 +7,10 @@ use crate::bench::analysis::BaselineTable;
 use crate::bench::results::BenchResults;
 use crate::bench::targets::Checked;
 
-use super::{Exporter, Output, Report};
+use super::{Output, Report};
 
 /// The file name.
 pub const FILE: &str = "results.json";
-
-/// Writes `results.json`.
-pub struct Json;
 
 /// Every field of [`BenchResults`], then the computed sections.
 #[derive(Serialize)]
@@ -26,19 +23,15 @@ struct File<'a> {
     targets: Option<&'a Checked>,
 }
 
-impl Exporter for Json {
-    fn render(&self, report: &Report<'_>) -> Result<Vec<Output>, String> {
-        let file = File {
-            results: report.results,
-            baseline: report.analysis.baseline.as_ref(),
-            targets: report.analysis.targets.as_ref(),
-        };
-        let mut bytes =
-            serde_json::to_vec_pretty(&file).map_err(|e| format!("cannot encode {FILE}: {e}"))?;
-        bytes.push(b'\n');
-        Ok(vec![Output {
-            file: FILE.to_string(),
-            bytes,
-        }])
-    }
+/// Renders `results.json`.
+pub fn render(report: &Report<'_>) -> Result<Vec<Output>, String> {
+    let file = File {
+        results: report.results,
+        baseline: report.analysis.baseline.as_ref(),
+        targets: report.analysis.targets.as_ref(),
+    };
+    let mut bytes =
+        serde_json::to_vec_pretty(&file).map_err(|e| format!("cannot encode {FILE}: {e}"))?;
+    bytes.push(b'\n');
+    Output::only(FILE, bytes)
 }

@@ -12,24 +12,17 @@ use crate::bench::scenarios::{PointId, ScenarioId};
 use crate::bench::targets::Checked;
 
 use super::table::{escape, Table};
-use super::{Exporter, Output, Report};
+use super::{Output, Report};
 
 /// The file name.
 pub const FILE: &str = "REPORT.md";
 
-/// Writes `REPORT.md`.
-pub struct Markdown;
-
-impl Exporter for Markdown {
-    fn render(&self, report: &Report<'_>) -> Result<Vec<Output>, String> {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = write_report(&mut out, report.results, report.analysis);
-        Ok(vec![Output {
-            file: FILE.to_string(),
-            bytes: out.into_bytes(),
-        }])
-    }
+/// Renders `REPORT.md`.
+pub fn render(report: &Report<'_>) -> Result<Vec<Output>, String> {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_report(&mut out, report.results, report.analysis);
+    Output::only(FILE, out.into_bytes())
 }
 
 fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::Result {
@@ -70,7 +63,7 @@ fn write_report(out: &mut String, r: &BenchResults, a: &Analysis) -> std::fmt::R
     for c in &a.claims {
         claims.row([
             c.claim,
-            &c.seed_figure,
+            c.seed_figure,
             &c.measured,
             verdict_text(c.verdict),
             &c.rule,
@@ -172,6 +165,7 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
         format!("{b}: `{header}` is each run's server CPU/req over {b}'s in the same run of the same point")
     });
     let (planned, took) = (format::seconds(s.planned_s), format::seconds(s.elapsed_s));
+    let servelab = format!("{} at commit {} ({} build)", b.version, b.commit, b.profile);
     let servers = r
         .servers
         .iter()
@@ -180,13 +174,7 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
         ("CPU", Some(format!("{} × {}", m.cpu_model, m.cpus))),
         ("memory", Some(format::bytes(m.memory_bytes as f64))),
         ("kernel", Some(m.kernel.clone())),
-        (
-            "servelab",
-            Some(format!(
-                "{} at commit {} ({} build)",
-                b.version, b.commit, b.profile
-            )),
-        ),
+        ("servelab", Some(servelab)),
         ("started", Some(r.started_at.clone())),
         ("finished", Some(r.finished_at.clone())),
         ("pinning", Some(pinning)),
@@ -194,7 +182,7 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
         ("baseline", baseline),
         ("load threads", Some(s.load_threads.to_string())),
         ("open-files limit", Some(format::count(m.fd_limit))),
-        ("profile", Some(s.profile.name().to_string())),
+        ("profile", Some(s.profile.name())),
         ("time", Some(format!("planned {planned}, took {took}"))),
         ("servers", Some(servers.collect::<Vec<_>>().join("; "))),
     ];
@@ -259,9 +247,9 @@ pub fn targets_table(t: &Checked) -> Table {
         };
         let measured = c.measured.map_or("–".to_string(), |m| {
             let runs = if m.runs == 1 { "run" } else { "runs" };
-            format!("{} ({what}, {} {runs})", spread(m, c.unit), m.runs)
+            format!("{} ({what}, {} {runs})", spread(m, tg.unit()), m.runs)
         });
-        let bound = tg.bound.text(c.unit);
+        let bound = tg.bound.text(tg.unit());
         let reason = c.reason.as_deref().unwrap_or("");
         table.row([tg.label, &measured, &bound, verdict_text(c.verdict), reason]);
     }
@@ -302,36 +290,22 @@ pub fn summary_table(a: &Analysis) -> Table {
     let baseline = a.baseline.as_ref().map(|b| b.baseline.as_str());
     let capacity = a.summary.iter().find_map(|r| r.capacity_target_us);
     let capacity = capacity.map_or("target".to_string(), format::micros);
-    let mut header = vec![
-        "model".to_string(),
-        "concurrency model".to_string(),
-        "req/s".to_string(),
-        format!("req/s at p99 ≤ {capacity}"),
-    ];
-    header.extend(
-        [
-            "avg latency",
-            "p99",
-            "memory per idle connection",
-            "threads",
-            "server CPU/req",
-        ]
-        .map(String::from),
-    );
-    header.extend(baseline.map(baseline_header));
-    header.extend(["connections served".into(), "complexity".into()]);
+    let capacity = format!("req/s at p99 ≤ {capacity}");
+    let mut header = vec!["model", "concurrency model", "req/s", capacity.as_str()];
+    header.extend(["avg latency", "p99", "memory per idle connection"]);
+    header.extend(["threads", "server CPU/req"]);
+    let ratio = baseline.map(baseline_header);
+    header.extend(ratio.as_deref());
+    header.extend(["connections served", "complexity"]);
     let mut table = Table::new(header);
     for r in &a.summary {
         let idle = r.idle.as_ref().map_or("–".to_string(), |i| {
-            let answered = match i.answered < i.connections as f64 {
+            let answered = match i.answered < i.at.point().drive.connections() as f64 {
                 true => format!(", {} answered", number(i.answered, Unit::Count)),
                 false => String::new(),
             };
-            format!(
-                "{} (at {}{answered})",
-                spread(i.bytes, Unit::Bytes),
-                i.point
-            )
+            let (bytes, at) = (spread(i.bytes, Unit::Bytes), i.at.label());
+            format!("{bytes} (at {at}{answered})")
         });
         let problems = match r.problems.is_empty() {
             true => String::new(),
@@ -352,10 +326,8 @@ pub fn summary_table(a: &Analysis) -> Table {
         row.push(r.served.map_or("–".to_string(), |(s, of)| {
             format!("{} of {}", spread(s, Unit::Count), format::count(of))
         }));
-        row.push(
-            r.source_lines
-                .map_or("–".to_string(), |n| format!("{n} lines")),
-        );
+        let lines = r.source_lines.map(|n| format!("{n} lines"));
+        row.push(lines.unwrap_or("–".to_string()));
         table.row(row);
     }
     table
@@ -365,7 +337,7 @@ fn section_table(s: &Section) -> Table {
     let first = s.rows.first().map(|r| &r.point);
     let many_points = s.rows.iter().any(|r| Some(&r.point) != first);
     let point = many_points.then(|| "point".to_string());
-    let columns = s.columns.iter().map(|c| c.0.clone());
+    let columns = s.columns.iter().cloned();
     let header = point
         .into_iter()
         .chain(["server".to_string()])

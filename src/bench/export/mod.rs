@@ -29,21 +29,19 @@ pub struct Output {
     pub bytes: Vec<u8>,
 }
 
-/// A report format.
-pub trait Exporter {
-    /// Renders the report as the files of this format.
-    fn render(&self, report: &Report<'_>) -> Result<Vec<Output>, String>;
+impl Output {
+    /// A writer's one file.
+    fn only(file: &str, bytes: Vec<u8>) -> Result<Vec<Output>, String> {
+        let file = file.to_string();
+        Ok(vec![Output { file, bytes }])
+    }
 }
 
+/// A report format: renders the report as its files.
+pub type Writer = fn(&Report<'_>) -> Result<Vec<Output>, String>;
+
 /// Every writer the bench runs: Markdown, JSON, CSV, SVG.
-pub fn all() -> Vec<Box<dyn Exporter>> {
-    vec![
-        Box::new(markdown::Markdown),
-        Box::new(json::Json),
-        Box::new(csv::Csv),
-        Box::new(svg::Svg),
-    ]
-}
+pub const WRITERS: [Writer; 4] = [markdown::render, json::render, csv::render, svg::render];
 
 /// `--export-*`: which file of the report also goes where.
 pub type Exports = Vec<(&'static str, PathBuf)>;
@@ -70,16 +68,4 @@ pub fn check_exports(exports: &Exports) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Writes the outputs named in `exports` to their paths; returns the paths.
-pub fn write_exports(outputs: &[Output], exports: &Exports) -> Result<Vec<PathBuf>, String> {
-    let write = |(file, path): &(&str, PathBuf)| {
-        let o = outputs.iter().find(|o| o.file == *file);
-        let o = o.ok_or_else(|| format!("no {file} was rendered to export"))?;
-        std::fs::write(path, &o.bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(path.clone())
-    };
-    exports.iter().map(write).collect()
 }

@@ -7,10 +7,7 @@ use crate::bench::analysis::{Chart, ChartData};
 use crate::bench::format;
 use crate::bench::results::Spread;
 
-use super::{Exporter, Output, Report};
-
-/// Writes one SVG file per chart.
-pub struct Svg;
+use super::{Output, Report};
 
 const SIZE: (u32, u32) = (900, 520);
 
@@ -26,20 +23,16 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-impl Exporter for Svg {
-    fn render(&self, report: &Report<'_>) -> Result<Vec<Output>, String> {
-        report
-            .analysis
-            .charts
-            .iter()
-            .map(|chart| {
-                Ok(Output {
-                    file: chart.file.clone(),
-                    bytes: draw(chart)?.into_bytes(),
-                })
-            })
-            .collect()
-    }
+/// Renders one SVG file per chart.
+pub fn render(report: &Report<'_>) -> Result<Vec<Output>, String> {
+    let draw = |chart: &Chart| {
+        let bytes = draw(chart)?.into_bytes();
+        Ok(Output {
+            file: chart.file.to_string(),
+            bytes,
+        })
+    };
+    report.analysis.charts.iter().map(draw).collect()
 }
 
 /// Draws `chart` as an SVG document.
@@ -97,7 +90,7 @@ fn bars(
     let x = -0.5f64..(n as f64 - 0.5);
     let mut builder = ChartBuilder::on(root);
     builder
-        .caption(&chart.title, ("sans-serif", 20))
+        .caption(chart.title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(80);
@@ -119,8 +112,8 @@ fn bars(
                         String::new()
                     }
                 })
-                .y_desc(&chart.y_label)
-                .y_label_formatter(&|y| axis_number(*y))
+                .y_desc(chart.y_label)
+                .y_label_formatter(&|y| format::axis(*y))
                 .draw()
                 .map_err(err)?;
             for (j, (label, values)) in series.iter().enumerate() {
@@ -175,8 +168,8 @@ fn lines(
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
     let x_tick = |x: &f64| match percentile_x {
-        true => percentile(*x),
-        false => axis_number(*x),
+        true => format::percentile_tick(*x),
+        false => format::axis(*x),
     };
     let (x0, mut x1, y0, y1) = series.iter().flat_map(|(_, p)| p).fold(
         (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
@@ -200,7 +193,7 @@ fn lines(
     };
     let mut builder = ChartBuilder::on(root);
     builder
-        .caption(&chart.title, ("sans-serif", 20))
+        .caption(chart.title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(80);
@@ -210,9 +203,9 @@ fn lines(
             let mut ctx = builder.build_cartesian_2d($x, $y).map_err(err)?;
             ctx.configure_mesh()
                 .x_desc(x_label)
-                .y_desc(&chart.y_label)
+                .y_desc(chart.y_label)
                 .x_label_formatter(&x_tick)
-                .y_label_formatter(&|y| axis_number(*y))
+                .y_label_formatter(&|y| format::axis(*y))
                 .draw()
                 .map_err(err)?;
             for (j, (label, points)) in series.iter().enumerate() {
@@ -242,47 +235,5 @@ fn lines(
         (true, false) => plot!((x_lo..x_hi).log_scale(), y_lo..y_hi),
         (false, true) => plot!(x_lo..x_hi, (y_lo..y_hi).log_scale()),
         (false, false) => plot!(x_lo..x_hi, y_lo..y_hi),
-    }
-}
-
-/// A tick of a percentile axis whose values are 1/(1-p): `0%`, `90%`, `99.9%`.
-fn percentile(x: f64) -> String {
-    if x < 1.0 {
-        return String::new();
-    }
-    let p = (1.0 - 1.0 / x) * 100.0;
-    let whole =
-        |digits: &i32| ((p * 10f64.powi(*digits)).round() - p * 10f64.powi(*digits)).abs() <= 1e-6;
-    let digits = (0..6).find(whole).unwrap_or(6);
-    format!("{p:.*}%", digits as usize)
-}
-
-/// An axis tick: `120k`, `1.5M`, `250`, `0.5`.
-fn axis_number(v: f64) -> String {
-    match v.abs() {
-        a if a >= 1e6 => format!("{}M", trim(v / 1e6)),
-        a if a >= 1e3 => format!("{}k", trim(v / 1e3)),
-        a if a >= 1.0 || a == 0.0 => trim(v),
-        _ => format::ratio(v),
-    }
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.1}");
-    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks() {
-        assert_eq!(percentile(1.0), "0%");
-        assert_eq!(percentile(10.0), "90%");
-        assert_eq!(percentile(1000.0), "99.9%");
-        assert_eq!(axis_number(120_000.0), "120k");
-        assert_eq!(axis_number(1_500_000.0), "1.5M");
-        assert_eq!(axis_number(250.0), "250");
     }
 }
