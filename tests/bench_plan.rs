@@ -116,7 +116,7 @@ mod scenarios {
     fn quick_runs_fewer_points_unless_scenarios_are_chosen_and_capacity_probes() {
         let capacity = [ScenarioId::Capacity.scenario()];
         let quick = Plan::new(&capacity, 2, Profile::Quick, Overrides::default());
-        assert_eq!(quick.cells.len(), 2);
+        assert_eq!(quick.cells.len(), 2 * 2);
         assert_eq!(quick.cells[0].probes, CAPACITY_PROBES[0]);
         let c = &quick.cells[0];
         assert_eq!(
@@ -129,8 +129,21 @@ mod scenarios {
         };
         let all = Plan::new(&capacity, 2, Profile::Quick, chosen);
         assert_eq!(all.cells.len(), 2 * capacity[0].points.len());
-        assert!(quick_set().iter().all(|s| s.quick_points > 0));
-        assert!(!quick_set().iter().any(|s| s.id == ScenarioId::Spread));
+        // Every scenario is in a quick run, capacity with the search that
+        // spread scales from.
+        assert_eq!(quick_set().len(), SCENARIOS.len());
+        let spread_base = ScenarioId::Capacity.scenario().with_work(Some(SPREAD_WORK));
+        let quick_capacity: Vec<_> = capacity[0]
+            .ids()
+            .filter(|at| capacity[0].quick.runs(at.index))
+            .collect();
+        assert!(quick_capacity.contains(&spread_base.unwrap()));
+        // ... and the work cell each quick capacity search starts from.
+        let work = ScenarioId::Work.scenario();
+        for at in quick_capacity.iter().filter_map(|at| at.point().work) {
+            let peak = work.with_work(Some(at)).unwrap();
+            assert!(work.quick.runs(peak.index), "{at}");
+        }
     }
 
     #[test]

@@ -439,22 +439,22 @@ fn rerender(from: &Path, args: &BenchArgs) -> Result<(), (u8, String)> {
     write_report(&results, args).map_err(|e| (1, e))
 }
 
-/// Why `--quick` without `--scenarios` leaves scenarios (and points) out.
+/// Which points `--quick` without `--scenarios` runs where it runs fewer.
 fn quick_note() -> String {
-    let left_out: Vec<String> = scenarios::SCENARIOS
+    let fewer: Vec<String> = scenarios::SCENARIOS
         .iter()
-        .filter(|s| s.quick_points < s.points.len())
-        .map(|s| match s.quick_points {
-            0 => format!("{} (all of it)", s.id),
-            n => {
-                let plural = if n == 1 { "" } else { "s" };
-                format!("{} (all but its first {n} point{plural})", s.id)
+        .filter_map(|s| match s.quick {
+            scenarios::Quick::All => None,
+            scenarios::Quick::Only(points) => {
+                let labels: Vec<&str> = points.iter().map(|&i| s.points[i].label).collect();
+                let (n, total) = (points.len(), s.points.len());
+                Some(format!("{}: {} ({n} of {total})", s.id, labels.join(", ")))
             }
         })
         .collect();
     format!(
-        "--quick leaves out {} to stay within 60 s; name them with --scenarios to run them whole",
-        left_out.join(", ")
+        "--quick runs only some points of a scenario to stay within 60 s ({}); name a scenario with --scenarios to run it whole",
+        fewer.join("; ")
     )
 }
 

@@ -366,8 +366,28 @@ pub struct Scenario {
     pub points: &'static [Point],
     /// Timings for [`Profile::Quick`], [`Profile::Default`], [`Profile::Full`].
     pub timings: [Timing; 3],
-    /// Its points run by `--quick` without `--scenarios` (0: none).
-    pub quick_points: usize,
+    /// Its points run by `--quick` without `--scenarios`.
+    pub quick: Quick,
+}
+
+/// The points of a scenario that `--quick` runs without `--scenarios`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// Every point.
+    All,
+    /// These points (by index), so that every scenario is in a quick run
+    /// and the run stays within 60 s.
+    Only(&'static [usize]),
+}
+
+impl Quick {
+    /// Whether point `index` runs.
+    pub fn runs(self, index: usize) -> bool {
+        match self {
+            Quick::All => true,
+            Quick::Only(points) => points.contains(&index),
+        }
+    }
 }
 
 impl Scenario {
@@ -395,9 +415,6 @@ const SHORT: [Timing; 3] = [
     timing(1, 250, 1100),
     timing(3, 1000, 5000),
 ];
-
-/// Every point of the scenario, in every profile.
-const ALL: usize = usize::MAX;
 
 const fn closed(label: &'static str, connections: usize, pipeline: usize) -> Point {
     Point::new(
@@ -497,7 +514,7 @@ pub static SCENARIOS: &[Scenario] = &[
             open("90%", 0.90),
         ],
         timings: BRIEF,
-        quick_points: ALL,
+        quick: Quick::All,
     },
     Scenario {
         id: ScenarioId::Seed,
@@ -510,7 +527,7 @@ pub static SCENARIOS: &[Scenario] = &[
             timing(3, 500, 2500),
             timing(5, 1000, 10_000),
         ],
-        quick_points: ALL,
+        quick: Quick::All,
     },
     Scenario {
         id: ScenarioId::Connections,
@@ -525,7 +542,7 @@ pub static SCENARIOS: &[Scenario] = &[
             closed("10,000", 10_000, 1),
         ],
         timings: SHORT,
-        quick_points: ALL,
+        quick: Quick::Only(&[0, 2, 3]),
     },
     Scenario {
         id: ScenarioId::Pipeline,
@@ -538,7 +555,7 @@ pub static SCENARIOS: &[Scenario] = &[
             timing(2, 300, 1500),
             timing(3, 1000, 5000),
         ],
-        quick_points: ALL,
+        quick: Quick::All,
     },
     Scenario {
         id: ScenarioId::Latency,
@@ -554,7 +571,7 @@ pub static SCENARIOS: &[Scenario] = &[
             open("90%", 0.90),
         ],
         timings: SHORT,
-        quick_points: ALL,
+        quick: Quick::Only(&[0, 2]),
     },
     Scenario {
         id: ScenarioId::Idle,
@@ -564,7 +581,7 @@ pub static SCENARIOS: &[Scenario] = &[
                    (growth over the empty server), and how many were answered at all.",
         points: &[idle("1,000", 1000), idle("10,000", 10_000)],
         timings: [timing(1, 0, 500), timing(1, 0, 2000), timing(3, 0, 5000)],
-        quick_points: ALL,
+        quick: Quick::Only(&[1]),
     },
     Scenario {
         id: ScenarioId::Churn,
@@ -578,7 +595,7 @@ pub static SCENARIOS: &[Scenario] = &[
             },
         )],
         timings: SHORT,
-        quick_points: ALL,
+        quick: Quick::All,
     },
     Scenario {
         id: ScenarioId::Slow,
@@ -599,7 +616,7 @@ pub static SCENARIOS: &[Scenario] = &[
             timing(1, 300, 2000),
             timing(3, 1000, 10_000),
         ],
-        quick_points: ALL,
+        quick: Quick::All,
     },
     Scenario {
         id: ScenarioId::Noise,
@@ -617,7 +634,7 @@ pub static SCENARIOS: &[Scenario] = &[
             },
         )],
         timings: SHORT,
-        quick_points: ALL,
+        quick: Quick::All,
     },
     Scenario {
         id: ScenarioId::Work,
@@ -639,7 +656,7 @@ pub static SCENARIOS: &[Scenario] = &[
             with_work(SPREAD_WORK, SPREAD_WORK),
         ],
         timings: SHORT,
-        quick_points: 3,
+        quick: Quick::Only(&[0, 1, 2, 4]),
     },
     Scenario {
         id: ScenarioId::Capacity,
@@ -661,7 +678,7 @@ pub static SCENARIOS: &[Scenario] = &[
             capacity(SPREAD_WORK, Some(SPREAD_WORK)),
         ],
         timings: [timing(1, 20, 100), timing(1, 80, 220), timing(1, 300, 1000)],
-        quick_points: 1,
+        quick: Quick::Only(&[0, 5]),
     },
     Scenario {
         id: ScenarioId::Spread,
@@ -677,7 +694,7 @@ pub static SCENARIOS: &[Scenario] = &[
             spread("80% of capacity", 0.8),
         ],
         timings: BRIEF,
-        quick_points: 0,
+        quick: Quick::Only(&[1]),
     },
     Scenario {
         id: ScenarioId::Body,
@@ -686,7 +703,7 @@ pub static SCENARIOS: &[Scenario] = &[
                    bodies (serve --body): req/s, MB/s, and server CPU per KiB sent.",
         points: &[body("16 KiB", "16k"), body("1 MiB", "1m")],
         timings: BRIEF,
-        quick_points: 0,
+        quick: Quick::Only(&[1]),
     },
     Scenario {
         id: ScenarioId::Cores,
@@ -705,7 +722,7 @@ pub static SCENARIOS: &[Scenario] = &[
             cores("64 CPUs", 64),
         ],
         timings: BRIEF,
-        quick_points: 0,
+        quick: Quick::Only(&[0]),
     },
 ];
 
@@ -804,12 +821,12 @@ impl Plan {
                 _ => 0,
             };
             let cpus = overrides.server_cpus.unwrap_or(1).max(1);
-            let take = match (profile, overrides.chosen) {
-                (Profile::Quick, false) => scenario.quick_points,
-                _ => ALL,
+            let quick = match (profile, overrides.chosen) {
+                (Profile::Quick, false) => scenario.quick,
+                _ => Quick::All,
             };
             let points: Vec<usize> = (0..scenario.points.len())
-                .take(take)
+                .filter(|&i| quick.runs(i))
                 .filter(|&i| scenario.points[i].cpus.is_none_or(|k| k <= cpus))
                 .collect();
             // The floor runs against the responder alone: one past the
@@ -861,7 +878,8 @@ pub fn with_dependencies(chosen: &mut Vec<&'static Scenario>) -> Vec<ScenarioId>
     added
 }
 
-/// The scenarios `--quick` runs when `--scenarios` is not given.
+/// The scenarios `--quick` runs when `--scenarios` is not given: every one,
+/// some with fewer points ([`Scenario::quick`]).
 pub fn quick_set() -> Vec<&'static Scenario> {
-    SCENARIOS.iter().filter(|s| s.quick_points > 0).collect()
+    SCENARIOS.iter().collect()
 }
