@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::ResponseParser;
 
-use super::results::Spread;
+use super::spread::Spread;
 
 /// The request idle connections complete before they go idle.
 const IDLE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\n\r\n";

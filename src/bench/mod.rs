@@ -21,6 +21,7 @@ pub mod readme;
 pub mod results;
 pub mod runner;
 pub mod scenarios;
+pub mod spread;
 pub mod targets;
 
 use std::path::Path;
