@@ -38,7 +38,7 @@ use crate::signal::Interrupts;
 pub use args::BenchArgs;
 
 use crate::units::utc_now;
-use analysis::{Analysis, CAPACITY_CHART, THROUGHPUT_CHART};
+use analysis::Analysis;
 use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
@@ -512,9 +512,9 @@ fn write_report(results: &BenchResults, args: &BenchArgs) -> Result<(), String> 
         println!("Exported {}", path.display());
     }
     if let Some(readme) = &args.update_readme {
-        let charts: Vec<_> = [THROUGHPUT_CHART, CAPACITY_CHART]
+        let charts: Vec<_> = readme::CHARTS
             .iter()
-            .filter_map(|&file| outputs.iter().find(|o| o.file == file))
+            .filter_map(|&(file, _)| outputs.iter().find(|o| o.file == file))
             .map(|c| (c.file.as_str(), c.bytes.as_slice()))
             .collect();
         let block = args.readme_block.as_deref();

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::analysis::{Analysis, CAPACITY_CHART};
+use super::analysis::{Analysis, CAPACITY_CHART, THROUGHPUT_CHART};
 use super::export::markdown;
 use super::results::BenchResults;
 
@@ -104,14 +104,23 @@ pub fn check(readme: &Path, name: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// The charts the block shows, when the run drew them: file and alt text.
+pub const CHARTS: [(&str, &str); 2] = [
+    (THROUGHPUT_CHART, "Requests per second per model"),
+    (
+        CAPACITY_CHART,
+        "Load each model holds with p99 within the target",
+    ),
+];
+
 /// The block: where and when it was measured, the summary table, the
-/// baseline ratios and the targets if the run had them, the charts (their
-/// paths relative to the README).
+/// baseline ratios and the targets if the run had them, the charts (alt
+/// text, and path relative to the README).
 pub fn block(
     results: &BenchResults,
     analysis: &Analysis,
     markers: &Markers,
-    charts: &[String],
+    charts: &[(&str, String)],
 ) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -134,18 +143,14 @@ pub fn block(
         out.push_str(&format!("\nTargets `{}` ({}):\n\n", t.set, t.about));
         out.push_str(&markdown::targets_table(t).markdown());
     }
-    for chart in charts {
-        let what = match chart.ends_with(CAPACITY_CHART) {
-            true => "Load each model holds with p99 within the target",
-            false => "Requests per second per model",
-        };
+    for (what, chart) in charts {
         out.push_str(&format!("\n![{what}]({chart})\n"));
     }
     out
 }
 
-/// Writes `charts` (file name, SVG) under [`CHART_DIR`] next to `readme`
-/// and rewrites the README's block (the main one, or the one called
+/// Writes `charts` (file name, SVG: those of [`CHARTS`]) under
+/// [`CHART_DIR`] next to `readme` and rewrites the README's block (the main one, or the one called
 /// `name`); returns the files written.
 pub fn update(
     readme: &Path,
@@ -163,12 +168,13 @@ pub fn update(
         std::fs::create_dir_all(&folder)
             .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
         for (file, svg) in charts {
+            let alt = CHARTS.iter().find(|(f, _)| f == file).map_or("", |c| c.1);
             let file = name.map_or(file.to_string(), |name| format!("{name}-{file}"));
             let path = folder.join(&file);
             std::fs::write(&path, svg)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             written.push(path);
-            links.push(format!("{CHART_DIR}/{file}"));
+            links.push((alt, format!("{CHART_DIR}/{file}")));
         }
     }
     let text = std::fs::read_to_string(readme)

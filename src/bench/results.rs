@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,7 @@ use crate::procfs;
 
 use super::clients::{IdleOutcome, NoiseOutcome, SlowOutcome};
 use super::machine::{Build, CpuTimes, Machine};
-use super::scenarios::{Drive, PlannedCell, PointId, Profile, ScenarioId};
+use super::scenarios::{Drive, PlannedCell, Point, PointId, Profile, ScenarioId};
 pub use super::spread::Spread;
 
 /// Version of the `results.json` layout.
@@ -196,6 +197,25 @@ pub struct CellConfig {
     pub server_command: Vec<String>,
 }
 
+impl CellConfig {
+    /// What `point` asks of a cell with these windows, before it runs (no
+    /// rate, no command line yet).
+    pub fn of(point: &Point, warmup: Duration, duration: Duration) -> CellConfig {
+        CellConfig {
+            drive: point.drive,
+            work: point.work.map(str::to_string),
+            body: point.body.map(str::to_string),
+            cpus: point.cpus,
+            slow_work: point.long.map(|long| long.work.to_string()),
+            mix: point.long.map(|long| long.mix().to_string()),
+            warmup_s: warmup.as_secs_f64(),
+            duration_s: duration.as_secs_f64(),
+            rate: None,
+            server_command: Vec::new(),
+        }
+    }
+}
+
 /// The /proc figures of a server (all its processes added up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcSample {
@@ -341,18 +361,7 @@ impl CellResult {
             run: cell.run,
             started_at,
             elapsed_s: 0.0,
-            config: CellConfig {
-                drive: point.drive,
-                work: point.work.map(str::to_string),
-                body: point.body.map(str::to_string),
-                cpus: point.cpus,
-                slow_work: point.long.map(|long| long.work.to_string()),
-                mix: point.long.map(|long| long.mix().to_string()),
-                warmup_s: cell.warmup.as_secs_f64(),
-                duration_s: cell.duration.as_secs_f64(),
-                rate: None,
-                server_command: Vec::new(),
-            },
+            config: CellConfig::of(point, cell.warmup, cell.duration),
             outcome: Outcome::Measured,
             load: None,
             histogram: None,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use servelab::bench::clients;
 use servelab::bench::machine::{Build, Machine};
@@ -85,16 +86,9 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
         started_at: "2026-01-01T00:00:00Z".to_string(),
         elapsed_s: 2.5,
         config: CellConfig {
-            drive: p.drive,
-            work: p.work.map(str::to_string),
-            body: p.body.map(str::to_string),
-            cpus: p.cpus,
-            slow_work: p.long.map(|long| long.work.to_string()),
-            mix: p.long.map(|long| long.mix().to_string()),
-            warmup_s: 0.5,
-            duration_s: 2.0,
             rate,
             server_command: vec!["servelab".to_string()],
+            ..CellConfig::of(p, Duration::from_millis(500), Duration::from_secs(2))
         },
         outcome: Outcome::Measured,
         load: Some(LoadSummary {
