@@ -1,6 +1,6 @@
 //! The one reader of /proc's files: a process's CPU time and parent, the
-//! `key: value` lines of `status`, `meminfo` and `cpuinfo`, descriptors
-//! (the whole machine's `/proc/stat` is `bench::machine`'s).
+//! whole machine's CPU time (`/proc/stat`), the `key: value` lines of
+//! `status`, `meminfo` and `cpuinfo`, descriptors.
 
 /// Clock ticks per second of /proc's CPU times.
 pub fn ticks_per_second() -> f64 {
@@ -33,6 +33,49 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 /// CPU seconds of this process.
 pub fn own_cpu_seconds() -> f64 {
     cpu_seconds(std::process::id()).unwrap_or(0.0)
+}
+
+/// The whole machine's CPU time so far (`/proc/stat`, every CPU), seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTimes {
+    /// Time spent running processes: user, nice and system (interrupts not
+    /// included, since the kernel may not charge them to any process).
+    pub busy_s: f64,
+    /// Time the hypervisor ran other guests while a CPU wanted to run.
+    pub steal_s: f64,
+    /// All of the CPUs' time (every field).
+    pub total_s: f64,
+}
+
+impl CpuTimes {
+    /// Reads `/proc/stat`; `None` where it cannot be read.
+    pub fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        CpuTimes::parse(&stat, ticks_per_second())
+    }
+
+    /// The aggregate `cpu` line of a `/proc/stat` text, in ticks of `hz`.
+    pub fn parse(stat: &str, hz: f64) -> Option<CpuTimes> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        // user nice system idle iowait irq softirq steal guest guest_nice;
+        // guest time is already counted in user.
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        if f.len() < 8 {
+            return None;
+        }
+        let seconds = |ticks: u64| ticks as f64 / hz;
+        Some(CpuTimes {
+            busy_s: seconds(f[0] + f[1] + f[2]),
+            steal_s: seconds(f[7]),
+            total_s: seconds(f.iter().sum()),
+        })
+    }
 }
 
 /// `pid` and every process descended from it.
@@ -99,5 +142,14 @@ mod tests {
         assert!(number("/proc/meminfo", "MemTotal").unwrap() > 0);
         let parent = stat(me).unwrap().0;
         assert!(tree(parent).contains(&me));
+    }
+
+    #[test]
+    fn reads_proc_stat() {
+        let stat = "cpu  100 20 30 1000 5 6 7 8 0 0\ncpu0 50 10 15 500 2 3 3 4 0 0\n";
+        let t = CpuTimes::parse(stat, 100.0).unwrap();
+        assert_eq!((t.busy_s, t.steal_s, t.total_s), (1.5, 0.08, 11.76));
+        assert!(CpuTimes::parse("cpu0 1 2 3\n", 100.0).is_none());
+        assert!(CpuTimes::now().is_some_and(|t| t.total_s > 0.0));
     }
 }

@@ -191,15 +191,6 @@ mod machine {
     use servelab::bench::machine::*;
 
     #[test]
-    fn reads_proc_stat() {
-        let stat = "cpu  100 20 30 1000 5 6 7 8 0 0\ncpu0 50 10 15 500 2 3 3 4 0 0\n";
-        let t = CpuTimes::parse(stat, 100.0).unwrap();
-        assert_eq!((t.busy_s, t.steal_s, t.total_s), (1.5, 0.08, 11.76));
-        assert!(CpuTimes::parse("cpu0 1 2 3\n", 100.0).is_none());
-        assert!(CpuTimes::now().is_some_and(|t| t.total_s > 0.0));
-    }
-
-    #[test]
     fn detects_this_machine() {
         let m = Machine::detect(1024);
         assert!(m.cpus >= 1 && m.memory_bytes > 0, "{m:?}");

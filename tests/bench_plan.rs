@@ -474,11 +474,11 @@ mod clients {
 
 mod plan_runs {
     use servelab::bench::given::Given;
-    use servelab::bench::machine::CpuTimes;
     use servelab::bench::progress::Progress;
     use servelab::bench::results::{CellResult, OtherLoad, Outcome, ProcSample, ServerUsage};
     use servelab::bench::runner::{run_plan, START_ATTEMPTS};
     use servelab::bench::scenarios::{Overrides, Plan, PlannedCell, Profile, ScenarioId};
+    use servelab::procfs::CpuTimes;
     use servelab::units::utc_now;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;

@@ -1,5 +1,5 @@
 //! What the report says about where it ran: the machine (CPU model, cores,
-//! memory, kernel), how busy it was with other work, and the build.
+//! memory, kernel) and the build.
 
 use std::process::Command;
 
@@ -38,49 +38,6 @@ impl Machine {
                 .unwrap_or_else(|_| "unknown".to_string()),
             fd_limit,
         }
-    }
-}
-
-/// The whole machine's CPU time so far (`/proc/stat`, every CPU), seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct CpuTimes {
-    /// Time spent running processes: user, nice and system (interrupts not
-    /// included, since the kernel may not charge them to any process).
-    pub busy_s: f64,
-    /// Time the hypervisor ran other guests while a CPU wanted to run.
-    pub steal_s: f64,
-    /// All of the CPUs' time (every field).
-    pub total_s: f64,
-}
-
-impl CpuTimes {
-    /// Reads `/proc/stat`; `None` where it cannot be read.
-    pub fn now() -> Option<CpuTimes> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        CpuTimes::parse(&stat, procfs::ticks_per_second())
-    }
-
-    /// The aggregate `cpu` line of a `/proc/stat` text, in ticks of `hz`.
-    pub fn parse(stat: &str, hz: f64) -> Option<CpuTimes> {
-        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-        // user nice system idle iowait irq softirq steal guest guest_nice;
-        // guest time is already counted in user.
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
-        if f.len() < 8 {
-            return None;
-        }
-        let seconds = |ticks: u64| ticks as f64 / hz;
-        Some(CpuTimes {
-            busy_s: seconds(f[0] + f[1] + f[2]),
-            steal_s: seconds(f[7]),
-            total_s: seconds(f.iter().sum()),
-        })
     }
 }
 

@@ -32,7 +32,7 @@ use std::time::Instant;
 use clap::ValueEnum;
 
 use crate::models::Model;
-use crate::procfs;
+use crate::procfs::{self, CpuTimes};
 use crate::signal::Interrupts;
 
 pub use args::BenchArgs;
@@ -43,7 +43,7 @@ use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
 use given::Given;
-use machine::{Build, CpuTimes, Machine};
+use machine::{Build, Machine};
 use progress::Progress;
 use results::{BenchResults, OtherLoad, ServerInfo, Settings};
 use runner::{CellContext, Pinning, ServerKind, ServerSpec};
