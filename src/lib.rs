@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod cpus;
+pub mod fd_limit;
 pub mod http;
 pub mod load;
 pub mod models;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use servelab::load::{run_load, LoadConfig};
 use servelab::models::{Model, ServerConfig};
-use servelab::procfs;
 use servelab::route::Work;
+use servelab::{fd_limit, procfs};
 
 /// `GET /` that closes its connection after the response.
 const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -169,7 +169,7 @@ fn assert_no_bytes_yet(c: &mut Client, i: usize) {
 fn sigterm_under_load_loses_no_request(model: Model) {
     const CONNECTIONS: usize = 50;
     const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
-    raise_fd_limit();
+    fd_limit::raise_to(None);
     let mut server = ServeProcess::start(model, &["--shutdown-timeout", "3s"]);
     let mut config = LoadConfig::new(&format!("http://{}/", server.addr)).unwrap();
     config.connections = CONNECTIONS;
@@ -359,7 +359,7 @@ fn no_new_connection_during_shutdown(model: Model) {
 /// reset in each model).
 fn connections_queued_at_shutdown_are_answered(model: Model) {
     const CLIENTS: usize = 50;
-    raise_fd_limit();
+    fd_limit::raise_to(None);
     let mut config = ServerConfig {
         acceptors: 1,
         reactors: 1,

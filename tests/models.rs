@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use servelab::http::Limits;
 use servelab::models::{Model, ServerConfig};
-use servelab::procfs;
 use servelab::route::{Routes, Work};
+use servelab::{fd_limit, procfs};
 
 /// Keep-alive `GET /` closing the connection after its response.
 const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -99,7 +99,7 @@ fn v2_survives_2000_concurrent_keep_alive_connections() {
     const CONNECTIONS: usize = 2_000;
     const BATCH: usize = 200;
     // Client and server descriptors share this process: 4,000 plus slack.
-    let limit = raise_fd_limit();
+    let limit = fd_limit::raise_to(None);
     assert!(
         limit >= 2 * CONNECTIONS as u64 + 100,
         "RLIMIT_NOFILE hard limit {limit} is too low for this test; raise it (ulimit -Hn)"
@@ -178,7 +178,7 @@ fn over_max_connections_gets_503_then_recovers(model: Model) {
 #[test]
 fn v3_thread_count_is_fixed_under_500_connections() {
     const CONNECTIONS: usize = 500;
-    raise_fd_limit();
+    fd_limit::raise_to(None);
     let flags = ["--acceptors", "2", "--pool-size", "8"];
     let server = ServeProcess::start(Model::Pool, &flags);
     let expected = 2 + 8 + 1;
@@ -469,7 +469,7 @@ fn reactors_share_the_port(model: Model) {
 /// thread, since nothing calls `spawn_blocking`).
 fn thread_count_is_fixed_under_500_connections(model: Model) {
     const CONNECTIONS: usize = 500;
-    raise_fd_limit();
+    fd_limit::raise_to(None);
     let server = ServeProcess::start(model, &["--reactors", "2"]);
     let expected = 2 + 1 + u64::from(model == Model::Tokio);
     assert_eq!(

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use servelab::models::Model;
-use servelab::procfs;
+use servelab::{fd_limit, procfs};
 
 /// Requests per round, over all connections.
 const REQUESTS_PER_ROUND: usize = 200_000;
@@ -188,7 +188,7 @@ fn run_round(addr: SocketAddr) -> SlotCount {
 }
 
 fn soak(model: Model) {
-    raise_fd_limit();
+    fd_limit::raise_to(None);
     // v3's workers each warm a stack and an allocator arena the first time
     // they serve: with more workers than connections, rounds would keep
     // bringing in workers that had not served yet, and RSS would climb

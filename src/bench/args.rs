@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::builder::PossibleValuesParser;
 
+use crate::cpus;
 use crate::models::Model;
 use crate::units::{parse_duration, positive_duration};
 
@@ -194,57 +195,5 @@ pub fn parse_server(text: &str) -> Result<(String, String), String> {
 pub struct CpuList(pub Vec<usize>);
 
 fn parse_cpu_list(text: &str) -> Result<CpuList, String> {
-    parse_cpus(text).map(CpuList)
-}
-
-/// Parses a CPU list (`0`, `0-3`, `0,2,4-5`) and checks that every CPU in it
-/// is one this process may run on.
-pub fn parse_cpus(text: &str) -> Result<Vec<usize>, String> {
-    let allowed = super::runner::allowed_cpus();
-    let mut cpus = Vec::new();
-    for part in text.split(',') {
-        let part = part.trim();
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (a.trim(), b.trim()),
-            None => (part, part),
-        };
-        let parse = |s: &str| {
-            s.parse::<usize>()
-                .map_err(|_| format!("{text:?}: expected CPU numbers like 0, 0-3 or 0,2-3"))
-        };
-        let (lo, hi) = (parse(lo)?, parse(hi)?);
-        if lo > hi {
-            return Err(format!("{text:?}: the range {lo}-{hi} is backwards"));
-        }
-        for cpu in lo..=hi {
-            if !allowed.contains(&cpu) {
-                return Err(format!(
-                    "CPU {cpu} does not exist or is not available to this process (available: {})",
-                    cpu_list(&allowed)
-                ));
-            }
-            if !cpus.contains(&cpu) {
-                cpus.push(cpu);
-            }
-        }
-    }
-    Ok(cpus)
-}
-
-/// `0-3,6` for a list of CPUs.
-pub fn cpu_list(cpus: &[usize]) -> String {
-    let mut sorted = cpus.to_vec();
-    sorted.sort_unstable();
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    for cpu in sorted {
-        match ranges.last_mut() {
-            Some((_, hi)) if *hi + 1 == cpu => *hi = cpu,
-            _ => ranges.push((cpu, cpu)),
-        }
-    }
-    let text = ranges.iter().map(|&(lo, hi)| match lo == hi {
-        true => lo.to_string(),
-        false => format!("{lo}-{hi}"),
-    });
-    text.collect::<Vec<_>>().join(",")
+    cpus::parse(text).map(CpuList)
 }

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::args::{cpu_list, CompareArgs};
+use crate::cpus;
+
+use super::args::CompareArgs;
 use super::columns::{Column, Unit};
 use super::export::table::Table;
 use super::format;
@@ -295,7 +297,7 @@ const FACTS: [Fact; 12] = [
     ("profile", |r| r.settings.profile.name()),
     ("pinning", |r| match &r.settings {
         s if s.pinned => {
-            let (server, client) = (cpu_list(&s.server_cpus), cpu_list(&s.client_cpus));
+            let (server, client) = (cpus::list(&s.server_cpus), cpus::list(&s.client_cpus));
             format!("servers on CPU {server}, load on CPU {client}")
         }
         _ => "unpinned".to_string(),

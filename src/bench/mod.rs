@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use clap::ValueEnum;
 
+use crate::cpus;
 use crate::models::Model;
 use crate::procfs::{self, CpuTimes};
 use crate::signal::Interrupts;
@@ -39,7 +40,6 @@ pub use args::BenchArgs;
 
 use crate::units::utc_now;
 use analysis::Analysis;
-use args::cpu_list;
 use export::table::Table;
 use export::{Output, Report};
 use given::Given;
@@ -138,7 +138,7 @@ impl Setup {
             notes.push(format!(
                 "cores ran its 1-CPU point only: {} for the servers, so there is no curve to draw",
                 match &pinning.server {
-                    Some(cpus) => format!("one CPU is set aside (CPU {})", cpu_list(cpus)),
+                    Some(set) => format!("one CPU is set aside (CPU {})", cpus::list(set)),
                     None => "no CPU is set aside".to_string(),
                 }
             ));
@@ -187,7 +187,7 @@ fn check_outputs(args: &BenchArgs, servers: &[&str], whose: &str) -> Result<(), 
 
 /// Decides the CPUs: as given, or half each; unpinned on one CPU.
 fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
-    let allowed = runner::allowed_cpus();
+    let allowed = cpus::allowed();
     let rest = |taken: &[usize]| -> Vec<usize> {
         allowed
             .iter()
@@ -222,7 +222,7 @@ fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, 
     if !shared.is_empty() {
         notes.push(format!(
             "servers and load share CPU {}: they compete for it, and the numbers show it",
-            cpu_list(&shared)
+            cpus::list(&shared)
         ));
     }
     if server.is_empty() || client.is_empty() {
@@ -331,13 +331,13 @@ fn plan_table(plan: &Plan, scenarios: &[&Scenario]) -> Table {
 /// Plans, runs and reports a bench; Err carries the exit status and why.
 fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     let setup = Setup::from_args(args).map_err(|e| (2, e))?;
-    let fd_limit = runner::raise_fd_limit();
+    let fd_limit = crate::fd_limit::raise_to(None);
     let mut notes = setup.notes.clone();
-    if let Some(cpus) = &setup.pinning.client {
-        if let Err(e) = runner::pin_current(cpus) {
+    if let Some(client) = &setup.pinning.client {
+        if let Err(e) = cpus::pin(&cpus::mask(client)) {
             notes.push(format!(
                 "could not pin the load to CPU {}: {e}",
-                cpu_list(cpus)
+                cpus::list(client)
             ));
         }
     }

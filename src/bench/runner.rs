@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::load::{run_load, LoadConfig, LoadSummary};
 use crate::models::Model;
-use crate::procfs;
 use crate::units::utc_now;
+use crate::{cpus, fd_limit, procfs};
 
 use super::capacity::{self, Probe};
 use super::clients::{self, Noise, Slowloris};
@@ -71,64 +71,6 @@ pub struct Pinning {
     pub client: Option<Vec<usize>>,
 }
 
-/// Pins the calling thread (and the threads it starts afterwards) to `cpus`.
-pub fn pin_current(cpus: &[usize]) -> std::io::Result<()> {
-    let set = cpu_set(cpus);
-    // SAFETY: `set` is a valid cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    match rc {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
-}
-
-/// The CPUs the calling thread may run on.
-pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, with the size of the set passed.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-    }
-    // SAFETY: CPU_ISSET reads the set within CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize)
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect()
-}
-
-fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
-    // SAFETY: a zeroed cpu_set_t is an empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &cpu in cpus {
-        // SAFETY: CPU_SET writes within the set; cpus are < CPU_SETSIZE
-        // (checked when the list was parsed).
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    set
-}
-
-/// Raises the soft open-files limit to the hard one; returns the limit now
-/// in force. Async-signal-safe: the server children call it before exec.
-pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return 1024;
-    }
-    let soft = limit.rlim_cur;
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: setrlimit reads the struct it is given.
-    match unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } {
-        0 => limit.rlim_max,
-        _ => soft,
-    }
-}
-
 /// A server child process, in a process group of its own (so that a
 /// terminal's Ctrl-C reaches the bench, which stops it, and not the server).
 pub struct ServerProcess {
@@ -146,13 +88,13 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `spec` (a model with the point's `--work`, `--slow-work` and
-    /// `--body`) pinned to `cpus`, and waits until it prints its listening
-    /// line (an external server: accepts a connection). Err is the reason,
-    /// for the report.
+    /// `--body`) pinned to `server_cpus`, and waits until it prints its
+    /// listening line (an external server: accepts a connection). Err is the
+    /// reason, for the report.
     pub fn start(
         spec: &ServerSpec,
         point: &Point,
-        cpus: Option<&[usize]>,
+        server_cpus: Option<&[usize]>,
     ) -> Result<ServerProcess, String> {
         let (program, argv, port) = match &spec.kind {
             ServerKind::External { command } => {
@@ -185,7 +127,7 @@ impl ServerProcess {
             }
         };
         let mut command = Command::new(program);
-        let set = cpus.map(cpu_set);
+        let mask = server_cpus.map(cpus::mask);
         command
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -196,10 +138,10 @@ impl ServerProcess {
         // exec: affinity, the open-files limit, and death with the parent.
         unsafe {
             command.pre_exec(move || {
-                if let Some(set) = &set {
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+                if let Some(mask) = &mask {
+                    let _ = cpus::pin(mask);
                 }
-                raise_fd_limit();
+                fd_limit::raise_to(None);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });

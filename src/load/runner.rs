@@ -4,6 +4,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::fd_limit;
+
 use super::config::LoadConfig;
 use super::engine::Engine;
 use super::error::LoadError;
@@ -211,24 +213,7 @@ fn probe(addrs: &[SocketAddr]) -> Result<SocketAddr, LoadError> {
 /// connection plus a margin); says so when the hard limit stops it short,
 /// since connections past it would fail with "too many open files".
 fn raise_fd_limit(wanted: u64) -> Option<String> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
-    if limit.rlim_cur >= wanted {
-        return None;
-    }
-    let raised = libc::rlimit {
-        rlim_cur: wanted.min(limit.rlim_max),
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads the struct it is given.
-    let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
-    let reached = if ok { raised.rlim_cur } else { limit.rlim_cur };
+    let reached = fd_limit::raise_to(Some(wanted));
     (reached < wanted).then(|| {
         format!(
             "the open-files limit is {reached}: connections past it will fail to connect \

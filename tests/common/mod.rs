@@ -103,11 +103,11 @@ pub fn skip_unavailable(model: Model, test: &str) -> bool {
     }
 }
 
-/// Raises the open-file soft limit to the hard limit ([`raise_fd_limit`]);
-/// whether that is still below `needed`, in which case `test` is skipped
-/// ([`skip`]).
+/// Raises the open-file soft limit to the hard limit
+/// ([`servelab::fd_limit::raise_to`]); whether that is still below `needed`,
+/// in which case `test` is skipped ([`skip`]).
 pub fn skip_below_fd_limit(test: &str, needed: u64) -> bool {
-    let limit = raise_fd_limit();
+    let limit = servelab::fd_limit::raise_to(None);
     if limit >= needed {
         return false;
     }
@@ -507,22 +507,6 @@ pub fn poll<T>(within: Duration, mut attempt: impl FnMut() -> Option<T>) -> Opti
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Raises this process's open-file soft limit to its hard limit: tests with
-/// thousands of connections hold both ends' descriptors in one process.
-pub fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lim.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        lim.rlim_cur
     }
 }
 
