@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::scenarios::PlannedCell;
 
 /// Progress of a bench, in planned milliseconds.
 pub struct Progress {
@@ -16,13 +18,8 @@ pub struct Progress {
 impl Progress {
     /// A bar for a plan expected to take `total`.
     pub fn new(total: Duration) -> Progress {
-        let terminal = std::io::stderr().is_terminal();
-        let target = if terminal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let bar = ProgressBar::with_draw_target(Some(total.as_millis() as u64), target);
+        // On stderr, which indicatif hides where it is not a terminal.
+        let bar = ProgressBar::new(total.as_millis() as u64);
         bar.set_style(
             ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:30.cyan/blue}] {percent:>3}%  {msg}  (about {eta} left)",
@@ -30,6 +27,7 @@ impl Progress {
             .expect("the template is valid")
             .progress_chars("=> "),
         );
+        let terminal = std::io::stderr().is_terminal();
         if terminal {
             bar.enable_steady_tick(Duration::from_millis(200));
         }
@@ -40,15 +38,16 @@ impl Progress {
         }
     }
 
-    /// A cell starts: `scenario`, its point and server, run `run` of `runs`.
-    pub fn start(&mut self, scenario: &str, point: &str, server: &str, run: u32, runs: u32) {
-        self.bar.set_message(format!(
-            "{scenario} · {point} · {server} · run {run}/{runs}"
-        ));
+    /// `cell` starts against `server`.
+    pub fn start(&mut self, cell: &PlannedCell, server: &str) {
+        let (scenario, point) = (cell.scenario.id.name(), cell.point().label);
+        let (run, runs) = (cell.run, cell.runs);
+        let message = format!("{scenario} · {point} · {server} · run {run}/{runs}");
+        self.bar.set_message(message);
         if self.lines && self.scenario != scenario {
             eprintln!("servelab bench: {scenario} ...");
         }
-        self.scenario = scenario.to_string();
+        self.scenario = scenario;
     }
 
     /// A cell planned to take `planned` is done.

@@ -38,6 +38,8 @@ const STDERR_TAIL: usize = 2048;
 const FD_MARGIN: u64 = 64;
 /// A server that failed to start this many times in a row is not tried again.
 pub const START_ATTEMPTS: usize = 2;
+/// Where servelab's servers listen: a port they choose and print.
+const ANY_PORT: &str = "127.0.0.1:0";
 
 /// A server the bench measures.
 #[derive(Clone, Debug)]
@@ -96,35 +98,34 @@ impl ServerProcess {
         point: &Point,
         server_cpus: Option<&[usize]>,
     ) -> Result<ServerProcess, String> {
-        let (program, argv, port) = match &spec.kind {
+        let handler = [
+            ("--work", point.work),
+            ("--slow-work", point.long.map(|long| long.work)),
+            ("--body", point.body),
+        ];
+        let handler = handler.into_iter().filter_map(|(flag, v)| Some([flag, v?]));
+        // argv[0] is the program's name in the report; servelab's path is
+        // this executable's.
+        let (argv, port): (Vec<String>, _) = match &spec.kind {
             ServerKind::External { command } => {
                 let port = free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
                 let line = command.replace("{port}", &port.to_string());
-                let argv = vec!["sh".to_string(), "-c".to_string(), line];
-                (PathBuf::from("sh"), argv, Some(port))
+                (vec!["sh".into(), "-c".into(), line], Some(port))
             }
-            kind => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| format!("cannot find the servelab executable: {e}"))?;
-                let mut argv = match kind {
-                    ServerKind::Model(m) => vec!["servelab", "serve", "--model", m.name()],
-                    _ => vec!["servelab", "responder"],
-                };
-                argv.extend(["--addr", "127.0.0.1:0"]);
-                if let ServerKind::Model(_) = kind {
-                    let slow_work = point.long.map(|long| long.work);
-                    let handler = [
-                        ("--work", point.work),
-                        ("--slow-work", slow_work),
-                        ("--body", point.body),
-                    ];
-                    for (flag, value) in handler {
-                        argv.extend(value.map(|v| [flag, v]).into_iter().flatten());
-                    }
-                }
-                let argv = argv.into_iter().map(String::from).collect();
-                (exe, argv, None)
+            ServerKind::Model(m) => {
+                let argv = ["servelab", "serve", "--model", m.name(), "--addr", ANY_PORT];
+                let argv = argv.into_iter().chain(handler.flatten());
+                (argv.map(String::from).collect(), None)
             }
+            ServerKind::Responder => {
+                let argv = ["servelab", "responder", "--addr", ANY_PORT];
+                (argv.map(String::from).to_vec(), None)
+            }
+        };
+        let program = match port {
+            Some(_) => PathBuf::from("sh"),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the servelab executable: {e}"))?,
         };
         let mut command = Command::new(program);
         let mask = server_cpus.map(cpus::mask);
@@ -205,11 +206,7 @@ impl ServerProcess {
     /// Why, when the server has exited (`when`: "before it was ready"...).
     pub fn exited(&mut self, when: &str) -> Option<String> {
         let status = self.child.try_wait().ok()??;
-        Some(format!(
-            "exited {when} ({}){}",
-            status_text(status),
-            self.stderr_tail()
-        ))
+        Some(self.why(status, &format!("exited {when}"), ""))
     }
 
     /// Reads the server's /proc figures (its whole process tree).
@@ -233,33 +230,28 @@ impl ServerProcess {
             note,
         };
         if let Ok(Some(status)) = self.child.try_wait() {
-            let note = format!(
-                "had already exited ({}){}",
-                status_text(status),
-                self.stderr_tail()
-            );
+            let note = self.why(status, "had already exited", "");
             return record(Some(status), 0.0, Some(note));
         }
         self.signal(libc::SIGTERM);
         while started.elapsed() < EXIT_TIMEOUT {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let note = (!stopped_cleanly(status, self.dies_of_sigterm)).then(|| {
-                    format!(
-                        "exited ({}) after SIGTERM{}",
-                        status_text(status),
-                        self.stderr_tail()
-                    )
-                });
+                let clean = stopped_cleanly(status, self.dies_of_sigterm);
+                let note = (!clean).then(|| self.why(status, "exited", " after SIGTERM"));
                 return record(Some(status), started.elapsed().as_secs_f64(), note);
             }
             thread::sleep(Duration::from_millis(2));
         }
         self.kill();
-        let note = format!(
-            "still running {}s after SIGTERM: killed",
-            EXIT_TIMEOUT.as_secs()
-        );
+        let secs = EXIT_TIMEOUT.as_secs();
+        let note = format!("still running {secs}s after SIGTERM: killed");
         record(None, started.elapsed().as_secs_f64(), Some(note))
+    }
+
+    /// `{what} ({status}){after}`, then the tail of its stderr.
+    fn why(&self, status: ExitStatus, what: &str, after: &str) -> String {
+        let (status, tail) = (status_text(status), self.stderr_tail());
+        format!("{what} ({status}){after}{tail}")
     }
 
     fn signal(&self, signal: libc::c_int) {
@@ -353,26 +345,26 @@ pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran
     let started = Instant::now();
     let mut result = CellResult::planned(cell, &spec.name, utc_now());
     let needs = point.drive.connections() as u64 + FD_MARGIN;
-    let model = matches!(spec.kind, ServerKind::Model(_));
-    let skip = if needs > ctx.fd_limit {
+    let handler = point.work.is_some() || point.body.is_some() || point.long.is_some();
+    let open = matches!(point.drive, Drive::Open { .. } | Drive::Capacity { .. });
+    let base = given.base_rps.filter(|rps| open && *rps > 0.0);
+    let unrunnable = if needs > ctx.fd_limit {
         let limit = ctx.fd_limit;
-        Some(format!(
+        let reason = format!(
             "needs {needs} open files; the limit is {limit} (raise the hard limit: ulimit -Hn)"
-        ))
-    } else if (point.work.is_some() || point.body.is_some() || point.long.is_some()) && !model {
-        Some("--work, --slow-work and --body are options of servelab serve; an external server has no such handler".to_string())
+        );
+        Some(Outcome::Skipped { reason })
+    } else if handler && !matches!(spec.kind, ServerKind::Model(_)) {
+        let reason = "--work, --slow-work and --body are options of servelab serve; an external server has no such handler".to_string();
+        Some(Outcome::Skipped { reason })
+    } else if open && base.is_none() {
+        let reason = missing_base(cell.scenario.id).to_string();
+        Some(Outcome::Failed { reason })
     } else {
         None
     };
-    if let Some(reason) = skip {
-        result.outcome = Outcome::Skipped { reason };
-        return (result, None);
-    }
-    let open = matches!(point.drive, Drive::Open { .. } | Drive::Capacity { .. });
-    let base = given.base_rps.filter(|rps| open && *rps > 0.0);
-    if open && base.is_none() {
-        let reason = missing_base(cell.scenario.id).to_string();
-        result.outcome = Outcome::Failed { reason };
+    if let Some(outcome) = unrunnable {
+        result.outcome = outcome;
         return (result, None);
     }
     let rate = match point.drive {
@@ -435,24 +427,24 @@ pub fn run_plan(
     progress: &mut Progress,
 ) -> Vec<CellResult> {
     let mut cells: Vec<CellResult> = Vec::with_capacity(plan.cells.len());
+    // Per server: its failed starts in a row, and why the last one failed.
     let mut start_failures: Vec<(usize, String)> = vec![(0, String::new()); servers.len()];
     for cell in &plan.cells {
         if interrupted.load(Ordering::Relaxed) {
             break;
         }
         let name = servers[cell.server];
-        let (scenario, point) = (cell.scenario.id.name(), cell.point().label);
-        progress.start(&scenario, point, name, cell.run, cell.runs);
+        progress.start(cell, name);
         let (failures, last) = &mut start_failures[cell.server];
         let result = if *failures >= START_ATTEMPTS {
-            let mut r = CellResult::planned(cell, name, utc_now());
-            r.outcome = Outcome::Failed {
-                reason: format!("not started: it failed to start {failures} times ({last})"),
-            };
-            r
+            let reason = format!("not started: it failed to start {failures} times ({last})");
+            let planned = CellResult::planned(cell, name, utc_now());
+            CellResult {
+                outcome: Outcome::Failed { reason },
+                ..planned
+            }
         } else {
-            let given = given::given(&cells, cell, name);
-            let (result, start_failure) = run(cell, name, &given);
+            let (result, start_failure) = run(cell, name, &given::given(&cells, cell, name));
             match start_failure {
                 Some(reason) => {
                     *failures += 1;
