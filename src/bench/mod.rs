@@ -87,12 +87,8 @@ impl Setup {
                     "--server {name:?}: the name is taken by the floor's built-in responder"
                 ));
             }
-            let (name, kind) = (
-                name.clone(),
-                ServerKind::External {
-                    command: command.clone(),
-                },
-            );
+            let command = command.clone();
+            let (name, kind) = (name.clone(), ServerKind::External { command });
             servers.push(ServerSpec { name, kind });
         }
         let mut chosen: Vec<&'static Scenario> = match (args.scenarios.is_empty(), profile) {
@@ -122,9 +118,7 @@ impl Setup {
                 planned(args.warmup.map(|d| format!("{d:?}")))
             ));
         }
-        let cpus = |list: &Option<args::CpuList>| list.as_ref().map(|c| c.0.clone());
-        let (pinning, pin_notes) = pinning(cpus(&args.server_cpus), cpus(&args.client_cpus));
-        notes.extend(pin_notes);
+        let pinning = pinning(args, &mut notes);
         let overrides = Overrides {
             runs: args.runs,
             duration: args.duration,
@@ -185,8 +179,10 @@ fn check_outputs(args: &BenchArgs, servers: &[&str], whose: &str) -> Result<(), 
     }
 }
 
-/// Decides the CPUs: as given, or half each; unpinned on one CPU.
-fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, Vec<String>) {
+/// Decides the CPUs: as given, or half each; unpinned on one CPU. What the
+/// report should say of them goes to `notes`.
+fn pinning(args: &BenchArgs, notes: &mut Vec<String>) -> Pinning {
+    let given = |cpus: &Option<args::CpuList>| cpus.as_ref().map(|c| c.0.clone());
     let allowed = cpus::allowed();
     let rest = |taken: &[usize]| -> Vec<usize> {
         allowed
@@ -195,25 +191,24 @@ fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, 
             .filter(|c| !taken.contains(c))
             .collect()
     };
-    let (server, client) = match (server, client) {
+    let (server, client) = match (given(&args.server_cpus), given(&args.client_cpus)) {
         (Some(s), c) => {
             let c = c.unwrap_or_else(|| rest(&s));
             (s, c)
         }
         (None, Some(c)) => (rest(&c), c),
         (None, None) if allowed.len() < 2 => {
-            let note = format!(
-                "only {} CPU available: servers and load ran unpinned, sharing it",
-                allowed.len()
-            );
-            return (Pinning::default(), vec![note]);
+            let n = allowed.len();
+            notes.push(format!(
+                "only {n} CPU available: servers and load ran unpinned, sharing it"
+            ));
+            return Pinning::default();
         }
         (None, None) => {
             let (s, c) = allowed.split_at(allowed.len() / 2);
             (s.to_vec(), c.to_vec())
         }
     };
-    let mut notes = Vec::new();
     let shared: Vec<usize> = server
         .iter()
         .copied()
@@ -228,11 +223,10 @@ fn pinning(server: Option<Vec<usize>>, client: Option<Vec<usize>>) -> (Pinning, 
     if server.is_empty() || client.is_empty() {
         notes.push("no CPU was left for one side: it ran unpinned".to_string());
     }
-    let pinning = Pinning {
+    Pinning {
         server: (!server.is_empty()).then_some(server),
         client: (!client.is_empty()).then_some(client),
-    };
-    (pinning, notes)
+    }
 }
 /// Code lines (non-blank, non-comment) of `src/models/NAME.rs` or of every
 /// file of `src/models/NAME/`.
@@ -330,12 +324,11 @@ fn plan_table(plan: &Plan, scenarios: &[&Scenario]) -> Table {
 
 /// Plans, runs and reports a bench; Err carries the exit status and why.
 fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
-    let setup = Setup::from_args(args).map_err(|e| (2, e))?;
+    let mut setup = Setup::from_args(args).map_err(|e| (2, e))?;
     let fd_limit = crate::fd_limit::raise_to(None);
-    let mut notes = setup.notes.clone();
     if let Some(client) = &setup.pinning.client {
         if let Err(e) = cpus::pin(&cpus::mask(client)) {
-            notes.push(format!(
+            setup.notes.push(format!(
                 "could not pin the load to CPU {}: {e}",
                 cpus::list(client)
             ));
@@ -348,13 +341,18 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
         setup.overrides,
     );
     let planned = plan.estimate();
-    let names: Vec<&str> = setup.servers.iter().map(|s| s.name.as_str()).collect();
+    // The floor's responder runs after the servers in the list (the plan
+    // gives its cells the index one past them); it is no row of the tables.
+    let mut specs = setup.servers.clone();
+    let (name, kind) = (scenarios::FLOOR_SERVER.to_string(), ServerKind::Responder);
+    specs.push(ServerSpec { name, kind });
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     eprintln!(
         "servelab bench: {} cells ({} scenarios × {} servers: {}), planned about {}; report in {}",
         plan.cells.len(),
         setup.scenarios.len(),
         setup.servers.len(),
-        names.join(", "),
+        names[..setup.servers.len()].join(", "),
         format::seconds(planned.as_secs_f64()),
         args.out.display()
     );
@@ -373,11 +371,6 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
     let machine_before = CpuTimes::now();
     let own_before = procfs::own_cpu_seconds();
     let load_threads = setup.pinning.client.as_ref().map_or(1, Vec::len).max(1);
-    // The floor's responder runs after the servers in the list (the plan
-    // gives its cells the index one past them); it is no row of the tables.
-    let mut specs = setup.servers.clone();
-    let (name, kind) = (scenarios::FLOOR_SERVER.to_string(), ServerKind::Responder);
-    specs.push(ServerSpec { name, kind });
     let ctx = CellContext {
         servers: &specs,
         server_cpus: setup.pinning.server.as_deref(),
@@ -385,7 +378,6 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
         fd_limit,
         interrupted: interrupted_flag,
     };
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut progress = Progress::new(planned);
     let mut run = |cell: &PlannedCell, _: &str, given: &Given| runner::run_cell(cell, &ctx, given);
     let cells = runner::run_plan(&plan, &names, &mut run, interrupted_flag, &mut progress);
@@ -411,7 +403,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode, (u8, String)> {
             load_threads,
             planned_s: planned.as_secs_f64(),
             elapsed_s: clock.elapsed().as_secs_f64(),
-            notes,
+            notes: setup.notes,
             baseline: args.baseline.clone(),
             check: args.check.clone(),
             other_load,
