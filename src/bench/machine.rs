@@ -59,24 +59,19 @@ impl Build {
         let dir = env!("CARGO_MANIFEST_DIR");
         let git = |args: &[&str]| {
             Command::new("git")
-                .arg("-C")
-                .arg(dir)
+                .args(["-C", dir])
                 .args(args)
                 .output()
                 .ok()
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         };
+        let dirty = || {
+            git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty())
+        };
         let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
-            Some(hash) => {
-                let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                    .is_some_and(|s| !s.is_empty());
-                if dirty {
-                    format!("{hash}-dirty")
-                } else {
-                    hash
-                }
-            }
+            Some(hash) if dirty() => format!("{hash}-dirty"),
+            Some(hash) => hash,
             None => "unknown".to_string(),
         };
         Build {
