@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use servelab::bench::clients;
 use servelab::bench::machine::{Build, Machine};
 use servelab::bench::results::{
     BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
@@ -220,7 +219,7 @@ pub fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
     };
     let mut idle = cell(S::Idle, 1, server, nothing, None);
     idle.load = None;
-    idle.idle = Some(clients::IdleOutcome {
+    idle.idle = Some(servelab::load::IdleOutcome {
         connections: 10_000,
         connected: 10_000,
         answered,
