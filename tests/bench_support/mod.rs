@@ -140,6 +140,7 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
             histogram_client_lag: None,
             histogram_minus_lag: None,
             kinds: kinds(p, f, responses),
+            idle: None,
         }),
         histogram: None,
         server_usage: Some(ServerUsage::new(
