@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::LoadSummary;
+use crate::load::{IdleOutcome, LoadSummary};
 use crate::procfs::{self, CpuTimes};
 
-use super::clients::{IdleOutcome, NoiseOutcome, SlowOutcome};
+use super::clients::{NoiseOutcome, SlowOutcome};
 use super::machine::{Build, Machine};
 use super::scenarios::{Drive, PlannedCell, Point, PointId, Profile, ScenarioId};
 pub use super::spread::Spread;

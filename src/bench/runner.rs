@@ -13,13 +13,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::load::{run_load, LoadConfig, LoadSummary};
+use crate::load::{open_idle, run_load, LoadConfig, LoadSummary};
 use crate::models::Model;
 use crate::units::utc_now;
 use crate::{cpus, fd_limit, procfs};
 
 use super::capacity::{self, Probe};
-use super::clients::{self, Noise, Slowloris};
+use super::clients::{Noise, Slowloris};
 use super::given::{self, missing_base, Given};
 use super::progress::Progress;
 use super::results::{
@@ -40,6 +40,8 @@ const FD_MARGIN: u64 = 64;
 pub const START_ATTEMPTS: usize = 2;
 /// Where servelab's servers listen: a port they choose and print.
 const ANY_PORT: &str = "127.0.0.1:0";
+/// The request each idle connection completes before it goes idle.
+const IDLE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\n\r\n";
 
 /// A server the bench measures.
 #[derive(Clone, Debug)]
@@ -651,8 +653,14 @@ fn measure_idle(
     result: &mut CellResult,
 ) -> Result<Window, String> {
     let begin = mark(server);
-    let idle = clients::idle(server.addr, connections, cell.duration, ctx.interrupted)
-        .map_err(|e| format!("cannot open the idle connections: {e}"))?;
+    let idle = open_idle(
+        server.addr,
+        connections,
+        IDLE_REQUEST,
+        cell.duration,
+        ctx.interrupted,
+    )
+    .map_err(|e| format!("cannot open the idle connections: {e}"))?;
     let end = mark(server);
     result.idle = Some(idle.outcome.clone());
     drop(idle);

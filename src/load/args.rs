@@ -21,7 +21,7 @@ as its responses are in, and latency is measured from the send. With --rate it i
 loop, like wrk2: latency is measured from each request's intended send time, so a \
 stalled server shows up in the percentiles. Requests still in flight at the end are \
 reported as unanswered (up to connections x pipeline of them is the normal tail). \
-Counts (-c, -n, -R) take k (x1000) and M (x1,000,000): -c 1k. \
+Counts (-c, -n, -R, --idle) take k (x1000) and M (x1,000,000): -c 1k. \
 Ctrl-C prints the report of what was measured so far, marked interrupted, and exits 130."
 )]
 pub struct LoadArgs {
@@ -78,6 +78,13 @@ pub struct LoadArgs {
     /// path's counts and latency apart [default: one kind, the URL's].
     #[arg(long, value_name = "PATH:SHARE%")]
     pub mix: Option<Mix>,
+    /// Also hold N idle keep-alive connections beside the load (wrk cannot):
+    /// each completes one request (the load's, answered within --timeout)
+    /// before the load starts, then stays open sending nothing until the
+    /// run ends; the report counts them. What many waiting clients cost a
+    /// server, and whether it still serves the busy ones: e.g. --idle 10k.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_count)]
+    pub idle: u64,
     /// Load applied before the recorded duration, not recorded; the unit is
     /// required (2s, 500ms: a time, not a count of runs).
     #[arg(long, default_value = "0s", value_parser = warmup_duration)]
@@ -133,6 +140,7 @@ impl LoadArgs {
         config.pipeline = self.pipeline as usize;
         config.rate = self.rate;
         config.mix = self.mix.clone();
+        config.idle = usize::try_from(self.idle).unwrap_or(usize::MAX);
         config.method = self.method.clone();
         config.allow_remote = self.allow_remote;
         config.engine = self.engine;

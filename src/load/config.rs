@@ -52,6 +52,9 @@ pub struct LoadConfig {
     /// instead of the target's (same method, headers, body and host), and
     /// each kind's latency is reported apart (default none: one kind).
     pub mix: Option<Mix>,
+    /// Idle keep-alive connections held beside the load: each completes one
+    /// request before the load starts, then sends nothing until the end.
+    pub idle: usize,
     /// The I/O engine; `None` (the default) is io_uring where this kernel
     /// allows it, else epoll ([`Engine::choose`]).
     pub engine: Option<Engine>,
@@ -80,6 +83,7 @@ impl LoadConfig {
             pipeline: 1,
             rate: None,
             mix: None,
+            idle: 0,
             engine: None,
             allow_remote: false,
             cancel: None,

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use super::idle::IdleOutcome;
 use super::json::{KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE};
 use super::report::LoadReport;
 use crate::units::share_percent;
@@ -173,6 +174,9 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
         "  Unanswered: {} (in flight when the run ended); aborted: {} (lost with their connection); unparsable responses: {}; reconnects: {}",
         e.unanswered, e.aborted, e.parse, r.reconnects
     )?;
+    if let Some(idle) = &r.idle {
+        write_idle(out, idle)?;
+    }
     let f = &r.fairness;
     let jain = f.jain.map_or("n/a".to_string(), |j| format!("{j:.4}"));
     writeln!(
@@ -189,6 +193,21 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
     }
     writeln!(out, "Requests/sec: {:>10.2}", r.requests_per_sec)?;
     writeln!(out, "Transfer/sec: {:>10}", bytes(r.bytes_per_sec))
+}
+
+/// `--idle`: how many idle connections were answered and held.
+fn write_idle(out: &mut String, i: &IdleOutcome) -> std::fmt::Result {
+    let others: Vec<String> = i.status.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    let others = match others.is_empty() {
+        true => String::new(),
+        false => format!("; other statuses {}", others.join(", ")),
+    };
+    writeln!(
+        out,
+        "  Idle connections (--idle): {} of {} answered and held open until the end; {} failed \
+         or were closed{others}; opened in {:.2}s",
+        i.answered, i.connections, i.failed, i.waited_s
+    )
 }
 
 /// The kinds of a mixed run, a line each: counts and latency percentiles.

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::codec::encode_histogram;
+use super::idle::IdleOutcome;
 use super::report::{Fairness, KindReport, LatencySummary, LoadReport};
 
 /// Version of the `--json` layout written now.
@@ -152,6 +153,10 @@ pub struct LoadSummary {
     /// a mix. Schema 4.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<KindJson>,
+    /// `--idle`: what the idle connections held beside the load achieved;
+    /// absent without them. Schema 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleOutcome>,
 }
 
 /// One kind of request of a mixed run: its path, its share and what its
@@ -374,6 +379,7 @@ impl LoadSummary {
             histogram_client_lag: r.lag.as_ref().map(|l| encode_histogram(&l.lag)),
             histogram_minus_lag: r.lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
             kinds: r.kinds.iter().map(KindJson::of).collect(),
+            idle: r.idle.clone(),
         }
     }
 

@@ -18,6 +18,8 @@
 //!   rate) are the sums of each client's own rate over its own window: the
 //!   rate the server saw while all of them ran, the common window;
 //! - fairness is computed again over every client's connection slots;
+//! - `--idle` connections add, when every input has them (a run with them
+//!   and one without are refused);
 //! - the window starts at the earliest start and lasts to the latest end; a
 //!   note gives the common window, and a warning says when there is none.
 
@@ -26,6 +28,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::codec::{decode_histogram, encode_histogram};
+use super::idle::IdleOutcome;
 use super::json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, SCHEMA};
 use super::report::{Fairness, LatencySummary};
 use super::stats::{new_histogram, LagHistograms};
@@ -258,6 +261,14 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         histogram_client_lag: lag.as_ref().map(|l| encode_histogram(&l.lag)),
         histogram_minus_lag: lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
         kinds,
+        idle: s.idle.as_ref().map(|_| {
+            let mut idle = IdleOutcome::default();
+            checked
+                .iter()
+                .flat_map(|c| &c.s.idle)
+                .for_each(|i| idle.add(i));
+            idle
+        }),
     };
     Ok(Merged {
         summary,
@@ -454,6 +465,13 @@ fn same(a: &Checked, b: &Checked) -> Result<(), String> {
     if kinds(a.s) != kinds(b.s) {
         return differ("mix", mix(a.s), mix(b.s));
     }
+    if a.s.idle.is_some() != b.s.idle.is_some() {
+        let idle = |s: &LoadSummary| match &s.idle {
+            Some(i) => format!("--idle {}", i.connections),
+            None => "no --idle".to_string(),
+        };
+        return differ("idle connections", idle(a.s), idle(b.s));
+    }
     if a.s.timeout_s != b.s.timeout_s {
         return differ(
             "timeout",
@@ -548,6 +566,7 @@ mod tests {
             histogram_client_lag: rate.map(|_| encode_histogram(&h)),
             histogram_minus_lag: rate.map(|_| encode_histogram(&h)),
             kinds: Vec::new(),
+            idle: None,
         }
     }
 
@@ -580,6 +599,32 @@ mod tests {
             .enumerate()
             .map(|(i, s)| (format!("r{i}.json"), s.clone()))
             .collect()
+    }
+
+    #[test]
+    fn idle_connections_add_and_must_be_in_every_input() {
+        let idle = |answered: u64, refused: u64| IdleOutcome {
+            connections: answered + refused,
+            connected: answered + refused,
+            answered,
+            status: [("503".to_string(), refused)].into_iter().collect(),
+            waited_s: answered as f64 / 1000.0,
+            ..IdleOutcome::default()
+        };
+        let (mut a, mut b) = (summary(&[1000], None, 0), summary(&[2000], None, 0));
+        (a.idle, b.idle) = (Some(idle(100, 0)), Some(idle(40, 60)));
+        let m = merge(&named(&[a.clone(), b]))
+            .unwrap()
+            .summary
+            .idle
+            .unwrap();
+        assert_eq!((m.connections, m.answered, m.status["503"]), (200, 140, 60));
+        assert_eq!(m.waited_s, 0.1);
+        let e = merge(&named(&[a, summary(&[1000], None, 0)])).unwrap_err();
+        assert!(
+            e.contains("idle connections: --idle 100") && e.contains("no --idle"),
+            "{e}"
+        );
     }
 
     #[test]

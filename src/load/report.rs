@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::engine::Engine;
+use super::idle::IdleOutcome;
 use super::stats::{Counters, KindStats, LagHistograms};
 
 /// Latency figures of one histogram, in nanoseconds.
@@ -216,6 +217,8 @@ pub struct LoadReport {
     pub per_connection: Vec<u64>,
     /// Fairness over `per_connection`.
     pub fairness: Fairness,
+    /// `--idle`: what the idle connections achieved (they closed with the run).
+    pub idle: Option<IdleOutcome>,
 }
 
 impl LoadReport {

@@ -1,7 +1,7 @@
 //! Runs a load: checks, resolves, probes, starts the threads, merges.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::fd_limit;
@@ -9,6 +9,7 @@ use crate::fd_limit;
 use super::config::LoadConfig;
 use super::engine::Engine;
 use super::error::LoadError;
+use super::idle::open_idle;
 use super::mix::Mixer;
 use super::plan::{Plan, PlanMix};
 use super::report::{Fairness, KindReport, LatencySummary, LoadReport};
@@ -37,7 +38,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             config.threads, config.connections
         ));
     }
-    if let Some(note) = raise_fd_limit(config.connections as u64 + 64) {
+    if let Some(note) = raise_fd_limit((config.connections + config.idle) as u64 + 64) {
         notes.push(note);
     }
     if let Some(n) = config.requests.filter(|&n| n < config.connections as u64) {
@@ -57,6 +58,15 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         offset: kinds[0].len() * config.pipeline,
         request_len: kinds[1].len(),
     });
+    // The idle connections first, answered, so that the load runs beside them.
+    let idle = match config.idle {
+        0 => None,
+        n => {
+            let never = AtomicBool::new(false);
+            let cancel = config.cancel.as_deref().unwrap_or(&never);
+            Some(open_idle(addr, n, &kinds[0], config.timeout, cancel)?)
+        }
+    };
     let started_at = std::time::SystemTime::now() + config.warmup;
     let plan = Plan {
         addr,
@@ -189,6 +199,7 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         },
         fairness: Fairness::of(&per_connection),
         per_connection,
+        idle: idle.map(|held| held.outcome.clone()),
     })
 }
 

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use servelab::bench::clients;
 use servelab::bench::machine::{Build, Machine};
 use servelab::bench::results::{
     BenchResults, CellConfig, CellResult, Outcome, ProcSample, ServerInfo, ServerUsage, Settings,
@@ -141,6 +140,7 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
             histogram_client_lag: None,
             histogram_minus_lag: None,
             kinds: kinds(p, f, responses),
+            idle: None,
         }),
         histogram: None,
         server_usage: Some(ServerUsage::new(
@@ -220,7 +220,7 @@ pub fn idle_cell(server: &str, growth_kib: u64, answered: u64) -> CellResult {
     };
     let mut idle = cell(S::Idle, 1, server, nothing, None);
     idle.load = None;
-    idle.idle = Some(clients::IdleOutcome {
+    idle.idle = Some(servelab::load::IdleOutcome {
         connections: 10_000,
         connected: 10_000,
         answered,
