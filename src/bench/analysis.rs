@@ -208,6 +208,7 @@ impl Analysis {
         let floor = Floor::of(&cells);
         let a = Ask {
             r,
+            servers,
             lookup,
             cells,
             floor,
@@ -222,11 +223,11 @@ impl Analysis {
         Analysis {
             summary: a.summary(),
             claims: a.claims(),
-            guidance: a.guidance(&servers),
-            sections: a.sections(&servers),
-            charts: a.charts(&servers),
+            guidance: a.guidance(),
+            sections: a.sections(),
+            charts: a.charts(),
             problems: problems.collect(),
-            baseline: a.baseline_table(&servers),
+            baseline: a.baseline_table(),
             targets,
             floor_notes: a.floor_notes(),
         }
@@ -236,6 +237,8 @@ impl Analysis {
 /// Questions asked of the results.
 struct Ask<'a> {
     r: &'a BenchResults,
+    /// The servers, in table order.
+    servers: Vec<&'a str>,
     lookup: Lookup,
     cells: CellIndex<'a>,
     floor: Option<Floor>,
@@ -265,7 +268,7 @@ impl Ask<'_> {
         self.cells.has(scenario).then(|| scenario.scenario())
     }
 
-    fn sections(&self, servers: &[&str]) -> Vec<Section> {
+    fn sections(&self) -> Vec<Section> {
         let baseline = self.lookup.baseline.as_ref().map(|b| b.server.as_str());
         let ran = scenarios::SCENARIOS.iter().filter(|s| self.cells.has(s.id));
         ran.map(|s| {
@@ -275,7 +278,7 @@ impl Ask<'_> {
             };
             let servers = match s.id {
                 ScenarioId::Floor => &[FLOOR_SERVER][..],
-                _ => servers,
+                _ => &self.servers[..],
             };
             let rows = s.ids().flat_map(|at| {
                 let chosen = &chosen;
@@ -296,7 +299,7 @@ impl Ask<'_> {
         .collect()
     }
 
-    fn baseline_table(&self, servers: &[&str]) -> Option<BaselineTable> {
+    fn baseline_table(&self) -> Option<BaselineTable> {
         let reference = self.lookup.baseline.as_ref()?;
         let mut entries = Vec::new();
         for s in scenarios::SCENARIOS {
@@ -304,7 +307,7 @@ impl Ask<'_> {
                 continue;
             }
             for at in s.ids() {
-                for server in servers {
+                for server in &self.servers {
                     let cpu_us = self.spread(at, server, Column::ServerCpu);
                     if cpu_us.is_some() || !self.cells.runs(at, server).is_empty() {
                         entries.push(BaselineEntry {
@@ -498,18 +501,22 @@ impl Ask<'_> {
         }
     }
 
+    /// `f` of each server that has something to say.
+    fn each(&self, f: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        self.servers.iter().filter_map(|s| f(s)).collect()
+    }
+
     /// Ranks the servers by `f` at one point, best first; those that left
     /// connections starved at `at` are not ranked but named apart, since
     /// their figures come from the few connections they served.
     fn rank(
         &self,
-        servers: &[&str],
         at: Option<PointId>,
         lowest: bool,
         f: &dyn Fn(&str) -> Option<f64>,
     ) -> (Vec<(String, f64)>, Vec<String>) {
         let (mut ranked, mut starved) = (Vec::new(), Vec::new());
-        for s in servers {
+        for s in &self.servers {
             let Some(v) = f(s) else { continue };
             match at {
                 Some(at) if self.figure(at, s, Column::Starved) != Some(0.0) => {
@@ -528,13 +535,12 @@ impl Ask<'_> {
     /// [`lead`] of the servers ranked by `f`, or `None` when none has it.
     fn best(
         &self,
-        servers: &[&str],
         at: Option<PointId>,
         lowest: bool,
         f: &dyn Fn(&str) -> Option<f64>,
         fmt: impl Fn(f64) -> String,
     ) -> Option<String> {
-        let (v, _) = self.rank(servers, at, lowest, f);
+        let (v, _) = self.rank(at, lowest, f);
         (!v.is_empty()).then(|| lead(&v, lowest, fmt, &|_, _| None))
     }
 
@@ -591,20 +597,20 @@ impl Ask<'_> {
     }
 
     /// The sentences of `capacity`, `spread` and `body` (issue 14 §5).
-    fn capacity_guidance(&self, servers: &[&str], out: &mut Vec<String>) {
+    fn capacity_guidance(&self, out: &mut Vec<String>) {
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
         let within = |work: Option<&str>| {
             let at = ScenarioId::Capacity.scenario().with_work(work);
             let target = at.and_then(|at| {
                 let target = |s: &&str| self.figure(at, s, Column::CapacityTarget);
-                servers.iter().find_map(target)
+                self.servers.iter().find_map(target)
             });
             target.map_or("the target".to_string(), format::micros)
         };
         if self.cells.has(ScenarioId::Capacity) {
             let seed_handler = ScenarioId::Capacity.at(0);
             let held = |s: &str| self.capacity(s, None);
-            let none = each(servers, |s| {
+            let none = self.each(|s| {
                 let measured = self.cells.measured(seed_handler, s).next().is_some();
                 (held(s).is_none() && measured).then(|| s.to_string())
             });
@@ -612,7 +618,7 @@ impl Ask<'_> {
                 true => String::new(),
                 false => format!("; no rate held it for {}", none.join(", ")),
             };
-            out.extend(self.best(servers, None, false, &held, per_sec).map(|lead| {
+            out.extend(self.best(None, false, &held, per_sec).map(|lead| {
                 format!(
                     "Most load carried with p99 within {} (the seed's handler, open loop): {lead}{none}.",
                     within(None)
@@ -623,14 +629,14 @@ impl Ask<'_> {
             let kept =
                 |s: &str| Some(self.capacity(s, Some(exp))? / self.capacity(s, Some(fixed))?);
             let kept_fmt = |x| format!("{} kept", format::percent(x));
-            out.extend(self.best(servers, None, false, &kept, kept_fmt).map(|lead| {
+            out.extend(self.best(None, false, &kept, kept_fmt).map(|lead| {
                 format!(
                     "Keeps the most of its capacity when service times spread ({exp} against a fixed {fixed}, the same mean, p99 within {}): {lead}.",
                     within(Some(fixed))
                 )
             }));
             let spread = |s: &str| self.capacity(s, Some(SPREAD_WORK));
-            out.extend(self.best(servers, None, false, &spread, per_sec).map(|lead| {
+            out.extend(self.best(None, false, &spread, per_sec).map(|lead| {
                 format!(
                     "Most capacity when 1% of requests take 100× the others ({SPREAD_WORK}, p99 within {}): {lead}.",
                     within(Some(SPREAD_WORK))
@@ -640,7 +646,7 @@ impl Ask<'_> {
         // Async against blocking waits, by capacity where it was searched,
         // by peak req/s otherwise.
         let (wait, park) = (WORK_WAIT.label(), WORK_AWAIT.label());
-        let by_capacity = servers.iter().any(|s| {
+        let by_capacity = self.servers.iter().any(|s| {
             self.capacity(s, Some(wait)).is_some() && self.capacity(s, Some(park)).is_some()
         });
         let figure = |s: &str, at: PointId| match by_capacity {
@@ -648,7 +654,7 @@ impl Ask<'_> {
             false => self.figure(at, s, Column::Rps),
         };
         // The servers by their gain, parking over blocking; the reactors' or the others'.
-        let (v, _) = self.rank(servers, None, false, &|s| {
+        let (v, _) = self.rank(None, false, &|s| {
             Some(figure(s, WORK_AWAIT)? / figure(s, WORK_WAIT).filter(|w| *w > 0.0)?)
         });
         let list = |reactors: bool| {
@@ -690,7 +696,7 @@ impl Ask<'_> {
         if self.cells.has(ScenarioId::Spread) {
             let at = ScenarioId::Spread.at(1);
             let short_p99 = |s: &str| self.figure(at, s, Column::ShortP99);
-            let (v, _) = self.rank(servers, None, true, &short_p99);
+            let (v, _) = self.rank(None, true, &short_p99);
             if !v.is_empty() {
                 let LongRequests { work, share } = SPREAD_LONG;
                 out.push(format!(
@@ -706,15 +712,14 @@ impl Ask<'_> {
             let per_kib = |x| format!("{} per KiB", format::micros(x));
             let body = BODY_1M.label();
             out.extend(
-                self.best(servers, Some(BODY_1M), true, &cpu, per_kib)
-                    .map(|lead| {
-                        format!("Moves {body} responses with the least server CPU: {lead}.")
-                    }),
+                self.best(Some(BODY_1M), true, &cpu, per_kib).map(|lead| {
+                    format!("Moves {body} responses with the least server CPU: {lead}.")
+                }),
             );
         }
     }
 
-    fn guidance(&self, servers: &[&str]) -> Vec<String> {
+    fn guidance(&self) -> Vec<String> {
         let mut out = Vec::new();
         let per_sec = |x: f64| format!("{} req/s", format::rate(x));
         let rps_at = |at: PointId| move |s: &str| self.figure(at, s, Column::Rps);
@@ -724,7 +729,7 @@ impl Ask<'_> {
             _ => 0,
         };
         if self.cells.has(ScenarioId::Seed) {
-            let (v, starved) = self.rank(servers, Some(SEED), false, &rps_at(SEED));
+            let (v, starved) = self.rank(Some(SEED), false, &rps_at(SEED));
             if !v.is_empty() {
                 out.push(format!(
                     "Most requests per second under the seed's load ({seed_conns} keep-alive connections): {}{}.",
@@ -732,7 +737,7 @@ impl Ask<'_> {
                     unranked(&starved)
                 ));
             }
-            let starved = each(servers, |s| {
+            let starved = self.each(|s| {
                 let n = self.figure(SEED, s, Column::Starved).filter(|n| *n > 0.0)?;
                 Some(format!(
                     "{s} left {n} of {seed_conns} connections without a single response"
@@ -747,12 +752,9 @@ impl Ask<'_> {
             });
             let cpu = |s: &str| self.figure(SEED, s, Column::ServerCpu);
             let per_request = |x| format!("{} per request", format::micros(x));
-            out.extend(
-                self.best(servers, None, true, &cpu, per_request)
-                    .map(|lead| {
-                        format!("Cheapest per request in server CPU under the seed's load: {lead}.")
-                    }),
-            );
+            out.extend(self.best(None, true, &cpu, per_request).map(|lead| {
+                format!("Cheapest per request in server CPU under the seed's load: {lead}.")
+            }));
         }
         if self.cells.has(ScenarioId::Latency) {
             // Only a server that delivered the load it was offered has a
@@ -761,7 +763,7 @@ impl Ask<'_> {
                 self.cells
                     .median(LATENCY_75, s, |c| Some(c.rps()? / c.config.rate?))
             };
-            let behind = each(servers, |s| {
+            let behind = self.each(|s| {
                 let share = kept_up(s).filter(|share| *share < KEPT_UP)?;
                 Some(format!("{s} ({} answered)", format::percent(share)))
             });
@@ -769,7 +771,7 @@ impl Ask<'_> {
                 let p99 = self.figure(LATENCY_75, s, Column::P99);
                 p99.filter(|_| kept_up(s).is_some_and(|k| k >= KEPT_UP))
             };
-            let (v, _) = self.rank(servers, None, true, &p99);
+            let (v, _) = self.rank(None, true, &p99);
             let mut text = String::new();
             if !v.is_empty() {
                 text = format!(
@@ -804,12 +806,12 @@ impl Ask<'_> {
                 rss.filter(|_| answered(s).is_some_and(|a| a >= ANSWERED_ALL))
             };
             let rss_each = |x| format!("{} of RSS each", format::bytes(x));
-            out.extend(self.best(servers, None, true, &rss, rss_each).map(|lead| {
+            out.extend(self.best(None, true, &rss, rss_each).map(|lead| {
                 format!(
                     "Cheapest idle keep-alive connection ({label} open, each answered): {lead}."
                 )
             }));
-            let short = each(servers, |s| {
+            let short = self.each(|s| {
                 let a = answered(s).filter(|a| *a < ANSWERED_ALL)?;
                 Some(format!("{s} answered {} of them", format::percent(a)))
             });
@@ -822,11 +824,11 @@ impl Ask<'_> {
         }
         if self.cells.has(ScenarioId::Slow) {
             let shares = |s: &str| self.figure(SLOW, s, Column::VsSeed);
-            let stalled = each(servers, |s| {
+            let stalled = self.each(|s| {
                 let x = shares(s).filter(|x| *x < STALLED_SHARE)?;
                 Some(format!("{s} ({} of its seed req/s)", format::percent(x)))
             });
-            if servers.iter().any(|s| shares(s).is_some()) {
+            if self.servers.iter().any(|s| shares(s).is_some()) {
                 out.push(match stalled.is_empty() {
                     true => format!(
                         "No server was stalled by {slowloris} slowloris clients: each kept at least {} of its seed throughput.",
@@ -850,7 +852,7 @@ impl Ask<'_> {
             ),
             (WORK_CPU, "burns 50 µs of CPU per request"),
         ] {
-            let (v, starved) = self.rank(servers, Some(at), false, &rps_at(at));
+            let (v, starved) = self.rank(Some(at), false, &rps_at(at));
             let Some((worst, low)) = v.last() else {
                 continue;
             };
@@ -872,7 +874,7 @@ impl Ask<'_> {
             .and_then(|c| c.ids().last())
         {
             let label = at.label();
-            let (v, starved) = self.rank(servers, Some(at), false, &rps_at(at));
+            let (v, starved) = self.rank(Some(at), false, &rps_at(at));
             if !v.is_empty() {
                 out.push(format!(
                     "Most req/s with {label} connections, all of them served: {}{}.",
@@ -889,15 +891,12 @@ impl Ask<'_> {
         if self.cells.has(ScenarioId::Churn) {
             let conns = |s: &str| self.figure(scenarios::CHURN, s, Column::ConnPerSec);
             let per_sec = |x| format!("{} connections/s", format::rate(x));
-            out.extend(
-                self.best(servers, None, false, &conns, per_sec)
-                    .map(|lead| {
-                        format!("Most new connections per second (one request each): {lead}.")
-                    }),
-            );
+            out.extend(self.best(None, false, &conns, per_sec).map(|lead| {
+                format!("Most new connections per second (one request each): {lead}.")
+            }));
         }
         if self.cells.has(ScenarioId::Noise) {
-            let sloppy = each(servers, |s| {
+            let sloppy = self.each(|s| {
                 let noise = self
                     .cells
                     .measured(NOISE, s)
@@ -921,7 +920,7 @@ impl Ask<'_> {
                 ),
             });
         }
-        self.capacity_guidance(servers, &mut out);
+        self.capacity_guidance(&mut out);
         out
     }
 
@@ -936,7 +935,8 @@ impl Ask<'_> {
         merged.filter(|h| !h.is_empty())
     }
 
-    fn charts(&self, servers: &[&str]) -> Vec<Chart> {
+    fn charts(&self) -> Vec<Chart> {
+        let servers = &self.servers;
         // Per series (label, point), one bar per server: `column` there.
         let bars = |series: Vec<(String, PointId)>, column| ChartData::Bars {
             categories: servers.iter().map(|s| s.to_string()).collect(),
@@ -1161,11 +1161,6 @@ fn not_measured(needs: &str) -> (String, Verdict) {
         format!("not measured (needs {needs})"),
         Verdict::NotMeasured,
     )
-}
-
-/// `f` of each of `servers` that has something to say.
-fn each(servers: &[&str], f: impl Fn(&str) -> Option<String>) -> Vec<String> {
-    servers.iter().filter_map(|s| f(s)).collect()
 }
 
 /// `**a**, **b** and **c**`.
