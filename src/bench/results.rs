@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::LoadSummary;
+use crate::load::{LoadSummary, NoiseOutcome, SlowOutcome};
 use crate::procfs;
 
-use super::clients::{IdleOutcome, NoiseOutcome, SlowOutcome};
+use super::clients::IdleOutcome;
 use super::machine::{Build, CpuTimes, Machine};
 use super::scenarios::{Drive, PlannedCell, Point, PointId, Profile, ScenarioId};
 pub use super::spread::Spread;

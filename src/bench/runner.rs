@@ -13,13 +13,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::load::{run_load, LoadConfig, LoadSummary};
+use crate::load::{run_load, LoadConfig, LoadSummary, Noise, Slowloris};
 use crate::models::Model;
 use crate::procfs;
 use crate::units::utc_now;
 
 use super::capacity::{self, Probe};
-use super::clients::{self, Noise, Slowloris};
+use super::clients;
 use super::given::{self, missing_base, Given};
 use super::progress::Progress;
 use super::results::{

@@ -20,6 +20,7 @@ mod driver;
 mod engine;
 mod epoll_io;
 mod error;
+mod hostile;
 mod human;
 mod json;
 mod merge;
@@ -47,6 +48,9 @@ pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
 pub use engine::Engine;
 pub use error::LoadError;
+pub use hostile::{
+    Malformed, MalformedCount, Noise, NoiseOutcome, SlowOutcome, Slowloris, MALFORMED,
+};
 pub use json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
 pub use merge::{merge, Merged};
 pub use merge_cmd::{run_merge, MergeArgs};
