@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::engine::Engine;
 use super::error::LoadError;
+use super::hostile::HostileClients;
 use super::mix::Mix;
 use super::request::{check_method, encode, parse_header};
 use super::target::Target;
@@ -14,6 +15,11 @@ use super::target::Target;
 pub const MAX_BODY: usize = 16 << 20;
 /// The most bytes of pipelined requests prepared for one write.
 pub const MAX_WRITE: usize = 64 << 20;
+/// The most slowloris connections (`--slowloris`): each holds a descriptor
+/// and a few dozen bytes of state.
+pub const MAX_SLOWLORIS: usize = 1_000_000;
+/// The most malformed-request clients (`--malformed`): each is a thread.
+pub const MAX_MALFORMED: usize = 1024;
 
 /// Everything [`super::run_load`] needs. Build one with [`LoadConfig::new`]
 /// and change the public fields; [`LoadConfig::validate`] runs before a load.
@@ -52,6 +58,14 @@ pub struct LoadConfig {
     /// instead of the target's (same method, headers, body and host), and
     /// each kind's latency is reported apart (default none: one kind).
     pub mix: Option<Mix>,
+    /// Slowloris connections beside the load (default none): opened before
+    /// it, each sending one byte of a request head that never ends every
+    /// `interval`, closed when the load ends.
+    pub slowloris: Option<HostileClients>,
+    /// Malformed-request clients beside the load (default none): each sends
+    /// a malformed request on a new connection every `interval`, the kinds
+    /// of [`super::MALFORMED`] in turn, until the load ends.
+    pub malformed: Option<HostileClients>,
     /// The I/O engine; `None` (the default) is io_uring where this kernel
     /// allows it, else epoll ([`Engine::choose`]).
     pub engine: Option<Engine>,
@@ -80,6 +94,8 @@ impl LoadConfig {
             pipeline: 1,
             rate: None,
             mix: None,
+            slowloris: None,
+            malformed: None,
             engine: None,
             allow_remote: false,
             cancel: None,
@@ -145,6 +161,21 @@ impl LoadConfig {
                     "--mix {mix}: {} is the URL's own path already; the mix names a second one",
                     mix.path
                 ));
+            }
+        }
+        for (flag, clients, most) in [
+            ("--slowloris", self.slowloris, MAX_SLOWLORIS),
+            ("--malformed", self.malformed, MAX_MALFORMED),
+        ] {
+            match clients {
+                Some(c) if c.clients == 0 => return bad(&format!("{flag} must be at least 1")),
+                Some(c) if c.clients > most => {
+                    return bad(&format!("{flag} {}: at most {most}", c.clients))
+                }
+                Some(c) if c.interval.is_zero() => {
+                    return bad(&format!("{flag}-interval must be longer than 0"))
+                }
+                _ => {}
             }
         }
         for request in self.encode_requests() {

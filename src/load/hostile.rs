@@ -15,6 +15,26 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+/// How long slowloris connections are given to connect before the load
+/// starts, so that the load runs beside all of them from its first request.
+pub const SLOWLORIS_SETUP: Duration = Duration::from_millis(100);
+/// `--slowloris-interval`'s default: time between two bytes of a slowloris
+/// connection.
+pub const SLOWLORIS_INTERVAL: Duration = Duration::from_millis(500);
+/// `--malformed-interval`'s default: time between two malformed requests of
+/// one malformed client.
+pub const MALFORMED_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How many hostile clients of one kind, and how often each acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostileClients {
+    /// Clients (slowloris connections, or malformed-request senders).
+    pub clients: usize,
+    /// Time between two bytes (slowloris) or two requests (malformed) of one
+    /// client.
+    pub interval: Duration,
+}
+
 /// What the slowloris connections saw.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SlowOutcome {

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::engine::Engine;
+use super::hostile::{NoiseOutcome, SlowOutcome};
 use super::stats::{Counters, KindStats, LagHistograms};
 
 /// Latency figures of one histogram, in nanoseconds.
@@ -216,6 +217,13 @@ pub struct LoadReport {
     pub per_connection: Vec<u64>,
     /// Fairness over `per_connection`.
     pub fairness: Fairness,
+    /// With [`super::LoadConfig::slowloris`]: what the slowloris connections
+    /// saw, from their start before the load to its end.
+    pub slowloris: Option<SlowOutcome>,
+    /// With [`super::LoadConfig::malformed`]: how the malformed requests
+    /// were treated, per kind, from the load's start (warm-up included) to
+    /// its end.
+    pub malformed: Option<NoiseOutcome>,
 }
 
 impl LoadReport {
