@@ -79,21 +79,22 @@ pub struct LoadArgs {
     /// path's counts and latency apart [default: one kind, the URL's].
     #[arg(long, value_name = "PATH:SHARE%")]
     pub mix: Option<Mix>,
-    /// N slowloris connections beside the load, opened before it starts:
-    /// each sends one byte of a request head that never ends every
-    /// --slowloris-interval, until the run ends; the report says how many
-    /// the server closed (408 past its header deadline) and how long it held
-    /// them [default: none].
+    /// N slowloris connections (at most 1M) beside the load, opened before
+    /// it starts: each sends one byte of a request head that never ends
+    /// every --slowloris-interval, until the run ends; the report says how
+    /// many the server closed (408 past its header deadline) and how long it
+    /// held them [default: none].
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub slowloris: Option<u64>,
     /// Time between two bytes of one slowloris connection [default: 500ms].
     #[arg(long, value_name = "INTERVAL", requires = "slowloris", value_parser = positive_duration)]
     pub slowloris_interval: Option<Duration>,
-    /// N clients beside the load, each sending a malformed request on a new
-    /// connection every --malformed-interval until the run ends (a bad
-    /// request line, Content-Length with Transfer-Encoding, a 16 KiB header,
-    /// in turn); the report says, per kind, how many got a 4xx and a closed
-    /// connection, as they should [default: none].
+    /// N clients (at most 1024, each a thread) beside the load, each sending
+    /// a malformed request on a new connection every --malformed-interval
+    /// until the run ends (a bad request line, Content-Length with
+    /// Transfer-Encoding, a 16 KiB header, in turn); the report says, per
+    /// kind, how many got a 4xx and a closed connection, as they should
+    /// [default: none].
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub malformed: Option<u64>,
     /// Time between two malformed requests of one client [default: 10ms].
