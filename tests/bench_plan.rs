@@ -444,8 +444,8 @@ mod runner {
     }
 }
 
-mod clients {
-    use servelab::bench::clients::*;
+mod malformed {
+    use servelab::load::MALFORMED;
 
     #[test]
     fn malformed_requests_are_what_they_say() {

@@ -6,10 +6,10 @@ mod bench_support;
 use bench_support::{bench_of, cell, idle_cell, Fake};
 use servelab::bench::analysis::{Analysis, Verdict};
 use servelab::bench::capacity::Found;
+use servelab::bench::columns;
 use servelab::bench::export::{json, markdown, Report};
 use servelab::bench::results::{BenchResults, CapacityRecord, CellResult, Outcome};
 use servelab::bench::scenarios::ScenarioId as S;
-use servelab::bench::{clients, columns};
 
 fn fake(rps: f64, mean_us: f64, p99_us: f64) -> Fake {
     Fake {
@@ -71,7 +71,7 @@ fn results(w: &World) -> BenchResults {
             w.rps[i] * 0.95
         };
         let mut slow = cell(S::Slow, 0, s, fake(slow_rps, 10.0, 40.0), None);
-        slow.slow = Some(clients::SlowOutcome {
+        slow.slow = Some(servelab::load::SlowOutcome {
             connections: 50,
             connected: 50,
             held_median_s: 2.0,

@@ -166,7 +166,7 @@ fn idle_problems(c: &CellResult) -> Vec<(String, u64)> {
 
 fn noise_bad(c: &CellResult) -> Vec<(String, u64)> {
     let Some(n) = &c.noise else { return Vec::new() };
-    let sum = |f: fn(&super::clients::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
+    let sum = |f: fn(&crate::load::MalformedCount) -> u64| n.kinds.iter().map(f).sum::<u64>();
     vec![
         ("left open".to_string(), sum(|k| k.left_open)),
         ("not 4xx".to_string(), sum(|k| k.wrong_status)),

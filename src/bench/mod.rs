@@ -7,7 +7,6 @@
 pub mod analysis;
 pub mod args;
 pub mod capacity;
-pub mod clients;
 pub mod columns;
 pub mod compare;
 pub mod export;

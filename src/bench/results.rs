@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::{IdleOutcome, LoadSummary};
+use crate::load::{IdleOutcome, LoadSummary, NoiseOutcome, SlowOutcome};
 use crate::procfs::{self, CpuTimes};
 
-use super::clients::{NoiseOutcome, SlowOutcome};
 use super::machine::{Build, Machine};
 use super::scenarios::{Drive, PlannedCell, Point, PointId, Profile, ScenarioId};
 pub use super::spread::Spread;

@@ -1,7 +1,8 @@
 //! Runs one cell: starts a server as a pinned child process, applies the
-//! point's load (the load generator and the scenario's own clients), reads
-//! the server's /proc figures around the recorded window, and stops the
-//! server with SIGTERM. It measures; `analysis.rs` judges.
+//! point's load (the load generator, with the hostile clients of `slow` and
+//! `noise`; or the idle connections), reads the server's /proc figures
+//! around the recorded window, and stops the server with SIGTERM. It
+//! measures; `analysis.rs` judges.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,13 +14,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::load::{open_idle, run_load, LoadConfig, LoadSummary};
+use crate::load::{open_idle, run_load, HostileClients, LoadConfig, LoadSummary, SLOWLORIS_SETUP};
 use crate::models::Model;
 use crate::units::utc_now;
 use crate::{cpus, fd_limit, procfs};
 
 use super::capacity::{self, Probe};
-use super::clients::{Noise, Slowloris};
 use super::given::{self, missing_base, Given};
 use super::progress::Progress;
 use super::results::{
@@ -492,8 +492,27 @@ fn load_config(
     config.mix = cell.point().long.map(LongRequests::mix);
     match cell.point().drive {
         Drive::Closed { pipeline, .. } => config.pipeline = pipeline,
-        Drive::Slow { connections, .. } | Drive::Noise { connections, .. } => {
-            config.connections = connections
+        Drive::Slow {
+            connections,
+            slow,
+            interval,
+        } => {
+            config.connections = connections;
+            config.slowloris = Some(HostileClients {
+                clients: slow,
+                interval,
+            });
+        }
+        Drive::Noise {
+            connections,
+            noisy,
+            interval,
+        } => {
+            config.connections = connections;
+            config.malformed = Some(HostileClients {
+                clients: noisy,
+                interval,
+            });
         }
         Drive::Churn { .. } => config
             .header("Connection: close")
@@ -514,24 +533,13 @@ fn measure_load(
     let mut config = load_config(server.addr, cell, ctx, rate)?;
     let cancel = Arc::new(AtomicBool::new(false));
     config.cancel = Some(Arc::clone(&cancel));
-    // The scenario's own clients beside the load, and where their outcome goes.
-    let finish: Box<dyn FnOnce(&mut CellResult)> = match cell.point().drive {
-        Drive::Slow { slow, interval, .. } => {
-            let s = Slowloris::start(server.addr, slow, interval)
-                .map_err(|e| format!("cannot start the slow clients: {e}"))?;
-            thread::sleep(super::scenarios::SLOW_SETUP);
-            Box::new(move |r| r.slow = Some(s.finish()))
-        }
-        Drive::Noise {
-            noisy, interval, ..
-        } => {
-            let n = Noise::start(server.addr, noisy, interval)
-                .map_err(|e| format!("cannot start the noisy clients: {e}"))?;
-            Box::new(move |r| r.noise = Some(n.finish()))
-        }
-        _ => Box::new(|_| {}),
+    // The load starts after its slowloris connections have had their time
+    // to connect.
+    let setup = match config.slowloris {
+        Some(_) => SLOWLORIS_SETUP,
+        None => Duration::ZERO,
     };
-    let start = Instant::now();
+    let start = Instant::now() + setup;
     let (report, begin, end) = thread::scope(|scope| {
         let load = scope.spawn(|| run_load(&config));
         let begin_at = start + cell.warmup;
@@ -544,8 +552,12 @@ fn measure_load(
             .unwrap_or_else(|_| Err(std::io::Error::other("the load thread panicked").into()));
         (report, begin, end)
     });
-    finish(result);
-    let report = report.map_err(|e| format!("the load could not run: {e}"))?;
+    let mut report = report.map_err(|e| format!("the load could not run: {e}"))?;
+    // The hostile clients' outcomes have fields of their own in the cell,
+    // not in its load summary: results.json holds them once, where it did
+    // before the load generator ran them.
+    result.slow = report.slowloris.take();
+    result.noise = report.malformed.take();
     result.histogram = Some(crate::load::encode_histogram(&report.histogram));
     result.load = Some(LoadSummary::of(&report));
     Ok((begin, end))

@@ -731,8 +731,6 @@ pub static SCENARIOS: &[Scenario] = &[
 pub const CELL_OVERHEAD: Duration = Duration::from_millis(120);
 /// Time to open one idle connection and complete its request.
 pub const IDLE_CONNECTION_COST: Duration = Duration::from_micros(60);
-/// How long slowloris connections are given to connect before the load.
-pub const SLOW_SETUP: Duration = Duration::from_millis(100);
 
 /// One cell of a plan: one point of one scenario against one server, once.
 #[derive(Clone, Copy, Debug)]
@@ -765,7 +763,7 @@ impl PlannedCell {
     pub fn estimate(&self) -> Duration {
         let extra = match self.point().drive {
             Drive::Idle { connections } => IDLE_CONNECTION_COST * connections as u32,
-            Drive::Slow { .. } => SLOW_SETUP,
+            Drive::Slow { .. } => crate::load::SLOWLORIS_SETUP,
             _ => Duration::ZERO,
         };
         let windows = (self.warmup + self.duration) * self.probes.max(1) as u32;

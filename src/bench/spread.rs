@@ -1,7 +1,5 @@
 //! The median of a set of figures with its smallest and largest: how the
-//! bench reads several runs of one cell, and anything else measured more
-//! than once (the slowloris connections' hold times). Its own module so
-//! that the results and the clients that measure both point down to it.
+//! bench reads several runs of one cell ([`super::results`] re-exports it).
 
 use serde::Serialize;
 

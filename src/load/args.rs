@@ -9,6 +9,7 @@ use crate::units::{parse_duration, positive_duration};
 use super::config::LoadConfig;
 use super::engine::Engine;
 use super::error::LoadError;
+use super::hostile::{HostileClients, MALFORMED_INTERVAL, SLOWLORIS_INTERVAL};
 use super::mix::Mix;
 
 /// Drives an HTTP/1.1 server with load and reports what happened, hiding
@@ -85,6 +86,27 @@ pub struct LoadArgs {
     /// server, and whether it still serves the busy ones: e.g. --idle 10k.
     #[arg(long, value_name = "N", default_value = "0", value_parser = parse_count)]
     pub idle: u64,
+    /// N slowloris connections (at most 1M) beside the load, opened before
+    /// it starts: each sends one byte of a request head that never ends
+    /// every --slowloris-interval, until the run ends; the report says how
+    /// many the server closed (408 past its header deadline) and how long it
+    /// held them [default: none].
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub slowloris: Option<u64>,
+    /// Time between two bytes of one slowloris connection [default: 500ms].
+    #[arg(long, value_name = "INTERVAL", requires = "slowloris", value_parser = positive_duration)]
+    pub slowloris_interval: Option<Duration>,
+    /// N clients (at most 1024, each a thread) beside the load, each sending
+    /// a malformed request on a new connection every --malformed-interval
+    /// until the run ends (a bad request line, Content-Length with
+    /// Transfer-Encoding, a 16 KiB header, in turn); the report says, per
+    /// kind, how many got a 4xx and a closed connection, as they should
+    /// [default: none].
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub malformed: Option<u64>,
+    /// Time between two malformed requests of one client [default: 10ms].
+    #[arg(long, value_name = "INTERVAL", requires = "malformed", value_parser = positive_duration)]
+    pub malformed_interval: Option<Duration>,
     /// Load applied before the recorded duration, not recorded; the unit is
     /// required (2s, 500ms: a time, not a count of runs).
     #[arg(long, default_value = "0s", value_parser = warmup_duration)]
@@ -141,6 +163,14 @@ impl LoadArgs {
         config.rate = self.rate;
         config.mix = self.mix.clone();
         config.idle = usize::try_from(self.idle).unwrap_or(usize::MAX);
+        let hostile = |clients: Option<u64>, interval: Option<Duration>, default| {
+            clients.map(|n| HostileClients {
+                clients: usize::try_from(n).unwrap_or(usize::MAX),
+                interval: interval.unwrap_or(default),
+            })
+        };
+        config.slowloris = hostile(self.slowloris, self.slowloris_interval, SLOWLORIS_INTERVAL);
+        config.malformed = hostile(self.malformed, self.malformed_interval, MALFORMED_INTERVAL);
         config.method = self.method.clone();
         config.allow_remote = self.allow_remote;
         config.engine = self.engine;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::engine::Engine;
 use super::error::LoadError;
+use super::hostile::HostileClients;
 use super::mix::Mix;
 use super::request::{check_method, encode, parse_header};
 use super::target::Target;
@@ -14,6 +15,15 @@ use super::target::Target;
 pub const MAX_BODY: usize = 16 << 20;
 /// The most bytes of pipelined requests prepared for one write.
 pub const MAX_WRITE: usize = 64 << 20;
+/// The most slowloris connections (`--slowloris`): each holds a descriptor
+/// and a few dozen bytes of state.
+pub const MAX_SLOWLORIS: usize = 1_000_000;
+/// The most connections (`-c`) and idle connections (`--idle`): each holds
+/// a descriptor and its slot's state, allocated before the run; past this
+/// the allocation, not the server, would be what fails.
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// The most malformed-request clients (`--malformed`): each is a thread.
+pub const MAX_MALFORMED: usize = 1024;
 
 /// Everything [`super::run_load`] needs. Build one with [`LoadConfig::new`]
 /// and change the public fields; [`LoadConfig::validate`] runs before a load.
@@ -55,6 +65,14 @@ pub struct LoadConfig {
     /// Idle keep-alive connections held beside the load: each completes one
     /// request before the load starts, then sends nothing until the end.
     pub idle: usize,
+    /// Slowloris connections beside the load (default none): opened before
+    /// it, each sending one byte of a request head that never ends every
+    /// `interval`, closed when the load ends.
+    pub slowloris: Option<HostileClients>,
+    /// Malformed-request clients beside the load (default none): each sends
+    /// a malformed request on a new connection every `interval`, the kinds
+    /// of [`super::MALFORMED`] in turn, until the load ends.
+    pub malformed: Option<HostileClients>,
     /// The I/O engine; `None` (the default) is io_uring where this kernel
     /// allows it, else epoll ([`Engine::choose`]).
     pub engine: Option<Engine>,
@@ -84,6 +102,8 @@ impl LoadConfig {
             rate: None,
             mix: None,
             idle: 0,
+            slowloris: None,
+            malformed: None,
             engine: None,
             allow_remote: false,
             cancel: None,
@@ -101,6 +121,14 @@ impl LoadConfig {
         let bad = |why: &str| Err(LoadError::InvalidConfig(why.to_string()));
         if self.connections == 0 {
             return bad("connections (-c) must be at least 1");
+        }
+        for (flag, n) in [
+            ("connections (-c)", self.connections),
+            ("--idle", self.idle),
+        ] {
+            if n > MAX_CONNECTIONS {
+                return bad(&format!("{flag} {n}: at most {MAX_CONNECTIONS}"));
+            }
         }
         if self.threads == 0 {
             return bad("threads (-t) must be at least 1");
@@ -149,6 +177,21 @@ impl LoadConfig {
                     "--mix {mix}: {} is the URL's own path already; the mix names a second one",
                     mix.path
                 ));
+            }
+        }
+        for (flag, clients, most) in [
+            ("--slowloris", self.slowloris, MAX_SLOWLORIS),
+            ("--malformed", self.malformed, MAX_MALFORMED),
+        ] {
+            match clients {
+                Some(c) if c.clients == 0 => return bad(&format!("{flag} must be at least 1")),
+                Some(c) if c.clients > most => {
+                    return bad(&format!("{flag} {}: at most {most}", c.clients))
+                }
+                Some(c) if c.interval.is_zero() => {
+                    return bad(&format!("{flag}-interval must be longer than 0"))
+                }
+                _ => {}
             }
         }
         for request in self.encode_requests() {

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use super::hostile::{NoiseOutcome, SlowOutcome};
 use super::idle::IdleOutcome;
 use super::json::{KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE};
 use super::report::LoadReport;
@@ -191,6 +192,12 @@ fn write_report(out: &mut String, r: &LoadSummary, within_stdev: Option<f64>) ->
             f.starved, f.connections
         )?;
     }
+    if let Some(slow) = &r.slowloris {
+        write_slowloris(out, slow)?;
+    }
+    if let Some(malformed) = &r.malformed {
+        write_malformed(out, malformed)?;
+    }
     writeln!(out, "Requests/sec: {:>10.2}", r.requests_per_sec)?;
     writeln!(out, "Transfer/sec: {:>10}", bytes(r.bytes_per_sec))
 }
@@ -240,6 +247,63 @@ fn write_kinds(out: &mut String, kinds: &[KindJson]) -> std::fmt::Result {
             figures[2],
             figures[3],
             figures[4]
+        )?;
+    }
+    Ok(())
+}
+
+/// The slowloris connections (`--slowloris`): how many the server closed
+/// and how long it held them.
+fn write_slowloris(out: &mut String, s: &SlowOutcome) -> std::fmt::Result {
+    let status = match s.status.is_empty() {
+        true => "no status received".to_string(),
+        false => {
+            let list: Vec<String> = s.status.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            format!("statuses {}", list.join(", "))
+        }
+    };
+    writeln!(
+        out,
+        "  Slowloris: {} connections, {} connected, {} closed by the server ({status})",
+        s.connections, s.connected, s.closed_by_server
+    )?;
+    writeln!(
+        out,
+        "    held open median {}, max {}; {} bytes sent",
+        latency(s.held_median_s * 1e9),
+        latency(s.held_max_s * 1e9),
+        s.bytes_sent
+    )
+}
+
+/// The malformed requests (`--malformed`), a line per kind: what should
+/// happen (a 4xx, then the connection closed) and what else did.
+fn write_malformed(out: &mut String, m: &NoiseOutcome) -> std::fmt::Result {
+    writeln!(
+        out,
+        "  Malformed requests (each on a new connection; a 4xx and a close expected)"
+    )?;
+    let names: Vec<String> = m
+        .kinds
+        .iter()
+        .map(|k| format!("{} ({})", k.kind, k.expected))
+        .collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0).max(4);
+    writeln!(
+        out,
+        "    {:<width$}  {:>8}  {:>10}  {:>15}  {:>9}  {:>12}  {:>9}",
+        "kind", "sent", "4xx+closed", "expected status", "left open", "wrong status", "no answer"
+    )?;
+    for (k, name) in m.kinds.iter().zip(&names) {
+        writeln!(
+            out,
+            "    {name:<width$}  {:>8}  {:>10}  {:>15}  {:>9}  {:>12}  {:>9}",
+            k.sent,
+            k.rejected_and_closed,
+            k.expected_status,
+            k.left_open,
+            k.wrong_status,
+            k.no_answer
         )?;
     }
     Ok(())

@@ -11,13 +11,17 @@
 //! `latency_minus_lag_us` and their histograms); they are `null` in closed
 //! loop and absent from older objects. Schema 4 added `kinds`, each kind of
 //! request of a mixed run (`--mix`) apart; absent without a mix, so a run
-//! without one prints what schema 3 did but for the number.
+//! without one prints what schema 3 did but for the number. Later, still
+//! schema 4, came `slowloris` and `malformed`, what the hostile clients
+//! saw (`--slowloris`, `--malformed`); absent without them, so a run
+//! without them prints what it did before, byte for byte.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::codec::encode_histogram;
+use super::hostile::{NoiseOutcome, SlowOutcome};
 use super::idle::IdleOutcome;
 use super::report::{Fairness, KindReport, LatencySummary, LoadReport};
 
@@ -157,6 +161,14 @@ pub struct LoadSummary {
     /// absent without them. Schema 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleOutcome>,
+    /// `--slowloris`: what the slowloris connections saw; absent without
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowloris: Option<SlowOutcome>,
+    /// `--malformed`: how the malformed requests were treated, per kind;
+    /// absent without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<NoiseOutcome>,
 }
 
 /// One kind of request of a mixed run: its path, its share and what its
@@ -380,6 +392,8 @@ impl LoadSummary {
             histogram_minus_lag: r.lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
             kinds: r.kinds.iter().map(KindJson::of).collect(),
             idle: r.idle.clone(),
+            slowloris: r.slowloris.clone(),
+            malformed: r.malformed.clone(),
         }
     }
 

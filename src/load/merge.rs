@@ -18,8 +18,13 @@
 //!   rate) are the sums of each client's own rate over its own window: the
 //!   rate the server saw while all of them ran, the common window;
 //! - fairness is computed again over every client's connection slots;
-//! - `--idle` connections add, when every input has them (a run with them
-//!   and one without are refused);
+//! - the idle connections (`--idle`) and the hostile clients' outcomes
+//!   (`--slowloris`, `--malformed`) add over the inputs that have them (an
+//!   input without them had none): counts and
+//!   statuses add, malformed ones per kind; the longest slowloris hold is
+//!   the longest of all, and the median hold, which needs the hold times
+//!   one by one, is the median of the inputs' medians when more than one
+//!   has them, as a note says;
 //! - the window starts at the earliest start and lasts to the latest end; a
 //!   note gives the common window, and a warning says when there is none.
 
@@ -28,6 +33,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::codec::{decode_histogram, encode_histogram};
+use super::hostile::{median_max, MalformedCount, NoiseOutcome, SlowOutcome};
 use super::idle::IdleOutcome;
 use super::json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, SCHEMA};
 use super::report::{Fairness, LatencySummary};
@@ -174,6 +180,17 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
             ));
         }
     }
+    let slow: Vec<&SlowOutcome> = checked
+        .iter()
+        .filter_map(|c| c.s.slowloris.as_ref())
+        .collect();
+    if slow.len() > 1 {
+        notes.push(format!(
+            "slowloris held_median_s is the median of the {} results' medians (the hold \
+             times are not kept one by one)",
+            slow.len()
+        ));
+    }
     notes.extend(warnings.iter().cloned());
 
     let sum = |f: fn(&LoadSummary) -> u64| checked.iter().map(|c| f(c.s)).sum::<u64>();
@@ -261,20 +278,72 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         histogram_client_lag: lag.as_ref().map(|l| encode_histogram(&l.lag)),
         histogram_minus_lag: lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
         kinds,
-        idle: s.idle.as_ref().map(|_| {
-            let mut idle = IdleOutcome::default();
-            checked
-                .iter()
-                .flat_map(|c| &c.s.idle)
-                .for_each(|i| idle.add(i));
-            idle
+        idle: checked.iter().flat_map(|c| &c.s.idle).fold(None, |sum, i| {
+            let mut sum: IdleOutcome = sum.unwrap_or_default();
+            sum.add(i);
+            Some(sum)
         }),
+        slowloris: add_slowloris(&slow),
+        malformed: add_malformed(checked.iter().filter_map(|c| c.s.malformed.as_ref())),
     };
     Ok(Merged {
         summary,
         within_stdev: latency.map(|l| l.within_stdev),
         warnings,
     })
+}
+
+/// The slowloris outcomes of several clients as one: counts and statuses
+/// add, the longest hold is the longest of all, and the median hold the
+/// median of their medians (exact for one); `None` without any.
+fn add_slowloris(all: &[&SlowOutcome]) -> Option<SlowOutcome> {
+    let mut sum = SlowOutcome::default();
+    for one in all {
+        sum.connections += one.connections;
+        sum.connected += one.connected;
+        sum.closed_by_server += one.closed_by_server;
+        sum.bytes_sent += one.bytes_sent;
+        sum.held_max_s = sum.held_max_s.max(one.held_max_s);
+        for (code, n) in &one.status {
+            *sum.status.entry(code.clone()).or_default() += n;
+        }
+    }
+    sum.held_median_s = median_max(all.iter().map(|s| s.held_median_s).collect()).0;
+    (!all.is_empty()).then_some(sum)
+}
+
+/// The malformed-request outcomes of several clients as one: each kind's
+/// counts and statuses add, kinds matched by name in the order first met;
+/// `None` without any.
+fn add_malformed<'a>(all: impl Iterator<Item = &'a NoiseOutcome>) -> Option<NoiseOutcome> {
+    let mut sum: Option<NoiseOutcome> = None;
+    for one in all {
+        let sum = sum.get_or_insert_with(NoiseOutcome::default);
+        for kind in &one.kinds {
+            let at = match sum.kinds.iter().position(|k| k.kind == kind.kind) {
+                Some(at) => at,
+                None => {
+                    sum.kinds.push(MalformedCount {
+                        kind: kind.kind.clone(),
+                        expected: kind.expected,
+                        ..MalformedCount::default()
+                    });
+                    sum.kinds.len() - 1
+                }
+            };
+            let k = &mut sum.kinds[at];
+            k.sent += kind.sent;
+            k.rejected_and_closed += kind.rejected_and_closed;
+            k.expected_status += kind.expected_status;
+            k.left_open += kind.left_open;
+            k.wrong_status += kind.wrong_status;
+            k.no_answer += kind.no_answer;
+            for (code, n) in &kind.status {
+                *k.status.entry(code.clone()).or_default() += n;
+            }
+        }
+    }
+    sum
 }
 
 /// Checks that `s` is a whole result that can be merged, and decodes it.
@@ -465,13 +534,6 @@ fn same(a: &Checked, b: &Checked) -> Result<(), String> {
     if kinds(a.s) != kinds(b.s) {
         return differ("mix", mix(a.s), mix(b.s));
     }
-    if a.s.idle.is_some() != b.s.idle.is_some() {
-        let idle = |s: &LoadSummary| match &s.idle {
-            Some(i) => format!("--idle {}", i.connections),
-            None => "no --idle".to_string(),
-        };
-        return differ("idle connections", idle(a.s), idle(b.s));
-    }
     if a.s.timeout_s != b.s.timeout_s {
         return differ(
             "timeout",
@@ -567,6 +629,8 @@ mod tests {
             histogram_minus_lag: rate.map(|_| encode_histogram(&h)),
             kinds: Vec::new(),
             idle: None,
+            slowloris: None,
+            malformed: None,
         }
     }
 
@@ -602,7 +666,7 @@ mod tests {
     }
 
     #[test]
-    fn idle_connections_add_and_must_be_in_every_input() {
+    fn idle_connections_add_over_the_inputs_that_have_them() {
         let idle = |answered: u64, refused: u64| IdleOutcome {
             connections: answered + refused,
             connected: answered + refused,
@@ -620,11 +684,14 @@ mod tests {
             .unwrap();
         assert_eq!((m.connections, m.answered, m.status["503"]), (200, 140, 60));
         assert_eq!(m.waited_s, 0.1);
-        let e = merge(&named(&[a, summary(&[1000], None, 0)])).unwrap_err();
-        assert!(
-            e.contains("idle connections: --idle 100") && e.contains("no --idle"),
-            "{e}"
+        let without = summary(&[1000], None, 0);
+        let m = merge(&named(&[a, without.clone()])).unwrap().summary;
+        assert_eq!(
+            m.idle.map(|i| (i.connections, i.answered)),
+            Some((100, 100))
         );
+        let m = merge(&named(&[without.clone(), without])).unwrap().summary;
+        assert_eq!(m.idle, None);
     }
 
     #[test]
@@ -693,6 +760,75 @@ mod tests {
         let closed = summary(&[3000], None, 0);
         let e = merge(&named(&[summary(&[1], Some(100.0), 0), closed])).unwrap_err();
         assert!(e.contains("differ in schedule"), "{e}");
+    }
+
+    #[test]
+    fn hostile_clients_add_over_the_results_that_have_them() {
+        let slow = |n: u64, median: f64, max: f64| SlowOutcome {
+            connections: n,
+            connected: n,
+            closed_by_server: n,
+            status: BTreeMap::from([("408".to_string(), n)]),
+            held_median_s: median,
+            held_max_s: max,
+            bytes_sent: 10 * n,
+        };
+        let kind = |name: &str, sent: u64| MalformedCount {
+            kind: name.to_string(),
+            expected: 400,
+            sent,
+            rejected_and_closed: sent,
+            expected_status: sent,
+            status: BTreeMap::from([("400".to_string(), sent)]),
+            ..MalformedCount::default()
+        };
+        let mut a = summary(&[1000], None, 0);
+        a.slowloris = Some(slow(5, 1.0, 2.0));
+        a.malformed = Some(NoiseOutcome {
+            kinds: vec![kind("x", 3), kind("y", 4)],
+        });
+        // Merged into itself, unchanged; without them, none.
+        assert_eq!(merge(&named(std::slice::from_ref(&a))).unwrap().summary, a);
+        let plain = summary(&[1000], None, 0);
+        let m = merge(&named(&[plain.clone(), plain.clone()]))
+            .unwrap()
+            .summary;
+        assert_eq!((m.slowloris, m.malformed), (None, None));
+        // An input without them had none: the others' are the sum.
+        let m = merge(&named(&[a.clone(), plain])).unwrap().summary;
+        assert_eq!(m.slowloris, a.slowloris);
+        assert_eq!(m.malformed, a.malformed);
+        let mut b = summary(&[1000], None, 0);
+        b.slowloris = Some(slow(3, 3.0, 5.0));
+        b.malformed = Some(NoiseOutcome {
+            kinds: vec![kind("y", 1), kind("z", 2)],
+        });
+        let m = merge(&named(&[a, b])).unwrap().summary;
+        let s = m.slowloris.unwrap();
+        assert_eq!(
+            (s.connections, s.closed_by_server, s.bytes_sent),
+            (8, 8, 80)
+        );
+        assert_eq!(
+            (s.status["408"], s.held_median_s, s.held_max_s),
+            (8, 2.0, 5.0)
+        );
+        assert!(
+            m.notes
+                .iter()
+                .any(|n| n.contains("median of the 2 results' medians")),
+            "{:?}",
+            m.notes
+        );
+        let kinds: Vec<(&str, u64, u64)> = m
+            .malformed
+            .as_ref()
+            .unwrap()
+            .kinds
+            .iter()
+            .map(|k| (k.kind.as_str(), k.sent, k.status["400"]))
+            .collect();
+        assert_eq!(kinds, [("x", 3, 3), ("y", 5, 5), ("z", 2, 2)]);
     }
 
     #[test]

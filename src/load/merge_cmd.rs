@@ -16,6 +16,9 @@ use super::merge::merge;
     after_help = "Counts, connections and errors add; the latency histograms add, and every \
 latency figure is read from the sum; rates (requests/sec, transfer/sec, offered and target \
 rate) are the sums of each client's rate; each kind of a --mix run merges the same way. \
+The hostile clients' counts (--slowloris, --malformed) add over the results that have them; \
+the longest slowloris hold is the longest of all, the median hold the median of the results' \
+medians when several have them (a note says so). \
 Results of different targets, requests (method, path, headers, pipeline), mixes, timeouts or \
 schedules (closed loop, or the rate per client) are refused with exit status 2, as is a file \
 that is not a load result. A warning says when the \

@@ -10,6 +10,11 @@
 //! bodies; latencies go into a preallocated HdrHistogram per thread, merged at
 //! the end. Nothing is allocated per request.
 //!
+//! Beside the load, hostile clients may run ([`LoadConfig::slowloris`],
+//! [`LoadConfig::malformed`]): slowloris connections and malformed
+//! requests, to show what the server does under slow clients and hostile
+//! input, and what that costs the load.
+//!
 //! The library entry point is [`run_load`]; the CLI is [`run`].
 
 mod args;
@@ -20,6 +25,7 @@ mod driver;
 mod engine;
 mod epoll_io;
 mod error;
+mod hostile;
 mod human;
 mod idle;
 mod json;
@@ -48,6 +54,10 @@ pub use codec::{decode_histogram, encode_histogram};
 pub use config::LoadConfig;
 pub use engine::Engine;
 pub use error::LoadError;
+pub use hostile::{
+    HostileClients, Malformed, MalformedCount, Noise, NoiseOutcome, SlowOutcome, Slowloris,
+    MALFORMED, MALFORMED_INTERVAL, SLOWLORIS_INTERVAL, SLOWLORIS_SETUP,
+};
 pub use idle::{open_idle, IdleConnections, IdleOutcome};
 pub use json::{Errors, FairnessJson, KindJson, LatencyUs, LoadSummary, LAG_WARN_SHARE, SCHEMA};
 pub use merge::{merge, Merged};

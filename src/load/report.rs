@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::engine::Engine;
+use super::hostile::{NoiseOutcome, SlowOutcome};
 use super::idle::IdleOutcome;
 use super::stats::{Counters, KindStats, LagHistograms};
 
@@ -219,6 +220,13 @@ pub struct LoadReport {
     pub fairness: Fairness,
     /// `--idle`: what the idle connections achieved (they closed with the run).
     pub idle: Option<IdleOutcome>,
+    /// With [`super::LoadConfig::slowloris`]: what the slowloris connections
+    /// saw, from their start before the load to its end.
+    pub slowloris: Option<SlowOutcome>,
+    /// With [`super::LoadConfig::malformed`]: how the malformed requests
+    /// were treated, per kind, from the load's start (warm-up included) to
+    /// its end.
+    pub malformed: Option<NoiseOutcome>,
 }
 
 impl LoadReport {

@@ -9,6 +9,7 @@ use crate::fd_limit;
 use super::config::LoadConfig;
 use super::engine::Engine;
 use super::error::LoadError;
+use super::hostile::{Noise, Slowloris, SLOWLORIS_SETUP};
 use super::idle::open_idle;
 use super::mix::Mixer;
 use super::plan::{Plan, PlanMix};
@@ -38,7 +39,15 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             config.threads, config.connections
         ));
     }
-    if let Some(note) = raise_fd_limit((config.connections + config.idle) as u64 + 64) {
+    // Each slowloris connection holds a descriptor; each malformed client
+    // one at a time.
+    let hostile_fds = [config.slowloris, config.malformed]
+        .iter()
+        .flatten()
+        .map(|h| h.clients as u64)
+        .sum::<u64>();
+    if let Some(note) = raise_fd_limit((config.connections + config.idle) as u64 + hostile_fds + 64)
+    {
         notes.push(note);
     }
     if let Some(n) = config.requests.filter(|&n| n < config.connections as u64) {
@@ -67,6 +76,8 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             Some(open_idle(addr, n, &kinds[0], config.timeout, cancel)?)
         }
     };
+    // From here on, an early return drops them, which stops them.
+    let hostile = Hostile::start(config, addr)?;
     let started_at = std::time::SystemTime::now() + config.warmup;
     let plan = Plan {
         addr,
@@ -119,6 +130,10 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             })
             .collect()
     });
+    // They stop with the load, whichever way it ended (its duration, its
+    // request count, or cancelled).
+    let slowloris = hostile.slowloris.map(Slowloris::finish);
+    let malformed = hostile.malformed.map(Noise::finish);
     let mut counters = Counters::default();
     let mut latency = new_histogram();
     let mut uncorrected = config.rate.map(|_| new_histogram());
@@ -200,7 +215,66 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         fairness: Fairness::of(&per_connection),
         per_connection,
         idle: idle.map(|held| held.outcome.clone()),
+        slowloris,
+        malformed,
     })
+}
+
+/// The hostile clients of a run ([`LoadConfig::slowloris`],
+/// [`LoadConfig::malformed`]), running beside its load.
+struct Hostile {
+    slowloris: Option<Slowloris>,
+    malformed: Option<Noise>,
+}
+
+impl Hostile {
+    /// Starts them against `addr`: the slowloris connections first, given
+    /// [`SLOWLORIS_SETUP`] to connect (or until the run is cancelled) so
+    /// that the load runs beside all of them from its start, then the
+    /// malformed clients.
+    fn start(config: &LoadConfig, addr: SocketAddr) -> Result<Hostile, LoadError> {
+        fn context(what: &'static str) -> impl Fn(std::io::Error) -> LoadError {
+            move |e| {
+                LoadError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot start the {what}: {e}"),
+                ))
+            }
+        }
+        let slowloris = match config.slowloris {
+            Some(s) => {
+                let started = Slowloris::start(addr, s.clients, s.interval)
+                    .map_err(context("slowloris connections"))?;
+                let ready = Instant::now() + SLOWLORIS_SETUP;
+                let cancelled = || {
+                    config
+                        .cancel
+                        .as_deref()
+                        .is_some_and(|flag: &AtomicBool| flag.load(Ordering::Relaxed))
+                };
+                while !cancelled() && Instant::now() < ready {
+                    std::thread::sleep(
+                        ready
+                            .saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(10)),
+                    );
+                }
+                Some(started)
+            }
+            None => None,
+        };
+        let malformed = match config.malformed {
+            Some(m) => Some(
+                Noise::start(addr, m.clients, m.interval)
+                    .map_err(context("malformed-request clients"))?,
+            ),
+            None => None,
+        };
+        Ok(Hostile {
+            slowloris,
+            malformed,
+        })
+    }
 }
 
 /// Opens (and closes) one connection to the first address that accepts, so

@@ -141,6 +141,8 @@ pub fn cell(scenario: S, point: usize, server: &str, f: Fake, rate: Option<f64>)
             histogram_minus_lag: None,
             kinds: kinds(p, f, responses),
             idle: None,
+            slowloris: None,
+            malformed: None,
         }),
         histogram: None,
         server_usage: Some(ServerUsage::new(

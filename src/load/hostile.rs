@@ -1,5 +1,9 @@
-//! The clients the load generator does not cover: slowloris connections
-//! and malformed requests. Each is bounded in time and reports counts.
+//! Hostile clients beside the load (`--slowloris`, `--malformed`): slowloris
+//! connections that trickle a request head that never ends, and clients
+//! that send malformed requests, each on a new connection. They show what a
+//! server does under slow clients and hostile input while the load measures
+//! what that costs the normal clients. Each runs on threads of its own until
+//! it is finished (or dropped), and reports counts.
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -11,7 +15,25 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::spread::Spread;
+/// How long slowloris connections are given to connect before the load
+/// starts, so that the load runs beside all of them from its first request.
+pub const SLOWLORIS_SETUP: Duration = Duration::from_millis(100);
+/// `--slowloris-interval`'s default: time between two bytes of a slowloris
+/// connection.
+pub const SLOWLORIS_INTERVAL: Duration = Duration::from_millis(500);
+/// `--malformed-interval`'s default: time between two malformed requests of
+/// one malformed client.
+pub const MALFORMED_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How many hostile clients of one kind, and how often each acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostileClients {
+    /// Clients (slowloris connections, or malformed-request senders).
+    pub clients: usize,
+    /// Time between two bytes (slowloris) or two requests (malformed) of one
+    /// client.
+    pub interval: Duration,
+}
 
 /// What the slowloris connections saw.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -35,7 +57,8 @@ pub struct SlowOutcome {
 /// What a slowloris connection trickles: a request head that never ends.
 const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: servelab-bench\r\nX-Slow: ";
 
-/// Slowloris connections running on a thread of their own.
+/// Slowloris connections running on a thread of their own. Dropped without
+/// [`Slowloris::finish`], they close within a few milliseconds.
 pub struct Slowloris {
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<SlowOutcome>>,
@@ -47,7 +70,7 @@ impl Slowloris {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = thread::Builder::new()
-            .name("bench-slowloris".into())
+            .name("load-slowloris".into())
             .spawn(move || slowloris(addr, n, interval, &flag))?;
         Ok(Slowloris {
             stop,
@@ -62,6 +85,13 @@ impl Slowloris {
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default()
+    }
+}
+
+impl Drop for Slowloris {
+    /// A run that fails halfway must not leave the connections trickling.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -134,10 +164,21 @@ fn slowloris(addr: SocketAddr, n: usize, interval: Duration, stop: &AtomicBool) 
         .filter(|c| c.held.is_some() || c.stream.is_some())
         .map(|c| c.held.unwrap_or_else(|| c.opened.elapsed()).as_secs_f64())
         .collect();
-    let held = Spread::of(&held);
-    out.held_median_s = held.map_or(0.0, |s| s.median);
-    out.held_max_s = held.map_or(0.0, |s| s.max);
+    (out.held_median_s, out.held_max_s) = median_max(held);
     out
+}
+
+/// The median and the largest of `values` (the finite ones); zeros when
+/// there are none.
+pub(super) fn median_max(mut values: Vec<f64>) -> (f64, f64) {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => (0.0, 0.0),
+        n if n % 2 == 1 => (values[n / 2], values[n - 1]),
+        n => ((values[n / 2 - 1] + values[n / 2]) / 2.0, values[n - 1]),
+    }
 }
 
 /// A kind of malformed request, and the status servelab answers it with.
@@ -151,7 +192,7 @@ pub struct Malformed {
     pub bytes: fn() -> Vec<u8>,
 }
 
-/// The malformed requests of the `noise` scenario, sent in turn.
+/// The malformed requests `--malformed` sends, in turn.
 pub const MALFORMED: [Malformed; 3] = [
     Malformed {
         name: "bad request line",
@@ -202,7 +243,7 @@ pub struct MalformedCount {
     pub status: BTreeMap<String, u64>,
 }
 
-/// What the noisy connections saw, per kind of malformed request.
+/// What the malformed clients saw, per kind of malformed request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NoiseOutcome {
     /// Per kind, in [`MALFORMED`] order.
@@ -221,10 +262,13 @@ impl NoiseOutcome {
     }
 }
 
-/// How long a noisy connection waits for the answer and the close.
+/// How long a malformed request's connection waits for the answer and the
+/// close.
 const NOISE_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Noisy connections on threads of their own, counting into one outcome.
+/// Malformed-request clients on threads of their own, counting into one
+/// outcome. Dropped without [`Noise::finish`], they stop after the request
+/// each is sending.
 pub struct Noise {
     stop: Arc<AtomicBool>,
     outcome: Arc<Mutex<NoiseOutcome>>,
@@ -243,27 +287,37 @@ impl Noise {
         let outcome = Arc::new(Mutex::new(NoiseOutcome {
             kinds: kinds.collect(),
         }));
-        let threads = (0..n)
-            .map(|i| {
-                let (stop, outcome) = (Arc::clone(&stop), Arc::clone(&outcome));
-                thread::Builder::new()
-                    .name(format!("bench-noise-{i}"))
-                    .spawn(move || noisy(addr, i, interval, &stop, &outcome))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(Noise {
+        let mut noise = Noise {
             stop,
             outcome,
-            threads,
-        })
+            threads: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let (stop, outcome) = (Arc::clone(&noise.stop), Arc::clone(&noise.outcome));
+            // On an error the threads already started stop when `noise` drops.
+            let thread = thread::Builder::new()
+                .name(format!("load-malformed-{i}"))
+                .spawn(move || noisy(addr, i, interval, &stop, &outcome))?;
+            noise.threads.push(thread);
+        }
+        Ok(noise)
     }
 
     /// Stops the threads and returns what they saw.
-    pub fn finish(self) -> NoiseOutcome {
+    pub fn finish(mut self) -> NoiseOutcome {
         self.stop.store(true, Ordering::Relaxed);
-        self.threads.into_iter().for_each(|t| drop(t.join()));
+        std::mem::take(&mut self.threads)
+            .into_iter()
+            .for_each(|t| drop(t.join()));
         let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::take(&mut *outcome)
+    }
+}
+
+impl Drop for Noise {
+    /// A run that fails halfway must not leave the clients sending.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -357,5 +411,13 @@ mod tests {
         assert_eq!(status_of(b"HTTP/1.0 200 OK\r\n"), Some(200));
         assert_eq!(status_of(b"HTTP/1.1 4"), None);
         assert_eq!(status_of(b"garbage"), None);
+    }
+
+    #[test]
+    fn median_and_max_of_hold_times() {
+        assert_eq!(median_max(Vec::new()), (0.0, 0.0));
+        assert_eq!(median_max(vec![3.0, 1.0, 2.0]), (2.0, 3.0));
+        assert_eq!(median_max(vec![4.0, 1.0, 2.0, 3.0]), (2.5, 4.0));
+        assert_eq!(median_max(vec![f64::NAN, 1.0]), (1.0, 1.0));
     }
 }
