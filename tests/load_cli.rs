@@ -8,23 +8,13 @@ mod load_support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use load_support::{RawServer, OK};
+use load_support::{load, RawServer, OK};
 use servelab::models::{Model, Server, ServerConfig};
-
-/// `servelab load` with `args`, on the current test's engine.
-fn load(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_servelab"))
-        .arg("load")
-        .args(args)
-        .args(load_support::engine_args())
-        .output()
-        .unwrap()
-}
 
 /// Runs a command that must fail with exit status `code`, and returns its
 /// stderr.

@@ -11,22 +11,12 @@ mod common;
 mod load_support;
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::ServeProcess;
+use load_support::load;
 use servelab::load::{Engine, LoadSummary, MALFORMED};
 use servelab::models::Model;
-
-/// `servelab load` with `args`, on the current test's engine.
-fn load(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_servelab"))
-        .arg("load")
-        .args(args)
-        .args(load_support::engine_args())
-        .output()
-        .unwrap()
-}
 
 /// `servelab load --json` with `args`, which must succeed: the raw JSON
 /// and what it holds.

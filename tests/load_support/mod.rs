@@ -37,6 +37,16 @@ pub fn on_engine(engine: Engine, body: impl FnOnce()) {
     body();
 }
 
+/// `servelab load` with `args`, on the current test's engine.
+pub fn load(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_servelab"))
+        .arg("load")
+        .args(args)
+        .args(engine_args())
+        .output()
+        .unwrap()
+}
+
 /// The `servelab load` flags that select the current test's engine.
 pub fn engine_args() -> Vec<String> {
     match engine() {
