@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod child;
 pub mod cpus;
 pub mod fd_limit;
 pub mod http;

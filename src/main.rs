@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use servelab::child::listening_line;
 use servelab::http::{Limits, MAX_HEADERS_CAP};
 use servelab::models::{Model, Server, ServerConfig};
 use servelab::route::{leak_body, Routes, Work, MAX_BODY, SEED_BODY, SLOW_PATH};
@@ -54,7 +55,7 @@ fn responder(args: ResponderArgs) -> ExitCode {
     };
     // The port chosen when --addr asks for port 0 (as the bench does).
     let addr = listener.local_addr().unwrap_or(args.addr);
-    println!("servelab responder listening on http://{addr}/");
+    println!("{}", listening_line("responder", addr));
     match servelab::responder::run(listener) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -231,9 +232,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     let mut stdout = std::io::stdout();
     let _ = writeln!(
         stdout,
-        "servelab {} listening on http://{}/",
-        args.model.name(),
-        server.local_addr()
+        "{}",
+        listening_line(args.model.name(), server.local_addr())
     );
     if let Some(slow) = args.slow_work {
         // After the listening line, which scripts and tests read first.

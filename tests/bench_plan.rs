@@ -414,16 +414,6 @@ mod runner {
     use servelab::bench::runner::*;
 
     #[test]
-    fn reads_the_listening_line() {
-        assert_eq!(
-            listening_addr("servelab event listening on http://127.0.0.1:9004/"),
-            Some("127.0.0.1:9004".parse().unwrap())
-        );
-        assert_eq!(listening_addr("servelab: SIGTERM, shutting down"), None);
-        assert_eq!(listening_addr("nginx listening on http://x/"), None);
-    }
-
-    #[test]
     fn an_external_server_may_die_of_the_sigterm() {
         use std::os::unix::process::ExitStatusExt;
         use std::process::ExitStatus;

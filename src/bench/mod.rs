@@ -20,7 +20,6 @@ pub mod readme;
 pub mod results;
 pub mod runner;
 pub mod scenarios;
-pub mod spread;
 pub mod targets;
 
 use std::path::Path;
@@ -227,27 +226,12 @@ fn pinning(args: &BenchArgs, notes: &mut Vec<String>) -> Pinning {
         client: (!client.is_empty()).then_some(client),
     }
 }
-/// Code lines (non-blank, non-comment) of `src/models/NAME.rs` or of every
-/// file of `src/models/NAME/`.
-fn model_source_lines(name: &str) -> Option<(String, u64)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let count = |text: &str| {
-        let code = |l: &&str| !l.is_empty() && !l.starts_with("//");
-        text.lines().map(str::trim).filter(code).count() as u64
-    };
-    let file = format!("src/models/{name}.rs");
-    if let Ok(text) = std::fs::read_to_string(root.join(&file)) {
-        return Some((file, count(&text)));
-    }
-    let folder = format!("src/models/{name}/");
-    let mut total = 0;
-    for entry in std::fs::read_dir(root.join(&folder)).ok()? {
-        let path = entry.ok()?.path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            total += count(&std::fs::read_to_string(path).ok()?);
-        }
-    }
-    Some((folder, total))
+/// A model's code lines (non-blank, non-comment) and where they are.
+fn model_source_lines(model: Model) -> (String, u64) {
+    let code = |l: &&str| !l.is_empty() && !l.starts_with("//");
+    let (place, files) = model.source();
+    let lines = files.iter().flat_map(|text| text.lines().map(str::trim));
+    (place.to_string(), lines.filter(code).count() as u64)
 }
 
 fn server_info(spec: &ServerSpec) -> ServerInfo {
@@ -256,7 +240,7 @@ fn server_info(spec: &ServerSpec) -> ServerInfo {
             let help = m
                 .to_possible_value()
                 .and_then(|v| Some(v.get_help()?.to_string()));
-            let source = model_source_lines(m.name());
+            let source = Some(model_source_lines(*m));
             ("model", help.unwrap_or_default(), source)
         }
         ServerKind::External { command } => ("external", format!("external: {command}"), None),

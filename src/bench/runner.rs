@@ -4,16 +4,16 @@
 //! around the recorded window, and stops the server with SIGTERM. It
 //! measures; `analysis.rs` judges.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::child::{ChildServer, Ready};
 use crate::load::{open_idle, run_load, HostileClients, LoadConfig, LoadSummary, SLOWLORIS_SETUP};
 use crate::models::Model;
 use crate::units::utc_now;
@@ -32,8 +32,6 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a server may take to exit after SIGTERM: servelab's default
 /// `--shutdown-timeout` (5 s) and a second of grace.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(6);
-/// The tail of a server's stderr kept for failure reasons.
-const STDERR_TAIL: usize = 2048;
 /// Descriptors the bench needs besides its connections.
 const FD_MARGIN: u64 = 64;
 /// A server that failed to start this many times in a row is not tried again.
@@ -75,13 +73,12 @@ pub struct Pinning {
     pub client: Option<Vec<usize>>,
 }
 
-/// A server child process, in a process group of its own (so that a
-/// terminal's Ctrl-C reaches the bench, which stops it, and not the server).
+/// A server of the bench as a child process ([`ChildServer`]), with what
+/// the bench reads of it.
 pub struct ServerProcess {
-    child: Child,
+    server: ChildServer,
     /// Where it listens.
     pub addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<u8>>>,
     /// The command line, for the report.
     pub command: Vec<String>,
     /// An external server may start processes: they are measured with it.
@@ -130,90 +127,41 @@ impl ServerProcess {
                 .map_err(|e| format!("cannot find the servelab executable: {e}"))?,
         };
         let mut command = Command::new(program);
+        command.args(&argv[1..]);
         let mask = server_cpus.map(cpus::mask);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
         // SAFETY: only async-signal-safe system calls run between fork and
-        // exec: affinity, the open-files limit, and death with the parent.
+        // exec: affinity and the open-files limit.
         unsafe {
             command.pre_exec(move || {
                 if let Some(mask) = &mask {
                     let _ = cpus::pin(mask);
                 }
                 fd_limit::raise_to(None);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", argv.join(" ")))?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let tail = Arc::clone(&stderr);
-            thread::spawn(move || keep_tail(pipe, &tail));
-        }
-        let (tx, rx) = mpsc::channel();
-        if let Some(pipe) = child.stdout.take() {
-            thread::spawn(move || {
-                let mut lines = BufReader::new(pipe).lines();
-                let mut read = lines.by_ref().map_while(Result::ok);
-                if let Some(addr) = read.find_map(|line| listening_addr(&line)) {
-                    let _ = tx.send(addr);
-                }
-                // Keep draining, so that the server never blocks on stdout.
-                lines.for_each(drop);
-            });
-        }
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0))),
-            stderr,
+        let ready = match port {
+            Some(port) => Ready::Accepts(SocketAddr::from(([127, 0, 0, 1], port))),
+            None => Ready::ListeningLine,
+        };
+        let server = ChildServer::start(command, &argv.join(" "), ready, READY_TIMEOUT)?;
+        Ok(ServerProcess {
+            addr: server.addr,
+            server,
             command: argv,
             tree: port.is_some(),
             dies_of_sigterm: !matches!(spec.kind, ServerKind::Model(_)),
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(why) = server.exited("before it was ready") {
-                return Err(why);
-            }
-            let ready = match port {
-                None => rx.try_recv().map(|addr| server.addr = addr).is_ok(),
-                Some(_) => {
-                    TcpStream::connect_timeout(&server.addr, Duration::from_millis(100)).is_ok()
-                }
-            };
-            if ready {
-                return Ok(server);
-            }
-            if Instant::now() >= deadline {
-                let what = match port {
-                    None => "print its listening line",
-                    Some(_) => "accept a connection",
-                };
-                let tail = server.stderr_tail();
-                server.kill();
-                let secs = READY_TIMEOUT.as_secs();
-                return Err(format!("did not {what} within {secs}s{tail}"));
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        })
     }
 
     /// Why, when the server has exited (`when`: "before it was ready"...).
     pub fn exited(&mut self, when: &str) -> Option<String> {
-        let status = self.child.try_wait().ok()??;
-        Some(self.why(status, &format!("exited {when}"), ""))
+        self.server.exited(when)
     }
 
     /// Reads the server's /proc figures (its whole process tree).
     pub fn sample(&self) -> ProcSample {
-        let pid = self.child.id();
+        let pid = self.server.pid();
         match self.tree {
             true => ProcSample::of(&procfs::tree(pid)),
             false => ProcSample::of(&[pid]),
@@ -221,102 +169,26 @@ impl ServerProcess {
     }
 
     /// SIGTERM, then SIGKILL after [`EXIT_TIMEOUT`], and how it went.
-    pub fn stop(mut self) -> ShutdownRecord {
-        let started = Instant::now();
-        // Clean when there is nothing to note; no status: killed.
-        let record = |status: Option<ExitStatus>, waited_s, note: Option<String>| ShutdownRecord {
-            clean: note.is_none(),
-            exit_code: status.and_then(|s| s.code()),
-            signal: status.map_or(Some(libc::SIGKILL), |s| s.signal()),
-            waited_s,
-            note,
-        };
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let note = self.why(status, "had already exited", "");
-            return record(Some(status), 0.0, Some(note));
-        }
-        self.signal(libc::SIGTERM);
-        while started.elapsed() < EXIT_TIMEOUT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let clean = stopped_cleanly(status, self.dies_of_sigterm);
-                let note = (!clean).then(|| self.why(status, "exited", " after SIGTERM"));
-                return record(Some(status), started.elapsed().as_secs_f64(), note);
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-        self.kill();
-        let secs = EXIT_TIMEOUT.as_secs();
-        let note = format!("still running {secs}s after SIGTERM: killed");
-        record(None, started.elapsed().as_secs_f64(), Some(note))
-    }
-
-    /// `{what} ({status}){after}`, then the tail of its stderr.
-    fn why(&self, status: ExitStatus, what: &str, after: &str) -> String {
-        let (status, tail) = (status_text(status), self.stderr_tail());
-        format!("{what} ({status}){after}{tail}")
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on the child's own process group (its pid, set by
-        // process_group(0)); no memory involved.
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), signal) };
-    }
-
-    fn kill(&mut self) {
-        self.signal(libc::SIGKILL);
-        let _ = self.child.wait();
-    }
-
-    /// The last lines of the server's stderr, as `: text` (empty if none).
-    fn stderr_tail(&self) -> String {
-        thread::sleep(Duration::from_millis(20));
-        let bytes = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        match text.trim() {
-            "" => String::new(),
-            text => format!(": {}", text.replace('\n', " / ")),
+    pub fn stop(self) -> ShutdownRecord {
+        let external = self.dies_of_sigterm;
+        let stopped = self
+            .server
+            .stop(EXIT_TIMEOUT, |status| stopped_cleanly(status, external));
+        ShutdownRecord {
+            clean: stopped.note.is_none(),
+            exit_code: stopped.status.and_then(|s| s.code()),
+            // No status: it was killed.
+            signal: stopped.status.map_or(Some(libc::SIGKILL), |s| s.signal()),
+            waited_s: stopped.waited.as_secs_f64(),
+            note: stopped.note,
         }
     }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill();
-        }
-    }
-}
-
-fn keep_tail(mut pipe: impl Read, tail: &Mutex<Vec<u8>>) {
-    let mut buf = [0u8; 1024];
-    while let Ok(n @ 1..) = pipe.read(&mut buf) {
-        if let Ok(mut t) = tail.lock() {
-            t.extend_from_slice(&buf[..n]);
-            let cut = t.len().saturating_sub(STDERR_TAIL);
-            t.drain(..cut);
-        }
-    }
-}
-
-/// The address of a `servelab <model> listening on http://ADDR/` line.
-pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = line.strip_prefix("servelab ")?;
-    let (_, url) = rest.split_once(" listening on http://")?;
-    url.trim_end().trim_end_matches('/').parse().ok()
 }
 
 /// Whether a server that ended after the bench's SIGTERM stopped cleanly:
 /// with status 0, or (an `external` one, without a handler) of the signal.
 pub fn stopped_cleanly(status: ExitStatus, external: bool) -> bool {
     status.success() || (external && status.signal() == Some(libc::SIGTERM))
-}
-
-fn status_text(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => "unknown status".to_string(),
-    }
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -112,6 +112,27 @@ impl Model {
         }
     }
 
+    /// Its own source, built into the binary (so that the bench's
+    /// complexity column needs no source tree): its file or folder under
+    /// `src/models/`, and the text of each of its files.
+    pub fn source(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Model::Sequential => ("src/models/sequential.rs", &[include_str!("sequential.rs")]),
+            Model::Threaded => ("src/models/threaded.rs", &[include_str!("threaded.rs")]),
+            Model::Pool => ("src/models/pool.rs", &[include_str!("pool.rs")]),
+            Model::Event => ("src/models/event.rs", &[include_str!("event.rs")]),
+            Model::Uring => (
+                "src/models/uring/",
+                &[
+                    include_str!("uring/mod.rs"),
+                    include_str!("uring/ring.rs"),
+                    include_str!("uring/buf_ring.rs"),
+                ],
+            ),
+            Model::Tokio => ("src/models/tokio.rs", &[include_str!("tokio.rs")]),
+        }
+    }
+
     /// Whether this model can run on this machine, or why not (a sentence
     /// naming the cause). Only v5 can be unavailable: it needs io_uring
     /// (Linux 6.0+), which an old kernel, `kernel.io_uring_disabled` or a
@@ -767,5 +788,34 @@ impl Drop for LiveGuard {
         let threads = &self.0.threads;
         *threads.count.lock().unwrap() -= 1;
         threads.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Model::source`] is each model's whole source: a folder model's
+    /// list names every file of the folder (one added there must be added
+    /// to the list), and each text is the file's.
+    #[test]
+    fn a_models_source_is_all_of_its_files() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for model in Model::ALL {
+            let (place, texts) = model.source();
+            let mut on_disk: Vec<String> = match place.strip_suffix('/') {
+                Some(folder) => std::fs::read_dir(root.join(folder))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                    .map(|p| std::fs::read_to_string(p).unwrap())
+                    .collect(),
+                None => vec![std::fs::read_to_string(root.join(place)).unwrap()],
+            };
+            let mut built: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+            on_disk.sort();
+            built.sort();
+            assert!(on_disk == built, "{place}: the built-in source differs");
+        }
     }
 }

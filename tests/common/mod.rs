@@ -5,13 +5,13 @@
 //! Every test binary compiles this module but uses only part of it.
 #![allow(dead_code)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use servelab::child::{ChildServer, Ready};
 use servelab::http::Limits;
 use servelab::models::{Model, Server, ServerConfig};
 
@@ -516,18 +516,19 @@ pub fn is_sequential(model: Model) -> bool {
     model == Model::Sequential
 }
 
-/// A `servelab serve` child process, killed (SIGKILL) if a test drops it
-/// without having waited for it, so that a failing test leaks no process.
+/// A `servelab serve` child process ([`ChildServer`]: killed if a test
+/// drops it without having waited for it, so that a failing test leaks no
+/// process).
 pub struct ServeProcess {
-    child: Child,
+    server: ChildServer,
     /// The address it printed it listens on.
     pub addr: SocketAddr,
 }
 
 impl ServeProcess {
     /// Starts `servelab serve --model <model> --addr 127.0.0.1:0 <extra>` and
-    /// reads the listening line from its stdout (bounded wait, on a helper
-    /// thread, so that a child that never prints cannot hang the test).
+    /// reads the listening line from its stdout (a bounded wait, so that a
+    /// child that never prints cannot hang the test).
     pub fn start(model: Model, extra: &[&str]) -> ServeProcess {
         Self::spawn(model, Self::command(model, extra))
     }
@@ -557,66 +558,36 @@ impl ServeProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_servelab"));
         command
             .args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .args(extra);
         command
     }
 
     /// Starts `command` (from [`ServeProcess::command`]) and reads its
-    /// listening line.
-    pub fn spawn(model: Model, mut command: Command) -> ServeProcess {
-        let mut child = command.spawn().expect("spawn servelab");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(IO_TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("servelab printed no listening line");
-            }
-        };
-        let prefix = format!("servelab {} listening on http://", model.name());
-        let addr = line
-            .trim_end()
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix('/'))
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
-        ServeProcess { child, addr }
+    /// listening line; panics with the reason (and the server's stderr)
+    /// when it does not come.
+    pub fn spawn(model: Model, command: Command) -> ServeProcess {
+        let shown = format!("servelab serve --model {}", model.name());
+        let server = ChildServer::start(command, &shown, Ready::ListeningLine, IO_TIMEOUT)
+            .unwrap_or_else(|why| panic!("{shown}: {why}"));
+        ServeProcess {
+            addr: server.addr,
+            server,
+        }
     }
 
     /// The child's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// Sends `signal` to the child.
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid; no memory involved.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
-            0
-        );
+        self.server.signal(signal)
     }
 
     /// Waits up to `within` for the child to exit; `None` if it did not.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        poll(within, || self.child.try_wait().unwrap())
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.server.wait_exit(within)
     }
 }
 
