@@ -3,6 +3,7 @@
 //! `--baseline` ratios, the `--check` targets and the charts' data. Nothing
 //! here formats a file, and nothing in the exporters decides anything.
 
+use clap::ValueEnum;
 use hdrhistogram::Histogram;
 
 use super::columns::{
@@ -21,6 +22,7 @@ use super::targets::{
     self, Checked, ServerRef, RATIO_TOLERANCE, SIMILAR_THROUGHPUT, STALLED_SHARE, V1, V2, V3,
 };
 use crate::load::decode_histogram;
+use crate::models::Model;
 
 /// The seed's summary table, one row per server, measured.
 #[derive(Clone, Debug)]
@@ -598,7 +600,6 @@ impl Ask<'_> {
 
     /// The sentences of `capacity`, `spread` and `body` (issue 14 §5).
     fn capacity_guidance(&self, out: &mut Vec<String>) {
-        let per_sec = |x: f64| format!("{} req/s", format::rate(x));
         let within = |work: Option<&str>| {
             let at = ScenarioId::Capacity.scenario().with_work(work);
             let target = at.and_then(|at| {
@@ -659,10 +660,8 @@ impl Ask<'_> {
         });
         let list = |reactors: bool| {
             let gains = v.iter().filter(|(s, _)| {
-                let model = crate::models::Model::ALL
-                    .into_iter()
-                    .find(|m| m.name() == s);
-                model.is_some_and(|m| m.parks_without_a_thread()) == reactors
+                let model = Model::from_str(s, false);
+                model.is_ok_and(|m| m.parks_without_a_thread()) == reactors
             });
             let text = gains.filter_map(|(s, x)| {
                 let (p, w) = (
@@ -721,7 +720,6 @@ impl Ask<'_> {
 
     fn guidance(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let per_sec = |x: f64| format!("{} req/s", format::rate(x));
         let rps_at = |at: PointId| move |s: &str| self.figure(at, s, Column::Rps);
         let seed_conns = SEED.point().drive.connections();
         let slowloris = match SLOW.point().drive {
@@ -1095,6 +1093,11 @@ fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect();
     pts.push((n.max(1.0), h.max() as f64 / 1e3));
     pts
+}
+
+/// A rate of requests: `12,345 req/s`.
+fn per_sec(x: f64) -> String {
+    format!("{} req/s", format::rate(x))
 }
 
 /// The higher of two rates, either if one is missing (`None`: closed loop).

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cpus;
 use crate::load::{IdleOutcome, LoadSummary, NoiseOutcome, SlowOutcome};
 use crate::procfs::{self, CpuTimes};
 
@@ -103,6 +104,17 @@ pub struct Settings {
     /// What else the machine was doing while the bench ran.
     #[serde(default)]
     pub other_load: Option<OtherLoad>,
+}
+
+impl Settings {
+    /// Where servers and load ran: `servers on CPU 0, load on CPU 1`.
+    pub fn pinning(&self) -> String {
+        let (server, client) = (cpus::list(&self.server_cpus), cpus::list(&self.client_cpus));
+        match self.pinned {
+            true => format!("servers on CPU {server}, load on CPU {client}"),
+            false => "unpinned".to_string(),
+        }
+    }
 }
 
 /// How quiet the machine was: the CPU time that went neither to the bench

@@ -76,9 +76,8 @@ pub struct Pinning {
 /// A server of the bench as a child process ([`ChildServer`]), with what
 /// the bench reads of it.
 pub struct ServerProcess {
-    server: ChildServer,
-    /// Where it listens.
-    pub addr: SocketAddr,
+    /// The process, and where it listens.
+    pub child: ChildServer,
     /// The command line, for the report.
     pub command: Vec<String>,
     /// An external server may start processes: they are measured with it.
@@ -107,7 +106,10 @@ impl ServerProcess {
         // this executable's.
         let (argv, port): (Vec<String>, _) = match &spec.kind {
             ServerKind::External { command } => {
-                let port = free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
+                let free = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+                let port = free
+                    .map_err(|e| format!("cannot find a free port: {e}"))?
+                    .port();
                 let line = command.replace("{port}", &port.to_string());
                 (vec!["sh".into(), "-c".into(), line], Some(port))
             }
@@ -144,24 +146,18 @@ impl ServerProcess {
             Some(port) => Ready::Accepts(SocketAddr::from(([127, 0, 0, 1], port))),
             None => Ready::ListeningLine,
         };
-        let server = ChildServer::start(command, &argv.join(" "), ready, READY_TIMEOUT)?;
+        let child = ChildServer::start(command, &argv.join(" "), ready, READY_TIMEOUT)?;
         Ok(ServerProcess {
-            addr: server.addr,
-            server,
+            child,
             command: argv,
             tree: port.is_some(),
             dies_of_sigterm: !matches!(spec.kind, ServerKind::Model(_)),
         })
     }
 
-    /// Why, when the server has exited (`when`: "before it was ready"...).
-    pub fn exited(&mut self, when: &str) -> Option<String> {
-        self.server.exited(when)
-    }
-
     /// Reads the server's /proc figures (its whole process tree).
     pub fn sample(&self) -> ProcSample {
-        let pid = self.server.pid();
+        let pid = self.child.pid();
         match self.tree {
             true => ProcSample::of(&procfs::tree(pid)),
             false => ProcSample::of(&[pid]),
@@ -172,7 +168,7 @@ impl ServerProcess {
     pub fn stop(self) -> ShutdownRecord {
         let external = self.dies_of_sigterm;
         let stopped = self
-            .server
+            .child
             .stop(EXIT_TIMEOUT, |status| stopped_cleanly(status, external));
         ShutdownRecord {
             clean: stopped.note.is_none(),
@@ -189,10 +185,6 @@ impl ServerProcess {
 /// with status 0, or (an `external` one, without a handler) of the signal.
 pub fn stopped_cleanly(status: ExitStatus, external: bool) -> bool {
     status.success() || (external && status.signal() == Some(libc::SIGTERM))
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// What a cell needs besides its plan.
@@ -276,7 +268,7 @@ pub fn run_cell(cell: &PlannedCell, ctx: &CellContext<'_>, given: &Given) -> Ran
             let cpu_s = loaded.cpu_s - begin.cpu_s;
             result.server_usage = Some(ServerUsage::new(empty, cpu_s, loaded, responses));
             result.client_cpu_s = Some(own_end - own_begin);
-            if let Some(why) = server.exited("during the run") {
+            if let Some(why) = server.child.exited("during the run") {
                 let reason = format!("the server {why}");
                 result.outcome = Outcome::Failed { reason };
             } else if ctx.interrupted.load(Ordering::Relaxed) {
@@ -402,7 +394,7 @@ fn measure_load(
     rate: Option<f64>,
     result: &mut CellResult,
 ) -> Result<Window, String> {
-    let mut config = load_config(server.addr, cell, ctx, rate)?;
+    let mut config = load_config(server.child.addr, cell, ctx, rate)?;
     let cancel = Arc::new(AtomicBool::new(false));
     config.cancel = Some(Arc::clone(&cancel));
     // The load starts after its slowloris connections have had their time
@@ -484,7 +476,7 @@ fn measure_capacity(
         if error.is_some() || ctx.interrupted.load(Ordering::Relaxed) {
             return probe;
         }
-        let report = load_config(server.addr, cell, ctx, Some(rate)).and_then(|config| {
+        let report = load_config(server.child.addr, cell, ctx, Some(rate)).and_then(|config| {
             run_load(&config).map_err(|e| format!("the load could not run: {e}"))
         });
         match report {
@@ -538,7 +530,7 @@ fn measure_idle(
 ) -> Result<Window, String> {
     let begin = mark(server);
     let idle = open_idle(
-        server.addr,
+        server.child.addr,
         connections,
         IDLE_REQUEST,
         cell.duration,

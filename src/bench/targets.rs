@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::columns::{columns, problems, Column, Lookup, Read, Reader, Reference, Unit};
 use super::format;
 use super::results::{BenchResults, CellIndex, Spread};
-use super::scenarios::{PointId, IDLE_10K, LATENCY_75, PIPELINE_16, SEED, SLOW};
+use super::scenarios::{PointId, ScenarioId, IDLE_10K, LATENCY_75, PIPELINE_16, SEED, SLOW};
 use crate::models::Model;
 
 /// Whether a claim or a target holds.
@@ -27,10 +27,9 @@ pub enum Verdict {
 impl Verdict {
     /// Holds or not, as measured.
     pub fn of(holds: bool) -> Verdict {
-        if holds {
-            Verdict::Holds
-        } else {
-            Verdict::DoesNotHold
+        match holds {
+            true => Verdict::Holds,
+            false => Verdict::DoesNotHold,
         }
     }
 }
@@ -179,6 +178,22 @@ const ALL_IDLE_ANSWERED: &[Condition] = &[Condition {
     bound: Bound::AtLeast(9_900.0),
 }];
 
+/// A reactor's target: at `idle` points, its RSS per idle connection (a
+/// figure only when every idle connection was answered); elsewhere, its
+/// server CPU per request as a ratio to the floor's; at most `most`.
+const fn reactor(label: &'static str, server: ServerRef, at: PointId, most: f64) -> Target {
+    let idle = matches!(at.scenario, ScenarioId::Idle);
+    Target {
+        label,
+        server,
+        at,
+        column: if idle { IDLE_RSS } else { CPU },
+        relative_to: if idle { None } else { FLOOR },
+        bound: Bound::AtMost(most),
+        only_if: if idle { ALL_IDLE_ANSWERED } else { &[] },
+    }
+}
+
 /// The reactors (v4, v5, v6) against the floor.
 pub const FLOOR_VS_REACTORS: TargetSet = TargetSet {
     name: "floor-vs-reactors",
@@ -186,87 +201,60 @@ pub const FLOOR_VS_REACTORS: TargetSet = TargetSet {
             as --server floor=...): server CPU per request as ratios measured in the same \
             run, and RSS per idle connection; needs the scenarios seed, pipeline and idle",
     targets: &[
-        Target {
-            label: "v5 server CPU per request at most 1.00× the floor's, unpipelined",
-            server: URING,
-            at: SEED,
-            column: CPU,
-            relative_to: FLOOR,
-            bound: Bound::AtMost(1.00),
-            only_if: &[],
-        },
-        Target {
-            label: "moonshot: v5 server CPU per request at most 0.85× the floor's, unpipelined",
-            server: URING,
-            at: SEED,
-            column: CPU,
-            relative_to: FLOOR,
-            bound: Bound::AtMost(0.85),
-            only_if: &[],
-        },
-        Target {
-            label: "v5 server CPU per request at most the floor's, pipelined 16 deep",
-            server: URING,
-            at: PIPELINE_16,
-            column: CPU,
-            relative_to: FLOOR,
-            bound: Bound::AtMost(1.00),
-            only_if: &[],
-        },
-        Target {
-            label: "v4 server CPU per request at most 1.05× the floor's, unpipelined",
-            server: EVENT,
-            at: SEED,
-            column: CPU,
-            relative_to: FLOOR,
-            bound: Bound::AtMost(1.05),
-            only_if: &[],
-        },
-        Target {
-            label: "v5 RSS per idle connection at most 512 B (10,000 open, all answered)",
-            server: URING,
-            at: IDLE_10K,
-            column: IDLE_RSS,
-            relative_to: None,
-            bound: Bound::AtMost(512.0),
-            only_if: ALL_IDLE_ANSWERED,
-        },
-        Target {
-            label: "v4 RSS per idle connection at most 1 KiB (10,000 open, all answered)",
-            server: EVENT,
-            at: IDLE_10K,
-            column: IDLE_RSS,
-            relative_to: None,
-            bound: Bound::AtMost(1024.0),
-            only_if: ALL_IDLE_ANSWERED,
-        },
-        Target {
-            label: "v6 server CPU per request at most 1.10× the floor's, unpipelined",
-            server: TOKIO,
-            at: SEED,
-            column: CPU,
-            relative_to: FLOOR,
-            bound: Bound::AtMost(1.10),
-            only_if: &[],
-        },
-        Target {
-            label: "v6 server CPU per request at most 1.25× the floor's, pipelined 16 deep",
-            server: TOKIO,
-            at: PIPELINE_16,
-            column: CPU,
-            relative_to: FLOOR,
-            bound: Bound::AtMost(1.25),
-            only_if: &[],
-        },
-        Target {
-            label: "v6 RSS per idle connection at most 1.5 KiB (10,000 open, all answered)",
-            server: TOKIO,
-            at: IDLE_10K,
-            column: IDLE_RSS,
-            relative_to: None,
-            bound: Bound::AtMost(1536.0),
-            only_if: ALL_IDLE_ANSWERED,
-        },
+        reactor(
+            "v5 server CPU per request at most 1.00× the floor's, unpipelined",
+            URING,
+            SEED,
+            1.00,
+        ),
+        reactor(
+            "moonshot: v5 server CPU per request at most 0.85× the floor's, unpipelined",
+            URING,
+            SEED,
+            0.85,
+        ),
+        reactor(
+            "v5 server CPU per request at most the floor's, pipelined 16 deep",
+            URING,
+            PIPELINE_16,
+            1.00,
+        ),
+        reactor(
+            "v4 server CPU per request at most 1.05× the floor's, unpipelined",
+            EVENT,
+            SEED,
+            1.05,
+        ),
+        reactor(
+            "v5 RSS per idle connection at most 512 B (10,000 open, all answered)",
+            URING,
+            IDLE_10K,
+            512.0,
+        ),
+        reactor(
+            "v4 RSS per idle connection at most 1 KiB (10,000 open, all answered)",
+            EVENT,
+            IDLE_10K,
+            1024.0,
+        ),
+        reactor(
+            "v6 server CPU per request at most 1.10× the floor's, unpipelined",
+            TOKIO,
+            SEED,
+            1.10,
+        ),
+        reactor(
+            "v6 server CPU per request at most 1.25× the floor's, pipelined 16 deep",
+            TOKIO,
+            PIPELINE_16,
+            1.25,
+        ),
+        reactor(
+            "v6 RSS per idle connection at most 1.5 KiB (10,000 open, all answered)",
+            TOKIO,
+            IDLE_10K,
+            1536.0,
+        ),
     ],
 };
 

@@ -147,19 +147,6 @@ pub fn provenance(r: &BenchResults) -> String {
 
 fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
     let (s, m, b) = (&r.settings, &r.machine, &r.build);
-    let cpus = |list: &[usize]| {
-        list.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let pinning = match s.pinned {
-        true => {
-            let (server, client) = (cpus(&s.server_cpus), cpus(&s.client_cpus));
-            format!("servers on CPU {server}, load on CPU {client}")
-        }
-        false => "unpinned".to_string(),
-    };
     let baseline = s.baseline.as_ref().map(|b| {
         let header = baseline_header(b);
         format!("{b}: `{header}` is each run's server CPU/req over {b}'s in the same run of the same point")
@@ -177,7 +164,7 @@ fn write_settings(out: &mut String, r: &BenchResults) -> std::fmt::Result {
         ("servelab", Some(servelab)),
         ("started", Some(r.started_at.clone())),
         ("finished", Some(r.finished_at.clone())),
-        ("pinning", Some(pinning)),
+        ("pinning", Some(s.pinning())),
         ("other load", s.other_load.as_ref().map(other_load)),
         ("baseline", baseline),
         ("load threads", Some(s.load_threads.to_string())),

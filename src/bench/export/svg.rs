@@ -26,11 +26,8 @@ const COLOURS: [RGBColor; 8] = [
 /// Renders one SVG file per chart.
 pub fn render(report: &Report<'_>) -> Result<Vec<Output>, String> {
     let draw = |chart: &Chart| {
-        let bytes = draw(chart)?.into_bytes();
-        Ok(Output {
-            file: chart.file.to_string(),
-            bytes,
-        })
+        let (file, bytes) = (chart.file.to_string(), draw(chart)?.into_bytes());
+        Ok(Output { file, bytes })
     };
     report.analysis.charts.iter().map(draw).collect()
 }
