@@ -250,7 +250,7 @@ mod capacity {
     }
 
     #[test]
-    fn a_target_below_the_floor_finds_nothing_in_one_probe() {
+    fn a_target_below_the_floor_finds_nothing_in_two_probes() {
         let plan = Plan {
             target: TARGET,
             ceiling: 100_000.0,
@@ -259,7 +259,32 @@ mod capacity {
         };
         let found = search(plan, queue(100_000.0, Duration::from_millis(2)));
         assert_eq!(found.capacity, None);
-        assert_eq!(found.probes.len(), 1);
+        assert_eq!(found.probes.len(), 2);
+    }
+
+    /// One stall in the lowest probe's window: it is probed again, and the
+    /// search goes on from there.
+    #[test]
+    fn a_stall_in_the_lowest_probe_is_probed_again() {
+        let plan = Plan {
+            target: TARGET,
+            ceiling: 120_000.0,
+            probes: 12,
+            precision: 0.02,
+        };
+        let calm = queue(100_000.0, Duration::from_micros(100));
+        let mut first = true;
+        let found = search(plan, |rate| {
+            let mut p = calm(rate);
+            if std::mem::take(&mut first) {
+                p.p99 = Some(Duration::from_millis(100));
+            }
+            p
+        });
+        assert!(!found.probes[0].holds(TARGET) && found.probes[1].holds(TARGET));
+        assert_eq!(found.probes[0].rate, found.probes[1].rate);
+        let knee = knee(100_000.0, Duration::from_micros(100));
+        assert!(found.capacity.unwrap() <= knee && knee <= found.failed.unwrap());
     }
 
     #[test]
