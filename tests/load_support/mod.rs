@@ -25,11 +25,20 @@ pub fn engine() -> Option<Engine> {
 }
 
 /// Runs a test body on `engine`: [`config`] and [`engine_args`] pass it on.
-/// On io_uring where it cannot run here, says so and passes.
+/// On io_uring where it cannot run here, says so and passes; but fails
+/// under CI (`SERVELAB_REQUIRE_ALL` set, as `common::skip` does), where
+/// every test must run.
 pub fn on_engine(engine: Engine, body: impl FnOnce()) {
     if engine == Engine::Uring {
         if let Err(why) = Engine::uring_availability() {
-            eprintln!("skipped on the uring engine: {why}");
+            let line = format!("skipped on the uring engine: {why}");
+            let required =
+                std::env::var_os("SERVELAB_REQUIRE_ALL").is_some_and(|v| !v.is_empty() && v != "0");
+            assert!(
+                !required,
+                "{line} (SERVELAB_REQUIRE_ALL is set: every test must run)"
+            );
+            eprintln!("{line}");
             return;
         }
     }
