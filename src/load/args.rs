@@ -79,7 +79,7 @@ pub struct LoadArgs {
     /// path's counts and latency apart [default: one kind, the URL's].
     #[arg(long, value_name = "PATH:SHARE%")]
     pub mix: Option<Mix>,
-    /// Also hold N idle keep-alive connections beside the load (wrk cannot):
+    /// Also hold N idle keep-alive connections (at most 1M) beside the load (wrk cannot):
     /// each completes one request (the load's, answered within --timeout)
     /// before the load starts, then stays open sending nothing until the
     /// run ends; the report counts them. What many waiting clients cost a
