@@ -38,21 +38,6 @@ pub struct IdleOutcome {
     pub waited_s: f64,
 }
 
-impl IdleOutcome {
-    /// Adds another client's idle connections (`servelab merge`): counts
-    /// add, the wait is the longest.
-    pub fn add(&mut self, other: &IdleOutcome) {
-        self.connections += other.connections;
-        self.connected += other.connected;
-        self.failed += other.failed;
-        self.answered += other.answered;
-        for (status, n) in &other.status {
-            *self.status.entry(status.clone()).or_default() += n;
-        }
-        self.waited_s = self.waited_s.max(other.waited_s);
-    }
-}
-
 /// Idle keep-alive connections, held open until dropped.
 pub struct IdleConnections {
     _streams: Vec<MioStream>,

@@ -278,11 +278,7 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         histogram_client_lag: lag.as_ref().map(|l| encode_histogram(&l.lag)),
         histogram_minus_lag: lag.as_ref().map(|l| encode_histogram(&l.minus_lag)),
         kinds,
-        idle: checked.iter().flat_map(|c| &c.s.idle).fold(None, |sum, i| {
-            let mut sum: IdleOutcome = sum.unwrap_or_default();
-            sum.add(i);
-            Some(sum)
-        }),
+        idle: add_idle(checked.iter().filter_map(|c| c.s.idle.as_ref())),
         slowloris: add_slowloris(&slow),
         malformed: add_malformed(checked.iter().filter_map(|c| c.s.malformed.as_ref())),
     };
@@ -291,6 +287,24 @@ pub fn merge(inputs: &[(String, LoadSummary)]) -> Result<Merged, String> {
         within_stdev: latency.map(|l| l.within_stdev),
         warnings,
     })
+}
+
+/// The idle connections of several clients as one: counts and statuses
+/// add, the wait is the longest; `None` without any.
+fn add_idle<'a>(all: impl Iterator<Item = &'a IdleOutcome>) -> Option<IdleOutcome> {
+    let mut sum: Option<IdleOutcome> = None;
+    for one in all {
+        let sum = sum.get_or_insert_with(IdleOutcome::default);
+        sum.connections += one.connections;
+        sum.connected += one.connected;
+        sum.failed += one.failed;
+        sum.answered += one.answered;
+        for (code, n) in &one.status {
+            *sum.status.entry(code.clone()).or_default() += n;
+        }
+        sum.waited_s = sum.waited_s.max(one.waited_s);
+    }
+    sum
 }
 
 /// The slowloris outcomes of several clients as one: counts and statuses
