@@ -78,7 +78,7 @@ pub struct BenchArgs {
     /// a table (floor-vs-reactors: v4, v5 and v6 against scripts/floor.c;
     /// seed-claims: the seed's ratio claims about v1-v3).
     #[arg(long, value_name = "SET",
-          value_parser = PossibleValuesParser::new(targets::names()))]
+          value_parser = PossibleValuesParser::new(targets::SETS.iter().map(|s| s.name)))]
     pub check: Option<String>,
     /// Print the plan (cells and planned time) and exit without running it.
     #[arg(long)]

@@ -333,11 +333,6 @@ pub fn find(name: &str) -> Option<&'static TargetSet> {
     SETS.iter().find(|s| s.name == name)
 }
 
-/// Every set's name.
-pub fn names() -> Vec<&'static str> {
-    SETS.iter().map(|s| s.name).collect()
-}
-
 /// A target, checked against the results.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetCheck {
@@ -386,6 +381,10 @@ fn median_column(at: PointId, column: Column) -> Result<Reader, String> {
     }
 }
 
+/// The note of a target whose smallest or largest run disagrees with its median.
+pub const UNSETTLED: &str =
+    "runs on both sides of the bound: the median decides, the spread does not settle it";
+
 /// Checks one target: the verdict follows the median over the measured runs.
 pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
     let cells = CellIndex::of(&r.cells, &r.servers);
@@ -407,13 +406,11 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
         };
         match measure(f) {
             Ok((s, _)) if cond.bound.admits(s.median) => None,
-            Ok((s, _)) => {
-                let (value, bound) = (
-                    format::number(s.median, f.unit()),
-                    cond.bound.text(f.unit()),
-                );
-                Some(format!("{name} {value} (needs {bound})"))
-            }
+            Ok((s, _)) => Some(format!(
+                "{name} {} (needs {})",
+                format::number(s.median, f.unit()),
+                cond.bound.text(f.unit())
+            )),
             Err(_) => Some(format!("{name} not measured")),
         }
     };
@@ -422,6 +419,10 @@ pub fn evaluate(r: &BenchResults, lookup: &Lookup, t: &Target) -> TargetCheck {
         Ok((spread, mut notes)) => {
             let unmet: Vec<String> = t.only_if.iter().filter_map(unmet).collect();
             let verdict = Verdict::of(t.bound.admits(spread.median) && unmet.is_empty());
+            let side = |v| t.bound.admits(v) == t.bound.admits(spread.median);
+            if !(side(spread.min) && side(spread.max)) {
+                notes.push(UNSETTLED.to_string());
+            }
             notes.extend(unmet);
             (
                 Some(spread),
